@@ -1,0 +1,38 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both build their own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+
+.PHONY: run test bench sandbox migrate clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/activate
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+## run: the service on 127.0.0.1:8000 with SQLite, in-process tasks and the Stripe sandbox on 127.0.0.1:12111
+run: $(VENV)/.runtime-installed
+	PYTHON=$(PY) bash scripts/run_local.sh
+
+## test: the whole suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)
+test: $(VENV)/.dev-installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench: throughput, latency and memory figures (needs PostgreSQL; see README)
+bench: $(VENV)/.dev-installed
+	PYTHON=$(PY) bash scripts/bench.sh
+
+## sandbox: only the Stripe sandbox, in the foreground
+sandbox: $(VENV)/.runtime-installed
+	$(PY) -m stripe_sandbox --host 127.0.0.1 --port 12111
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.views import HealthApi
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/health/", HealthApi.as_view(), name="health"),
+    path("api/checkout/", include("checkout.urls")),
+    path("api/webhooks/stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
+
+handler404 = "core.views.json_not_found"
+handler500 = "core.views.json_server_error"

@@ -1,0 +1,42 @@
+"""Operational endpoints: health, and JSON error pages for the API paths."""
+
+from django.db import connection
+from django.http import JsonResponse
+from django.views import defaults
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.exceptions import error_body
+
+
+class HealthApi(APIView):
+    """Answers 200 when the database answers; load balancers and docker-compose poll it."""
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()}),
+            503: inline_serializer("HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}),
+        }
+    )
+    def get(self, request):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
+        except Exception:  # any database failure means "not healthy", never a traceback
+            return Response({"status": "unavailable", "database": "unreachable"}, status=503)
+        return Response({"status": "ok", "database": "ok"})
+
+
+def json_not_found(request, exception=None):
+    if not request.path.startswith("/api/"):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)
+
+
+def json_server_error(request):
+    if not request.path.startswith("/api/"):
+        return defaults.server_error(request)
+    return JsonResponse(error_body("Something went wrong on our side. Please try again.", "internal_error"), status=500)
