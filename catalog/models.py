@@ -123,7 +123,9 @@ class Coupon(TimeStampedModel):
         max_digits=5, decimal_places=2, null=True, blank=True,
         validators=[MinValueValidator(0.01), MaxValueValidator(100)],
     )
-    amount_off = models.PositiveIntegerField(null=True, blank=True, help_text="In cents of `currency`.")
+    # Stripe refuses amount_off=0, so a zero coupon would only fail later, at a customer's checkout.
+    amount_off = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                             help_text="In cents of `currency`.")
     currency = models.CharField(max_length=3, default="usd", validators=[currency_validator])
     duration = models.CharField(max_length=10, choices=CouponDuration.choices, default=CouponDuration.ONCE)
     duration_in_months = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 ('code', models.CharField(help_text='What the customer types; matched without regard to case.', max_length=50)),
                 ('name', models.CharField(blank=True, max_length=200)),
                 ('percent_off', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, validators=[django.core.validators.MinValueValidator(0.01), django.core.validators.MaxValueValidator(100)])),
-                ('amount_off', models.PositiveIntegerField(blank=True, help_text='In cents of `currency`.', null=True)),
+                ('amount_off', models.PositiveIntegerField(blank=True, help_text='In cents of `currency`.', null=True, validators=[django.core.validators.MinValueValidator(1)])),
                 ('currency', models.CharField(default='usd', max_length=3, validators=[django.core.validators.RegexValidator('^[a-z]{3}$', 'A three-letter ISO currency code in lower case, e.g. usd.')])),
                 ('duration', models.CharField(choices=[('once', 'Once'), ('forever', 'Forever'), ('repeating', 'Repeating')], default='once', max_length=10)),
                 ('duration_in_months', models.PositiveSmallIntegerField(blank=True, null=True)),

@@ -1,0 +1,207 @@
+"""Writes of the catalog: loading products, prices and coupons from the catalog data file."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models.functions import Lower
+
+from catalog.catalog_file import CatalogFile, CouponEntry, PriceEntry, catalog_file_parse
+from catalog.models import Coupon, Price, Product
+
+_PRODUCT_FIELDS = ("name", "type", "description", "sort_order", "active")
+# Key of the PostgreSQL advisory lock that makes concurrent loads take turns: "catalog" in ASCII.
+_LOAD_LOCK_KEY = 0x636174616C6F67
+
+
+@dataclass
+class CatalogLoadReport:
+    version: int
+    dry_run: bool = False
+    products_created: int = 0
+    products_updated: int = 0
+    prices_created: int = 0
+    prices_updated: int = 0  # changed in place: only what no checkout session copied (trial days)
+    prices_replaced: int = 0  # amount changed: the old row deactivated, a new active row created
+    coupons_created: int = 0
+    coupons_updated: int = 0
+    # Where the database differs from the file and was left alone because overwrite was off (staff edits).
+    kept: list[str] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return self.products_created + self.prices_created + self.coupons_created
+
+    @property
+    def updated(self) -> int:
+        return self.products_updated + self.prices_updated + self.prices_replaced + self.coupons_updated
+
+    def lines(self, *, verbose: bool = False) -> list[str]:
+        lines = [
+            f"Catalog file version {self.version}: {self.created} created, {self.updated} updated.",
+            f"  products: {self.products_created} created, {self.products_updated} updated; "
+            f"prices: {self.prices_created} created, {self.prices_updated} updated, {self.prices_replaced} replaced; "
+            f"coupons: {self.coupons_created} created, {self.coupons_updated} updated.",
+        ]
+        if self.kept:
+            lines.append(f"{len(self.kept)} entries differ from the file and were kept as they are "
+                         f"(run with --overwrite to replace them{'' if verbose else '; -v 2 lists them'}).")
+            if verbose:
+                lines.extend(f"  - {difference}" for difference in self.kept)
+        if self.dry_run:
+            lines.append("Dry run: nothing was written.")
+        return lines
+
+
+def catalog_load(*, data: dict, overwrite: bool = False, dry_run: bool = False) -> CatalogLoadReport:
+    """Create what the file has and the database lacks; with `overwrite`, also make existing rows match the file.
+
+    Safe to run again: rows that already match are not touched. The file is checked completely before anything is
+    written (ApplicationError, code catalog_file_invalid), and the load is one transaction. Rows the file does not
+    mention are left alone. With `dry_run` the report is computed and the transaction rolled back.
+    """
+    catalog = catalog_file_parse(data=data)
+    report = CatalogLoadReport(version=catalog.version, dry_run=dry_run)
+    with transaction.atomic():
+        _load_lock_take()
+        products = _products_load(catalog=catalog, overwrite=overwrite, report=report)
+        _prices_load(catalog=catalog, products=products, overwrite=overwrite, report=report)
+        _coupons_load(catalog=catalog, products=products, overwrite=overwrite, report=report)
+        if dry_run:
+            transaction.set_rollback(True)
+    return report
+
+
+def _load_lock_take() -> None:
+    """Two loads at once (two deploys) run one after the other, so the second finds the rows the first created
+    instead of failing on a unique index. Released at the end of the transaction. SQLite serialises writers itself."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOAD_LOCK_KEY])
+
+
+def _products_load(*, catalog: CatalogFile, overwrite: bool, report: CatalogLoadReport) -> dict[str, Product]:
+    existing = Product.objects.in_bulk([entry.code for entry in catalog.products], field_name="code")
+    products = {}
+    for entry in catalog.products:
+        wanted = {name: getattr(entry, name) for name in _PRODUCT_FIELDS}
+        product = existing.get(entry.code)
+        if product is None:
+            product = Product.objects.create(code=entry.code, **wanted)
+            report.products_created += 1
+        else:
+            changed = [name for name, value in wanted.items() if getattr(product, name) != value]
+            if changed and overwrite:
+                for name in changed:
+                    setattr(product, name, wanted[name])
+                product.save(update_fields=[*changed, "updated_at"])
+                report.products_updated += 1
+            elif changed:
+                report.kept.append(f"product {entry.code}: differs from the file in {', '.join(changed)}")
+        products[entry.code] = product
+    return products
+
+
+def _prices_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
+                 report: CatalogLoadReport) -> None:
+    rows_by_key: dict[tuple[int, str], list[Price]] = defaultdict(list)
+    for row in Price.objects.filter(product__in=products.values(), currency=catalog.currency).order_by("pk"):
+        rows_by_key[(row.product_id, row.billing_cycle)].append(row)
+
+    for product_entry in catalog.products:
+        product = products[product_entry.code]
+        for entry in product_entry.prices:
+            rows = rows_by_key[(product.pk, entry.billing_cycle)]
+            _price_load(product=product, entry=entry, rows=rows, currency=catalog.currency, overwrite=overwrite,
+                        report=report)
+
+
+def _price_load(*, product: Product, entry: PriceEntry, rows: list[Price], currency: str, overwrite: bool,
+                report: CatalogLoadReport) -> None:
+    where = f"price {product.code} {entry.billing_cycle} {currency}"
+    active = next((row for row in rows if row.active), None)
+    if not rows:
+        _price_create(product=product, entry=entry, currency=currency)
+        report.prices_created += 1
+    elif active is None:
+        # Staff switched this cycle off; only --overwrite brings it back.
+        if overwrite:
+            _price_create(product=product, entry=entry, currency=currency)
+            report.prices_created += 1
+        else:
+            report.kept.append(f"{where}: no active price in the database (deactivated)")
+    elif active.unit_amount != entry.unit_amount:
+        if overwrite:
+            # Checkout sessions point at the old row, so it is retired rather than edited. It is switched off
+            # before the new one is inserted: the "one active price" unique index never sees two at once.
+            active.active = False
+            active.save(update_fields=["active", "updated_at"])
+            _price_create(product=product, entry=entry, currency=currency)
+            report.prices_replaced += 1
+        else:
+            report.kept.append(f"{where}: {active.unit_amount} cents in the database, {entry.unit_amount} in the file")
+    elif active.trial_days != entry.trial_days:
+        if overwrite:
+            active.trial_days = entry.trial_days
+            active.save(update_fields=["trial_days", "updated_at"])
+            report.prices_updated += 1
+        else:
+            report.kept.append(
+                f"{where}: trial_days {active.trial_days} in the database, {entry.trial_days} in the file")
+
+
+def _price_create(*, product: Product, entry: PriceEntry, currency: str) -> Price:
+    return Price.objects.create(product=product, billing_cycle=entry.billing_cycle, currency=currency,
+                                unit_amount=entry.unit_amount, trial_days=entry.trial_days, active=True)
+
+
+def _coupons_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
+                  report: CatalogLoadReport) -> None:
+    # Codes are unique without regard to case, so a staff-made "welcome10" is the file's WELCOME10.
+    existing = {
+        coupon.code.lower(): coupon
+        for coupon in Coupon.objects.alias(code_lower=Lower("code"))
+        .filter(code_lower__in=[entry.code.lower() for entry in catalog.coupons])
+        .prefetch_related("products")
+    }
+    for entry in catalog.coupons:
+        wanted = _coupon_values(entry=entry, currency=catalog.currency)
+        wanted_product_ids = {products[code].pk for code in entry.product_codes}
+        coupon = existing.get(entry.code.lower())
+        if coupon is None:
+            coupon = Coupon.objects.create(code=entry.code, **wanted)
+            coupon.products.set(wanted_product_ids)
+            report.coupons_created += 1
+            continue
+        changed = [name for name, value in wanted.items() if getattr(coupon, name) != value]
+        products_changed = {product.pk for product in coupon.products.all()} != wanted_product_ids
+        if not (changed or products_changed):
+            continue
+        if overwrite:
+            for name in changed:
+                setattr(coupon, name, wanted[name])
+            if changed:
+                coupon.save(update_fields=[*changed, "updated_at"])
+            if products_changed:
+                coupon.products.set(wanted_product_ids)
+            report.coupons_updated += 1
+        else:
+            differing = [*changed, "products"] if products_changed else changed
+            report.kept.append(f"coupon {coupon.code}: differs from the file in {', '.join(differing)}")
+
+
+def _coupon_values(*, entry: CouponEntry, currency: str) -> dict:
+    """The coupon's fields as the file sets them; times_redeemed is the checkout's counter and never loaded."""
+    return {
+        "name": entry.name,
+        "percent_off": entry.percent_off,
+        "amount_off": entry.amount_off,
+        "currency": currency,
+        "duration": entry.duration,
+        "duration_in_months": entry.duration_in_months,
+        "valid_from": entry.valid_from,
+        "valid_until": entry.valid_until,
+        "max_redemptions": entry.max_redemptions,
+        "active": entry.active,
+        "billing_cycles": list(entry.billing_cycles),
+    }
