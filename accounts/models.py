@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from core.models import TimeStampedModel
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -54,3 +56,72 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+class Customer(TimeStampedModel):
+    """The billing account (a person or a company) that holds subscriptions; several users may act for it."""
+
+    name = models.CharField(max_length=255, blank=True)
+    email = models.EmailField(max_length=254, help_text="Billing contact.")
+    stripe_customer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    users = models.ManyToManyField(User, through="CustomerMembership", related_name="customers")
+
+    class Meta:
+        indexes = [models.Index(Lower("email"), name="accounts_customer_email_ci")]
+
+    def __str__(self) -> str:
+        return self.name or self.email
+
+
+class CustomerRole(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Administrator"
+    BILLING = "billing", "Billing"
+    TECHNICAL = "technical", "Technical"
+
+
+class CustomerMembership(TimeStampedModel):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=CustomerRole.choices, default=CustomerRole.OWNER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("customer", "user"), name="accounts_membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.customer}"
+
+
+class SubscriptionStatus(models.TextChoices):
+    """Stripe's subscription statuses."""
+
+    INCOMPLETE = "incomplete", "Incomplete"
+    TRIALING = "trialing", "Trialing"
+    ACTIVE = "active", "Active"
+    PAST_DUE = "past_due", "Past due"
+    UNPAID = "unpaid", "Unpaid"
+    PAUSED = "paused", "Paused"
+    CANCELED = "canceled", "Canceled"
+
+
+class Subscription(TimeStampedModel):
+    """One plan a customer pays for, made from exactly one paid checkout session."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="subscriptions")
+    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, related_name="subscriptions")
+    checkout_session = models.OneToOneField(
+        "checkout.CheckoutSession", on_delete=models.PROTECT, related_name="subscription"
+    )
+    stripe_subscription_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, db_index=True)
+    status = models.CharField(max_length=20, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
+    billing_cycle = models.CharField(max_length=20)
+    amount = models.PositiveIntegerField(help_text="Charged per billing period, in cents, before discounts.")
+    currency = models.CharField(max_length=3)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    domain = models.CharField(max_length=253, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.product.code}/{self.billing_cycle} for {self.customer}"
