@@ -1,0 +1,134 @@
+"""Stripe's `expand[]`: ids replaced by the objects they name, and fields that Stripe only includes on request."""
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stripe_sandbox import objects
+from stripe_sandbox.wire import StripeError
+
+MAX_DEPTH = 4
+LINE_ITEMS_INCLUDED = 10
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A field holding the id of an object of `object_type`."""
+
+    object_type: str
+
+
+@dataclass(frozen=True)
+class Include:
+    """A field absent unless expanded; `build(store, owner)` makes its value from the object that owns it."""
+
+    build: Callable
+
+
+def _session_line_items(store, session):
+    items = store.attached[session["id"], "line_items"]
+    url = f"/v1/checkout/sessions/{session['id']}/line_items"
+    return objects.list_object(items[:LINE_ITEMS_INCLUDED], url=url, has_more=len(items) > LINE_ITEMS_INCLUDED)
+
+
+def _session_breakdown(store, session):
+    discount = store.attached[session["id"], "discount"]
+    amount = session["total_details"]["amount_discount"]
+    return {"discounts": [{"amount": amount, "discount": discount}] if discount else [], "taxes": []}
+
+
+def _item_discounts(store, item):
+    discount = store.attached[item["id"], "discount"]
+    return [{"amount": item["amount_discount"], "discount": discount}] if discount else []
+
+
+def _price_currency_options(store, price):
+    return {
+        price["currency"]: {
+            "custom_unit_amount": None,
+            "tax_behavior": price["tax_behavior"],
+            "unit_amount": price["unit_amount"],
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        }
+    }
+
+
+def _customer_sources(store, customer):
+    return objects.list_object([], url=f"/v1/customers/{customer['id']}/sources", has_more=False)
+
+
+# Per object type, what `expand` can fill in; a dotted key names a field inside one of the object's hashes.
+# Includes the expansions dj-stripe asks for when it re-reads these objects.
+EXPANDABLE = {
+    "checkout.session": {
+        "customer": Ref("customer"),
+        "invoice": Ref("invoice"),
+        "payment_intent": Ref("payment_intent"),
+        "subscription": Ref("subscription"),
+        "line_items": Include(_session_line_items),
+        "total_details.breakdown": Include(_session_breakdown),
+    },
+    "item": {"discounts": Include(_item_discounts)},
+    "price": {
+        "product": Ref("product"),
+        "currency_options": Include(_price_currency_options),
+        "tiers": Include(lambda store, price: None),
+    },
+    "customer": {"default_source": Ref("source"), "sources": Include(_customer_sources)},
+    "coupon": {"applies_to": Include(lambda store, coupon: {"products": []})},
+}
+
+
+def expand(store, obj: dict, paths: list[str]) -> dict:
+    """A copy of `obj` with every path in `paths` expanded; the stored object is left as it was."""
+    if not paths:
+        return obj
+    obj = copy.deepcopy(obj)
+    for path in paths:
+        segments = path.split(".")
+        if len(segments) > MAX_DEPTH:
+            raise StripeError(
+                f"You cannot expand more than {MAX_DEPTH} levels of a property. Property: {path}", param="expand"
+            )
+        _expand(store, obj, segments, path)
+    return obj
+
+
+def _expand(store, node: dict, segments: list[str], path: str) -> None:
+    if node.get("object") == "list" and segments[0] == "data" and len(segments) > 1:
+        for item in node["data"]:
+            _expand(store, item, segments[1:], path)
+        return
+    rules = EXPANDABLE.get(node.get("object"), {})
+    for size in range(len(segments), 0, -1):
+        rule = rules.get(".".join(segments[:size]))
+        if rule is not None:
+            break
+    else:
+        # Not expandable here, but the field may be an object already embedded (a line item's price).
+        value = node.get(segments[0])
+        if len(segments) > 1 and isinstance(value, dict) and "object" in value:
+            _expand(store, value, segments[1:], path)
+            return
+        raise StripeError(f"This property cannot be expanded ({path}).", param="expand")
+
+    *hashes, field = segments[:size]
+    parent = node
+    for name in hashes:
+        parent = parent.get(name)
+        if parent is None:
+            return
+    if isinstance(rule, Ref):
+        value = parent.get(field)
+        if isinstance(value, str):
+            target = store.find(rule.object_type, value)
+            if target is not None:
+                parent[field] = copy.deepcopy(target)
+    elif field not in parent:
+        # A copy, since deeper paths expand inside it and the built value may share dicts with stored objects.
+        parent[field] = copy.deepcopy(rule.build(store, node))
+
+    rest = segments[size:]
+    value = parent.get(field)
+    if rest and isinstance(value, dict):
+        _expand(store, value, rest, path)

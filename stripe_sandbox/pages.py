@@ -1,0 +1,151 @@
+"""The hosted checkout page a session's `url` points at (`/c/pay/{id}`), with its Pay and Cancel buttons."""
+
+import re
+from html import escape
+from urllib.parse import quote, unquote
+
+from stripe_sandbox.responses import Response, html_response
+from stripe_sandbox.store import Store
+
+ZERO_DECIMAL_CURRENCIES = {
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
+}  # fmt: skip
+CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+_PATH = re.compile(r"/c/pay/([^/]+)(/pay|/cancel)?")
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; background: #f6f8fa; color: #1a1f36; margin: 0; }
+main { max-width: 28rem; margin: 3rem auto; background: #fff; padding: 2rem; border-radius: 8px;
+       box-shadow: 0 1px 3px rgba(0, 0, 0, .12); }
+.badge { display: inline-block; background: #ffde92; color: #6a4a00; font-size: .75rem; padding: .15rem .5rem;
+         border-radius: 4px; margin: 0 0 1rem; }
+h1 { font-size: 1.25rem; margin: 0 0 1.5rem; }
+table { width: 100%; border-collapse: collapse; }
+td { padding: .5rem 0; vertical-align: top; }
+td.amount { text-align: right; white-space: nowrap; }
+small { color: #697386; }
+tr.total td { border-top: 1px solid #e3e8ee; font-weight: 600; padding-top: .75rem; }
+.email { margin: 1.5rem 0; }
+form { display: inline; }
+button { font-size: 1rem; padding: .6rem 1.4rem; border-radius: 6px; border: 1px solid #c1c9d2; background: #fff;
+         cursor: pointer; }
+button.pay { background: #635bff; border-color: #635bff; color: #fff; margin-right: .5rem; }
+"""
+
+
+def money(amount: int, currency: str) -> str:
+    """Minor units as people read them: 799 usd is $7.99, 500 jpy is 500 JPY."""
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        number = f"{amount:,}"
+    else:
+        number = f"{amount // 100:,}.{amount % 100:02d}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+
+
+def cycle(recurring: dict | None) -> str:
+    if recurring is None:
+        return "one time"
+    count, interval = recurring["interval_count"], recurring["interval"]
+    return f"per {interval}" if count == 1 else f"every {count} {interval}s"
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} · Stripe sandbox</title><style>{_STYLE}</style></head>"
+        f'<body><main><p class="badge">Test mode · Stripe sandbox · no real payment</p>{body}</main></body></html>\n'
+    )
+
+
+def _message(status: int, title: str, text: str) -> Response:
+    return html_response(status, _document(title, f"<h1>{escape(title)}</h1><p>{escape(text)}</p>"))
+
+
+def _checkout_page(store: Store, session: dict) -> str:
+    currency = session["currency"]
+    items = store.attached[session["id"], "line_items"]
+    subscription_data = store.attached[session["id"], "subscription_data"] or {}
+    trial_days = subscription_data.get("trial_period_days")
+
+    rows = []
+    due_today = 0
+    for item in items:
+        price = item["price"]
+        product = store.find("product", price["product"])
+        each = f"{money(price['unit_amount'], currency)} {cycle(price['recurring'])}"
+        if item["quantity"] > 1:
+            each = f"{item['quantity']} × {each}"
+        description = f"<br><small>{escape(product['description'])}</small>" if product["description"] else ""
+        rows.append(
+            f"<tr><td><strong>{escape(item['description'])}</strong>{description}<br><small>{escape(each)}</small>"
+            f'</td><td class="amount">{money(item["amount_subtotal"], currency)}</td></tr>'
+        )
+        # A free trial defers the recurring charges; one-time items are still paid today.
+        if not (trial_days and price["recurring"]):
+            due_today += item["amount_total"]
+
+    discount = session["total_details"]["amount_discount"]
+    if discount:
+        coupon = store.find("coupon", session["discounts"][0]["coupon"])
+        label = coupon["name"] or coupon["id"]
+        rows.append(
+            f"<tr><td>Discount <small>({escape(label)})</small></td>"
+            f'<td class="amount">−{money(discount, currency)}</td></tr>'
+        )
+    if trial_days:
+        after = ", ".join(
+            f"{money(item['amount_total'], currency)} {cycle(item['price']['recurring'])}"
+            for item in items
+            if item["price"]["recurring"]
+        )
+        rows.append(
+            f"<tr><td>Free trial<br><small>then {escape(after)}</small></td>"
+            f'<td class="amount">{trial_days} days</td></tr>'
+        )
+    rows.append(f'<tr class="total"><td>Total due today</td><td class="amount">{money(due_today, currency)}</td></tr>')
+
+    email = session["customer_email"]
+    if email is None and session["customer"]:
+        email = store.find("customer", session["customer"])["email"]
+    email_line = f'<p class="email">Paying as <strong>{escape(email)}</strong></p>' if email else ""
+    session_id = escape(session["id"], quote=True)
+    cancel = ""
+    if session["cancel_url"]:
+        cancel = f'<form method="post" action="{session_id}/cancel"><button class="cancel">Cancel</button></form>'
+    return _document(
+        "Checkout",
+        f"<h1>Checkout</h1><table>{''.join(rows)}</table>{email_line}"
+        f'<form method="post" action="{session_id}/pay"><button class="pay">Pay</button></form>{cancel}',
+    )
+
+
+def handle(store: Store, method: str, path: str) -> Response:
+    match = _PATH.fullmatch(path)
+    if match is None:
+        return _message(404, "Page not found", "There is no page at this address.")
+    session_id, action = unquote(match[1]), match[2]
+    if (method, action) not in (("GET", None), ("POST", "/pay"), ("POST", "/cancel")):
+        return _message(405, "Method not allowed", f"{method} is not supported here.")
+    with store.lock:
+        session = store.find("checkout.session", session_id)
+        if session is None:
+            return _message(404, "Checkout session not found", "This checkout link is not valid.")
+        if session["status"] == "expired":
+            return _message(410, "Checkout session expired", "This checkout session has expired. Start again.")
+        if action == "/pay":
+            return _message(
+                501,
+                "Payment is not available yet",
+                "Completing a payment in the sandbox comes with the fulfilment work (creating the customer, "
+                "subscription, invoice and payment intent, and sending the webhooks).",
+            )
+        if action == "/cancel":
+            if not session["cancel_url"]:
+                return _message(404, "No cancel URL", "This checkout session was created without a cancel_url.")
+            # Percent-encode what HTTP headers cannot carry, keep what URLs use.
+            location = quote(session["cancel_url"], safe=":/?#[]@!$&'()*+,;=%~")
+            return Response(303, [("Location", location)], b"")
+        return html_response(200, _checkout_page(store, session))

@@ -1,0 +1,11 @@
+"""`/v1/account`: the account the API key belongs to."""
+
+from stripe_sandbox.wire import ApiCall
+
+
+def retrieve_current(call: ApiCall) -> dict:
+    call.params.finish()
+    return call.store.account
+
+
+ROUTES = [("GET", "/v1/account", retrieve_current)]

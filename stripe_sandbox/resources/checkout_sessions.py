@@ -1,0 +1,285 @@
+"""`/v1/checkout/sessions`: create, retrieve, list, list line items and expire."""
+
+from dataclasses import dataclass
+
+from stripe_sandbox import objects
+from stripe_sandbox.resources.products import PriceData, check_price_data, read_price_data, store_price
+from stripe_sandbox.store import Store, new_id
+from stripe_sandbox.wire import ApiCall, Params, StripeError, resource_missing
+
+MIN_LIFETIME = 30 * 60
+MAX_LIFETIME = 24 * 3600
+TRIAL_MAX_DAYS = 730
+
+# API version 2026-03-25.dahlia renamed the ui_mode values; a request gets the names of the version it asks for.
+UI_MODES_RENAMED_IN = "2026-03-25"
+UI_MODES_NOW = {"hosted": "hosted_page", "embedded": "embedded_page"}
+UI_MODES_BEFORE = {"hosted": "hosted", "embedded": "embedded"}
+
+
+def ui_modes(api_version: str) -> dict[str, str]:
+    return UI_MODES_NOW if api_version[:10] >= UI_MODES_RENAMED_IN else UI_MODES_BEFORE
+
+
+@dataclass
+class LineItemInput:
+    price_id: str | None
+    price_data: PriceData | None
+    quantity: int
+    param: str  # `line_items[N]`
+
+
+def _read_line_item(params: Params) -> LineItemInput:
+    price_id = params.string("price")
+    price_params = params.hash("price_data")
+    price_data = read_price_data(price_params, product_description=True) if price_params is not None else None
+    if (price_id is None) == (price_data is None):
+        raise StripeError(
+            f"You must specify exactly one of these parameters: {params.name('price')}, {params.name('price_data')}.",
+            param=params.name("price"),
+        )
+    if not params.has("quantity"):
+        raise StripeError(f"Quantity is required. Add `quantity` to `{params.prefix}`.", param=params.name("quantity"))
+    quantity = params.integer("quantity", minimum=1, maximum=999999)
+    return LineItemInput(price_id=price_id, price_data=price_data, quantity=quantity, param=params.prefix)
+
+
+def create(call: ApiCall) -> dict:
+    params = call.params
+    store = call.store
+    modes = ui_modes(call.api_version)
+
+    mode = params.string("mode", required=True, choices=("payment", "setup", "subscription"))
+    ui_mode = params.string("ui_mode", choices=tuple(modes.values())) or modes["hosted"]
+    success_url = params.url("success_url")
+    cancel_url = params.url("cancel_url")
+    # Checked for embedded sessions but not shown: `return_url` is not among the keys of Stripe's fixture.
+    return_url = params.url("return_url")
+    line_items = [_read_line_item(item) for item in params.hashes("line_items")]
+    customer_id = params.string("customer")
+    customer_email = params.email("customer_email")
+    client_reference_id = params.string("client_reference_id", max_length=200)
+    metadata = params.metadata()
+    subscription_params = params.hash("subscription_data")
+    subscription_data = None
+    if subscription_params is not None:
+        subscription_data = {
+            "metadata": subscription_params.metadata(),
+            "trial_period_days": subscription_params.integer("trial_period_days", minimum=1, maximum=TRIAL_MAX_DAYS),
+        }
+    coupon_ids = [discount.string("coupon", required=True) for discount in params.hashes("discounts")]
+    allow_promotion_codes = params.boolean("allow_promotion_codes")
+    expires_at = params.integer("expires_at")
+    payment_method_types = params.strings("payment_method_types")
+    locale = params.string("locale")
+    billing_address_collection = params.string("billing_address_collection", choices=("auto", "required"))
+    params.finish()
+
+    if mode == "setup":
+        raise StripeError("The Stripe sandbox does not implement setup mode yet.", param="mode")
+    if ui_mode == modes["hosted"]:
+        if success_url is None:
+            raise StripeError(
+                f"success_url is required when ui_mode is `{ui_mode}`.", param="success_url", code="parameter_missing"
+            )
+        if return_url is not None:
+            raise StripeError(f"return_url cannot be used when ui_mode is `{ui_mode}`.", param="return_url")
+    else:
+        for name, value in (("success_url", success_url), ("cancel_url", cancel_url)):
+            if value is not None:
+                raise StripeError(f"{name} cannot be used when ui_mode is `{ui_mode}`.", param=name)
+        if return_url is None:
+            raise StripeError(
+                f"return_url is required when ui_mode is `{ui_mode}`.", param="return_url", code="parameter_missing"
+            )
+    if not line_items:
+        raise StripeError(f"line_items is required in `{mode}` mode.", param="line_items", code="parameter_missing")
+    if customer_id is not None and customer_email is not None:
+        raise StripeError("You may only specify one of these parameters: customer, customer_email.", param="customer")
+    if subscription_data is not None and mode != "subscription":
+        raise StripeError("subscription_data can only be used in `subscription` mode.", param="subscription_data")
+    if len(coupon_ids) > 1:
+        raise StripeError("You may only apply one discount to a Checkout Session.", param="discounts")
+    if coupon_ids and allow_promotion_codes:
+        raise StripeError(
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.", param="discounts"
+        )
+    if expires_at is not None:
+        if expires_at < call.now + MIN_LIFETIME:
+            raise StripeError(
+                "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+                param="expires_at",
+            )
+        if expires_at > call.now + MAX_LIFETIME:
+            raise StripeError(
+                "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+                param="expires_at",
+            )
+
+    prices = _check_line_items(store, mode, line_items)
+    currency = prices[0][0]
+    customer = store.get("customer", customer_id, param="customer", status=400) if customer_id else None
+    coupon = store.get("coupon", coupon_ids[0], param="discounts[0][coupon]", status=400) if coupon_ids else None
+    if coupon is not None and coupon["amount_off"] is not None and coupon["currency"] != currency:
+        raise StripeError(
+            f"The coupon's currency ({coupon['currency']}) does not match the session's currency ({currency}).",
+            param="discounts[0][coupon]",
+        )
+
+    id = new_id("cs_test_", 58)
+    subtotals = [unit_amount * item.quantity for (_, unit_amount, _), item in zip(prices, line_items, strict=True)]
+    item_discounts = _discounts(coupon, subtotals)
+    discount = None
+    if coupon is not None:
+        discount = objects.discount(id=new_id("di_", 24), coupon_id=coupon["id"], checkout_session=id, start=call.now)
+    items = []
+    for item, item_discount in zip(line_items, item_discounts, strict=True):
+        if item.price_data is not None:
+            price = store_price(store, item.price_data, now=call.now, active=False)
+        else:
+            price = store.find("price", item.price_id)
+        product = store.find("product", price["product"])
+        line_item = objects.line_item(
+            id=new_id("li_", 24),
+            price=price,
+            description=product["name"],
+            quantity=item.quantity,
+            amount_discount=item_discount,
+        )
+        store.attached[line_item["id"], "discount"] = discount
+        items.append(line_item)
+
+    hosted = ui_mode == modes["hosted"]
+    session = objects.checkout_session(
+        id=id,
+        created=call.now,
+        expires_at=expires_at or call.now + MAX_LIFETIME,
+        mode=mode,
+        ui_mode=ui_mode,
+        url=f"{call.public_url}/c/pay/{id}" if hosted else None,
+        client_secret=None if hosted else f"{id}_secret_{new_id('', 24)}",
+        currency=currency,
+        amount_subtotal=sum(subtotals),
+        amount_discount=sum(item_discounts),
+        customer=customer["id"] if customer else None,
+        customer_email=customer_email,
+        client_reference_id=client_reference_id,
+        metadata=metadata,
+        success_url=success_url,
+        cancel_url=cancel_url,
+        coupon_id=coupon["id"] if coupon else None,
+        payment_method_types=payment_method_types,
+        locale=locale,
+        billing_address_collection=billing_address_collection,
+        allow_promotion_codes=allow_promotion_codes,
+    )
+    store.attached[id, "line_items"] = items
+    store.attached[id, "discount"] = discount
+    store.attached[id, "subscription_data"] = subscription_data
+    return store.add(session)
+
+
+def _check_line_items(store: Store, mode: str, line_items: list[LineItemInput]) -> list[tuple[str, int, bool]]:
+    """Check the prices against the store and the mode; return (currency, unit amount, recurring) per item."""
+    prices = []
+    for item in line_items:
+        if item.price_data is not None:
+            check_price_data(store, item.price_data)
+            data = item.price_data
+            prices.append((data.currency, data.unit_amount, data.interval is not None))
+            recurring_param, currency_param = data.recurring_param, data.currency_param
+        else:
+            price_param = f"{item.param}[price]"
+            price = store.get("price", item.price_id, param=price_param, status=400)
+            if not price["active"]:
+                raise StripeError(
+                    "The price specified is inactive. This field only accepts active prices.", param=price_param
+                )
+            prices.append((price["currency"], price["unit_amount"], price["recurring"] is not None))
+            recurring_param = currency_param = price_param
+        currency, _, recurring = prices[-1]
+        if mode == "payment" and recurring:
+            raise StripeError(
+                "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode "
+                "or use only one-time prices.",
+                param=recurring_param,
+            )
+        if currency != prices[0][0]:
+            raise StripeError(
+                f"All line items must use the same currency; `{item.param}` is in {currency}, "
+                f"the first is in {prices[0][0]}.",
+                param=currency_param,
+            )
+    if mode == "subscription" and not any(recurring for _, _, recurring in prices):
+        raise StripeError(
+            "You must provide at least one recurring price in `subscription` mode when using prices.",
+            param="line_items",
+        )
+    return prices
+
+
+def _discounts(coupon: dict | None, subtotals: list[int]) -> list[int]:
+    """The discount on each line item: a percentage of each, or a fixed amount shared in proportion."""
+    if coupon is None:
+        return [0] * len(subtotals)
+    if coupon["percent_off"] is not None:
+        # Half-up rounding in integer cents, per line item.
+        return [(subtotal * round(coupon["percent_off"] * 100) + 5000) // 10000 for subtotal in subtotals]
+    total = sum(subtotals)
+    amount = min(coupon["amount_off"], total)
+    shares = [amount * subtotal // total if total else 0 for subtotal in subtotals]
+    shares[-1] += amount - sum(shares)
+    return shares
+
+
+def retrieve(call: ApiCall, id: str) -> dict:
+    call.params.finish()
+    return call.store.get("checkout.session", id)
+
+
+def _page(params: Params, objects_in_order: list[dict], *, url: str, object_type: str) -> dict:
+    """A Stripe list page: `limit` (1 to 100, default 10) objects after `starting_after`."""
+    limit = params.integer("limit", minimum=1, maximum=100) or 10
+    starting_after = params.string("starting_after")
+    params.finish()
+    start = 0
+    if starting_after is not None:
+        ids = [obj["id"] for obj in objects_in_order]
+        if starting_after not in ids:
+            raise resource_missing(object_type, starting_after, param="starting_after", status=400)
+        start = ids.index(starting_after) + 1
+    page = objects_in_order[start : start + limit]
+    return objects.list_object(page, url=url, has_more=start + limit < len(objects_in_order))
+
+
+def list_sessions(call: ApiCall) -> dict:
+    sessions = call.store.newest_first("checkout.session")
+    return _page(call.params, sessions, url="/v1/checkout/sessions", object_type="checkout.session")
+
+
+def list_line_items(call: ApiCall, id: str) -> dict:
+    call.store.get("checkout.session", id)
+    items = call.store.attached[id, "line_items"]
+    return _page(call.params, items, url=f"/v1/checkout/sessions/{id}/line_items", object_type="item")
+
+
+def expire(call: ApiCall, id: str) -> dict:
+    call.params.finish()
+    session = call.store.get("checkout.session", id)
+    if session["status"] != "open":
+        raise StripeError(
+            f"Only Checkout Sessions with a status of `open` can be expired; this one is `{session['status']}`."
+        )
+    session["status"] = "expired"
+    # Stripe shows a session's URL only while the session is open.
+    session["url"] = None
+    return session
+
+
+ROUTES = [
+    ("POST", "/v1/checkout/sessions", create),
+    ("GET", "/v1/checkout/sessions", list_sessions),
+    ("GET", "/v1/checkout/sessions/{id}", retrieve),
+    ("GET", "/v1/checkout/sessions/{id}/line_items", list_line_items),
+    ("POST", "/v1/checkout/sessions/{id}/expire", expire),
+]
