@@ -20,7 +20,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/activate
 
 ## run: the service on 127.0.0.1:8000 with SQLite, in-process tasks and the Stripe sandbox on 127.0.0.1:12111
 run: $(VENV)/.runtime-installed
-	PYTHON=$(PY) bash scripts/run_local.sh
+	PYTHON=$(PY) exec bash scripts/run_local.sh
 
 ## test: the whole suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)
 test: $(VENV)/.dev-installed
@@ -28,7 +28,7 @@ test: $(VENV)/.dev-installed
 
 ## bench: throughput, latency and memory figures (needs PostgreSQL; see README)
 bench: $(VENV)/.dev-installed
-	PYTHON=$(PY) bash scripts/bench.sh
+	$(PY) -m bench.run
 
 ## sandbox: only the Stripe sandbox, in the foreground
 sandbox: $(VENV)/.runtime-installed

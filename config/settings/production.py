@@ -1,11 +1,18 @@
 """Production: every secret must come from the environment; a missing one stops start-up."""
 
 from .base import *  # noqa: F401,F403
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+# No SQLite and no in-process tasks in production: both must be named.
+DATABASES = {"default": {**env.db("DATABASE_URL"), "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}}
+if not env.str("REDIS_URL"):
+    raise ImproperlyConfigured("Set REDIS_URL: production needs Redis for the cache, throttling and Celery.")
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["https://migrahosting.com", "https://www.migrahosting.com"])
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY")
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY

@@ -1,0 +1,167 @@
+"""`make bench`: the service as it runs in production (gunicorn, 4 workers, PostgreSQL, Redis) against the sandbox,
+loaded from a separate process. Prints requests per second and p50/p99 latency per endpoint, each as a ratio to
+/api/health/, and the gunicorn workers' memory before and after a long run.
+
+Needs PostgreSQL and Redis: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/checkout_bench, dropped and
+created afresh) and BENCH_REDIS_URL (default redis://127.0.0.1:6379/13, flushed).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+API_PORT = int(os.environ.get("BENCH_API_PORT", "8011"))
+SANDBOX_PORT = int(os.environ.get("BENCH_SANDBOX_PORT", "12191"))
+API = f"http://127.0.0.1:{API_PORT}"
+SANDBOX = f"http://127.0.0.1:{SANDBOX_PORT}"
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/checkout_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY_REQUESTS", "20000"))
+
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "bench-only-not-a-secret",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_NUM_PROXIES": "0",
+    "DATABASE_URL": DATABASE_URL,
+    "REDIS_URL": REDIS_URL,
+    "STRIPE_SECRET_KEY": "sk_test_benchmark000000000000000000000",
+    "STRIPE_API_BASE": SANDBOX,
+    "THROTTLE_CHECKOUT_CREATE": "1000000/min",
+    "THROTTLE_CHECKOUT_READ": "1000000/min",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def sh(*args, **kwargs):
+    return subprocess.run(args, check=True, cwd=ROOT, env=ENV, **kwargs)
+
+
+def prepare_database():
+    target = urlsplit(DATABASE_URL)
+    name = target.path.lstrip("/")
+    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    sh(PY, "manage.py", "migrate", "--noinput", stdout=subprocess.DEVNULL)
+    sh(PY, "manage.py", "catalog_load", stdout=subprocess.DEVNULL)
+
+
+def wait_for(url: str, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {seconds} s")
+
+
+def start(*args) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def load(url: str, requests: int, concurrency: int = 8, method: str = "GET", body: str | None = None,
+         paths: list[str] | None = None) -> dict:
+    args = [PY, "-m", "bench.load", "--url", url, "--method", method, "--requests", str(requests),
+            "--concurrency", str(concurrency)]
+    if body:
+        args += ["--body-template", body]
+    if paths:
+        paths_file = tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False)
+        paths_file.write("\n".join(paths))
+        paths_file.close()
+        args += ["--paths-file", paths_file.name]
+    result = json.loads(subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    return result
+
+
+def worker_rss_kib(master_pid: int) -> dict[int, int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    rss = {}
+    for pid in map(int, children):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss[pid] = int(line.split()[1])
+    return rss
+
+
+CREATE_BODY = json.dumps({
+    "planId": "starter", "billingCycle": "yearly", "couponCode": "WELCOME10",
+    "customer": {"name": "Bench Customer", "email": "bench{n}@example.com"},
+    "domain": {"mode": "new-or-transfer", "value": "bench{n}.example.com"},
+})
+
+
+def main():
+    print("preparing: fresh database, migrations, catalog ...", flush=True)
+    prepare_database()
+    processes = [start(PY, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT))]
+    gunicorn = start(PY, "-m", "gunicorn", "config.wsgi:application", "--workers", "4", "--bind",
+                     f"127.0.0.1:{API_PORT}", ""--log-level", "warning")
+    processes.append(gunicorn)
+    try:
+        wait_for(f"{SANDBOX}/_sandbox/health")
+        wait_for(f"{API}/api/health/")
+        # Warm every worker (imports, connections) before measuring.
+        load(f"{API}/api/health/", 400, 8)
+        load(f"{API}/api/checkout/create-session", 100, 8, "POST", CREATE_BODY.replace("{n}", "warm{n}"))
+
+        results = {}
+        results["GET /api/health/"] = load(f"{API}/api/health/", 4000, 8)
+        created = load(f"{API}/api/checkout/create-session", 2000, 8, "POST", CREATE_BODY)
+        import psycopg
+
+        with psycopg.connect(DATABASE_URL) as connection:
+            ids = [row[0] for row in connection.execute("SELECT stripe_session_id FROM checkout_sessions LIMIT 500")]
+        results["GET /api/checkout/session/<id>"] = load(
+            f"{API}/api/checkout/session/x", 4000, 8, paths=[f"/api/checkout/session/{i}" for i in ids])
+        results["POST /api/checkout/create-session"] = created
+
+        health = results["GET /api/health/"]["rps"]
+        print(f"\n{'endpoint':36} {'req/s':>8} {'x health':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+        for name, r in results.items():
+            print(f"{name:36} {r['rps']:8.0f} {r['rps'] / health:9.2f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}  "
+                  f"{r['statuses']}")
+
+        before = worker_rss_kib(gunicorn.pid)
+        third = MEMORY_REQUESTS // 3
+        load(f"{API}/api/health/", third, 8)
+        load(f"{API}/api/checkout/session/x", third, 8, paths=[f"/api/checkout/session/{i}" for i in ids])
+        load(f"{API}/api/checkout/create-session", MEMORY_REQUESTS - 2 * third, 8, "POST",
+             CREATE_BODY.replace("{n}", "mem{n}"))
+        after = worker_rss_kib(gunicorn.pid)
+        print(f"\ngunicorn worker memory over {MEMORY_REQUESTS} more requests (RSS, MiB):")
+        for pid in sorted(before):
+            b, a = before[pid] / 1024, after.get(pid, 0) / 1024
+            print(f"  worker {pid}: {b:6.1f} -> {a:6.1f}  ({(a - b) / b * 100:+.1f} %)")
+        total_b, total_a = sum(before.values()), sum(after.values())
+        print(f"  all workers: {total_b / 1024:.1f} -> {total_a / 1024:.1f} MiB ({(total_a - total_b) / total_b * 100:+.1f} %)")
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
