@@ -21,9 +21,12 @@ RUN pip install -r requirements.txt
 COPY . .
 
 # Static files are baked into the image (WhiteNoise serves them). Production settings refuse to load without a secret
-# key, allowed hosts and a Stripe key; these build-only values are used for nothing else and never reach a container.
+# key, allowed hosts, a Stripe key, a database and Redis; these build-only values are used for nothing else, no
+# connection is made, and they never reach a container.
 RUN DJANGO_SECRET_KEY=collectstatic-build-only \
     DJANGO_ALLOWED_HOSTS=localhost \
+    DATABASE_URL=postgres://build@localhost/build \
+    REDIS_URL=redis://localhost:6379/0 \
     STRIPE_SECRET_KEY=sk_test_collectstaticbuildonly000000000 \
     python manage.py collectstatic --noinput
 
