@@ -117,7 +117,7 @@ def main():
     prepare_database()
     processes = [start(PY, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT))]
     gunicorn = start(PY, "-m", "gunicorn", "config.wsgi:application", "--workers", "4", "--bind",
-                     f"127.0.0.1:{API_PORT}", ""--log-level", "warning")
+                     f"127.0.0.1:{API_PORT}", "--log-level", "warning")
     processes.append(gunicorn)
     try:
         wait_for(f"{SANDBOX}/_sandbox/health")
