@@ -1,11 +1,45 @@
-"""`python -m stripe_sandbox [--host H] [--port P] [--public-url URL]`: run the sandbox until SIGTERM or SIGINT."""
+"""`python -m stripe_sandbox [--host H] [--port P] [--public-url URL] [--webhook-...]`: run the sandbox until
+SIGTERM or SIGINT. Each webhook flag's default comes from the environment variable named in its help, then from
+live Stripe's schedule (retries over about three days)."""
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
 from stripe_sandbox.server import DEFAULT_HOST, DEFAULT_PORT, SandboxServer
+from stripe_sandbox.webhooks import DeliveryConfig
+
+_DEFAULTS = DeliveryConfig()
+# Read by name here, so that a search for `os.environ.get("...")` finds every variable the sandbox reads.
+ENVIRONMENT = {
+    "STRIPE_SANDBOX_WEBHOOK_RETRY_BASE": os.environ.get("STRIPE_SANDBOX_WEBHOOK_RETRY_BASE"),
+    "STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS": os.environ.get("STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS"),
+    "STRIPE_SANDBOX_WEBHOOK_TIMEOUT": os.environ.get("STRIPE_SANDBOX_WEBHOOK_TIMEOUT"),
+    "STRIPE_SANDBOX_WEBHOOK_WORKERS": os.environ.get("STRIPE_SANDBOX_WEBHOOK_WORKERS"),
+}
+
+
+def _env(name: str, convert, default):
+    value = ENVIRONMENT[name]
+    if value in (None, ""):
+        return default
+    try:
+        return convert(value)
+    except ValueError:
+        raise SystemExit(f"stripe-sandbox: {name}={value!r} is not a valid {convert.__name__}") from None
+
+
+def _positive(convert):
+    def parse(text: str):
+        value = convert(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0: {text}")
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,10 +49,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_HOST)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--public-url", help="base of the hosted checkout URLs (default: the URL it listens on)")
+    webhooks = parser.add_argument_group("webhook deliveries")
+    webhooks.add_argument(
+        "--webhook-retry-base",
+        type=_positive(float),
+        default=_env("STRIPE_SANDBOX_WEBHOOK_RETRY_BASE", float, _DEFAULTS.retry_base),
+        metavar="SECONDS",
+        help="wait before the second attempt; each later wait doubles "
+        f"(env STRIPE_SANDBOX_WEBHOOK_RETRY_BASE, default {_DEFAULTS.retry_base:g})",
+    )
+    webhooks.add_argument(
+        "--webhook-max-attempts",
+        type=_positive(int),
+        default=_env("STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS", int, _DEFAULTS.max_attempts),
+        metavar="N",
+        help=f"attempts per event and endpoint (env STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS, default "
+        f"{_DEFAULTS.max_attempts})",
+    )
+    webhooks.add_argument(
+        "--webhook-timeout",
+        type=_positive(float),
+        default=_env("STRIPE_SANDBOX_WEBHOOK_TIMEOUT", float, _DEFAULTS.timeout),
+        metavar="SECONDS",
+        help=f"to connect and to get the answer (env STRIPE_SANDBOX_WEBHOOK_TIMEOUT, default {_DEFAULTS.timeout:g})",
+    )
+    webhooks.add_argument(
+        "--webhook-workers",
+        type=_positive(int),
+        default=_env("STRIPE_SANDBOX_WEBHOOK_WORKERS", int, _DEFAULTS.workers),
+        metavar="N",
+        help=f"delivery threads (env STRIPE_SANDBOX_WEBHOOK_WORKERS, default {_DEFAULTS.workers})",
+    )
     args = parser.parse_args(argv)
+    config = DeliveryConfig(
+        retry_base=args.webhook_retry_base,
+        max_attempts=args.webhook_max_attempts,
+        timeout=args.webhook_timeout,
+        workers=args.webhook_workers,
+    )
 
     try:
-        server = SandboxServer(host=args.host, port=args.port, public_url=args.public_url)
+        server = SandboxServer(host=args.host, port=args.port, public_url=args.public_url, webhooks=config)
     except OSError as error:
         print(f"stripe-sandbox: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

@@ -8,14 +8,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stripe_sandbox import control, pages, resources
+from stripe_sandbox import control, fulfillment, pages, resources
 from stripe_sandbox.expand import expand
 from stripe_sandbox.responses import Response, json_response
-from stripe_sandbox.store import IdempotentResult, Store, new_id
+from stripe_sandbox.store import ACCOUNT_API_VERSION, IdempotentResult, Store, new_id
+from stripe_sandbox.webhooks import Dispatcher
 from stripe_sandbox.wire import ApiCall, Params, StripeError, decode_form, encode_json
 
 # What an API request without a Stripe-Version header gets; the project pins the same version.
-DEFAULT_API_VERSION = "2026-05-27.dahlia"
+DEFAULT_API_VERSION = ACCOUNT_API_VERSION
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 _API_KEY = re.compile(r"sk_test_[A-Za-z0-9]{24,}")
@@ -43,18 +44,19 @@ def _unrecognized(method: str, path: str) -> StripeError:
 
 
 class SandboxApp:
-    def __init__(self, *, store: Store, public_url: str):
+    def __init__(self, *, store: Store, public_url: str, dispatcher: Dispatcher):
         self.store = store
         self.public_url = public_url
+        self.dispatcher = dispatcher
 
     def handle(self, request: Request) -> Response:
         path, _, query = request.target.partition("?")
         if path.startswith("/v1/"):
             return self._api(request, path, query)
         if path.startswith("/_sandbox/"):
-            return control.handle(self.store, request.method, path, request.body)
+            return control.handle(self.store, self.dispatcher, request.method, path, query, request.body)
         if path.startswith("/c/pay/"):
-            return pages.handle(self.store, request.method, path)
+            return pages.handle(self.store, request.method, path, request.body)
         return json_response(404, _unrecognized(request.method, path).body())
 
     def _api(self, request: Request, path: str, query: str) -> Response:
@@ -132,18 +134,26 @@ class SandboxApp:
                 if saved is not None:
                     _check_same_request(saved, method, path, params, key)
                     return saved.status, saved.body, saved.request_id, True
-            status, body = self._run(handler, path_args, params, version)
+            # Sessions whose time is up expire before anyone can see or pay them (the sweep thread may lag a second).
+            fulfillment.expire_due_sessions(self.store)
+            status, body = self._run(handler, path_args, params, version, request_id, key)
             if key is not None:
                 # Errors are kept too: a retry with the same key gets the same answer, as the first request did.
                 self.store.save_idempotent_result(key, IdempotentResult(method, path, params, status, body, request_id))
         return status, body, request_id, False
 
-    def _run(self, handler, path_args: dict, params: dict, version: str) -> tuple[int, bytes]:
+    def _run(self, handler, path_args: dict, params: dict, version: str, request_id: str, key: str | None):
         try:
             reader = Params(params)
             expand_paths = reader.strings("expand")
             call = ApiCall(
-                store=self.store, params=reader, now=int(time.time()), api_version=version, public_url=self.public_url
+                store=self.store,
+                params=reader,
+                now=self.store.now(),
+                api_version=version,
+                public_url=self.public_url,
+                request_id=request_id,
+                idempotency_key=key,
             )
             obj = handler(call, **path_args)
             return 200, encode_json(expand(self.store, obj, expand_paths))

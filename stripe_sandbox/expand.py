@@ -19,6 +19,13 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class RefList:
+    """A field holding a list of ids of objects of `object_type` (discounts)."""
+
+    object_type: str
+
+
+@dataclass(frozen=True)
 class Include:
     """A field absent unless expanded; `build(store, owner)` makes its value from the object that owns it."""
 
@@ -64,6 +71,7 @@ EXPANDABLE = {
         "customer": Ref("customer"),
         "invoice": Ref("invoice"),
         "payment_intent": Ref("payment_intent"),
+        "setup_intent": Ref("setup_intent"),
         "subscription": Ref("subscription"),
         "line_items": Include(_session_line_items),
         "total_details.breakdown": Include(_session_breakdown),
@@ -74,8 +82,41 @@ EXPANDABLE = {
         "currency_options": Include(_price_currency_options),
         "tiers": Include(lambda store, price: None),
     },
-    "customer": {"default_source": Ref("source"), "sources": Include(_customer_sources)},
+    "customer": {
+        "default_source": Ref("source"),
+        "invoice_settings.default_payment_method": Ref("payment_method"),
+        "sources": Include(_customer_sources),
+    },
     "coupon": {"applies_to": Include(lambda store, coupon: {"products": []})},
+    "discount": {"customer": Ref("customer")},
+    "subscription": {
+        "customer": Ref("customer"),
+        "default_payment_method": Ref("payment_method"),
+        "default_source": Ref("source"),
+        "discounts": RefList("discount"),
+        "latest_invoice": Ref("invoice"),
+        "pending_setup_intent": Ref("setup_intent"),
+        "schedule": Ref("subscription_schedule"),
+    },
+    "subscription_item": {"discounts": RefList("discount")},
+    "invoice": {
+        "customer": Ref("customer"),
+        "default_payment_method": Ref("payment_method"),
+        "discounts": RefList("discount"),
+        "subscription": Ref("subscription"),
+    },
+    "line_item": {"discounts": RefList("discount")},
+    "payment_intent": {
+        "customer": Ref("customer"),
+        "latest_charge": Ref("charge"),
+        "payment_method": Ref("payment_method"),
+    },
+    "charge": {
+        "balance_transaction": Ref("balance_transaction"),
+        "customer": Ref("customer"),
+        "payment_intent": Ref("payment_intent"),
+    },
+    "payment_method": {"customer": Ref("customer")},
 }
 
 
@@ -124,6 +165,11 @@ def _expand(store, node: dict, segments: list[str], path: str) -> None:
             target = store.find(rule.object_type, value)
             if target is not None:
                 parent[field] = copy.deepcopy(target)
+    elif isinstance(rule, RefList):
+        parent[field] = [
+            copy.deepcopy(store.find(rule.object_type, value) or value) if isinstance(value, str) else value
+            for value in parent.get(field) or []
+        ]
     elif field not in parent:
         # A copy, since deeper paths expand inside it and the built value may share dicts with stored objects.
         parent[field] = copy.deepcopy(rule.build(store, node))
@@ -132,3 +178,7 @@ def _expand(store, node: dict, segments: list[str], path: str) -> None:
     value = parent.get(field)
     if rest and isinstance(value, dict):
         _expand(store, value, rest, path)
+    elif rest and isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                _expand(store, item, rest, path)

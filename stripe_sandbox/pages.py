@@ -1,16 +1,18 @@
-"""The hosted checkout page a session's `url` points at (`/c/pay/{id}`), with its Pay and Cancel buttons."""
+"""The hosted checkout page a session's `url` points at (`/c/pay/{id}`), with its Pay and Cancel buttons.
+
+Pay completes the session as a customer paying by card would (a second button pays by bank debit, a delayed
+payment that `POST /v1/test_helpers/checkout/sessions/{id}/async_payment` settles), then goes to the success URL.
+"""
 
 import re
 from html import escape
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
+from stripe_sandbox import fulfillment
+from stripe_sandbox.amounts import cycle, money
 from stripe_sandbox.responses import Response, html_response
 from stripe_sandbox.store import Store
-
-ZERO_DECIMAL_CURRENCIES = {
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
-}  # fmt: skip
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+from stripe_sandbox.wire import EMAIL, StripeError
 
 _PATH = re.compile(r"/c/pay/([^/]+)(/pay|/cancel)?")
 
@@ -31,24 +33,11 @@ form { display: inline; }
 button { font-size: 1rem; padding: .6rem 1.4rem; border-radius: 6px; border: 1px solid #c1c9d2; background: #fff;
          cursor: pointer; }
 button.pay { background: #635bff; border-color: #635bff; color: #fff; margin-right: .5rem; }
+button.bank { margin-right: .5rem; }
+label { display: block; margin: 1.5rem 0; }
+input[type=email] { display: block; width: 100%; box-sizing: border-box; font-size: 1rem; padding: .5rem;
+                    margin-top: .25rem; border: 1px solid #c1c9d2; border-radius: 6px; }
 """
-
-
-def money(amount: int, currency: str) -> str:
-    """Minor units as people read them: 799 usd is $7.99, 500 jpy is 500 JPY."""
-    if currency in ZERO_DECIMAL_CURRENCIES:
-        number = f"{amount:,}"
-    else:
-        number = f"{amount // 100:,}.{amount % 100:02d}"
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
-
-
-def cycle(recurring: dict | None) -> str:
-    if recurring is None:
-        return "one time"
-    count, interval = recurring["interval_count"], recurring["interval"]
-    return f"per {interval}" if count == 1 else f"every {count} {interval}s"
 
 
 def _document(title: str, body: str) -> str:
@@ -110,19 +99,47 @@ def _checkout_page(store: Store, session: dict) -> str:
     email = session["customer_email"]
     if email is None and session["customer"]:
         email = store.find("customer", session["customer"])["email"]
-    email_line = f'<p class="email">Paying as <strong>{escape(email)}</strong></p>' if email else ""
+    if email:
+        email_field = f'<p class="email">Paying as <strong>{escape(email)}</strong></p>'
+    else:
+        email_field = '<label>E-mail <input type="email" name="email" required autocomplete="email"></label>'
     session_id = escape(session["id"], quote=True)
     cancel = ""
     if session["cancel_url"]:
         cancel = f'<form method="post" action="{session_id}/cancel"><button class="cancel">Cancel</button></form>'
     return _document(
         "Checkout",
-        f"<h1>Checkout</h1><table>{''.join(rows)}</table>{email_line}"
-        f'<form method="post" action="{session_id}/pay"><button class="pay">Pay</button></form>{cancel}',
+        f"<h1>Checkout</h1><table>{''.join(rows)}</table>"
+        f'<form method="post" action="{session_id}/pay">{email_field}'
+        '<button class="pay" name="payment" value="card">Pay</button>'
+        '<button class="bank" name="payment" value="bank_debit">Pay by bank debit (delayed)</button></form>'
+        f"{cancel}",
     )
 
 
-def handle(store: Store, method: str, path: str) -> Response:
+def _pay(store: Store, session: dict, body: bytes) -> Response:
+    form = dict(parse_qsl(body.decode("utf-8", "replace")))
+    email = form.get("email") or None
+    if email is not None and not EMAIL.fullmatch(email):
+        return _message(400, "Invalid e-mail address", "Go back and enter a valid e-mail address.")
+    payment_status = "unpaid" if form.get("payment") == "bank_debit" else "paid"
+    try:
+        fulfillment.complete_session(store, session, now=store.now(), payment_status=payment_status, email=email)
+    except StripeError as error:
+        return _message(400, "Payment not possible", error.message)
+    target = session["success_url"] or store.attached.get((session["id"], "return_url"))
+    if target is None:
+        return _message(200, "Payment complete", "You can close this page.")
+    target = target.replace("{CHECKOUT_SESSION_ID}", session["id"])
+    return Response(303, [("Location", _header_safe(target))], b"")
+
+
+def _header_safe(url: str) -> str:
+    # Percent-encode what HTTP headers cannot carry, keep what URLs use.
+    return quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+def handle(store: Store, method: str, path: str, body: bytes = b"") -> Response:
     match = _PATH.fullmatch(path)
     if match is None:
         return _message(404, "Page not found", "There is no page at this address.")
@@ -130,22 +147,20 @@ def handle(store: Store, method: str, path: str) -> Response:
     if (method, action) not in (("GET", None), ("POST", "/pay"), ("POST", "/cancel")):
         return _message(405, "Method not allowed", f"{method} is not supported here.")
     with store.lock:
+        fulfillment.expire_due_sessions(store)
         session = store.find("checkout.session", session_id)
         if session is None:
             return _message(404, "Checkout session not found", "This checkout link is not valid.")
         if session["status"] == "expired":
             return _message(410, "Checkout session expired", "This checkout session has expired. Start again.")
-        if action == "/pay":
+        if session["status"] == "complete":
             return _message(
-                501,
-                "Payment is not available yet",
-                "Completing a payment in the sandbox comes with the fulfilment work (creating the customer, "
-                "subscription, invoice and payment intent, and sending the webhooks).",
+                200 if action is None else 400, "Already paid", "This checkout session is complete: nothing to pay."
             )
+        if action == "/pay":
+            return _pay(store, session, body)
         if action == "/cancel":
             if not session["cancel_url"]:
                 return _message(404, "No cancel URL", "This checkout session was created without a cancel_url.")
-            # Percent-encode what HTTP headers cannot carry, keep what URLs use.
-            location = quote(session["cancel_url"], safe=":/?#[]@!$&'()*+,;=%~")
-            return Response(303, [("Location", location)], b"")
+            return Response(303, [("Location", _header_safe(session["cancel_url"]))], b"")
         return html_response(200, _checkout_page(store, session))

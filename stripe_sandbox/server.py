@@ -8,13 +8,16 @@ from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from stripe_sandbox import fulfillment
 from stripe_sandbox.app import Request, SandboxApp
 from stripe_sandbox.responses import Response, json_response
 from stripe_sandbox.store import Store
+from stripe_sandbox.webhooks import DeliveryConfig, Dispatcher
 from stripe_sandbox.wire import StripeError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 12111
+EXPIRY_SWEEP_SECONDS = 1.0
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -77,30 +80,57 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SandboxServer:
-    """The sandbox in this process: `SandboxServer(port=0).start_in_thread()`, then `.url`, then `.shutdown()`."""
+    """The sandbox in this process: `SandboxServer(port=0).start_in_thread()`, then `.url`, then `.shutdown()`.
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, public_url: str | None = None):
+    Besides the HTTP server it runs the webhook delivery threads and a sweep that expires sessions every second.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        public_url: str | None = None,
+        webhooks: DeliveryConfig | None = None,
+        expiry_sweep_seconds: float | None = EXPIRY_SWEEP_SECONDS,
+    ):
+        """`expiry_sweep_seconds=None` runs no sweep: sessions then expire only when a request touches them."""
         self.store = Store()
+        self.dispatcher = Dispatcher(self.store, webhooks)
+        self.store.event_sink = self.dispatcher.enqueue
         self._httpd = _HTTPServer((host, port), _Handler)
         bound_host, bound_port = self._httpd.server_address[:2]
         self.url = f"http://{bound_host}:{bound_port}"
         self.public_url = (public_url or self.url).rstrip("/")
-        self._httpd.app = SandboxApp(store=self.store, public_url=self.public_url)
+        self._httpd.app = SandboxApp(store=self.store, public_url=self.public_url, dispatcher=self.dispatcher)
         self._thread: threading.Thread | None = None
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever()
+        self._sweep_seconds = expiry_sweep_seconds
+        self._sweeper: threading.Thread | None = None
+        self._stop_sweeping = threading.Event()
 
     def start_in_thread(self) -> "SandboxServer":
+        self.dispatcher.start()
+        if self._sweep_seconds is not None:
+            self._sweeper = threading.Thread(target=self._sweep, name="stripe-sandbox-expiry", daemon=True)
+            self._sweeper.start()
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="stripe-sandbox", daemon=True)
         self._thread.start()
         return self
+
+    def _sweep(self) -> None:
+        while not self._stop_sweeping.wait(self._sweep_seconds):
+            with self.store.lock:
+                fulfillment.expire_due_sessions(self.store)
 
     def shutdown(self) -> None:
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
             self._thread = None
+        if self._sweeper is not None:
+            self._stop_sweeping.set()
+            self._sweeper.join()
+            self._sweeper = None
+        self.dispatcher.stop()
         self._httpd.server_close()
 
     def __enter__(self) -> "SandboxServer":

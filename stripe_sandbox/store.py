@@ -1,20 +1,26 @@
-"""The sandbox's in-memory state: Stripe objects, idempotent results, injected faults and the request log."""
+"""The sandbox's in-memory state: Stripe objects and events, the clock, idempotent results, injected faults and the
+request log."""
 
+import json
 import secrets
 import string
 import threading
 import time
 from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stripe_sandbox import objects
-from stripe_sandbox.wire import resource_missing
+from stripe_sandbox.wire import encode_json, resource_missing
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 
 # The account is configuration rather than state: a fixed id survives resets and restarts, so the owner account that
 # dj-stripe stored for our API key stays valid.
 ACCOUNT_ID = "acct_1SbxLocalSandbox"
+
+# The API version events are rendered in: the account's default, which the project pins too.
+ACCOUNT_API_VERSION = "2026-05-27.dahlia"
 
 REQUEST_LOG_SIZE = 1000
 IDEMPOTENCY_KEYS_KEPT = 10_000
@@ -60,23 +66,36 @@ class Fault:
 
 
 class Store:
-    """All state behind one re-entrant lock; the server holds it for the whole of an API call."""
+    """All state behind one re-entrant lock; the server holds it for the whole of an API call.
+
+    `event_sink`, when set, is called (under the lock, so in creation order) with each new event and the ids of the
+    webhook endpoints that want it; it must only queue the work, never wait.
+    """
 
     def __init__(self):
         self.lock = threading.RLock()
         self.account = objects.account(id=ACCOUNT_ID, created=int(time.time()))
+        self.event_sink: Callable[[dict, list[str]], None] | None = None
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
+            # Seconds added to the wall clock by POST /_sandbox/clock/advance.
+            self.clock_offset = 0
+            # (expires_at, session id) of sessions created open, soonest first; see fulfillment.expire_due_sessions.
+            self.expirations: list[tuple[int, str]] = []
             self._objects: dict[tuple[str, str], dict] = {}
             self._ids_by_type: dict[str, list[str]] = defaultdict(list)
             # Data that belongs to an object without being one of its fields, keyed by (object id, name):
-            # a session's line items and discount, its subscription_data for the subscription it will create.
+            # a session's line items, discount, subscription_data (for the subscription it will create) and
+            # return_url; an invoice's payment intent; a webhook endpoint's signing secret.
             self.attached: dict[tuple[str, str], object] = {}
             self.idempotent: OrderedDict[str, IdempotentResult] = OrderedDict()
             self.requests: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
             self.faults: list[Fault] = []
+
+    def now(self) -> int:
+        return int(time.time()) + self.clock_offset
 
     # Stripe objects
 
@@ -84,6 +103,10 @@ class Store:
         self._objects[obj["object"], obj["id"]] = obj
         self._ids_by_type[obj["object"]].append(obj["id"])
         return obj
+
+    def remove(self, object_type: str, id: str) -> None:
+        del self._objects[object_type, id]
+        self._ids_by_type[object_type].remove(id)
 
     def find(self, object_type: str, id: str) -> dict | None:
         return self._objects.get((object_type, id))
@@ -96,6 +119,47 @@ class Store:
 
     def newest_first(self, object_type: str) -> list[dict]:
         return [self._objects[object_type, id] for id in reversed(self._ids_by_type[object_type])]
+
+    # Events
+
+    def emit(
+        self,
+        type: str,
+        obj: dict,
+        *,
+        request: dict | None = None,
+        previous_attributes: dict | None = None,
+    ) -> dict:
+        """Record an event about `obj` (a snapshot of it as it is now) and hand it to the webhook endpoints that want
+        it. `request` is `{"id": ..., "idempotency_key": ...}` of the API request that caused it, if any."""
+        endpoints = self.endpoints_for(type)
+        request = request or {}
+        event = self.add(
+            objects.event(
+                id=new_id("evt_", 24),
+                created=self.now(),
+                type=type,
+                api_version=ACCOUNT_API_VERSION,
+                # A JSON round trip is a deep copy, and quicker than copy.deepcopy.
+                data_object=json.loads(encode_json(obj)),
+                previous_attributes=previous_attributes,
+                request_id=request.get("id"),
+                idempotency_key=request.get("idempotency_key"),
+                pending_webhooks=len(endpoints),
+            )
+        )
+        if endpoints and self.event_sink is not None:
+            self.event_sink(event, endpoints)
+        return event
+
+    def endpoints_for(self, type: str) -> list[str]:
+        """The enabled webhook endpoints that want events of `type`, oldest first."""
+        return [
+            endpoint["id"]
+            for endpoint in reversed(self.newest_first("webhook_endpoint"))
+            if endpoint["status"] == "enabled"
+            and ("*" in endpoint["enabled_events"] or type in endpoint["enabled_events"])
+        ]
 
     # Idempotency
 

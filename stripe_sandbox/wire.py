@@ -14,7 +14,7 @@ _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 _INTEGER = re.compile(r"-?\d+")
 _DECIMAL = re.compile(r"-?\d+(\.\d+)?")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX_LENGTH = 40
@@ -150,6 +150,15 @@ class Params:
             raise StripeError(f"Invalid decimal: {value}", param=self.name(key))
         return float(value)
 
+    def range(self, key) -> dict[str, int] | None:
+        """A timestamp filter: `key=<int>` (exactly) or `key[gt|gte|lt|lte]=<int>`, as {"gte": .., "lte": ..}."""
+        value = self._data.get(key)
+        if isinstance(value, str) or value is None:
+            exact = self.integer(key)
+            return None if exact is None else {"gte": exact, "lte": exact}
+        bounds = self.hash(key)
+        return {op: number for op in ("gt", "gte", "lt", "lte") if (number := bounds.integer(op)) is not None}
+
     def boolean(self, key) -> bool | None:
         value = self.string(key)
         if value is None:
@@ -171,7 +180,7 @@ class Params:
 
     def email(self, key) -> str | None:
         value = self.string(key, max_length=512)
-        if value is not None and not _EMAIL.fullmatch(value):
+        if value is not None and not EMAIL.fullmatch(value):
             raise StripeError(f"Invalid email address: {value}", param=self.name(key), code="email_invalid")
         return value
 
@@ -221,7 +230,9 @@ class Params:
         self._children.extend(children)
         return children
 
-    def metadata(self, key="metadata") -> dict[str, str]:
+    def metadata(self, key="metadata", *, keep_empty=False) -> dict[str, str]:
+        """Metadata checked against Stripe's limits; an empty value unsets its key, so it is dropped unless
+        `keep_empty` (for updates, which must see what to unset)."""
         value = self._raw(key)
         if value is None:
             return {}
@@ -249,7 +260,7 @@ class Params:
                     f"but you passed in a value with {len(item_value)} characters.",
                     param=name,
                 )
-            if item_value != "":  # an empty value unsets the key
+            if item_value != "" or keep_empty:
                 metadata[item_key] = item_value
         return metadata
 
@@ -271,3 +282,10 @@ class ApiCall:
     now: int
     api_version: str
     public_url: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def event_request(self) -> dict:
+        """The `request` of the events this call causes."""
+        return {"id": self.request_id, "idempotency_key": self.idempotency_key}

@@ -4,14 +4,32 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from stripe_sandbox.resources import accounts, checkout_sessions, coupons, customers, products
+from stripe_sandbox.resources import (
+    accounts,
+    checkout_sessions,
+    coupons,
+    customers,
+    events,
+    invoices,
+    payments,
+    products,
+    subscriptions,
+    test_helpers,
+    webhook_endpoints,
+)
 
 ROUTES = [
     *accounts.ROUTES,
     *checkout_sessions.ROUTES,
     *coupons.ROUTES,
     *customers.ROUTES,
+    *events.ROUTES,
+    *invoices.ROUTES,
+    *payments.ROUTES,
     *products.ROUTES,
+    *subscriptions.ROUTES,
+    *test_helpers.ROUTES,
+    *webhook_endpoints.ROUTES,
 ]
 
 _COMPILED = [

@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass
 
-from stripe_sandbox import objects
+from stripe_sandbox import fulfillment, objects
+from stripe_sandbox.amounts import amounts_off
+from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.resources.products import PriceData, check_price_data, read_price_data, store_price
 from stripe_sandbox.store import Store, new_id
-from stripe_sandbox.wire import ApiCall, Params, StripeError, resource_missing
+from stripe_sandbox.wire import ApiCall, Params, StripeError
 
 MIN_LIFETIME = 30 * 60
 MAX_LIFETIME = 24 * 3600
@@ -128,7 +130,7 @@ def create(call: ApiCall) -> dict:
 
     id = new_id("cs_test_", 58)
     subtotals = [unit_amount * item.quantity for (_, unit_amount, _), item in zip(prices, line_items, strict=True)]
-    item_discounts = _discounts(coupon, subtotals)
+    item_discounts = amounts_off(coupon, subtotals)
     discount = None
     if coupon is not None:
         discount = objects.discount(id=new_id("di_", 24), coupon_id=coupon["id"], checkout_session=id, start=call.now)
@@ -139,7 +141,7 @@ def create(call: ApiCall) -> dict:
         else:
             price = store.find("price", item.price_id)
         product = store.find("product", price["product"])
-        line_item = objects.line_item(
+        line_item = objects.checkout_item(
             id=new_id("li_", 24),
             price=price,
             description=product["name"],
@@ -176,6 +178,8 @@ def create(call: ApiCall) -> dict:
     store.attached[id, "line_items"] = items
     store.attached[id, "discount"] = discount
     store.attached[id, "subscription_data"] = subscription_data
+    store.attached[id, "return_url"] = return_url
+    fulfillment.schedule_expiry(store, session)
     return store.add(session)
 
 
@@ -218,62 +222,33 @@ def _check_line_items(store: Store, mode: str, line_items: list[LineItemInput]) 
     return prices
 
 
-def _discounts(coupon: dict | None, subtotals: list[int]) -> list[int]:
-    """The discount on each line item: a percentage of each, or a fixed amount shared in proportion."""
-    if coupon is None:
-        return [0] * len(subtotals)
-    if coupon["percent_off"] is not None:
-        # Half-up rounding in integer cents, per line item.
-        return [(subtotal * round(coupon["percent_off"] * 100) + 5000) // 10000 for subtotal in subtotals]
-    total = sum(subtotals)
-    amount = min(coupon["amount_off"], total)
-    shares = [amount * subtotal // total if total else 0 for subtotal in subtotals]
-    shares[-1] += amount - sum(shares)
-    return shares
-
-
 def retrieve(call: ApiCall, id: str) -> dict:
     call.params.finish()
     return call.store.get("checkout.session", id)
 
 
-def _page(params: Params, objects_in_order: list[dict], *, url: str, object_type: str) -> dict:
-    """A Stripe list page: `limit` (1 to 100, default 10) objects after `starting_after`."""
-    limit = params.integer("limit", minimum=1, maximum=100) or 10
-    starting_after = params.string("starting_after")
-    params.finish()
-    start = 0
-    if starting_after is not None:
-        ids = [obj["id"] for obj in objects_in_order]
-        if starting_after not in ids:
-            raise resource_missing(object_type, starting_after, param="starting_after", status=400)
-        start = ids.index(starting_after) + 1
-    page = objects_in_order[start : start + limit]
-    return objects.list_object(page, url=url, has_more=start + limit < len(objects_in_order))
-
-
 def list_sessions(call: ApiCall) -> dict:
-    sessions = call.store.newest_first("checkout.session")
-    return _page(call.params, sessions, url="/v1/checkout/sessions", object_type="checkout.session")
+    params = call.params
+    filters = {name: params.string(name) for name in ("customer", "payment_intent", "status", "subscription")}
+    created = created_filter(params)
+    sessions = [
+        session
+        for session in call.store.newest_first("checkout.session")
+        if all(value is None or session[name] == value for name, value in filters.items()) and created(session)
+    ]
+    return page(params, sessions, url="/v1/checkout/sessions", object_type="checkout.session")
 
 
 def list_line_items(call: ApiCall, id: str) -> dict:
     call.store.get("checkout.session", id)
     items = call.store.attached[id, "line_items"]
-    return _page(call.params, items, url=f"/v1/checkout/sessions/{id}/line_items", object_type="item")
+    return page(call.params, items, url=f"/v1/checkout/sessions/{id}/line_items", object_type="item")
 
 
 def expire(call: ApiCall, id: str) -> dict:
     call.params.finish()
     session = call.store.get("checkout.session", id)
-    if session["status"] != "open":
-        raise StripeError(
-            f"Only Checkout Sessions with a status of `open` can be expired; this one is `{session['status']}`."
-        )
-    session["status"] = "expired"
-    # Stripe shows a session's URL only while the session is open.
-    session["url"] = None
-    return session
+    return fulfillment.expire_session(call.store, session, now=call.now, request=call.event_request)
 
 
 ROUTES = [

@@ -41,7 +41,7 @@ def create(call: ApiCall) -> dict:
     if id is not None and call.store.find("coupon", id) is not None:
         raise StripeError("Coupon already exists.", param="id", code="resource_already_exists")
 
-    return call.store.add(
+    coupon = call.store.add(
         objects.coupon(
             id=id or new_id("", 8).upper(),
             created=call.now,
@@ -56,6 +56,8 @@ def create(call: ApiCall) -> dict:
             metadata=metadata,
         )
     )
+    call.store.emit("coupon.created", coupon, request=call.event_request)
+    return coupon
 
 
 def retrieve(call: ApiCall, id: str) -> dict:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from stripe_sandbox import objects
+from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import Store, new_id
 from stripe_sandbox.wire import ApiCall, Params, StripeError
 
@@ -123,7 +124,7 @@ def product_create(call: ApiCall) -> dict:
     params.finish()
     if id is not None and call.store.find("product", id) is not None:
         raise StripeError("Product already exists.", param="id", code="resource_already_exists")
-    return call.store.add(
+    product = call.store.add(
         objects.product(
             id=id or new_id("prod_", 14),
             created=call.now,
@@ -133,11 +134,19 @@ def product_create(call: ApiCall) -> dict:
             active=active is not False,
         )
     )
+    call.store.emit("product.created", product, request=call.event_request)
+    return product
 
 
 def product_retrieve(call: ApiCall, id: str) -> dict:
     call.params.finish()
     return call.store.get("product", id)
+
+
+def product_features(call: ApiCall, id: str) -> dict:
+    """A product's entitlement features: the sandbox has none (dj-stripe asks for them when it syncs a product)."""
+    call.store.get("product", id)
+    return page(call.params, [], url=f"/v1/products/{id}/features", object_type="product_feature")
 
 
 def price_create(call: ApiCall) -> dict:
@@ -149,7 +158,7 @@ def price_create(call: ApiCall) -> dict:
     metadata = params.metadata()
     params.finish()
     check_price_data(call.store, data)
-    return store_price(
+    price = store_price(
         call.store,
         data,
         now=call.now,
@@ -158,6 +167,9 @@ def price_create(call: ApiCall) -> dict:
         lookup_key=lookup_key,
         metadata=metadata,
     )
+    # Prices (and products) made inline from a Checkout Session's price_data get no events; these do.
+    call.store.emit("price.created", price, request=call.event_request)
+    return price
 
 
 def price_retrieve(call: ApiCall, id: str) -> dict:
@@ -168,6 +180,7 @@ def price_retrieve(call: ApiCall, id: str) -> dict:
 ROUTES = [
     ("POST", "/v1/products", product_create),
     ("GET", "/v1/products/{id}", product_retrieve),
+    ("GET", "/v1/products/{id}/features", product_features),
     ("POST", "/v1/prices", price_create),
     ("GET", "/v1/prices/{id}", price_retrieve),
 ]

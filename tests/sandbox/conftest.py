@@ -1,12 +1,18 @@
-"""Fixtures for the Stripe sandbox's own tests: a real `python -m stripe_sandbox` process, reset before each test."""
+"""Fixtures for the Stripe sandbox's own tests: a real `python -m stripe_sandbox` process, reset before each test,
+and a real HTTP server to receive its webhooks."""
 
 import contextlib
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,17 +22,21 @@ import stripe
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "sk_test_" + "SandboxSuite" * 2
 LISTENING = "stripe-sandbox listening on "
+# Webhook retries after 0.2 s, then 0.4 s, 0.8 s: a retry test takes a second, not Stripe's three days.
+FAST_RETRIES = ("--webhook-retry-base", "0.2", "--webhook-max-attempts", "4")
 
 
 @contextlib.contextmanager
-def running_sandbox(*args: str, stderr=None):
-    """Start `python -m stripe_sandbox --port 0 *args`, wait for its "listening" line, yield (process, url)."""
+def running_sandbox(*args: str, stderr=None, env: dict | None = None):
+    """Start `python -m stripe_sandbox --port 0 *args`, wait for its "listening" line, yield (process, url);
+    `env` adds environment variables."""
     process = subprocess.Popen(
         [sys.executable, "-m", "stripe_sandbox", "--port", "0", *args],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
+        env={**os.environ, **env} if env else None,
     )
     try:
         ready, _, _ = select.select([process.stdout], [], [], 15)
@@ -46,7 +56,7 @@ def running_sandbox(*args: str, stderr=None):
 @pytest.fixture(scope="session")
 def sandbox_process():
     """One sandbox process for the whole run; yields (url, file its stderr goes to)."""
-    with tempfile.TemporaryFile("w+") as stderr, running_sandbox(stderr=stderr) as (_, url):
+    with tempfile.TemporaryFile("w+") as stderr, running_sandbox(*FAST_RETRIES, stderr=stderr) as (_, url):
         yield url, stderr
 
 
@@ -149,3 +159,95 @@ def session_params():
     """Builds parameters for a valid subscription Checkout Session at $7.99 a month; keyword arguments replace
     top-level keys."""
     return _session_params
+
+
+@dataclass
+class ReceivedWebhook:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    time: float
+
+    def json(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class WebhookReceiver:
+    """A local HTTP server standing in for the service's webhook URL; `statuses` scripts its answers (then 200)."""
+
+    url: str
+    received: list[ReceivedWebhook] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedWebhook]:
+        """The first `count` requests received; fails the test if they do not come within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self.condition:
+            while len(self.received) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    pytest.fail(f"expected {count} webhook requests, got {len(self.received)} in {timeout} s")
+                self.condition.wait(remaining)
+            return list(self.received[:count])
+
+    def types(self) -> list[str]:
+        with self.condition:
+            return [request.json()["type"] for request in self.received]
+
+
+@contextlib.contextmanager
+def webhook_receiver_running():
+    receiver = WebhookReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with receiver.condition:
+                receiver.received.append(
+                    ReceivedWebhook(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                )
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                receiver.condition.notify_all()
+            if receiver.delay:
+                time.sleep(receiver.delay)
+            answer = b'{"received": true}'
+            head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(answer)}\r\n\r\n"
+            self.wfile.write(head.encode() + answer)
+
+        def log_message(self, format, *args):
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        connections: list = []
+
+        def get_request(self):
+            sock, address = super().get_request()
+            self.connections.append(sock)
+            return sock, address
+
+    server = Server(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/webhooks/stripe"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+        # Kept-alive connections too: a stopped receiver must refuse, not answer from a lingering thread.
+        for sock in server.connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        thread.join()
+
+
+@pytest.fixture
+def webhook_receiver():
+    with webhook_receiver_running() as receiver:
+        yield receiver

@@ -6,8 +6,9 @@ import pytest
 def key_differences(ours, fixture, path="") -> list[str]:
     """Keys missing or extra in `ours`, recursively wherever the fixture has a hash.
 
-    An empty hash in the fixture is a free-form map (metadata); a hash may be null in ours (nullable fields),
-    and in a list of hashes every element of ours is compared with the fixture's first.
+    An empty hash in the fixture is a free-form map, and so is `metadata` always (a fixture may show an example key
+    in it); a hash may be null in ours (nullable fields), and in a list of hashes every element of ours is compared
+    with the fixture's first.
     """
     if isinstance(fixture, dict) and fixture:
         if ours is None:
@@ -16,7 +17,7 @@ def key_differences(ours, fixture, path="") -> list[str]:
             return [f"{path or '.'}: a hash in the fixture, {type(ours).__name__} in ours"]
         differences = [f"missing {path}.{key}" for key in sorted(fixture.keys() - ours.keys())]
         differences += [f"unexpected {path}.{key}" for key in sorted(ours.keys() - fixture.keys())]
-        for key in sorted(fixture.keys() & ours.keys()):
+        for key in sorted(fixture.keys() & ours.keys() - {"metadata"}):
             differences += key_differences(ours[key], fixture[key], f"{path}.{key}")
         return differences
     if isinstance(fixture, list) and fixture and isinstance(fixture[0], dict) and isinstance(ours, list):
@@ -137,7 +138,140 @@ def test_discount_in_expanded_breakdown_matches_fixture(created, stripe_client, 
 
 
 def test_key_differences_reports_missing_extra_and_nested_keys():
-    fixture = {"a": 1, "b": {"c": 1, "d": 2}, "metadata": {}}
+    fixture = {"a": 1, "b": {"c": 1, "d": 2}, "metadata": {"example": "key"}}
     ours = {"a": 1, "b": {"c": 1, "e": 3}, "metadata": {"anything": "goes"}, "z": 0}
 
     assert key_differences(ours, fixture) == ["unexpected .z", "missing .b.d", "unexpected .b.e"]
+
+
+@pytest.fixture
+def paid(stripe_client, session_params):
+    """A subscription session with a coupon and a one-time item besides the plan, paid by card."""
+    coupon = stripe_client.v1.coupons.create(
+        params={"percent_off": 20, "duration": "repeating", "duration_in_months": 3}
+    )
+    params = session_params(discounts=[{"coupon": coupon.id}], subscription_data={"metadata": {"order": "42"}})
+    params["line_items"].append(
+        {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 1500, "product_data": {"name": "Setup"}}}
+    )
+    session = stripe_client.v1.checkout.sessions.create(params=params)
+    return stripe_client.deserialize(
+        stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete"), api_mode="V1"
+    )
+
+
+def test_completed_session_matches_fixture(paid, stripe_client, stripe_fixtures):
+    retrieved = stripe_client.v1.checkout.sessions.retrieve(paid.id)
+
+    assert_conforms(raw(retrieved), stripe_fixtures["checkout.session"], "checkout.session (complete)")
+
+
+def test_subscription_and_its_items_match_fixtures(paid, stripe_client, stripe_fixtures, list_fixture):
+    subscription = raw(stripe_client.v1.subscriptions.retrieve(paid.subscription))
+    items = raw(stripe_client.v1.subscription_items.list(params={"subscription": paid.subscription}))
+    item = raw(stripe_client.v1.subscription_items.retrieve(items["data"][0]["id"]))
+
+    assert_conforms(subscription, stripe_fixtures["subscription"], "subscription")
+    assert_conforms(items, list_fixture, "subscription items list")
+    assert_conforms(item, stripe_fixtures["subscription_item"], "subscription_item")
+
+
+def test_invoice_and_its_lines_match_fixtures(paid, stripe_client, stripe_fixtures, list_fixture):
+    invoice = raw(stripe_client.v1.invoices.retrieve(paid.invoice))
+    lines = raw(stripe_client.v1.invoices.line_items.list(paid.invoice))
+
+    assert_conforms(invoice, stripe_fixtures["invoice"], "invoice")
+    assert_conforms(lines, list_fixture, "invoice lines list")
+    assert len(lines["data"]) == 2
+    for line in lines["data"]:
+        assert_conforms(line, stripe_fixtures["line_item"], "line_item")
+
+
+def test_expanded_discounts_match_fixture(paid, stripe_client, stripe_fixtures):
+    invoice = raw(
+        stripe_client.v1.invoices.retrieve(paid.invoice, params={"expand": ["discounts", "lines.data.discounts"]})
+    )
+
+    [discount] = invoice["discounts"]
+    assert_conforms(discount, stripe_fixtures["discount"], "discount (of the subscription)")
+    for line in invoice["lines"]["data"]:
+        assert_conforms(line["discounts"][0], stripe_fixtures["discount"], "discount (of an invoice line)")
+
+
+def test_payment_intent_charge_and_payment_method_match_fixtures(paid, stripe_client, stripe_fixtures):
+    [listed] = stripe_client.v1.payment_intents.list(params={"customer": paid.customer}).data
+    intent = stripe_client.v1.payment_intents.retrieve(listed.id)
+    charge = stripe_client.v1.charges.retrieve(intent.latest_charge)
+    method = stripe_client.v1.payment_methods.retrieve(intent.payment_method)
+
+    assert_conforms(raw(intent), stripe_fixtures["payment_intent"], "payment_intent")
+    assert_conforms(raw(charge), stripe_fixtures["charge"], "charge")
+    assert_conforms(raw(method), stripe_fixtures["payment_method"], "payment_method")
+
+
+def _without_type_details(obj: dict, type: str) -> dict:
+    # Stripe's fixtures show only the card variant of type-specific hashes; a bank debit's `us_bank_account` hash
+    # has no counterpart there, so it is left out of the comparison (and checked for presence instead).
+    assert type in obj, f"no {type} hash"
+    return {key: value for key, value in obj.items() if key != type}
+
+
+def test_bank_debit_payment_objects_match_fixtures(stripe_client, stripe_fixtures, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    completed = stripe_client.deserialize(
+        stripe_client.raw_request(
+            "post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete", payment_status="unpaid"
+        ),
+        api_mode="V1",
+    )
+    [listed] = stripe_client.v1.payment_intents.list(params={"customer": completed.customer}).data
+    intent = stripe_client.v1.payment_intents.retrieve(listed.id)
+    charge = raw(stripe_client.v1.charges.retrieve(intent.latest_charge))
+    method = raw(stripe_client.v1.payment_methods.retrieve(intent.payment_method))
+
+    assert_conforms(raw(intent), stripe_fixtures["payment_intent"], "payment_intent (processing)")
+    charge["payment_method_details"] = _without_type_details(charge["payment_method_details"], "us_bank_account")
+    fixture_charge = dict(stripe_fixtures["charge"])
+    fixture_charge["payment_method_details"] = {"type": "card"}
+    assert_conforms(charge, fixture_charge, "charge (pending)")
+    fixture_method = {key: value for key, value in stripe_fixtures["payment_method"].items() if key != "card"}
+    assert_conforms(_without_type_details(method, "us_bank_account"), fixture_method, "payment_method (bank)")
+
+
+def test_events_and_their_objects_match_fixtures(paid, stripe_client, stripe_fixtures, list_fixture):
+    events = raw(stripe_client.v1.events.list(params={"limit": 100}))
+
+    # The fixture's event is about a plan; its `data.object` is compared with the fixture of its own type.
+    event_fixture = {**stripe_fixtures["event"], "data": {"object": {}}}
+    assert_conforms(events, list_fixture, "events list")
+    assert len(events["data"]) == 13  # coupon.created, then the twelve of a paid completion
+    for event in events["data"]:
+        obj = event["data"]["object"]
+        data = {key: value for key, value in event["data"].items() if key != "previous_attributes"}
+        assert_conforms({**event, "data": data}, event_fixture, f"event {event['type']}")
+        assert_conforms(obj, stripe_fixtures[obj["object"]], f"data.object of {event['type']}")
+
+
+def test_webhook_endpoint_matches_fixture_and_shows_its_secret_only_when_created(stripe_client, stripe_fixtures):
+    created = raw(
+        stripe_client.v1.webhook_endpoints.create(
+            params={"url": "https://shop.test/hooks", "enabled_events": ["checkout.session.completed"]}
+        )
+    )
+    retrieved = raw(stripe_client.v1.webhook_endpoints.retrieve(created["id"]))
+    listed = raw(stripe_client.v1.webhook_endpoints.list())["data"][0]
+
+    assert created.pop("secret").startswith("whsec_")
+    assert_conforms(created, stripe_fixtures["webhook_endpoint"], "webhook_endpoint (create)")
+    assert_conforms(retrieved, stripe_fixtures["webhook_endpoint"], "webhook_endpoint (retrieve)")
+    assert_conforms(listed, stripe_fixtures["webhook_endpoint"], "webhook_endpoint (list)")
+
+
+def test_deleted_webhook_endpoint_matches_fixture(stripe_client, stripe_fixtures):
+    endpoint = stripe_client.v1.webhook_endpoints.create(
+        params={"url": "https://shop.test/hooks", "enabled_events": ["*"]}
+    )
+
+    deleted = raw(stripe_client.v1.webhook_endpoints.delete(endpoint.id))
+
+    assert_conforms(deleted, stripe_fixtures["deleted_webhook_endpoint"], "deleted_webhook_endpoint")

@@ -49,13 +49,77 @@ def test_cancel_redirects_303_to_the_cancel_url(stripe_client, session_params):
     assert response.headers["Location"] == "https://shop.test/cancel"
 
 
-def test_pay_is_not_built_yet_and_says_so(stripe_client, session_params):
+def test_pay_completes_the_session_and_redirects_303_to_the_success_url(stripe_client, session_params):
     session = stripe_client.v1.checkout.sessions.create(params=session_params())
 
-    response = requests.post(f"{session.url}/pay", allow_redirects=False, timeout=10)
+    response = requests.post(f"{session.url}/pay", data={"payment": "card"}, allow_redirects=False, timeout=10)
 
-    assert response.status_code == 501
-    assert "fulfilment" in response.text
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"https://shop.test/success?session_id={session.id}"
+    paid = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert (paid.status, paid.payment_status) == ("complete", "paid")
+    assert stripe_client.v1.subscriptions.retrieve(paid.subscription).status == "active"
+    completed = stripe_client.v1.events.list(params={"type": "checkout.session.completed"}).data[0]
+    assert completed["request"]["id"] is None  # paid in a browser, not through the API
+
+
+def test_the_page_offers_card_and_bank_debit(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+
+    page = requests.get(session.url, timeout=10).text
+
+    assert 'name="payment" value="card"' in page
+    assert 'name="payment" value="bank_debit"' in page
+
+
+def test_pay_by_bank_debit_completes_the_session_unpaid(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+
+    response = requests.post(f"{session.url}/pay", data={"payment": "bank_debit"}, allow_redirects=False, timeout=10)
+
+    assert response.status_code == 303
+    paid = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert (paid.status, paid.payment_status) == ("complete", "unpaid")
+
+
+def test_without_a_known_email_the_page_asks_for_one(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params(customer_email=None))
+    url = session.url
+
+    page = requests.get(url, timeout=10).text
+    without = requests.post(f"{url}/pay", allow_redirects=False, timeout=10)
+    invalid = requests.post(f"{url}/pay", data={"email": "not-an-email"}, allow_redirects=False, timeout=10)
+    valid = requests.post(f"{url}/pay", data={"email": "grace@example.com"}, allow_redirects=False, timeout=10)
+
+    assert '<input type="email" name="email" required' in page
+    assert (without.status_code, invalid.status_code, valid.status_code) == (400, 400, 303)
+    paid = stripe_client.v1.checkout.sessions.retrieve(session.id)
+    assert paid.customer_details.email == "grace@example.com"
+
+
+def test_a_paid_session_cannot_be_paid_again(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    url = session.url
+    requests.post(f"{url}/pay", allow_redirects=False, timeout=10)
+
+    page = requests.get(url, timeout=10)
+    again = requests.post(f"{url}/pay", allow_redirects=False, timeout=10)
+
+    assert page.status_code == 200
+    assert "Already paid" in page.text
+    assert again.status_code == 400
+    assert len(stripe_client.v1.events.list(params={"type": "checkout.session.completed"}).data) == 1
+
+
+def test_an_expired_session_cannot_be_paid(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    url = session.url
+    stripe_client.v1.checkout.sessions.expire(session.id)
+
+    response = requests.post(f"{url}/pay", allow_redirects=False, timeout=10)
+
+    assert response.status_code == 410
+    assert stripe_client.v1.checkout.sessions.retrieve(session.id).status == "expired"
 
 
 def test_an_unknown_session_page_is_404(sandbox_url):

@@ -1,0 +1,455 @@
+"""What Stripe does when a Checkout Session is paid, when its delayed payment settles or fails, and when it expires:
+the objects it creates or changes and the events it emits about them, in the order it emits them.
+
+Paid by card, subscription mode (`complete_session`):
+    customer.created, payment_method.attached, customer.subscription.created (incomplete), invoice.created (draft),
+    invoice.finalized (open), payment_intent.created, charge.succeeded, payment_intent.succeeded, invoice.paid,
+    invoice.payment_succeeded, customer.subscription.updated (active), checkout.session.completed
+With a free trial nothing is charged: the first invoice is 0 and paid at once, the subscription is `trialing` and
+there is no payment intent. Paid by bank debit (delayed): the intent is `processing` (charge.pending,
+payment_intent.processing), the invoice stays open and the subscription incomplete, then
+checkout.session.completed with payment_status `unpaid`; `settle_delayed_payment` later emits either
+    charge.succeeded, payment_intent.succeeded, invoice.paid, invoice.payment_succeeded,
+    customer.subscription.updated (active), checkout.session.async_payment_succeeded
+or
+    charge.failed, payment_intent.payment_failed, invoice.payment_failed, checkout.session.async_payment_failed.
+A customer that the session already names is not created again. All callers hold the store's lock.
+"""
+
+import calendar
+import heapq
+from datetime import UTC, datetime
+
+from stripe_sandbox import objects
+from stripe_sandbox.amounts import amounts_off, money
+from stripe_sandbox.objects.payments import BANK_DEBIT, CARD
+from stripe_sandbox.store import Store, new_id
+from stripe_sandbox.wire import StripeError
+
+DAY = 24 * 3600
+
+
+def add_interval(timestamp: int, interval: str, count: int) -> int:
+    """`timestamp` moved on by `count` days, weeks, months or years; a month end stays within the month (Jan 31 +
+    1 month is Feb 28 or 29), as Stripe's billing periods do."""
+    if interval == "day":
+        return timestamp + count * DAY
+    if interval == "week":
+        return timestamp + count * 7 * DAY
+    months = count if interval == "month" else 12 * count
+    start = datetime.fromtimestamp(timestamp, UTC)
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return int(start.replace(year=year, month=month, day=day).timestamp())
+
+
+class _Flow:
+    """One run of Stripe's machinery: the time it happens at and the request (if any) its events name."""
+
+    def __init__(self, store: Store, now: int, request: dict | None):
+        self.store = store
+        self.now = now
+        self.request = request
+
+    def emit(self, type: str, obj: dict, previous_attributes: dict | None = None) -> None:
+        self.store.emit(type, obj, request=self.request, previous_attributes=previous_attributes)
+
+    # Payments
+
+    def create_payment_intent(self, *, amount, currency, customer, description, save_payment_method) -> dict:
+        intent = self.store.add(
+            objects.payment_intent(
+                id=new_id("pi_", 24),
+                created=self.now,
+                amount=amount,
+                currency=currency,
+                customer=customer["id"] if customer else None,
+                description=description,
+                payment_method_type=CARD,
+                setup_future_usage="off_session" if save_payment_method else None,
+                metadata={},
+            )
+        )
+        self.emit("payment_intent.created", intent)
+        return intent
+
+    def confirm(self, intent: dict, payment_method: dict) -> dict:
+        """Pay `intent` with `payment_method`: a card succeeds at once, a bank debit is processing."""
+        delayed = payment_method["type"] == BANK_DEBIT
+        intent["payment_method"] = payment_method["id"]
+        intent["payment_method_types"] = [payment_method["type"]]
+        charge = self.store.add(
+            objects.charge(
+                id=new_id("ch_", 24),
+                created=self.now,
+                payment_intent=intent,
+                payment_method=payment_method,
+                status="pending" if delayed else "succeeded",
+            )
+        )
+        intent["latest_charge"] = charge["id"]
+        if delayed:
+            intent["status"] = "processing"
+            self.emit("charge.pending", charge)
+            self.emit("payment_intent.processing", intent)
+        else:
+            intent["status"] = "succeeded"
+            intent["amount_received"] = intent["amount"]
+            self.emit("charge.succeeded", charge)
+            self.emit("payment_intent.succeeded", intent)
+        return charge
+
+    def settle(self, intent: dict) -> None:
+        charge = self.store.get("charge", intent["latest_charge"])
+        charge.update(status="succeeded", paid=True, captured=True, amount_captured=charge["amount"])
+        intent.update(status="succeeded", amount_received=intent["amount"])
+        self.emit("charge.succeeded", charge)
+        self.emit("payment_intent.succeeded", intent)
+
+    def fail(self, intent: dict) -> None:
+        charge = self.store.get("charge", intent["latest_charge"])
+        charge.update(
+            status="failed",
+            failure_code="insufficient_funds",
+            failure_message="The bank returned the debit: insufficient funds (test account).",
+            outcome={
+                **charge["outcome"],
+                "network_status": "declined_by_network",
+                "reason": "insufficient_funds",
+                "seller_message": "The bank returned this debit.",
+                "type": "issuer_declined",
+            },
+        )
+        # Stripe's last_payment_error also has a code, a message and the payment method; its fixture has `type` only.
+        intent.update(status="requires_payment_method", payment_method=None, last_payment_error={"type": "card_error"})
+        self.emit("charge.failed", charge)
+        self.emit("payment_intent.payment_failed", intent)
+
+    # Invoices and subscriptions
+
+    def pay_invoice(self, invoice: dict, subscription: dict | None) -> None:
+        invoice.update(
+            status="paid",
+            amount_paid=invoice["amount_due"],
+            amount_remaining=0,
+            attempted=True,
+            attempt_count=invoice["attempt_count"] or (1 if invoice["amount_due"] else 0),
+            auto_advance=False,
+            next_payment_attempt=None,
+        )
+        invoice["status_transitions"]["paid_at"] = self.now
+        self.emit("invoice.paid", invoice)
+        self.emit("invoice.payment_succeeded", invoice)
+        if subscription is not None and subscription["status"] == "incomplete":
+            subscription["status"] = "active"
+            self.emit("customer.subscription.updated", subscription, {"status": "incomplete"})
+
+
+def complete_session(
+    store: Store,
+    session: dict,
+    *,
+    now: int,
+    payment_status: str,
+    email: str | None = None,
+    name: str | None = None,
+    request: dict | None = None,
+) -> dict:
+    """Pay `session` as its customer would on the payment page: `payment_status` "paid" pays by card, "unpaid"
+    starts a bank debit that `settle_delayed_payment` settles later."""
+    if session["status"] != "open":
+        raise StripeError(
+            f"This Checkout Session is {session['status']}: only an open session can be completed.",
+            param="checkout_session",
+        )
+    flow = _Flow(store, now, request)
+    email = email or session["customer_email"]
+
+    customer = store.find("customer", session["customer"]) if session["customer"] else None
+    if customer is not None:
+        email = email or customer["email"]
+        name = name or customer["name"]
+    if email is None:
+        raise StripeError(
+            "The customer's e-mail address is required: this session has no customer or customer_email, so pass "
+            "customer_details[email].",
+            param="customer_details[email]",
+            code="parameter_missing",
+        )
+    if customer is None and (session["mode"] == "subscription" or session["customer_creation"] == "always"):
+        customer = store.add(
+            objects.customer(
+                id=new_id("cus_", 14),
+                created=now,
+                invoice_prefix=new_id("", 8).upper(),
+                email=email,
+                name=name,
+                description=None,
+                phone=None,
+                address=None,
+                preferred_locales=[session["locale"]] if session["locale"] not in (None, "auto") else [],
+                metadata={},
+            )
+        )
+        if session["mode"] == "subscription":
+            customer["currency"] = session["currency"]
+        flow.emit("customer.created", customer)
+
+    payment_method = store.add(
+        objects.payment_method(
+            id=new_id("pm_", 24),
+            created=now,
+            type=CARD if payment_status == "paid" else BANK_DEBIT,
+            customer=customer["id"] if customer else None,
+            email=email,
+            name=name,
+        )
+    )
+    if customer is not None:
+        flow.emit("payment_method.attached", payment_method)
+
+    session["customer"] = customer["id"] if customer else None
+    session["customer_details"] = objects.customer_details(email=email, name=name)
+    if session["mode"] == "subscription":
+        due_now = _subscribe(flow, session, customer, payment_method)
+    else:
+        due_now = session["amount_total"]
+        if due_now:
+            intent = flow.create_payment_intent(
+                amount=due_now,
+                currency=session["currency"],
+                customer=customer,
+                description=None,
+                save_payment_method=False,
+            )
+            flow.confirm(intent, payment_method)
+            session["payment_intent"] = intent["id"]
+
+    if not due_now:
+        session["payment_status"] = "no_payment_required"
+    else:
+        session["payment_status"] = "paid" if payment_method["type"] == CARD else "unpaid"
+    session["status"] = "complete"
+    # Stripe shows the URL only while the session is open.
+    session["url"] = None
+    flow.emit("checkout.session.completed", session)
+    return session
+
+
+def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict) -> int:
+    """Create the subscription, its first invoice and that invoice's payment; the amount due now."""
+    store, now = flow.store, flow.now
+    id = session["id"]
+    items = store.attached[id, "line_items"]
+    subscription_data = store.attached[id, "subscription_data"] or {}
+    trial_days = subscription_data.get("trial_period_days")
+    trial_end = now + trial_days * DAY if trial_days else None
+    metadata = subscription_data.get("metadata") or {}
+    subscription_id = new_id("sub_", 24)
+    invoice_id = new_id("in_", 24)
+
+    subscription_items = {}
+    for item in items:
+        recurring = item["price"]["recurring"]
+        if recurring:
+            subscription_items[item["id"]] = objects.subscription_item(
+                id=new_id("si_", 14),
+                created=now,
+                subscription=subscription_id,
+                price=item["price"],
+                quantity=item["quantity"],
+                current_period_start=now,
+                current_period_end=trial_end or add_interval(now, recurring["interval"], recurring["interval_count"]),
+            )
+
+    discount = None
+    coupon = None
+    session_discount = store.attached[id, "discount"]
+    if session_discount is not None:
+        coupon = store.get("coupon", session_discount["source"]["coupon"])
+        coupon["times_redeemed"] += 1
+        end = None
+        if coupon["duration"] == "repeating":
+            end = add_interval(now, "month", coupon["duration_in_months"])
+        discount = store.add(
+            objects.discount(
+                id=new_id("di_", 24),
+                coupon_id=coupon["id"],
+                checkout_session=id,
+                start=now,
+                customer=customer["id"],
+                subscription=subscription_id,
+                end=end,
+            )
+        )
+
+    # The first invoice bills each recurring item's first period (nothing during a trial) and the one-time items.
+    amounts = [0 if trial_end and item["price"]["recurring"] else item["amount_subtotal"] for item in items]
+    amounts_discounted = amounts_off(coupon, amounts)
+    lines = []
+    for item, amount, amount_discounted in zip(items, amounts, amounts_discounted, strict=True):
+        price, subscription_item = item["price"], subscription_items.get(item["id"])
+        if subscription_item is None:
+            description, period_end = f"{item['quantity']} × {item['description']}", now
+        elif trial_end:
+            description, period_end = f"Trial period for {item['description']}", trial_end
+        else:
+            unit = f"{money(price['unit_amount'], price['currency'])} / {_per(price['recurring'])}"
+            description = f"{item['quantity']} × {item['description']} (at {unit})"
+            period_end = subscription_item["current_period_end"]
+        lines.append(
+            objects.invoice_line_item(
+                id=new_id("il_", 24),
+                invoice=invoice_id,
+                price=price,
+                description=description,
+                quantity=item["quantity"],
+                amount=amount,
+                discount_amounts=[{"amount": amount_discounted, "discount": discount["id"]}] if discount else [],
+                period_start=now,
+                period_end=period_end,
+                subscription=subscription_id,
+                subscription_item=subscription_item["id"] if subscription_item else None,
+                metadata=dict(metadata) if subscription_item else {},
+            )
+        )
+    invoice = objects.invoice(
+        id=invoice_id,
+        created=now,
+        customer=customer,
+        currency=session["currency"],
+        lines=lines,
+        discounts=[discount["id"]] if discount else [],
+        subscription=subscription_id,
+        subscription_metadata=metadata or None,
+        billing_reason="subscription_create",
+        period_start=now,
+        period_end=now,
+    )
+    due_now = invoice["amount_due"]
+    if trial_end:
+        status = "trialing"
+    else:
+        # Stripe creates the subscription incomplete and activates it once its first invoice is paid.
+        status = "incomplete" if due_now else "active"
+    subscription = store.add(
+        objects.subscription(
+            id=subscription_id,
+            created=now,
+            customer=customer["id"],
+            currency=session["currency"],
+            items=list(subscription_items.values()),
+            status=status,
+            latest_invoice=invoice_id,
+            discounts=[discount["id"]] if discount else [],
+            metadata=metadata,
+            trial_start=now if trial_end else None,
+            trial_end=trial_end,
+            default_payment_method=payment_method["id"],
+        )
+    )
+    for subscription_item in subscription_items.values():
+        store.add(subscription_item)
+    store.add(invoice)
+    for line in lines:
+        store.add(line)
+    session["subscription"] = subscription_id
+    session["invoice"] = invoice_id
+    # Once paid, a session shows what was due today: for a trial, nothing.
+    session["amount_subtotal"] = invoice["subtotal"]
+    session["amount_total"] = invoice["total"]
+    session["total_details"]["amount_discount"] = invoice["subtotal"] - invoice["total"]
+
+    flow.emit("customer.subscription.created", subscription)
+    flow.emit("invoice.created", invoice)
+    number = customer["next_invoice_sequence"]
+    customer["next_invoice_sequence"] = number + 1
+    invoice.update(number=f"{customer['invoice_prefix']}-{number:04d}", effective_at=now, ending_balance=0)
+    invoice["status"] = "open"
+    invoice["status_transitions"]["finalized_at"] = now
+    flow.emit("invoice.finalized", invoice)
+    if due_now:
+        intent = flow.create_payment_intent(
+            amount=due_now,
+            currency=session["currency"],
+            customer=customer,
+            description="Subscription creation",
+            save_payment_method=True,
+        )
+        store.attached[invoice_id, "payment_intent"] = intent["id"]
+        flow.confirm(intent, payment_method)
+        invoice.update(attempted=True, attempt_count=1)
+        if intent["status"] != "succeeded":
+            return due_now
+    flow.pay_invoice(invoice, subscription)
+    return due_now
+
+
+def _per(recurring: dict) -> str:
+    count, interval = recurring["interval_count"], recurring["interval"]
+    return interval if count == 1 else f"every {count} {interval}s"
+
+
+def settle_delayed_payment(store: Store, session: dict, *, now: int, succeeded: bool, request: dict | None) -> dict:
+    """The bank debit of a session completed with payment_status `unpaid` succeeds or fails."""
+    intent = _processing_intent(store, session)
+    flow = _Flow(store, now, request)
+    invoice = store.get("invoice", session["invoice"]) if session["invoice"] else None
+    subscription = store.get("subscription", session["subscription"]) if session["subscription"] else None
+    if succeeded:
+        flow.settle(intent)
+        if invoice is not None:
+            flow.pay_invoice(invoice, subscription)
+        session["payment_status"] = "paid"
+        flow.emit("checkout.session.async_payment_succeeded", session)
+    else:
+        flow.fail(intent)
+        if invoice is not None:
+            # The invoice stays open and the subscription incomplete (Stripe expires it after 23 hours).
+            invoice["next_payment_attempt"] = None
+            flow.emit("invoice.payment_failed", invoice)
+        flow.emit("checkout.session.async_payment_failed", session)
+    return session
+
+
+def _processing_intent(store: Store, session: dict) -> dict:
+    intent_id = session["payment_intent"]
+    if session["invoice"]:
+        intent_id = store.attached.get((session["invoice"], "payment_intent"))
+    intent = store.find("payment_intent", intent_id) if intent_id else None
+    if session["status"] != "complete" or intent is None or intent["status"] != "processing":
+        raise StripeError(
+            "This Checkout Session has no delayed payment in progress: complete it with payment_status=unpaid first.",
+            param="checkout_session",
+        )
+    return intent
+
+
+def expire_session(store: Store, session: dict, *, now: int, request: dict | None) -> dict:
+    if session["status"] != "open":
+        raise StripeError(
+            f"Only Checkout Sessions with a status of `open` can be expired; this one is `{session['status']}`."
+        )
+    session["status"] = "expired"
+    # Stripe shows a session's URL only while the session is open.
+    session["url"] = None
+    _Flow(store, now, request).emit("checkout.session.expired", session)
+    return session
+
+
+def schedule_expiry(store: Store, session: dict) -> None:
+    heapq.heappush(store.expirations, (session["expires_at"], session["id"]))
+
+
+def expire_due_sessions(store: Store) -> list[str]:
+    """Expire the open sessions whose `expires_at` has passed; their ids. Cheap when none is due."""
+    now = store.now()
+    expired = []
+    while store.expirations and store.expirations[0][0] <= now:
+        _, id = heapq.heappop(store.expirations)
+        session = store.find("checkout.session", id)
+        if session is not None and session["status"] == "open":
+            expire_session(store, session, now=now, request=None)
+            expired.append(id)
+    return expired

@@ -1,0 +1,30 @@
+"""One builder per Stripe object type, with the keys and nesting of Stripe's own fixtures and our values."""
+
+from stripe_sandbox.objects.billing import invoice, invoice_line_item, plan, subscription, subscription_item
+from stripe_sandbox.objects.checkout import checkout_item, checkout_session, customer_details
+from stripe_sandbox.objects.core import account, coupon, customer, discount, list_object, price, product
+from stripe_sandbox.objects.events import event, webhook_endpoint
+from stripe_sandbox.objects.payments import charge, payment_intent, payment_method
+
+__all__ = [
+    "account",
+    "charge",
+    "checkout_item",
+    "checkout_session",
+    "coupon",
+    "customer",
+    "customer_details",
+    "discount",
+    "event",
+    "invoice",
+    "invoice_line_item",
+    "list_object",
+    "payment_intent",
+    "payment_method",
+    "plan",
+    "price",
+    "product",
+    "subscription",
+    "subscription_item",
+    "webhook_endpoint",
+]

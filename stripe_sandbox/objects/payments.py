@@ -1,0 +1,232 @@
+"""Builders for payments: the payment method the customer paid with, the PaymentIntent and its Charge.
+
+The sandbox pays with one of two test instruments: Stripe's test card 4242 4242 4242 4242 (succeeds at once), or a
+test US bank account (ACH Direct Debit: a delayed payment, `processing` until it succeeds or fails).
+"""
+
+from stripe_sandbox.objects.core import list_object
+
+CARD = "card"
+BANK_DEBIT = "us_bank_account"
+PAYMENT_METHOD_TYPES = (CARD, BANK_DEBIT)
+
+
+def _billing_details(email: str | None, name: str | None) -> dict:
+    address = {key: None for key in ("city", "country", "line1", "line2", "postal_code", "state")}
+    return {"address": address, "email": email, "name": name, "phone": None, "tax_id": None}
+
+
+def payment_method(
+    *, id: str, created: int, type: str, customer: str | None, email: str | None, name: str | None
+) -> dict:
+    obj = {
+        "id": id,
+        "object": "payment_method",
+        "allow_redisplay": "limited",
+        "billing_details": _billing_details(email, name),
+        "created": created,
+        "customer": customer,
+        "customer_account": None,
+        "livemode": False,
+        "metadata": {},
+        "type": type,
+    }
+    if type == CARD:
+        obj["card"] = {
+            "brand": "visa",
+            "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+            "country": "US",
+            "display_brand": "visa",
+            "exp_month": 12,
+            "exp_year": 2034,
+            "fingerprint": "SbxLocalCard4242",
+            "funding": "credit",
+            "generated_from": None,
+            "last4": "4242",
+            "networks": {"available": ["visa"], "preferred": None},
+            "regulated_status": "unregulated",
+            "three_d_secure_usage": {"supported": True},
+            "wallet": None,
+        }
+    else:
+        obj["us_bank_account"] = {
+            "account_holder_type": "individual",
+            "account_type": "checking",
+            "bank_name": "STRIPE TEST BANK",
+            "financial_connections_account": None,
+            "fingerprint": "SbxLocalBank6789",
+            "last4": "6789",
+            "networks": {"preferred": "ach", "supported": ["ach"]},
+            "routing_number": "110000000",
+            "status_details": {},
+        }
+    return obj
+
+
+def payment_intent(
+    *,
+    id: str,
+    created: int,
+    amount: int,
+    currency: str,
+    customer: str | None,
+    description: str | None,
+    payment_method_type: str,
+    setup_future_usage: str | None,
+    metadata: dict,
+) -> dict:
+    """A PaymentIntent as created, before the payment method is confirmed on it."""
+    return {
+        "id": id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic",
+        "client_secret": f"{id}_secret_SbxLocal{created}",
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": currency,
+        "customer": customer,
+        "customer_account": None,
+        "description": description,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": False,
+        "managed_payments": {"enabled": False},
+        "metadata": metadata,
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": [payment_method_type],
+        "processing": None,
+        "receipt_email": None,
+        "review": None,
+        "setup_future_usage": setup_future_usage,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": "requires_payment_method",
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def charge(
+    *,
+    id: str,
+    created: int,
+    payment_intent: dict,
+    payment_method: dict,
+    status: str,
+) -> dict:
+    """The charge a confirmed PaymentIntent makes: `succeeded` (card), or `pending` (bank debit) until it settles."""
+    succeeded = status == "succeeded"
+    if payment_method["type"] == CARD:
+        details = {
+            "card": {
+                "amount_authorized": payment_intent["amount"],
+                "authorization_code": "123456",
+                "brand": "visa",
+                "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+                "country": "US",
+                "exp_month": payment_method["card"]["exp_month"],
+                "exp_year": payment_method["card"]["exp_year"],
+                "extended_authorization": {"status": "disabled"},
+                "fingerprint": payment_method["card"]["fingerprint"],
+                "funding": "credit",
+                "incremental_authorization": {"status": "unavailable"},
+                "installments": None,
+                "last4": "4242",
+                "mandate": None,
+                "multicapture": {"status": "unavailable"},
+                "network": "visa",
+                "network_token": {"used": False},
+                "network_transaction_id": "SBX0000000000001",
+                "overcapture": {"maximum_amount_capturable": payment_intent["amount"], "status": "unavailable"},
+                "regulated_status": "unregulated",
+                "three_d_secure": None,
+                "transaction_link_id": None,
+                "wallet": None,
+            },
+            "type": CARD,
+        }
+    else:
+        bank = payment_method["us_bank_account"]
+        details = {
+            "type": BANK_DEBIT,
+            "us_bank_account": {
+                "account_holder_type": bank["account_holder_type"],
+                "account_type": bank["account_type"],
+                "bank_name": bank["bank_name"],
+                "fingerprint": bank["fingerprint"],
+                "last4": bank["last4"],
+                "mandate": None,
+                "payment_reference": None,
+                "routing_number": bank["routing_number"],
+            },
+        }
+    return {
+        "id": id,
+        "object": "charge",
+        "amount": payment_intent["amount"],
+        "amount_captured": payment_intent["amount"] if succeeded else 0,
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        # The sandbox keeps no balance: no balance transaction behind a charge.
+        "balance_transaction": None,
+        "billing_details": dict(payment_method["billing_details"]),
+        "calculated_statement_descriptor": "SANDBOX",
+        "captured": succeeded,
+        "created": created,
+        "currency": payment_intent["currency"],
+        "customer": payment_intent["customer"],
+        "description": payment_intent["description"],
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "fraud_details": {},
+        "livemode": False,
+        "metadata": dict(payment_intent["metadata"]),
+        "on_behalf_of": None,
+        "outcome": {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        },
+        "paid": succeeded,
+        "payment_intent": payment_intent["id"],
+        "payment_method": payment_method["id"],
+        "payment_method_details": details,
+        "receipt_email": None,
+        "receipt_number": None,
+        "receipt_url": None,
+        "refunded": False,
+        "refunds": list_object([], url=f"/v1/charges/{id}/refunds", has_more=False),
+        "review": None,
+        "shipping": None,
+        "source": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": status,
+        "transfer_data": None,
+        "transfer_group": None,
+    }

@@ -1,0 +1,174 @@
+"""dj-stripe 2.11 processes every event the sandbox emits, and every call it makes back to the sandbox answers 2xx.
+
+Each test pays (or expires) a session the way a customer would, then hands each event, in the order the sandbox
+created them, to `djstripe.models.Event.process`, exactly as dj-stripe's webhook view does after verifying the
+signature. Processing re-reads objects from the sandbox (the account, the customer, the session with expansions,
+the subscription, the invoice ...): the request log shows those calls.
+"""
+
+import pytest
+import stripe
+from django.conf import settings
+from djstripe import models as djstripe_models
+
+pytestmark = pytest.mark.django_db
+
+ACCOUNT_ID = "acct_1SbxLocalSandbox"
+
+
+@pytest.fixture
+def djstripe_sandbox(sandbox_url, settings):
+    """dj-stripe (and stripe-python's module-level client it uses) pointed at the sandbox, restored afterwards."""
+    settings.STRIPE_API_BASE = sandbox_url
+    settings.STRIPE_API_HOST = sandbox_url
+    previous = stripe.api_base
+    stripe.api_base = sandbox_url
+    yield sandbox_url
+    stripe.api_base = previous
+
+
+@pytest.fixture
+def client(djstripe_sandbox) -> stripe.StripeClient:
+    # The project's key: dj-stripe finds its owner account with it.
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY, base_addresses={"api": djstripe_sandbox}, max_network_retries=0
+    )
+
+
+def _helper(client: stripe.StripeClient, path: str, **params) -> dict:
+    response = client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{path}", **params)
+    return client.deserialize(response, api_mode="V1")
+
+
+def _events(sandbox_http) -> list[dict]:
+    """Every event so far, oldest first, as JSON (the body a webhook carries)."""
+    events, starting_after = [], None
+    while True:
+        query = "limit=100" + (f"&starting_after={starting_after}" if starting_after else "")
+        page = sandbox_http.api("GET", f"/v1/events?{query}", key=settings.STRIPE_SECRET_KEY).json()
+        events += page["data"]
+        if not page["has_more"]:
+            return list(reversed(events))
+        starting_after = page["data"][-1]["id"]
+
+
+def _process_each(events: list[dict]) -> None:
+    for event in events:
+        processed = djstripe_models.Event.process(data=event, api_key=settings.STRIPE_SECRET_KEY)
+        assert processed.id == event["id"], event["type"]
+
+
+def _assert_every_call_succeeded(sandbox_http) -> list[tuple[str, str]]:
+    log = sandbox_http.logged_requests()
+    failed = [(entry["method"], entry["path"], entry["status"]) for entry in log if not 200 <= entry["status"] < 300]
+    assert not failed, f"calls dj-stripe made that failed: {failed}"
+    return [(entry["method"], entry["path"]) for entry in log]
+
+
+def _session(client, session_params, **overrides):
+    params = session_params(
+        metadata={"order": "o-1"}, subscription_data={"metadata": {"order": "o-1"}}, client_reference_id="o-1"
+    )
+    params.update(overrides)
+    return client.v1.checkout.sessions.create(params=params)
+
+
+def test_a_paid_subscription_checkout_is_processed(client, sandbox_http, session_params):
+    coupon = client.v1.coupons.create(params={"percent_off": 20, "duration": "repeating", "duration_in_months": 3})
+    session = _session(client, session_params, discounts=[{"coupon": coupon.id}])
+    completed = _helper(client, f"{session.id}/complete")
+    events = _events(sandbox_http)
+
+    _process_each(events)
+
+    calls = _assert_every_call_succeeded(sandbox_http)
+    assert ("GET", "/v1/account") in calls
+    assert ("GET", f"/v1/checkout/sessions/{session.id}") in calls
+    assert djstripe_models.Account.objects.filter(id=ACCOUNT_ID).exists()
+    assert djstripe_models.Event.objects.count() == len(events)
+    assert djstripe_models.Customer.objects.filter(id=completed.customer).exists()
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.customer_id == completed.customer
+    assert subscription.stripe_data["status"] == "active"
+    invoice = djstripe_models.Invoice.objects.get(id=completed.invoice)
+    assert invoice.stripe_data["status"] == "paid"
+    assert invoice.subscription_id == completed.subscription
+    assert invoice.total == 639
+    line_ids = [line["id"] for line in invoice.stripe_data["lines"]["data"]]
+    assert djstripe_models.LineItem.objects.filter(id__in=line_ids, subscription=subscription).count() == 1
+    assert djstripe_models.SubscriptionItem.objects.filter(subscription=subscription).count() == 1
+    assert djstripe_models.Discount.objects.filter(subscription=subscription).exists()
+    dj_session = djstripe_models.Session.objects.get(id=session.id)
+    assert dj_session.stripe_data["status"] == "complete"
+    assert dj_session.customer_id == completed.customer
+    assert dj_session.subscription_id == completed.subscription
+    intent = djstripe_models.PaymentIntent.objects.get()
+    assert intent.stripe_data["status"] == "succeeded"
+    assert djstripe_models.Charge.objects.get().payment_intent_id == intent.id
+    assert djstripe_models.PaymentMethod.objects.filter(customer_id=completed.customer).exists()
+
+
+def test_a_trial_subscription_checkout_is_processed(client, sandbox_http, session_params):
+    session = _session(client, session_params, subscription_data={"trial_period_days": 14})
+    completed = _helper(client, f"{session.id}/complete")
+
+    _process_each(_events(sandbox_http))
+
+    _assert_every_call_succeeded(sandbox_http)
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.stripe_data["status"] == "trialing"
+    assert djstripe_models.Invoice.objects.get(id=completed.invoice).total == 0
+    assert djstripe_models.Session.objects.get(id=session.id).stripe_data["payment_status"] == "no_payment_required"
+    assert not djstripe_models.PaymentIntent.objects.exists()
+
+
+@pytest.mark.parametrize(("result", "invoice_status", "subscription_status"), [
+    ("succeeded", "paid", "active"),
+    ("failed", "open", "incomplete"),
+])  # fmt: skip
+def test_a_delayed_payment_is_processed_when_it_settles(
+    client, sandbox_http, session_params, result, invoice_status, subscription_status
+):
+    session = _session(client, session_params)
+    completed = _helper(client, f"{session.id}/complete", payment_status="unpaid")
+    first = _events(sandbox_http)
+    _process_each(first)
+    assert djstripe_models.Session.objects.get(id=session.id).stripe_data["payment_status"] == "unpaid"
+
+    _helper(client, f"{session.id}/async_payment", result=result)
+    later = _events(sandbox_http)[len(first) :]
+    _process_each(later)
+
+    _assert_every_call_succeeded(sandbox_http)
+    assert later[-1]["type"] == f"checkout.session.async_payment_{result}"
+    invoice = djstripe_models.Invoice.objects.get(id=completed.invoice)
+    assert invoice.stripe_data["status"] == invoice_status
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.stripe_data["status"] == subscription_status
+    payment_status = "paid" if result == "succeeded" else "unpaid"
+    assert djstripe_models.Session.objects.get(id=session.id).stripe_data["payment_status"] == payment_status
+
+
+def test_an_expired_session_is_processed(client, sandbox_http, session_params):
+    session = _session(client, session_params)
+    client.v1.checkout.sessions.expire(session.id)
+    events = _events(sandbox_http)
+
+    _process_each(events)
+
+    _assert_every_call_succeeded(sandbox_http)
+    assert [event["type"] for event in events] == ["checkout.session.expired"]
+    assert djstripe_models.Session.objects.get(id=session.id).stripe_data["status"] == "expired"
+
+
+def test_processing_an_event_twice_is_harmless(client, sandbox_http, session_params):
+    session = _session(client, session_params)
+    _helper(client, f"{session.id}/complete")
+    events = _events(sandbox_http)
+    _process_each(events)
+    calls_before = len(sandbox_http.logged_requests())
+
+    _process_each(events)
+
+    assert len(sandbox_http.logged_requests()) == calls_before
+    assert djstripe_models.Event.objects.count() == len(events)
