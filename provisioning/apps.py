@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class ProvisioningConfig(AppConfig):
     name = "provisioning"
     verbose_name = "Provisioning"
+
+    def ready(self):
+        from provisioning import checks  # noqa: F401  (registers the system checks)

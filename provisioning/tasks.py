@@ -1,8 +1,30 @@
-"""Celery tasks of provisioning. The fulfilment tasks arrive with the webhook work; this one proves the wiring."""
+"""Celery tasks of provisioning. Each takes an id and calls one service; the services make a repeated or late
+delivery harmless (a conditional UPDATE claims the row), so acks_late with reject_on_worker_lost is safe: a worker
+killed mid-task gives its message back instead of losing it."""
 
 from celery import shared_task
 
+# Services are imported inside the tasks: services -> outbox -> tasks would otherwise be an import cycle.
 
-@shared_task(name="provisioning.ping")
-def ping() -> str:
-    return "pong"
+
+@shared_task(name="provisioning.job_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def provisioning_job_run_task(job_id: int) -> str | None:
+    from provisioning.services import provisioning_job_run
+
+    job = provisioning_job_run(job_id=job_id)
+    return job.status if job else None
+
+
+@shared_task(name="provisioning.email_send", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def email_notification_send_task(email_id: int) -> str | None:
+    from provisioning.services import email_notification_send
+
+    notification = email_notification_send(email_id=email_id)
+    return notification.status if notification else None
+
+
+@shared_task(name="provisioning.outbox_sweep", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def provisioning_outbox_sweep_task() -> dict[str, int]:
+    from provisioning.services import provisioning_outbox_sweep
+
+    return provisioning_outbox_sweep()

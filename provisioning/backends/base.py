@@ -1,0 +1,50 @@
+"""The interface every provisioning backend implements: one call that creates (or finds) the hosting account."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ProvisioningRequest:
+    """What a backend is told about one job. `idempotency_key` is the same on every attempt of the job."""
+
+    idempotency_key: str
+    job_id: int
+    attempt: int
+    subscription_id: int
+    product_code: str
+    billing_cycle: str
+    domain: str
+    customer_email: str
+    customer_name: str
+
+
+@dataclass(frozen=True)
+class ProvisionedAccount:
+    """The account as the control panel reports it. Never a password: customers set theirs in the panel."""
+
+    username: str
+    server: str
+    domain: str
+    reference: str
+
+
+class ProvisioningError(Exception):
+    """The backend did not provision. `retryable`: another attempt may succeed (timeouts, 5xx); otherwise the
+    request itself was refused and repeating it is pointless."""
+
+    def __init__(self, message: str, *, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ProvisioningBackend(Protocol):
+    name: str  # recorded on the job, at most 50 characters
+
+    def provision(self, request: ProvisioningRequest) -> ProvisionedAccount:
+        """Create the account, or return the one already made for `request.idempotency_key`.
+
+        Raises ProvisioningError. Must be safe to call again with the same key: a worker can die after the
+        backend acted but before we recorded its answer.
+        """
+        ...

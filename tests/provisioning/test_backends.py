@@ -1,0 +1,92 @@
+"""The simulated backend, and the system checks that catch provisioning settings that cannot work."""
+
+import uuid
+
+import pytest
+
+from provisioning.backends import ProvisioningError, ProvisioningRequest, provisioning_backend_get
+from provisioning.backends.http import HttpBackend
+from provisioning.backends.simulated import SimulatedBackend
+from provisioning.checks import provisioning_settings_check
+
+
+def a_request(**overrides) -> ProvisioningRequest:
+    fields = {"idempotency_key": str(uuid.uuid4()), "job_id": 1, "attempt": 1, "subscription_id": 1,
+              "product_code": "starter", "billing_cycle": "monthly", "domain": "example.com",
+              "customer_email": "ada@example.com", "customer_name": "Ada"}
+    return ProvisioningRequest(**{**fields, **overrides})
+
+
+def test_the_same_key_gives_the_same_account_and_another_key_another():
+    backend = SimulatedBackend()
+    request = a_request()
+
+    first = backend.provision(request)
+
+    assert backend.provision(request) == first
+    assert SimulatedBackend().provision(a_request(attempt=2, idempotency_key=request.idempotency_key)) == first
+    assert backend.provision(a_request()).username != first.username
+
+
+@pytest.mark.parametrize(("domain", "email", "stem"), [
+    ("example.com", "ada@example.com", "example"),
+    ("My-Shop.example", "x@example.com", "myshop"),
+    ("2048games.example", "x@example.com", "games"),
+    ("averyveryverylongname.example", "x@example.com", "averyver"),
+    ("", "ada.lovelace@example.com", "ada"),
+])
+def test_the_username_comes_from_the_domain_or_the_email(domain, email, stem):
+    account = SimulatedBackend().provision(a_request(domain=domain, customer_email=email))
+
+    assert account.username[:-4] == stem
+    assert account.server.endswith(".sim.migrahosting.test")
+    assert account.domain == domain
+
+
+def test_fail_n_times_fails_the_first_n_attempts_only():
+    backend = SimulatedBackend()
+
+    for attempt in (1, 2, 3):
+        with pytest.raises(ProvisioningError, match=f"{attempt} of 3") as error:
+            backend.provision(a_request(domain="fail-3-times.example.com", attempt=attempt))
+        assert error.value.retryable
+
+    assert backend.provision(a_request(domain="fail-3-times.example.com", attempt=4)).username
+
+
+@pytest.mark.parametrize(("domain", "retryable"), [("always-fail.example.com", True), ("reject.example.com", False)])
+def test_always_fail_and_reject(domain, retryable):
+    with pytest.raises(ProvisioningError) as error:
+        SimulatedBackend().provision(a_request(domain=domain, attempt=99))
+
+    assert error.value.retryable is retryable
+
+
+def test_the_backend_is_chosen_in_settings(settings):
+    settings.PROVISIONING_BACKEND = "http"
+    settings.PROVISIONING_HTTP_URL = "https://panel.example/api"
+    assert isinstance(provisioning_backend_get(), HttpBackend)
+
+    settings.PROVISIONING_BACKEND = "tests.provisioning.backends.ExplodingBackend"
+    assert provisioning_backend_get().name == "exploding"
+
+    settings.PROVISIONING_BACKEND = "simulated"
+    assert isinstance(provisioning_backend_get(), SimulatedBackend)
+
+
+def test_the_checks_pass_with_the_defaults():
+    assert provisioning_settings_check(None) == []
+
+
+def test_the_http_backend_without_url_or_secret_fails_the_checks(settings):
+    settings.PROVISIONING_BACKEND = "http"
+    settings.PROVISIONING_HTTP_URL = "https://panel.example/api"
+    settings.PROVISIONING_HTTP_SECRET = ""
+
+    assert [error.id for error in provisioning_settings_check(None)] == ["provisioning.E001"]
+
+
+def test_a_retry_cap_beyond_the_visibility_timeout_fails_the_checks(settings):
+    settings.PROVISIONING_RETRY_CAP_SECONDS = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+
+    assert [error.id for error in provisioning_settings_check(None)] == ["provisioning.E002"]

@@ -1,0 +1,133 @@
+"""A real `celery -A config worker` process and real Redis, on PostgreSQL: the tasks run there, and a worker killed
+with SIGKILL in the middle of a job is made good by the sweeper (Celery beat) and another worker, exactly once.
+
+Needs DATABASE_URL=postgres://... and REDIS_URL (the worker reads the test database; SQLite's is in memory).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection, transaction
+
+from config.celery import app as celery_app
+from provisioning.models import EmailNotification, HostingAccount, ProvisioningJob
+from provisioning.services import provisioning_job_create
+from tests.provisioning.factories import subscription_for_domain
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [
+    pytest.mark.skipif(not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
+                       reason="needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)"),
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    # Committed rows: the worker is another process.
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def wait_for(condition, *, timeout: float, what: str):
+    """Poll the database (or anything) until `condition()` is truthy; what a test does to wait for a worker."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def job_finished(job_id: int):
+    return ProvisioningJob.objects.filter(pk=job_id, status__in=("succeeded", "failed")).first()
+
+
+@pytest.fixture
+def tasks_via_redis():
+    """Tasks leave through the project's real broker instead of running in this process."""
+    celery_app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def start_worker(tasks_via_redis, tmp_path):
+    """Start `celery -A config worker --beat` against the test database; stopped (or killed) at the end."""
+    workers: list[subprocess.Popen] = []
+    db = connection.settings_dict
+
+    def start(name: str, **env_overrides: str) -> subprocess.Popen:
+        credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            # The worker's own sends (retries, e-mails, the sweeper's) go through Redis too.
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            **env_overrides,
+        }
+        log = tmp_path / f"{name}.log"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--schedule",
+             str(tmp_path / f"{name}-beat-schedule"), "--loglevel", "INFO", "--concurrency", "1",
+             "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        workers.append(process)
+        wait_for(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=30,
+                 what=f"worker {name} to start")
+        assert process.poll() is None, log.read_text()
+        return process
+
+    yield start
+    for process in workers:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in workers:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_a_real_worker_runs_the_job_and_sends_the_service_ready_email(start_worker):
+    start_worker("solo")
+    subscription = subscription_for_domain("worker.example")
+
+    with transaction.atomic():
+        job = provisioning_job_create(subscription=subscription)
+
+    job = wait_for(lambda: job_finished(job.pk), timeout=30, what="the job to finish")
+    assert (job.status, job.attempts) == ("succeeded", 1)
+    assert HostingAccount.objects.get(subscription=subscription).domain == "worker.example"
+    wait_for(lambda: EmailNotification.objects.filter(purpose="service_ready", status="sent").exists(), timeout=30,
+             what="the service-ready e-mail")
+
+
+def test_a_job_whose_worker_is_killed_mid_job_is_finished_once_by_another_worker(start_worker):
+    # A short lease, and a sweep every second that re-sends anything waiting more than a second.
+    quick = {"PROVISIONING_LEASE_SECONDS": "6", "PROVISIONING_OUTBOX_STALE_SECONDS": "1",
+             "PROVISIONING_SWEEP_INTERVAL_SECONDS": "1"}
+    first = start_worker("first", **quick)
+    subscription = subscription_for_domain("slow-3s.example.com")
+    with transaction.atomic():
+        job = provisioning_job_create(subscription=subscription)
+    wait_for(lambda: ProvisioningJob.objects.filter(pk=job.pk, status="running").exists(), timeout=30,
+             what="the first worker to take the job")
+
+    os.killpg(first.pid, signal.SIGKILL)  # the whole worker, mid-job: its message stays unacknowledged in Redis
+    first.wait()
+    start_worker("second", **quick)
+
+    job = wait_for(lambda: job_finished(job.pk), timeout=60, what="the second worker to finish the job")
+    assert (job.status, job.attempts) == ("succeeded", 2)
+    [first_attempt, second_attempt] = job.attempt_log.all()
+    assert first_attempt.error.startswith("abandoned") and second_attempt.succeeded
+    assert HostingAccount.objects.filter(subscription=subscription).count() == 1
+    wait_for(lambda: EmailNotification.objects.filter(purpose="service_ready", status="sent").exists(), timeout=30,
+             what="the service-ready e-mail")
+    assert EmailNotification.objects.count() == 1
