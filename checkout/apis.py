@@ -6,30 +6,18 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from catalog.models import BILLING_CYCLE_ALIASES, BillingCycle
 from checkout.selectors import checkout_session_get_by_stripe_id
-from checkout.services import checkout_session_create
+from checkout.services import checkout_session_create, checkout_session_refresh
 from core.exceptions import ApplicationError
+from core.throttling import ClientIpThrottle
 
 DOMAIN_MODES = ("new-or-transfer", "new", "transfer", "existing")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _DOMAIN_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 _STRIPE_SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
-
-
-class ClientIpThrottle(SimpleRateThrottle):
-    """Counts per client IP in the shared cache (Redis in production), so every gunicorn worker sees one count."""
-
-    def get_rate(self):
-        # Read at request time rather than import time, so a changed setting applies without a restart of the class.
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
-
-    def get_cache_key(self, request, view):
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class CheckoutCreateThrottle(ClientIpThrottle):
@@ -213,5 +201,11 @@ class CheckoutSessionDetailApi(APIView):
             session = checkout_session_get_by_stripe_id(stripe_session_id=session_id)
         if session is None:
             raise ApplicationError(f"No checkout session {session_id[:80]}", code="not_found", status_code=404)
+        try:
+            # The success page polls this: a pending session is re-read from Stripe and fulfilled if paid, in
+            # case the webhook is late. Stripe being unreachable only means the answer is what we know.
+            session = checkout_session_refresh(session=session)
+        except ApplicationError:
+            pass
         return Response({"success": True, "session": self.OutputSerializer(session).data})
 

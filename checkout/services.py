@@ -7,14 +7,25 @@ import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from collections.abc import Mapping
+
 from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import mail_admins
+from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from catalog.models import BillingCycle
+from catalog.models import BillingCycle, Coupon
 from catalog.selectors import coupon_discount_amount, coupon_get_redeemable, price_get_active
 from checkout.models import CheckoutSession, CheckoutSessionStatus
-from checkout.selectors import checkout_session_latest_for_fingerprint
-from checkout.stripe_checkout import stripe_checkout_session_create, stripe_coupon_ensure, stripe_coupon_forget
+from checkout.selectors import checkout_session_get_by_stripe_id, checkout_session_latest_for_fingerprint
+from checkout.stripe_checkout import (
+    stripe_checkout_session_create,
+    stripe_checkout_session_retrieve,
+    stripe_coupon_ensure,
+    stripe_coupon_forget,
+)
 from core.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -140,3 +151,142 @@ def _expiry_for_window(window: int) -> datetime:
     ttl = timedelta(minutes=settings.CHECKOUT_SESSION_TTL_MINUTES)
     ttl = min(max(ttl, TTL_BOUNDS[0]), TTL_BOUNDS[1])
     return datetime.fromtimestamp(window * IDEMPOTENCY_WINDOW_SECONDS, tz=dt_timezone.utc) + ttl
+
+
+# --- Fulfilment: from Stripe's word that a session is paid to rows and work for the workers ---------------------------
+
+PAID_STATUSES = ("paid", "no_payment_required")
+
+
+def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | None:
+    """The one place that turns a paid Stripe Checkout Session into user, customer, subscription and work.
+
+    Safe to call any number of times, from any number of processes at once (webhook deliveries, the success page):
+    the checkout row is locked, and a session already completed is returned as it is. A session whose charge does
+    not match what we recorded is set aside for review, never provisioned. Returns None for a session we never made.
+    """
+    from accounts.services import customer_get_or_create_for_user, subscription_create, user_get_or_create
+    from provisioning.models import EmailPurpose
+    from provisioning.services import email_notification_create, provisioning_job_create
+
+    if stripe_session.get("payment_status") not in PAID_STATUSES:
+        return checkout_session_get_by_stripe_id(stripe_session_id=stripe_session["id"])
+    with transaction.atomic():
+        session = (CheckoutSession.objects.select_for_update(of=("self",)).select_related("price")
+                   .filter(stripe_session_id=stripe_session["id"]).first())
+        if session is None:
+            logger.warning("Stripe reported checkout session %s, which we never made: ignored", stripe_session["id"])
+            return None
+        if session.status in (CheckoutSessionStatus.COMPLETED, CheckoutSessionStatus.NEEDS_REVIEW):
+            return session
+        problem = _charge_mismatch(session, stripe_session)
+        if problem:
+            _checkout_session_set_aside(session, problem)
+            return session
+
+        stripe_customer_id = _stripe_id(stripe_session.get("customer"))
+        user, _ = user_get_or_create(email=session.email, full_name=session.customer_name or "")
+        customer = customer_get_or_create_for_user(user=user, name=session.customer_name or "",
+                                                   stripe_customer_id=stripe_customer_id)
+        subscription = subscription_create(
+            customer=customer, checkout_session=session,
+            stripe_subscription_id=_stripe_id(stripe_session.get("subscription")),
+            stripe_customer_id=stripe_customer_id,
+            status="trialing" if session.trial_days else "active",
+        )
+        provisioning_job_create(subscription=subscription)
+        if not user.has_usable_password():
+            email_notification_create(checkout_session=session, purpose=EmailPurpose.SET_PASSWORD, to=user.email)
+        email_notification_create(checkout_session=session, purpose=EmailPurpose.ORDER_CONFIRMATION, to=user.email)
+        if session.coupon_code:
+            _coupon_redeem(session.coupon_code)
+
+        session.status = CheckoutSessionStatus.COMPLETED
+        session.completed_at = timezone.now()
+        session.stripe_customer_id = stripe_customer_id
+        session.save(update_fields=["status", "completed_at", "stripe_customer_id", "updated_at"])
+    logger.info("Checkout session %s fulfilled: subscription %s", session.stripe_session_id, subscription.pk)
+    return session
+
+
+def checkout_session_payment_failed(*, stripe_session: Mapping) -> CheckoutSession | None:
+    """A delayed payment failed: the order will not be fulfilled, and the customer is told how to try again."""
+    from provisioning.models import EmailPurpose
+    from provisioning.services import email_notification_create
+
+    with transaction.atomic():
+        session = _locked(stripe_session["id"])
+        if session is None or session.status != CheckoutSessionStatus.PENDING:
+            return session
+        session.status = CheckoutSessionStatus.PAYMENT_FAILED
+        session.save(update_fields=["status", "updated_at"])
+        email_notification_create(checkout_session=session, purpose=EmailPurpose.PAYMENT_FAILED, to=session.email)
+    return session
+
+
+def checkout_session_mark_expired(*, stripe_session_id: str) -> CheckoutSession | None:
+    with transaction.atomic():
+        session = _locked(stripe_session_id)
+        if session is None or session.status != CheckoutSessionStatus.PENDING:
+            return session
+        session.status = CheckoutSessionStatus.EXPIRED
+        session.save(update_fields=["status", "updated_at"])
+    return session
+
+
+def checkout_session_refresh(*, session: CheckoutSession) -> CheckoutSession:
+    """The success-page path: re-read a pending session from Stripe and fulfil it if it is paid.
+
+    Stripe is asked at most once every few seconds per session, whatever the page's polling does.
+    """
+    if session.status != CheckoutSessionStatus.PENDING:
+        return session
+    if not cache.add(f"checkout-refresh:{session.stripe_session_id}", True, REFRESH_INTERVAL_SECONDS):
+        return session
+    stripe_session = stripe_checkout_session_retrieve(session.stripe_session_id)
+    if stripe_session.get("status") == "expired":
+        return checkout_session_mark_expired(stripe_session_id=session.stripe_session_id) or session
+    if stripe_session.get("payment_status") in PAID_STATUSES:
+        return checkout_session_fulfill(stripe_session=stripe_session) or session
+    return session
+
+
+REFRESH_INTERVAL_SECONDS = 5
+
+
+def _locked(stripe_session_id: str) -> CheckoutSession | None:
+    return CheckoutSession.objects.select_for_update().filter(stripe_session_id=stripe_session_id).first()
+
+
+def _charge_mismatch(session: CheckoutSession, stripe_session: Mapping) -> str | None:
+    charged, currency = stripe_session.get("amount_total"), stripe_session.get("currency")
+    if currency != session.currency or charged != session.amount_due_first:
+        return (f"Stripe charged {charged} {currency}; we expected {session.amount_due_first} {session.currency} "
+                f"(price {session.amount}, discount {session.amount_discount}, trial {session.trial_days or 0} days)")
+    reference = stripe_session.get("client_reference_id")
+    if reference and reference != str(session.pk):
+        return f"Stripe's client_reference_id {reference} is not this session's id {session.pk}"
+    return None
+
+
+def _checkout_session_set_aside(session: CheckoutSession, problem: str) -> None:
+    session.status = CheckoutSessionStatus.NEEDS_REVIEW
+    session.metadata = {**session.metadata, "review_reason": problem}
+    session.save(update_fields=["status", "metadata", "updated_at"])
+    logger.error("Checkout session %s needs review: %s", session.stripe_session_id, problem)
+    transaction.on_commit(lambda: mail_admins(
+        f"Checkout session {session.stripe_session_id} needs review",
+        f"{problem}\n\nThe order was not provisioned. Customer: {session.email}.", fail_silently=True))
+
+
+def _coupon_redeem(code: str) -> None:
+    # Conditional, so the last redemption of a limited coupon is counted once even when two orders race for it.
+    Coupon.objects.filter(code__iexact=code).filter(
+        Q(max_redemptions__isnull=True) | Q(times_redeemed__lt=F("max_redemptions"))
+    ).update(times_redeemed=F("times_redeemed") + 1)
+
+
+def _stripe_id(value) -> str | None:
+    if isinstance(value, Mapping):
+        return value.get("id")
+    return value or None

@@ -6,9 +6,10 @@ from core.views import HealthApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("account/", include("accounts.urls")),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/checkout/", include("checkout.urls")),
-    path("api/webhooks/stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("api/webhooks/stripe/", include("checkout.webhook_view", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

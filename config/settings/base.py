@@ -155,6 +155,11 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# dj-stripe lets an X-Djstripe-Webhook-Secret header replace the stored secret when DEBUG is on (for `stripe
+# listen`). Our webhook view drops that header unless this is set, and only local settings set it.
+STRIPE_WEBHOOK_ALLOW_SECRET_HEADER = False
+# The public address Stripe posts webhooks to (`manage.py stripe_webhook_register` registers <this>/api/webhooks/...).
+STRIPE_WEBHOOK_BASE_URL = env.str("STRIPE_WEBHOOK_BASE_URL", default="")
 
 # --- Checkout ---------------------------------------------------------------------------------------------------------
 CHECKOUT_SUCCESS_URL = env.str(
@@ -189,6 +194,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- E-mail -----------------------------------------------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="MigraHosting <billing@migrahosting.com>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Who is alerted (mail_admins) when an order needs review or a provisioning job has failed for good:
+# "Name <address>" entries separated by commas.
+ADMINS = [(name.strip(), address.strip(" >")) for name, address in
+          (entry.split("<") for entry in env.list("DJANGO_ADMINS", default=[]) if "<" in entry)]
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
 LOGGING = {
@@ -199,4 +209,35 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # stripe-python logs every request at INFO: too loud for production logs.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
+}
+
+# --- Provisioning (provisioning/: jobs, backends, e-mails; the set-password page in accounts/) ----------------------
+# Our own address, for links in e-mails (the set-password page) and in staff alerts.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Where a customer whose payment failed starts a new order (the marketing site).
+STOREFRONT_URL = env.str("STOREFRONT_URL", default="https://migrahosting.com").rstrip("/")
+# "simulated" (no control panel: accounts derived from the order), "http" (the control panel's API), or the dotted
+# path of a class with the same interface (provisioning/backends/base.py).
+PROVISIONING_BACKEND = env.str("PROVISIONING_BACKEND", default="simulated")
+PROVISIONING_HTTP_URL = env.str("PROVISIONING_HTTP_URL", default="")
+PROVISIONING_HTTP_SECRET = env.str("PROVISIONING_HTTP_SECRET", default="")
+PROVISIONING_HTTP_TIMEOUT_SECONDS = env.float("PROVISIONING_HTTP_TIMEOUT_SECONDS", default=10.0)
+PROVISIONING_MAX_ATTEMPTS = env.int("PROVISIONING_MAX_ATTEMPTS", default=5)
+# Delay before retry n: min(cap, base * 2**(n-1)), half of it random. The cap stays far below the broker's
+# visibility timeout, or Redis would hand a waiting retry to a second worker.
+PROVISIONING_RETRY_BASE_SECONDS = env.float("PROVISIONING_RETRY_BASE_SECONDS", default=30.0)
+PROVISIONING_RETRY_CAP_SECONDS = env.float("PROVISIONING_RETRY_CAP_SECONDS", default=15 * 60.0)
+# How long a worker may hold a job; afterwards it counts as abandoned (worker killed) and is run again.
+# Longer than the slowest backend call (the HTTP backend's timeouts), which the task's time limit enforces.
+PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=5 * 60)
+# A job or e-mail whose task was sent (or created) longer ago than this and has not started is sent again.
+PROVISIONING_OUTBOX_STALE_SECONDS = env.int("PROVISIONING_OUTBOX_STALE_SECONDS", default=30)
+PROVISIONING_SWEEP_INTERVAL_SECONDS = env.float("PROVISIONING_SWEEP_INTERVAL_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE = {
+    "provisioning-outbox-sweep": {
+        "task": "provisioning.outbox_sweep",
+        "schedule": PROVISIONING_SWEEP_INTERVAL_SECONDS,
+        # A sweep nobody ran in time is superseded by the next one.
+        "options": {"expires": PROVISIONING_SWEEP_INTERVAL_SECONDS},
+    },
 }

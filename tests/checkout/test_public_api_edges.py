@@ -106,3 +106,12 @@ def test_docs_page_renders(db):
     response = APIClient().get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_a_redis_outage_does_not_block_checkouts(api, settings, db):
+    with_rates(settings, checkout_read="1/min")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+
+    statuses = [api.get("/api/checkout/session/cs_test_x").status_code for _ in range(3)]
+
+    assert statuses == [404, 404, 404]
