@@ -129,11 +129,11 @@ until grep -q "stripe-sandbox listening on" "$SANDBOX_LOG" || http_ok "$SANDBOX_
     sleep 0.2
 done
 
-# --- NEXT ISSUE: webhook registration ---------------------------------------------------------------------------------
-# Register $API_URL/api/webhooks/stripe/webhook/<uuid>/ with the sandbox (POST /v1/webhook_endpoints) and store the
-# secret it returns on dj-stripe's WebhookEndpoint row, so that paying in the sandbox delivers a signed
-# checkout.session.completed that the API verifies and fulfils. Until then nothing is delivered to the API.
-# ----------------------------------------------------------------------------------------------------------------------
+# The sandbox forgets everything when it stops: register our webhook endpoint with this one and store its signing
+# secret, so paying on the sandbox's page delivers a signed checkout.session.completed that the API verifies and
+# fulfils (an endpoint a previous sandbox knew is replaced).
+say "registering the webhook endpoint with the sandbox"
+STRIPE_API_BASE="$SANDBOX_URL" "$PYTHON" manage.py stripe_webhook_register --base-url "$API_URL"
 
 # runserver rather than gunicorn: it reloads on code changes, serves the admin's and the API docs' static files
 # without collectstatic, shows Django's debug pages, and runs as one process, so a request never lands on a worker
@@ -158,7 +158,8 @@ Ready.
 
 Create a checkout session:
   curl -s -X POST $API_URL/api/checkout/create-session -H 'Content-Type: application/json' -d '{"planId":"starter","billingCycle":"monthly","customer":{"name":"John Doe","email":"john@example.com"}}'
-Then read it back (use the sessionId from the answer):
+Open the "url" from the answer and press Pay: the sandbox sends the signed webhook here, the order is fulfilled,
+the (simulated) hosting account provisioned, and the e-mails are printed in this console. Then read it back:
   curl -s $API_URL/api/checkout/session/<sessionId>
 
 Ctrl-C stops the API and the sandbox.
