@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,7 +42,10 @@ ENV = {
     "THROTTLE_CHECKOUT_CREATE": "1000000/min",
     "THROTTLE_CHECKOUT_READ": "1000000/min",
     "LOG_LEVEL": "WARNING",
+    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "STRIPE_WEBHOOK_BASE_URL": API,
 }
+WEBHOOK_CHECKOUTS = int(os.environ.get("BENCH_WEBHOOK_CHECKOUTS", "500"))
 
 
 def sh(*args, **kwargs):
@@ -62,6 +66,10 @@ def prepare_database():
     redis.Redis.from_url(REDIS_URL).flushdb()
     sh(PY, "manage.py", "migrate", "--noinput", stdout=subprocess.DEVNULL)
     sh(PY, "manage.py", "catalog_load", stdout=subprocess.DEVNULL)
+
+
+def register_webhook():
+    sh(PY, "manage.py", "stripe_webhook_register", stdout=subprocess.DEVNULL)
 
 
 def wait_for(url: str, seconds: float = 30):
@@ -156,11 +164,65 @@ def main():
             print(f"  worker {pid}: {b:6.1f} -> {a:6.1f}  ({(a - b) / b * 100:+.1f} %)")
         total_b, total_a = sum(before.values()), sum(after.values())
         print(f"  all workers: {total_b / 1024:.1f} -> {total_a / 1024:.1f} MiB ({(total_a - total_b) / total_b * 100:+.1f} %)")
+
+        webhook_phase(processes)
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)
         for process in processes:
             process.wait(timeout=20)
+
+
+def sandbox_call(method: str, path: str, data: dict | None = None) -> dict:
+    body = urllib.parse.urlencode(data or {}).encode() if method == "POST" else None
+    request = urllib.request.Request(f"{SANDBOX}{path}", data=body, method=method,
+                                     headers={"Authorization": f"Bearer {ENV['STRIPE_SECRET_KEY']}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def webhook_phase(processes: list):
+    """500 distinct paid checkouts completed in the sandbox; the time until every one is provisioned by one worker
+    (a real Celery worker process, concurrency 2 = the cores), and how fast our webhook endpoint answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    register_webhook()
+    processes.append(start(PY, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "warning",
+                           "--without-gossip", "--without-mingle"))
+    body = CREATE_BODY.replace("bench{n}", "paid{n}")
+    load(f"{API}/api/checkout/create-session", WEBHOOK_CHECKOUTS, 8, "POST", body)
+    with psycopg.connect(DATABASE_URL) as connection:
+        ids = [row[0] for row in connection.execute(
+            "SELECT stripe_session_id FROM checkout_sessions WHERE email LIKE 'paid%%'")]
+    assert len(ids) == WEBHOOK_CHECKOUTS, len(ids)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: sandbox_call("POST", f"/v1/test_helpers/checkout/sessions/{i}/complete"), ids))
+    completed = time.perf_counter() - started
+    with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
+        while True:
+            [[done]] = connection.execute(
+                "SELECT count(*) FROM provisioning_hostingaccount h JOIN accounts_subscription s "
+                "ON s.id = h.subscription_id JOIN checkout_sessions c ON c.id = s.checkout_session_id "
+                "WHERE c.email LIKE 'paid%%'").fetchall()
+            elapsed = time.perf_counter() - started
+            if done >= WEBHOOK_CHECKOUTS or elapsed > 300:
+                break
+            time.sleep(0.2)
+        [[emails]] = connection.execute("SELECT count(*) FROM provisioning_emailnotification "
+                                        "WHERE status = 'sent'").fetchall()
+    deliveries = json.loads(urllib.request.urlopen(f"{SANDBOX}/_sandbox/deliveries?type=checkout.session.completed",
+                                                   timeout=30).read())["data"]
+    durations = sorted(d["duration_ms"] for d in deliveries)
+    failed = sum(1 for d in deliveries if not d["succeeded"])
+    print(f"\nwebhooks: {WEBHOOK_CHECKOUTS} paid checkouts completed in the sandbox in {completed:.1f} s")
+    print(f"  provisioned: {done}/{WEBHOOK_CHECKOUTS} in {elapsed:.1f} s from the first payment "
+          f"(one worker, concurrency 2); e-mails sent: {emails}")
+    print(f"  checkout.session.completed deliveries: {len(deliveries)} ({failed} not 2xx); "
+          f"response p50 {durations[len(durations) // 2]:.0f} ms, "
+          f"p99 {durations[min(len(durations) - 1, int(len(durations) * 0.99))]:.0f} ms")
 
 
 if __name__ == "__main__":
