@@ -149,7 +149,10 @@ STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
 STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
 # Where the Stripe API is: real Stripe by default, the project's sandbox in development and tests.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
-STRIPE_API_HOST = STRIPE_API_BASE  # the name dj-stripe reads
+if STRIPE_API_BASE != "https://api.stripe.com":
+    # The name dj-stripe reads; set only when it is not real Stripe, as dj-stripe warns (W002) whenever
+    # production settings carry it.
+    STRIPE_API_HOST = STRIPE_API_BASE
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
