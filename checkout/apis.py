@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import BILLING_CYCLE_ALIASES, BillingCycle
-from checkout.selectors import checkout_session_get_by_stripe_id
+from checkout.models import CheckoutSessionStatus
+from checkout.selectors import PUBLIC_FIELDS, checkout_session_get_by_stripe_id
 from checkout.services import checkout_session_create, checkout_session_refresh
 from core.exceptions import ApplicationError
 from core.throttling import ClientIpThrottle
@@ -169,28 +170,33 @@ class CheckoutSessionCreateApi(APIView):
         return Response({"success": True, "url": session.stripe_url, "sessionId": session.stripe_session_id})
 
 
+class CheckoutSessionPublicSerializer(serializers.Serializer):
+    """What the public API shows of a session (documentation only: the view builds the dict itself, it is hot)."""
+
+    id = serializers.UUIDField()
+    stripe_session_id = serializers.CharField()
+    email = serializers.EmailField()
+    product_code = serializers.CharField()
+    billing_cycle = serializers.CharField()
+    amount = serializers.IntegerField(help_text="Catalog price of one billing period, in cents.")
+    status = serializers.ChoiceField(choices=CheckoutSessionStatus.values)
+
+
+class CheckoutSessionEnvelopeSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    session = CheckoutSessionPublicSerializer()
+
+
 class CheckoutSessionDetailApi(APIView):
     throttle_classes = [CheckoutReadThrottle]
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.UUIDField()
-        stripe_session_id = serializers.CharField()
-        email = serializers.EmailField()
-        product_code = serializers.CharField()
-        billing_cycle = serializers.CharField()
-        amount = serializers.IntegerField(help_text="Catalog price of one billing period, in cents.")
-        status = serializers.CharField()
-
-    class EnvelopeSerializer(serializers.Serializer):
-        success = serializers.BooleanField()
-        session = serializers.DictField()
 
     @extend_schema(
         operation_id="checkout_get_session",
         summary="Read a checkout session by its Stripe session id",
+        description="The success page polls this after payment: a session still pending is re-read from Stripe "
+        "(at most every 5 seconds) and fulfilled at once if Stripe says it is paid, should the webhook be late.",
         responses={
-            200: OpenApiResponse(description="`{\"success\": true, \"session\": {...}}`",
-                                 response=EnvelopeSerializer),
+            200: CheckoutSessionEnvelopeSerializer,
             404: OpenApiResponse(ErrorSerializer, description="No session with this id."),
             429: ERROR_RESPONSES[429],
         },
@@ -198,7 +204,7 @@ class CheckoutSessionDetailApi(APIView):
     def get(self, request, session_id: str):
         session = None
         if _STRIPE_SESSION_ID.match(session_id):
-            session = checkout_session_get_by_stripe_id(stripe_session_id=session_id)
+            session = checkout_session_get_by_stripe_id(stripe_session_id=session_id, public_only=True)
         if session is None:
             raise ApplicationError(f"No checkout session {session_id[:80]}", code="not_found", status_code=404)
         try:
@@ -207,5 +213,6 @@ class CheckoutSessionDetailApi(APIView):
             session = checkout_session_refresh(session=session)
         except ApplicationError:
             pass
-        return Response({"success": True, "session": self.OutputSerializer(session).data})
+        return Response({"success": True, "session": {name: getattr(session, name) for name in PUBLIC_FIELDS}
+                         | {"id": str(session.id)}})
 

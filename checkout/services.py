@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import time
 import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -234,24 +235,34 @@ def checkout_session_mark_expired(*, stripe_session_id: str) -> CheckoutSession 
     return session
 
 
-def checkout_session_refresh(*, session: CheckoutSession) -> CheckoutSession:
+REFRESH_INTERVAL_SECONDS = 5
+# Sessions this process re-read lately, so a polling page costs no Redis round trip either; bounded.
+_refreshed_here: dict[str, float] = {}
+
+
+def checkout_session_refresh(*, session: CheckoutSession, force: bool = False) -> CheckoutSession:
     """The success-page path: re-read a pending session from Stripe and fulfil it if it is paid.
 
-    Stripe is asked at most once every few seconds per session, whatever the page's polling does.
+    Stripe is asked at most once every few seconds per session (a mark in the shared cache), whatever the page's
+    polling does; `force` (staff asking explicitly) skips that limit.
     """
     if session.status != CheckoutSessionStatus.PENDING:
         return session
-    if not cache.add(f"checkout-refresh:{session.stripe_session_id}", True, REFRESH_INTERVAL_SECONDS):
-        return session
+    if not force:
+        now = time.monotonic()
+        if now - _refreshed_here.get(session.stripe_session_id, -REFRESH_INTERVAL_SECONDS) < REFRESH_INTERVAL_SECONDS:
+            return session
+        if len(_refreshed_here) > 10_000:
+            _refreshed_here.clear()
+        _refreshed_here[session.stripe_session_id] = now
+        if not cache.add(f"checkout-refresh:{session.stripe_session_id}", True, REFRESH_INTERVAL_SECONDS):
+            return session
     stripe_session = stripe_checkout_session_retrieve(session.stripe_session_id)
     if stripe_session.get("status") == "expired":
         return checkout_session_mark_expired(stripe_session_id=session.stripe_session_id) or session
     if stripe_session.get("payment_status") in PAID_STATUSES:
         return checkout_session_fulfill(stripe_session=stripe_session) or session
     return session
-
-
-REFRESH_INTERVAL_SECONDS = 5
 
 
 def _locked(stripe_session_id: str) -> CheckoutSession | None:
