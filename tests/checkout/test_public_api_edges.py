@@ -102,10 +102,11 @@ def test_openapi_schema_documents_both_endpoints_and_their_errors(db):
     assert {"error", "code"} <= set(schema["components"]["schemas"]["Error"]["properties"])
 
 
-def test_docs_page_renders(db):
+def test_docs_page_renders_with_assets_served_by_us(db):
     response = APIClient().get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+    assert b"cdn." not in response.content and b"/static/drf_spectacular_sidecar/" in response.content
 
 
 def test_a_redis_outage_does_not_block_checkouts(api, settings, db):
