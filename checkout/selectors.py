@@ -2,7 +2,6 @@
 
 from checkout.models import CheckoutSession
 
-
 PUBLIC_FIELDS = ("id", "stripe_session_id", "email", "product_code", "billing_cycle", "amount", "status")
 
 

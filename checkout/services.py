@@ -5,10 +5,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
-
-from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.cache import cache

@@ -1,8 +1,8 @@
 """Production: every secret must come from the environment; a missing one stops start-up."""
 
-from .base import *  # noqa: F401,F403
 from django.core.exceptions import ImproperlyConfigured
 
+from .base import *  # noqa: F401,F403
 from .base import env
 
 DEBUG = False

@@ -1,7 +1,6 @@
 """POST /api/checkout/create-session: the seed's test table and contract, checked against what Stripe received."""
 
 import pytest
-import stripe
 from django.conf import settings
 
 from checkout.models import CheckoutSession

@@ -1,12 +1,11 @@
 """A retried or repeated request never makes a second session, at Stripe or in our table."""
 
-import threading
 
 import pytest
-from django.db import connection
 
 from checkout.models import CheckoutSession, CheckoutSessionStatus
 from tests.checkout.conftest import order
+from tests.concurrency import run_at_once
 from tests.conftest import database_is_postgres
 
 pytestmark = pytest.mark.django_db
@@ -76,22 +75,10 @@ def test_concurrent_identical_requests_make_one_session(catalog, stripe_sandbox)
         pytest.skip("concurrent writers need PostgreSQL; SQLite serialises them with 'database is locked'")
     from rest_framework.test import APIClient
 
-    results = []
-    barrier = threading.Barrier(8)
+    results, errors = run_at_once(
+        lambda: APIClient().post("/api/checkout/create-session", order(), format="json"), 8)
 
-    def buy():
-        try:
-            barrier.wait()
-            results.append(APIClient().post("/api/checkout/create-session", order(), format="json"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=buy) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert errors == []
     assert [r.status_code for r in results] == [200] * 8
     assert len({r.json()["sessionId"] for r in results}) == 1
     assert CheckoutSession.objects.count() == 1

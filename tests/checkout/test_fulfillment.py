@@ -1,10 +1,8 @@
 """checkout_session_fulfill: a paid session becomes user, customer, subscription, job and e-mails, exactly once."""
 
-import threading
 
 import pytest
 from django.core import mail
-from django.db import connection
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
 from catalog.models import Coupon
@@ -17,6 +15,7 @@ from checkout.services import (
 from provisioning.models import EmailNotification, ProvisioningJob
 from tests.catalog.factories import CouponFactory
 from tests.checkout.factories import CheckoutSessionFactory, paid_stripe_session
+from tests.concurrency import run_at_once
 from tests.conftest import database_is_postgres
 
 pytestmark = pytest.mark.django_db
@@ -171,23 +170,7 @@ def test_concurrent_fulfilments_of_one_session_make_one_of_everything():
     if not database_is_postgres():
         pytest.skip("row locks need PostgreSQL; SQLite has none")
     session = CheckoutSessionFactory()
-    barrier = threading.Barrier(10)
-    errors = []
-
-    def deliver():
-        try:
-            barrier.wait()
-            fulfill(session)
-        except Exception as error:  # collected and asserted below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _, errors = run_at_once(lambda: fulfill(session), 10)
 
     assert errors == []
     assert (User.objects.count(), Customer.objects.count(), Subscription.objects.count(),

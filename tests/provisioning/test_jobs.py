@@ -1,11 +1,10 @@
 """Provisioning jobs: recorded in the caller's transaction, run once per attempt, retried, given up with an alert."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from provisioning.models import (
@@ -25,6 +24,7 @@ from provisioning.services import (
 )
 from provisioning.tasks import provisioning_job_run_task
 from tests.accounts.factories import SubscriptionFactory
+from tests.concurrency import run_at_once
 from tests.conftest import database_is_postgres
 from tests.provisioning.backends import LeaseOutlivingBackend, RedeliveringBackend
 from tests.provisioning.factories import ProvisioningJobFactory, subscription_for_domain
@@ -147,23 +147,7 @@ def test_deliveries_racing_for_the_same_job_run_the_backend_once():
     if not database_is_postgres():
         pytest.skip("a race needs PostgreSQL's row locks; SQLite serialises every write")
     job = ProvisioningJobFactory(subscription=subscription_for_domain("slow-1s.example.com"))
-    barrier = threading.Barrier(8)
-    results, errors = [], []
-
-    def deliver():
-        try:
-            barrier.wait()
-            results.append(provisioning_job_run(job_id=job.pk))
-        except Exception as error:  # collected and asserted below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = run_at_once(lambda: provisioning_job_run(job_id=job.pk), 8)
 
     assert errors == []
     [ran] = [result for result in results if result is not None]
