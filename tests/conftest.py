@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import stripe
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
@@ -59,10 +60,11 @@ def stripe_sandbox_process():
 
 
 @pytest.fixture
-def stripe_sandbox(stripe_sandbox_process, settings) -> Sandbox:
-    """Points the service at the sandbox, with the sandbox's state reset."""
+def stripe_sandbox(stripe_sandbox_process, settings, monkeypatch) -> Sandbox:
+    """Points the service (and dj-stripe, which uses stripe-python's global api_base) at the sandbox, reset."""
     settings.STRIPE_API_BASE = stripe_sandbox_process
     settings.STRIPE_API_HOST = stripe_sandbox_process
+    monkeypatch.setattr(stripe, "api_base", stripe_sandbox_process)
     sandbox = Sandbox(url=stripe_sandbox_process)
     sandbox.reset()
     return sandbox
