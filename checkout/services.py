@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.services import customer_get_or_create_for_user, subscription_create, user_get_or_create
 from catalog.models import BillingCycle, Coupon
 from catalog.selectors import coupon_discount_amount, coupon_get_redeemable, price_get_active
 from checkout.models import CheckoutSession, CheckoutSessionStatus
@@ -27,6 +28,8 @@ from checkout.stripe_checkout import (
     stripe_coupon_forget,
 )
 from core.exceptions import ApplicationError
+from provisioning.models import EmailPurpose
+from provisioning.services import email_notification_create, provisioning_job_create
 
 logger = logging.getLogger(__name__)
 
@@ -165,10 +168,6 @@ def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | No
     the checkout row is locked, and a session already completed is returned as it is. A session whose charge does
     not match what we recorded is set aside for review, never provisioned. Returns None for a session we never made.
     """
-    from accounts.services import customer_get_or_create_for_user, subscription_create, user_get_or_create
-    from provisioning.models import EmailPurpose
-    from provisioning.services import email_notification_create, provisioning_job_create
-
     if stripe_session.get("payment_status") not in PAID_STATUSES:
         return checkout_session_get_by_stripe_id(stripe_session_id=stripe_session["id"])
     with transaction.atomic():
@@ -211,9 +210,6 @@ def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | No
 
 def checkout_session_payment_failed(*, stripe_session: Mapping) -> CheckoutSession | None:
     """A delayed payment failed: the order will not be fulfilled, and the customer is told how to try again."""
-    from provisioning.models import EmailPurpose
-    from provisioning.services import email_notification_create
-
     with transaction.atomic():
         session = _locked(stripe_session["id"])
         if session is None or session.status != CheckoutSessionStatus.PENDING:
