@@ -1,4 +1,4 @@
-"""Writes of checkout: recording a customer's intent to buy as a Stripe Checkout Session priced from our catalog."""
+"""Writes of checkout: the session a customer starts, priced from our catalog, and its fulfilment once paid."""
 
 import hashlib
 import json
