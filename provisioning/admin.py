@@ -3,9 +3,38 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from provisioning.models import EmailNotification, HostingAccount, ProvisioningAttempt, ProvisioningJob
+from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
+from provisioning.models import (
+    EmailNotification,
+    HostingAccount,
+    ProvisioningAttempt,
+    ProvisioningJob,
+    ProvisioningJobStatus,
+)
 from provisioning.selectors import email_notification_list_needing_attention
 from provisioning.services import email_notification_send_again, provisioning_job_retry
+
+# The support actions' permissions (backoffice.models.SupportAction); the Support group holds them.
+RETRY_PERMISSION = "backoffice.retry_provisioning_job"
+RESEND_PERMISSION = "backoffice.resend_set_password_email"
+
+
+class JobNeedsPersonFilter(admin.SimpleListFilter):
+    """The dashboard's links: failed jobs, and jobs waiting far longer than the sweeper allows."""
+
+    title = "needs a person"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return [("failed", "Failed"), ("waiting", f"Waiting over {int(JOB_WAITING_TOO_LONG.total_seconds() // 60)} min")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "failed":
+            return queryset.filter(status=ProvisioningJobStatus.FAILED)
+        if self.value() == "waiting":
+            now = timezone.now()
+            return queryset.filter(job_waiting_too_long_q(now=now, stale_before=now - JOB_WAITING_TOO_LONG))
+        return queryset
 
 
 class ProvisioningAttemptInline(admin.TabularInline):
@@ -22,8 +51,10 @@ class ProvisioningAttemptInline(admin.TabularInline):
 class ProvisioningJobAdmin(admin.ModelAdmin):
     list_display = ("id", "subscription", "status", "attempts", "max_attempts", "backend", "next_attempt_at",
                     "updated_at")
-    list_filter = ("status", "backend")
-    search_fields = ("=id", "subscription__domain", "subscription__customer__email", "=idempotency_key")
+    list_filter = (JobNeedsPersonFilter, "status", "backend")
+    list_select_related = ("subscription__product", "subscription__customer")
+    search_fields = ("=id", "subscription__domain", "=subscription__customer__email", "=idempotency_key",
+                     "=subscription__stripe_subscription_id")
     readonly_fields = [field.name for field in ProvisioningJob._meta.fields]
     inlines = [ProvisioningAttemptInline]
     actions = ["run_again"]
@@ -31,15 +62,28 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Run again (failed jobs, with a fresh allowance of attempts)")
+    def has_change_permission(self, request, obj=None):
+        # Jobs change only through their worker and the retry action.
+        return False
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm(RETRY_PERMISSION)
+
+    @admin.action(description="Run again (failed jobs, with a fresh allowance of attempts)", permissions=["retry"])
     def run_again(self, request, queryset):
-        reopened = sum(provisioning_job_retry(job=job) for job in queryset)
+        reopened = 0
+        for job in queryset:
+            done = provisioning_job_retry(job=job)
+            reopened += done
+            self.log_change(request, job, "Run again: sent again with a fresh allowance of attempts" if done else
+                            f"Run again: nothing done, the job was {job.status}")
         self.message_user(request, f"{reopened} job(s) sent again; jobs that had not failed were left alone.",
                           messages.SUCCESS if reopened else messages.WARNING)
 
 
 @admin.register(HostingAccount)
 class HostingAccountAdmin(admin.ModelAdmin):
+    list_select_related = ("subscription__product", "subscription__customer")
     list_display = ("username", "server", "domain", "subscription", "created_at")
     search_fields = ("username", "domain", "panel_reference", "subscription__customer__email")
     readonly_fields = ("subscription", "created_at", "updated_at")
@@ -69,8 +113,20 @@ class EmailNotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Send again (failed or stuck e-mails; the customer may receive it twice)")
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm(RESEND_PERMISSION)
+
+    @admin.action(description="Send again (failed or stuck e-mails; the customer may receive it twice)",
+                  permissions=["resend"])
     def send_again(self, request, queryset):
-        reopened = sum(email_notification_send_again(notification=notification) for notification in queryset)
+        reopened = 0
+        for notification in queryset:
+            done = email_notification_send_again(notification=notification)
+            reopened += done
+            self.log_change(request, notification, "Send again: queued" if done else
+                            "Send again: nothing done, the e-mail was neither failed nor stuck")
         self.message_user(request, f"{reopened} e-mail(s) sent again; others were left alone.",
                           messages.SUCCESS if reopened else messages.WARNING)

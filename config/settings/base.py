@@ -248,3 +248,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": PROVISIONING_SWEEP_INTERVAL_SECONDS},
     },
 }
+
+# --- Back office (the Django admin: backoffice/) ---------------------------------------------------------------------
+INSTALLED_APPS += ["backoffice"]
+# Where the admin lives; something other than the default keeps it out of drive-by scans.
+ADMIN_URL = env.str("DJANGO_ADMIN_URL", default="admin/").strip("/") + "/"
+# Failed admin logins allowed per window, per client IP and per e-mail address; past them the form asks to wait.
+ADMIN_LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
+ADMIN_LOGIN_MAX_FAILURES_PER_IP = 20
+ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME = 5
+# --- End of back office ------------------------------------------------------------------------------------------------

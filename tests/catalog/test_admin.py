@@ -64,14 +64,14 @@ def test_coupon_list_shows_the_discount_and_redemptions(admin_client, catalog):
 
 def price_form(price: Price, **changes) -> dict:
     data = {"product": price.product_id, "billing_cycle": price.billing_cycle, "currency": price.currency,
-            "unit_amount": price.unit_amount, "active": "on" if price.active else "", "trial_days": ""}
+            "unit_amount": f"{price.unit_amount / 100:.2f}", "active": "on" if price.active else "", "trial_days": ""}
     return {**data, **changes}
 
 
 def test_adding_a_second_active_price_is_a_form_error(admin_client):
     price = PriceFactory()
 
-    response = admin_client.post(reverse("admin:catalog_price_add"), price_form(price, unit_amount=699))
+    response = admin_client.post(reverse("admin:catalog_price_add"), price_form(price, unit_amount="6.99"))
 
     assert response.status_code == 200
     assert "This product already has an active price for this cycle and currency." in response.content.decode()
@@ -94,7 +94,7 @@ def test_the_cycle_of_a_saved_price_cannot_be_changed(admin_client):
     price = PriceFactory(billing_cycle="monthly")
 
     response = admin_client.post(reverse("admin:catalog_price_change", args=[price.pk]),
-                                 price_form(price, billing_cycle="yearly", unit_amount=999))
+                                 price_form(price, billing_cycle="yearly", unit_amount="9.99"))
 
     assert response.status_code == 302
     price.refresh_from_db()
@@ -115,8 +115,8 @@ def product_form(product: Product, rows: list[dict]) -> dict:
 
 def test_two_active_prices_for_one_cycle_in_one_save_are_a_form_error(admin_client):
     product = ProductFactory()
-    rows = [{"billing_cycle": "monthly", "unit_amount": 799, "active": "on"},
-            {"billing_cycle": "monthly", "unit_amount": 699, "active": "on"}]
+    rows = [{"billing_cycle": "monthly", "unit_amount": "7.99", "active": "on"},
+            {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"}]
 
     response = admin_client.post(reverse("admin:catalog_product_change", args=[product.pk]),
                                  product_form(product, rows))
@@ -128,8 +128,8 @@ def test_two_active_prices_for_one_cycle_in_one_save_are_a_form_error(admin_clie
 
 def test_a_new_active_price_beside_the_saved_active_one_is_a_form_error(admin_client):
     price = PriceFactory()
-    rows = [{"id": price.pk, "billing_cycle": "monthly", "unit_amount": 799, "active": "on"},
-            {"billing_cycle": "monthly", "unit_amount": 699, "active": "on"}]
+    rows = [{"id": price.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": "on"},
+            {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"}]
 
     response = admin_client.post(reverse("admin:catalog_product_change", args=[price.product_id]),
                                  product_form(price.product, rows))
@@ -141,8 +141,8 @@ def test_a_new_active_price_beside_the_saved_active_one_is_a_form_error(admin_cl
 
 def test_replacing_a_price_in_one_save_switches_the_old_one_off_and_the_new_one_on(admin_client):
     old = PriceFactory(unit_amount=799)
-    rows = [{"id": old.pk, "billing_cycle": "monthly", "unit_amount": 799, "active": ""},
-            {"billing_cycle": "monthly", "unit_amount": 699, "active": "on"}]
+    rows = [{"id": old.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""},
+            {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"}]
 
     response = admin_client.post(reverse("admin:catalog_product_change", args=[old.product_id]),
                                  product_form(old.product, rows))
@@ -156,8 +156,8 @@ def test_replacing_a_price_in_one_save_switches_the_old_one_off_and_the_new_one_
 def test_switching_back_to_an_older_price_in_one_save_works(admin_client):
     older = PriceFactory(unit_amount=699, active=False)  # the lower id: Django would save it first
     current = PriceFactory(product=older.product, unit_amount=799)
-    rows = [{"id": older.pk, "billing_cycle": "monthly", "unit_amount": 699, "active": "on"},
-            {"id": current.pk, "billing_cycle": "monthly", "unit_amount": 799, "active": ""}]
+    rows = [{"id": older.pk, "billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"},
+            {"id": current.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""}]
 
     response = admin_client.post(reverse("admin:catalog_product_change", args=[older.product_id]),
                                  product_form(older.product, rows))

@@ -1,0 +1,73 @@
+"""The admin's first page: the last 30 days as charts drawn on the server (inline SVG, no script, no CDN)."""
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django import template
+from django.urls import reverse
+from django.utils import timezone
+
+from backoffice.selectors import dashboard_figures, money_format
+
+register = template.Library()
+
+SERIES = [
+    ("created", "Created", "#447e9b", {}),
+    ("completed", "Completed", "#2e7d32", {"status__exact": "completed"}),
+    ("expired", "Expired", "#ef6c00", {"status__exact": "expired"}),
+    ("failed", "Failed or held for review", "#c62828", {"status__in": "payment_failed,needs_review"}),
+]
+BAR_AREA_HEIGHT = 60
+BAR_WIDTH = 14
+BAR_GAP = 4
+
+
+def _midnight(day) -> str:
+    return f"{day.isoformat()} 00:00:00+00:00"
+
+
+def _sessions_url(**params) -> str:
+    return f"{reverse('admin:checkout_checkoutsession_changelist')}?{urlencode(params)}"
+
+
+@register.inclusion_tag("backoffice/dashboard.html", takes_context=True)
+def backoffice_dashboard(context):
+    user = context["request"].user
+    now = timezone.now()
+    figures = dashboard_figures(now=now)
+    may_see_sessions = user.has_perm("checkout.view_checkoutsession")
+    may_see_jobs = user.has_perm("provisioning.view_provisioningjob")
+    charts = []
+    for key, label, colour, filters in SERIES:
+        values = figures.funnel[key]
+        peak = max(values) or 1
+        bars = []
+        for index, (day, value) in enumerate(zip(figures.days, values)):
+            height = round(value / peak * BAR_AREA_HEIGHT)
+            bars.append({
+                "x": index * (BAR_WIDTH + BAR_GAP), "y": BAR_AREA_HEIGHT - height, "height": max(height, 1 if value else 0),
+                "value": value, "day": day,
+                "url": _sessions_url(created_at__gte=_midnight(day), created_at__lt=_midnight(day + timedelta(days=1)),
+                                     **filters),
+            })
+        charts.append({"key": key, "label": label, "colour": colour, "bars": bars, "total": sum(values),
+                       "peak": max(values), "width": len(values) * (BAR_WIDTH + BAR_GAP),
+                       "url": _sessions_url(created_at__gte=_midnight(figures.days[0]), **filters)})
+    peak_revenue = max((row["amount"] for row in figures.revenue), default=0) or 1
+    revenue = [{
+        **row, "money": money_format(row["amount"], row["currency"]), "width": round(row["amount"] / peak_revenue * 300),
+        "url": _sessions_url(product=row["product_code"], status__exact="completed",
+                             created_at__gte=_midnight(figures.days[0])),
+        "y": index * 22,
+    } for index, row in enumerate(figures.revenue)]
+    job_list = reverse("admin:provisioning_provisioningjob_changelist")
+    jobs_peak = max(figures.jobs_failed, figures.jobs_waiting, 1)
+    jobs = [
+        {"label": "Failed: need a person", "count": figures.jobs_failed, "colour": "#c62828",
+         "width": round(figures.jobs_failed / jobs_peak * 300), "url": f"{job_list}?attention=failed", "y": 0},
+        {"label": "Waiting too long", "count": figures.jobs_waiting, "colour": "#ef6c00",
+         "width": round(figures.jobs_waiting / jobs_peak * 300), "url": f"{job_list}?attention=waiting", "y": 22},
+    ]
+    return {"charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs, "since": figures.since, "first_day": figures.days[0],
+            "last_day": figures.days[-1], "bar_height": BAR_AREA_HEIGHT, "bar_width": BAR_WIDTH,
+            "may_see_sessions": may_see_sessions, "may_see_jobs": may_see_jobs}

@@ -1,0 +1,48 @@
+"""Staff of each role, logged in, and an order with everything a timeline shows."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from accounts.models import User
+from backoffice.roles import CATALOG_MANAGERS, SUPPORT, staff_groups_sync
+
+
+@pytest.fixture
+def staff_groups(db):
+    # The data migration made them; a transactional test's flush may have removed them since.
+    staff_groups_sync()
+
+
+def _staff(email: str, group: str | None, *, superuser: bool = False) -> User:
+    user = User.objects.create_user(email=email, password="correct horse battery", is_staff=True,
+                                    is_superuser=superuser)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def catalog_manager(staff_groups):
+    return _staff("catalog@migrahosting.test", CATALOG_MANAGERS)
+
+
+@pytest.fixture
+def support_agent(staff_groups):
+    return _staff("support@migrahosting.test", SUPPORT)
+
+
+@pytest.fixture
+def superuser(db):
+    return _staff("root@migrahosting.test", None, superuser=True)
+
+
+@pytest.fixture
+def catalog_client(client, catalog_manager):
+    client.force_login(catalog_manager)
+    return client
+
+
+@pytest.fixture
+def support_client(client, support_agent):
+    client.force_login(support_agent)
+    return client

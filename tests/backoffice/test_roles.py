@@ -1,0 +1,152 @@
+"""The two staff groups: each can do its work, and nothing else, on every admin page and action."""
+
+from types import SimpleNamespace
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.urls import reverse
+
+from backoffice.roles import CATALOG_MANAGERS, ROLE_PERMISSIONS, SUPPORT
+from provisioning.models import ProvisioningJobStatus
+from tests.catalog.factories import CouponFactory
+from tests.provisioning.factories import EmailNotificationFactory, HostingAccountFactory, ProvisioningJobFactory
+
+pytestmark = pytest.mark.django_db
+
+# model label -> pages each group may open (beyond these: 403). "view" covers the list and the object page.
+ALLOWED = {
+    CATALOG_MANAGERS: {
+        "catalog.product": {"view", "add", "change"}, "catalog.price": {"view", "add", "change"},
+        "catalog.coupon": {"view", "add", "change"}, "checkout.checkoutsession": {"view"},
+    },
+    SUPPORT: {
+        "checkout.checkoutsession": {"view"}, "accounts.user": {"view"}, "accounts.customer": {"view"},
+        "accounts.subscription": {"view"}, "provisioning.provisioningjob": {"view"},
+        "provisioning.hostingaccount": {"view"}, "provisioning.emailnotification": {"view"},
+        "catalog.product": {"view"}, "catalog.price": {"view"}, "catalog.coupon": {"view"},
+    },
+}
+
+
+@pytest.fixture
+def one_of_each(db):
+    """A row of every model of ours, for the object pages."""
+    job = ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED)
+    subscription = job.subscription
+    return {
+        "catalog.product": subscription.product, "catalog.price": subscription.price,
+        "catalog.coupon": CouponFactory(), "checkout.checkoutsession": subscription.checkout_session,
+        "accounts.user": subscription.customer.users.first(), "accounts.customer": subscription.customer,
+        "accounts.subscription": subscription, "provisioning.provisioningjob": job,
+        "provisioning.hostingaccount": HostingAccountFactory(),
+        "provisioning.emailnotification": EmailNotificationFactory(checkout_session=subscription.checkout_session),
+    }
+
+
+def _registered():
+    return sorted(f"{model._meta.app_label}.{model._meta.model_name}" for model in admin.site._registry)
+
+
+def _url(label: str, page: str, obj=None) -> str:
+    app, model = label.split(".")
+    if page in ("changelist", "add"):
+        return reverse(f"admin:{app}_{model}_{page}")
+    return reverse(f"admin:{app}_{model}_{page}", args=[obj.pk])
+
+
+@pytest.mark.parametrize("group", [CATALOG_MANAGERS, SUPPORT])
+def test_each_group_opens_exactly_the_pages_of_its_work(client, staff_groups, one_of_each, group):
+    from tests.backoffice.conftest import _staff
+
+    client.force_login(_staff(f"{group.split()[0].lower()}@migrahosting.test", group))
+    allowed = ALLOWED[group]
+    wrong = []
+    for label in _registered():
+        may = allowed.get(label, set())
+        pages = [("changelist", None, "view"), ("add", None, "add")]
+        if label in one_of_each:
+            obj = one_of_each[label]
+            pages += [("change", obj, "view"), ("delete", obj, "delete")]
+        for page, obj, needs in pages:
+            status = client.get(_url(label, page, obj)).status_code
+            expected = 200 if needs in may else 403
+            if status != expected:
+                wrong.append(f"{label} {page}: {status}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_view_only_staff_cannot_save_an_object_page(support_client, one_of_each):
+    product = one_of_each["catalog.product"]
+
+    response = support_client.post(_url("catalog.product", "change", product), {"name": "Hacked"})
+
+    assert response.status_code == 403
+    product.refresh_from_db()
+    assert product.name != "Hacked"
+
+
+@pytest.mark.parametrize("action", ["retry_job", "resend_set_password", "expire", "reread"])
+def test_catalog_managers_cannot_run_support_actions(catalog_client, one_of_each, action):
+    session = one_of_each["checkout.checkoutsession"]
+    job = one_of_each["provisioning.provisioningjob"]
+
+    response = catalog_client.post(reverse("admin:checkout_checkoutsession_support", args=[session.pk, action]),
+                                   {"job": job.pk})
+
+    assert response.status_code == 403
+    job.refresh_from_db()
+    assert job.status == "failed"
+
+
+def test_support_runs_the_job_retry_from_the_job_list(support_client, one_of_each,
+                                                      django_capture_on_commit_callbacks):
+    job = one_of_each["provisioning.provisioningjob"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        page = support_client.post(reverse("admin:provisioning_provisioningjob_changelist"),
+                                   {"action": "run_again", "_selected_action": [job.pk]}, follow=True)
+
+    assert b"1 job(s) sent again" in page.content
+    job.refresh_from_db()
+    assert job.status == "succeeded"
+
+
+def test_catalog_managers_are_not_offered_support_actions_on_a_session(catalog_client, one_of_each):
+    session = one_of_each["checkout.checkoutsession"]
+
+    page = catalog_client.get(_url("checkout.checkoutsession", "change", session)).content.decode()
+
+    assert "Timeline" in page
+    assert "Retry provisioning job" not in page and "Resend set-password" not in page
+
+
+def test_support_is_offered_the_actions(support_client, one_of_each):
+    session = one_of_each["checkout.checkoutsession"]
+
+    page = support_client.get(_url("checkout.checkoutsession", "change", session)).content.decode()
+
+    assert f"Retry provisioning job #{one_of_each['provisioning.provisioningjob'].pk}" in page
+    assert "Resend set-password e-mail" in page
+
+
+def test_no_group_may_delete_anything():
+    for group in Group.objects.filter(name__in=ROLE_PERMISSIONS):
+        assert not group.permissions.filter(codename__startswith="delete_").exists()
+
+
+def test_the_data_migration_creates_both_groups_with_exactly_their_permissions(db):
+    from importlib import import_module
+
+    Group.objects.filter(name__in=ROLE_PERMISSIONS).delete()
+    migration = import_module("backoffice.migrations.0002_staff_groups")
+    # The migration's own (historical) models, as migrate gives them: the function changes its app configs.
+    historical = MigrationExecutor(connection).loader.project_state(("backoffice", "0002_staff_groups")).apps
+    migration.groups_create(historical, SimpleNamespace(connection=connection))
+
+    for name, wanted in ROLE_PERMISSIONS.items():
+        group = Group.objects.get(name=name)
+        held = set(group.permissions.values_list("content_type__app_label", "codename"))
+        assert held == set(wanted)
