@@ -29,6 +29,7 @@ test: $(VENV)/.dev-installed
 ## bench: throughput, latency and memory figures (needs PostgreSQL; see README)
 bench: $(VENV)/.dev-installed
 	$(PY) -m bench.run
+	$(PY) -m bench.backoffice
 
 ## sandbox: only the Stripe sandbox, in the foreground
 sandbox: $(VENV)/.runtime-installed

@@ -114,6 +114,11 @@ def stripe_checkout_session_retrieve(stripe_session_id: str) -> stripe.checkout.
     return _call(lambda: stripe_client().v1.checkout.sessions.retrieve(stripe_session_id))
 
 
+def stripe_checkout_session_expire(stripe_session_id: str, *, idempotency_key: str) -> stripe.checkout.Session:
+    return _call(lambda: stripe_client().v1.checkout.sessions.expire(
+        stripe_session_id, options={"idempotency_key": idempotency_key}))
+
+
 def _call(request):
     """Run one Stripe request; turn Stripe's failures into errors a customer can be shown."""
     try:
