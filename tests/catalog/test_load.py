@@ -1,16 +1,15 @@
 """`manage.py catalog_load`: what the data file creates, idempotence, staff edits, --overwrite, --dry-run, bad files."""
 
 import json
-import threading
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from catalog.catalog_file import DEFAULT_CATALOG_FILE
 from catalog.models import Coupon, Price, Product
 from catalog.services import catalog_load
+from tests.concurrency import run_at_once
 from tests.conftest import database_is_postgres
 
 pytestmark = pytest.mark.django_db
@@ -205,24 +204,7 @@ def test_a_coupon_typed_in_another_case_by_staff_is_the_files_coupon():
 def test_concurrent_loads_take_turns_and_create_everything_once():
     if not database_is_postgres():
         pytest.skip("concurrent writers need PostgreSQL; SQLite serialises them with 'database is locked'")
-    reports, errors = [], []
-    loaders = 4
-    barrier = threading.Barrier(loaders)
-
-    def load_in_thread():
-        try:
-            barrier.wait()
-            reports.append(catalog_load(data=catalog_data()))
-        except Exception as error:  # collected: an exception in a thread would not fail the test
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=load_in_thread) for _ in range(loaders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    reports, errors = run_at_once(lambda: catalog_load(data=catalog_data()), 4)
 
     assert errors == []
     assert sorted(report.created for report in reports) == [0, 0, 0, 43]
