@@ -116,3 +116,16 @@ def test_a_redis_outage_does_not_block_checkouts(api, settings, db):
     statuses = [api.get("/api/checkout/session/cs_test_x").status_code for _ in range(3)]
 
     assert statuses == [404, 404, 404]
+
+
+def test_create_session_with_a_coupon_works_while_the_cache_redis_is_down(create_session, settings, stripe_sandbox):
+    settings.CACHES = {"default": {"BACKEND": "core.cache.DegradingRedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+                                   "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+
+    first = create_session(order(couponCode="WELCOME10"))
+    second = create_session(order(couponCode="WELCOME10", customer={"name": "B", "email": "b@example.com"}))
+
+    assert (first.status_code, second.status_code) == (200, 200), first.content
+    # Without the cache mark the coupon is ensured at Stripe each time: Stripe answers "already exists".
+    assert len(stripe_sandbox.requests(method="POST", path="/v1/coupons")) == 2
