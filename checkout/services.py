@@ -105,7 +105,7 @@ def checkout_session_create(
     )
     session = CheckoutSession(
         id=checkout_id,
-        stripe_session_id=stripe_session.id,
+        stripe_session_id=stripe_session["id"],
         email=email,
         customer_name=customer_name,
         product_code=price.product.code,
@@ -119,7 +119,7 @@ def checkout_session_create(
         price=price,
         amount_discount=amount_discount,
         trial_days=trial_days,
-        stripe_url=stripe_session.url,
+        stripe_url=stripe_session["url"],
         expires_at=expires_at,
         request_fingerprint=fingerprint,
     )
