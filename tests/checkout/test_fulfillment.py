@@ -74,10 +74,10 @@ def test_an_unpaid_session_waits():
 def test_a_charge_that_does_not_match_our_record_is_set_aside_for_review(overrides):
     session = CheckoutSessionFactory()
 
-    with_callbacks = fulfill(session, **overrides)
+    result = fulfill(session, **overrides)
 
     session.refresh_from_db()
-    assert with_callbacks.status == session.status == CheckoutSessionStatus.NEEDS_REVIEW
+    assert result.status == session.status == CheckoutSessionStatus.NEEDS_REVIEW
     assert "review_reason" in session.metadata
     assert not Subscription.objects.exists() and not ProvisioningJob.objects.exists()
 
