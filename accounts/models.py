@@ -96,12 +96,16 @@ class SubscriptionStatus(models.TextChoices):
     """Stripe's subscription statuses."""
 
     INCOMPLETE = "incomplete", "Incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired", "Incomplete, expired"
     TRIALING = "trialing", "Trialing"
     ACTIVE = "active", "Active"
     PAST_DUE = "past_due", "Past due"
     UNPAID = "unpaid", "Unpaid"
     PAUSED = "paused", "Paused"
     CANCELED = "canceled", "Canceled"
+
+
+SUBSCRIPTION_ENDED_STATUSES = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
 
 
 class Subscription(TimeStampedModel):
@@ -121,7 +125,22 @@ class Subscription(TimeStampedModel):
     currency = models.CharField(max_length=3)
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True, help_text="When Stripe recorded the cancellation.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the subscription ended at Stripe.")
+    stripe_test_clock_id = models.CharField(max_length=255, blank=True,
+                                            help_text="The Stripe test clock the subscription lives on, if any.")
+    stripe_state_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Stripe's time of the newest state applied: an older event or re-read never overwrites it.")
     domain = models.CharField(max_length=253, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=("status", "ended_at"), name="accounts_sub_status_ended")]
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in SUBSCRIPTION_ENDED_STATUSES
 
     def __str__(self) -> str:
         return f"{self.product.code}/{self.billing_cycle} for {self.customer}"

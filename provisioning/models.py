@@ -14,12 +14,31 @@ class ProvisioningJobStatus(models.TextChoices):
     RETRYING = "retrying", "Retrying"  # the last attempt failed; another is scheduled
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # attempts exhausted: staff were alerted
+    CANCELED = "canceled", "Canceled"  # superseded by a later decision before it ran (never sent to the panel)
+
+
+class ProvisioningAction(models.TextChoices):
+    """What a job asks of the control panel. One `provision` per subscription; the others are billing decisions,
+    as many as the subscription's life needs, run in the order they were decided."""
+
+    PROVISION = "provision", "Provision"
+    SUSPEND = "suspend", "Suspend"
+    UNSUSPEND = "unsuspend", "Unsuspend"
+    TERMINATE = "terminate", "Terminate"
 
 
 class ProvisioningJob(TimeStampedModel):
     subscription = models.ForeignKey("accounts.Subscription", on_delete=models.PROTECT,
                                      related_name="provisioning_jobs")
-    action = models.CharField(max_length=20, default="provision")
+    action = models.CharField(max_length=20, choices=ProvisioningAction.choices, default=ProvisioningAction.PROVISION)
+    decision_key = models.CharField(
+        max_length=200, unique=True, null=True, blank=True,
+        help_text="The billing decision this job carries out (e.g. suspend:in_123): the same decision, reached "
+                  "twice by a duplicated or late event, makes no second job.")
+    reason = models.TextField(blank=True, help_text="Why: the rule or the staff member's words.")
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+", help_text="Staff who decided it; empty for automatic rules.")
+    superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     status = models.CharField(max_length=20, choices=ProvisioningJobStatus.choices,
                               default=ProvisioningJobStatus.PENDING, db_index=True)
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
@@ -38,8 +57,10 @@ class ProvisioningJob(TimeStampedModel):
     class Meta:
         ordering = ("-created_at",)
         constraints = [
-            models.UniqueConstraint(fields=("subscription", "action"), name="provisioning_job_one_per_action"),
+            models.UniqueConstraint(fields=("subscription",), condition=models.Q(action="provision"),
+                                    name="provisioning_job_one_provision"),
         ]
+        indexes = [models.Index(fields=("subscription", "id"), name="provisioning_job_sub_order")]
 
     def __str__(self) -> str:
         return f"{self.action} #{self.pk} ({self.status})"
@@ -58,9 +79,18 @@ class ProvisioningAttempt(models.Model):
         constraints = [models.UniqueConstraint(fields=("job", "number"), name="provisioning_attempt_unique")]
 
 
+class HostingAccountStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+    TERMINATED = "terminated", "Terminated"  # final
+
+
 class HostingAccount(TimeStampedModel):
     """The service a provisioning job delivered, as the control panel reported it."""
 
+    status = models.CharField(max_length=20, choices=HostingAccountStatus.choices,
+                              default=HostingAccountStatus.ACTIVE, db_index=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
     subscription = models.OneToOneField("accounts.Subscription", on_delete=models.PROTECT,
                                         related_name="hosting_account")
     username = models.CharField(max_length=64)
@@ -72,11 +102,37 @@ class HostingAccount(TimeStampedModel):
         return f"{self.username}@{self.server}"
 
 
+class HostingAccountStatusChange(models.Model):
+    """The account's status history: one row per change the control panel confirmed (or staff recorded)."""
+
+    account = models.ForeignKey(HostingAccount, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=20, choices=HostingAccountStatus.choices)
+    to_status = models.CharField(max_length=20, choices=HostingAccountStatus.choices)
+    job = models.ForeignKey(ProvisioningJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("account", "created_at", "id")
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status}"
+
+
 class EmailPurpose(models.TextChoices):
     SET_PASSWORD = "set_password", "Set your password"
     ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
     SERVICE_READY = "service_ready", "Service ready"
     PAYMENT_FAILED = "payment_failed", "Payment failed"
+    # The subscription's life after the first payment (billing); keyed by the invoice or decision they are about.
+    RENEWAL_RECEIPT = "renewal_receipt", "Renewal receipt"
+    RENEWAL_FAILED = "renewal_failed", "Renewal payment failed"
+    SERVICE_SUSPENDED = "service_suspended", "Service suspended"
+    TERMINATION_WARNING = "termination_warning", "Termination warning"
+    SERVICE_TERMINATED = "service_terminated", "Service terminated"
+    CANCELLATION_CONFIRMED = "cancellation_confirmed", "Cancellation confirmed"
+    REFUND_ISSUED = "refund_issued", "Refund issued"
+    SETUP_FAILED_REFUNDED = "setup_failed_refunded", "Setup failed, refunded"
 
 
 class EmailStatus(models.TextChoices):
@@ -87,11 +143,15 @@ class EmailStatus(models.TextChoices):
 
 
 class EmailNotification(TimeStampedModel):
-    """One e-mail to a customer about one order, at most once per purpose (the unique constraint says so)."""
+    """One e-mail to a customer about one order, at most once per purpose and key (the unique constraint says so)."""
 
     checkout_session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.PROTECT,
                                          related_name="emails")
     purpose = models.CharField(max_length=30, choices=EmailPurpose.choices)
+    key = models.CharField(max_length=100, blank=True, default="",
+                           help_text="What this e-mail is about when a purpose recurs (an invoice, a refund, a "
+                                     "decision); empty for the once-per-order e-mails.")
+    context = models.JSONField(default=dict, blank=True, help_text="Facts the e-mail states, as decided.")
     to = models.EmailField(max_length=254)
     status = models.CharField(max_length=20, choices=EmailStatus.choices, default=EmailStatus.PENDING,
                               db_index=True)
@@ -103,7 +163,8 @@ class EmailNotification(TimeStampedModel):
     class Meta:
         ordering = ("-created_at",)
         constraints = [
-            models.UniqueConstraint(fields=("checkout_session", "purpose"), name="provisioning_email_once_per_purpose"),
+            models.UniqueConstraint(fields=("checkout_session", "purpose", "key"),
+                                    name="provisioning_email_once_per_purpose_key"),
         ]
 
     def __str__(self) -> str:

@@ -242,12 +242,14 @@ def _job_failed_mail_admins(*, job_id: int, attempts: int, error: str) -> None:
 # --- E-mails ----------------------------------------------------------------------------------------------------------
 
 
-def email_notification_create(*, checkout_session: CheckoutSession, purpose: str, to: str) -> EmailNotification:
-    """The order's e-mail for this purpose, created once (the unique constraint), sent after the caller commits."""
+def email_notification_create(*, checkout_session: CheckoutSession, purpose: str, to: str, key: str = "",
+                              context: dict | None = None) -> EmailNotification:
+    """The order's e-mail for this purpose (and key: the invoice, refund or decision it is about), created once (the
+    unique constraint), sent after the caller commits. `context` holds the facts it states, as decided now."""
     if purpose not in EmailPurpose.values:
         raise ValueError(f"Unknown e-mail purpose {purpose!r}")
     notification, created = EmailNotification.objects.get_or_create(
-        checkout_session=checkout_session, purpose=purpose, defaults={"to": to}
+        checkout_session=checkout_session, purpose=purpose, key=key, defaults={"to": to, "context": context or {}}
     )
     if created:
         transaction.on_commit(partial(email_notification_enqueue, email_id=notification.pk))

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "catalog",
     "checkout",
     "provisioning",
+    "billing",
 ]
 
 MIDDLEWARE = [
