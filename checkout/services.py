@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.selectors import customer_stripe_id_for_email
 from accounts.services import customer_get_or_create_for_user, subscription_create, user_get_or_create
 from catalog.models import BillingCycle, Coupon
 from catalog.selectors import coupon_discount_amount, coupon_get_redeemable, price_get_active
@@ -56,7 +57,8 @@ def checkout_session_create(
 ) -> CheckoutSession:
     """Create (or, for a repeated request, return) the checkout session for one plan and cycle.
 
-    At most four queries: the latest session for this request, the price, the coupon, the insert. Stripe is called
+    At most five queries: the latest session for this request, the price, the coupon, a returning buyer's Stripe
+    customer, the insert. Stripe is called
     outside any transaction; the row is written only after Stripe answered, so a failure leaves nothing behind.
     """
     now = timezone.now()
@@ -101,7 +103,7 @@ def checkout_session_create(
 
     stripe_session = _stripe_session_create(
         checkout_id=checkout_id, price=price, email=email, coupon=coupon, trial_days=trial_days,
-        expires_at=expires_at, metadata=metadata,
+        expires_at=expires_at, metadata=metadata, stripe_customer_id=customer_stripe_id_for_email(email=email),
     )
     session = CheckoutSession(
         id=checkout_id,
@@ -129,9 +131,10 @@ def checkout_session_create(
     return session
 
 
-def _stripe_session_create(*, checkout_id, price, email, coupon, trial_days, expires_at, metadata):
+def _stripe_session_create(*, checkout_id, price, email, coupon, trial_days, expires_at, metadata,
+                           stripe_customer_id):
     params = dict(checkout_id=str(checkout_id), price=price, email=email, trial_days=trial_days,
-                  expires_at=expires_at, metadata=metadata)
+                  expires_at=expires_at, metadata=metadata, stripe_customer_id=stripe_customer_id)
     if coupon is None:
         return stripe_checkout_session_create(coupon_id=None, **params)
     try:

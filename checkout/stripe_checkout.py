@@ -64,6 +64,7 @@ def stripe_checkout_session_create(
     trial_days: int | None,
     expires_at: datetime,
     metadata: dict[str, str],
+    stripe_customer_id: str | None = None,
     key_suffix: str = "",
 ) -> dict:
     """Create the Stripe session for our checkout id (Stripe's JSON); a retry with the same parameters gets the
@@ -86,7 +87,6 @@ def stripe_checkout_session_create(
                 "quantity": 1,
             }
         ],
-        "customer_email": email,
         "client_reference_id": checkout_id,
         "metadata": metadata,
         "subscription_data": {"metadata": metadata},
@@ -94,6 +94,11 @@ def stripe_checkout_session_create(
         "cancel_url": settings.CHECKOUT_CANCEL_URL,
         "expires_at": int(expires_at.timestamp()),
     }
+    if stripe_customer_id:
+        # A returning buyer: the same Stripe customer (Stripe takes the e-mail from it; both may not be given).
+        params["customer"] = stripe_customer_id
+    else:
+        params["customer_email"] = email
     if trial_days:
         params["subscription_data"]["trial_period_days"] = trial_days
     if coupon_id:

@@ -9,12 +9,6 @@ from djstripe.models import WebhookEndpoint
 
 from core.stripe_api import stripe_client
 
-WEBHOOK_EVENTS = [
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-    "checkout.session.expired",
-]
 
 
 def webhook_endpoint_register(*, base_url: str) -> tuple[WebhookEndpoint, bool]:
@@ -30,14 +24,22 @@ def webhook_endpoint_register(*, base_url: str) -> tuple[WebhookEndpoint, bool]:
         except stripe.InvalidRequestError:
             endpoint.delete()
             continue
-        if remote.status == "enabled" and set(WEBHOOK_EVENTS) <= set(remote.enabled_events):
-            return endpoint, False
+        if remote.status != "enabled":
+            continue
+        wanted = set(settings.STRIPE_WEBHOOK_EVENTS)
+        if not wanted <= set(remote.enabled_events) and "*" not in remote.enabled_events:
+            # A new release listens to more events: the endpoint Stripe knows is widened, its secret kept.
+            events = sorted(wanted | set(remote.enabled_events))
+            stripe_client().v1.webhook_endpoints.update(endpoint.id, {"enabled_events": events})
+            endpoint.enabled_events = events
+            endpoint.save(update_fields=["enabled_events"])
+        return endpoint, False
     endpoint_uuid = uuid.uuid4()
     created = stripe_client().v1.webhook_endpoints.create({
         "url": f"{prefix}{endpoint_uuid}/",
-        "enabled_events": WEBHOOK_EVENTS,
+        "enabled_events": settings.STRIPE_WEBHOOK_EVENTS,
         "api_version": settings.STRIPE_API_VERSION,
-        "description": "Checkout service: fulfilment of paid checkout sessions",
+        "description": "Checkout service: fulfilment of paid checkout sessions and the subscriptions' life",
         "metadata": {"djstripe_uuid": str(endpoint_uuid)},
     })
     with transaction.atomic():

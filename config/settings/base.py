@@ -168,6 +168,18 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 STRIPE_WEBHOOK_ALLOW_SECRET_HEADER = False
 # The public address Stripe posts webhooks to (`manage.py stripe_webhook_register` registers <this>/api/webhooks/...).
 STRIPE_WEBHOOK_BASE_URL = env.str("STRIPE_WEBHOOK_BASE_URL", default="")
+# The event types our endpoint is registered for: the first payment (checkout) and the subscription's life (billing).
+# `manage.py stripe_webhook_register` adds any missing ones to an endpoint that already exists.
+STRIPE_WEBHOOK_EVENTS = [
+    "checkout.session.completed", "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed", "checkout.session.expired",
+    "invoice.created", "invoice.finalized", "invoice.updated", "invoice.paid", "invoice.payment_succeeded",
+    "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible",
+    "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
+    "customer.subscription.paused", "customer.subscription.resumed",
+    "charge.refunded", "refund.created", "refund.updated", "charge.refund.updated",
+    "test_helpers.test_clock.advancing", "test_helpers.test_clock.ready",
+]
 
 # --- Checkout ---------------------------------------------------------------------------------------------------------
 CHECKOUT_SUCCESS_URL = env.str(
@@ -241,12 +253,30 @@ PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=5 * 6
 # A job or e-mail whose task was sent (or created) longer ago than this and has not started is sent again.
 PROVISIONING_OUTBOX_STALE_SECONDS = env.int("PROVISIONING_OUTBOX_STALE_SECONDS", default=30)
 PROVISIONING_SWEEP_INTERVAL_SECONDS = env.float("PROVISIONING_SWEEP_INTERVAL_SECONDS", default=30.0)
+# A provisioning job that failed for good and that no one resolved within this many hours is refunded in full and its
+# subscription cancelled (0 turns this off): a customer is never charged for a service we could not deliver.
+PROVISIONING_AUTO_REFUND_AFTER_HOURS = env.int("PROVISIONING_AUTO_REFUND_AFTER_HOURS", default=24)
+
+# --- Billing after the first payment (billing/) ------------------------------------------------------------------------
+# Suspend the service when a renewal is still unpaid this many days after its first failed payment (Stripe's times).
+BILLING_SUSPEND_AFTER_DAYS = env.int("BILLING_SUSPEND_AFTER_DAYS", default=5)
+# Terminate the service this many days after its subscription ended (0: on the event itself)...
+BILLING_TERMINATE_AFTER_DAYS = env.int("BILLING_TERMINATE_AFTER_DAYS", default=14)
+# ... with a warning e-mail this many days before.
+BILLING_TERMINATION_WARNING_DAYS = env.int("BILLING_TERMINATION_WARNING_DAYS", default=3)
+BILLING_SWEEP_INTERVAL_SECONDS = env.float("BILLING_SWEEP_INTERVAL_SECONDS", default=60.0)
+
 CELERY_BEAT_SCHEDULE = {
     "provisioning-outbox-sweep": {
         "task": "provisioning.outbox_sweep",
         "schedule": PROVISIONING_SWEEP_INTERVAL_SECONDS,
         # A sweep nobody ran in time is superseded by the next one.
         "options": {"expires": PROVISIONING_SWEEP_INTERVAL_SECONDS},
+    },
+    "billing-sweep": {
+        "task": "billing.sweep",
+        "schedule": BILLING_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": BILLING_SWEEP_INTERVAL_SECONDS},
     },
 }
 

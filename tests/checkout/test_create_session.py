@@ -161,8 +161,9 @@ def test_coupon_lost_by_stripe_is_created_again(create_session, stripe_sandbox):
     assert CheckoutSession.objects.count() == 2
 
 
-def test_create_session_makes_at_most_four_queries(create_session, django_assert_max_num_queries):
-    with django_assert_max_num_queries(4):
+def test_create_session_makes_at_most_five_queries(create_session, django_assert_max_num_queries):
+    # The latest session for the request, the price, the coupon, a returning buyer's Stripe customer, the insert.
+    with django_assert_max_num_queries(5):
         response = create_session(order(couponCode="WELCOME10", domain={"value": "example.org"}))
     assert response.status_code == 200, response.content
 
@@ -191,3 +192,29 @@ def test_stripe_failing_answers_502_and_writes_nothing(create_session, stripe_sa
     retry = create_session(order())
     assert retry.status_code == 200
     assert CheckoutSession.objects.count() == 1
+
+
+def test_a_returning_buyer_checks_out_as_the_same_stripe_customer(create_session, stripe_sandbox):
+    # Given a customer we already know at Stripe
+    from tests.accounts.factories import CustomerFactory
+
+    stripe_customer = stripe_client().v1.customers.create({"email": "back@example.com"})
+    CustomerFactory(email="Back@Example.com", stripe_customer_id=stripe_customer.id)
+
+    # When they order again (the e-mail in another case)
+    response = create_session(order(customer={"name": "B", "email": "back@example.com"}))
+
+    # Then Stripe's session names that customer and no e-mail of its own
+    assert response.status_code == 200, response.content
+    sent = stripe_sandbox.requests(method="POST", path="/v1/checkout/sessions")[-1]["params"]
+    assert sent["customer"] == stripe_customer.id
+    assert "customer_email" not in sent
+
+
+def test_a_new_buyer_checks_out_with_their_email(create_session, stripe_sandbox):
+    response = create_session(order(customer={"name": "N", "email": "new@example.com"}))
+
+    assert response.status_code == 200, response.content
+    sent = stripe_sandbox.requests(method="POST", path="/v1/checkout/sessions")[-1]["params"]
+    assert sent["customer_email"] == "new@example.com"
+    assert "customer" not in sent

@@ -1,0 +1,147 @@
+"""Staff's read-only lists of billing: invoices, refunds and billing decisions, searchable by invoice number, Stripe
+ids and the customer's e-mail. Nothing is added, changed or deleted here: Stripe's events write these rows, and
+staff act from the subscription page (each action asks for a reason)."""
+
+from django.contrib import admin
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils.html import format_html
+
+from backoffice.admin_tools import EstimatedCountPaginator
+from backoffice.selectors import money_format, stripe_dashboard_url
+from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
+
+
+def _subscription_link(subscription) -> str:
+    url = reverse("admin:accounts_subscription_change", args=[subscription.pk])
+    return format_html('<a href="{}">{}</a>', url, subscription.customer.email)
+
+
+def _stripe_link(stripe_id: str) -> str:
+    url = stripe_dashboard_url(stripe_id)
+    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id) if url else (
+        stripe_id or "-")
+
+
+def _search(queryset, term: str, *, stripe: dict[str, str], number: str | None = None):
+    """A Stripe id by its prefix (exact, indexed), an e-mail address (exact, any case, on the customer's Lower(email)
+    index) or its start, else an invoice number (exact)."""
+    term = term.strip()
+    if not term:
+        return queryset
+    for prefix, lookup in stripe.items():
+        if term.startswith(prefix):
+            return queryset.filter(**{lookup: term})
+    queryset = queryset.alias(_email_lower=Lower("subscription__customer__email"))
+    if "@" in term:
+        return queryset.filter(_email_lower=term.lower())
+    if number:
+        return queryset.filter(**{number: term})
+    return queryset.filter(_email_lower__startswith=term.lower())
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    list_select_related = ("subscription__customer",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Subscription")
+    def subscription_link(self, obj) -> str:
+        return _subscription_link(obj.subscription)
+
+
+@admin.register(SubscriptionInvoice)
+class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "subscription_link", "billing_reason", "amount_due_money", "status", "attempt_count",
+                    "first_failed_at", "paid_at", "stripe_created")
+    list_filter = ("status", "billing_reason")
+    search_fields = ("number",)
+    search_help_text = ("An invoice number (exact), a customer's e-mail (exact) or a Stripe id: in_... invoice, "
+                        "pi_... payment, sub_... subscription, cus_... customer.")
+    readonly_fields = ("subscription_link", "stripe_invoice", "number", "billing_reason", "status",
+                       "amount_due_money", "amount_paid_money", "amount_remaining_money", "attempt_count",
+                       "next_payment_attempt", "first_failed_at", "paid_at", "period_start", "period_end",
+                       "hosted_invoice_url", "invoice_pdf", "stripe_payment_intent_id", "stripe_created",
+                       "stripe_state_at", "created_at", "updated_at")
+    fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        return _search(queryset, search_term, number="number", stripe={
+            "in_": "stripe_invoice_id", "pi_": "stripe_payment_intent_id",
+            "sub_": "subscription__stripe_subscription_id", "cus_": "subscription__stripe_customer_id",
+        }), False
+
+    @admin.display(description="Stripe invoice")
+    def stripe_invoice(self, invoice: SubscriptionInvoice) -> str:
+        return _stripe_link(invoice.stripe_invoice_id)
+
+    @admin.display(description="Amount due", ordering="amount_due")
+    def amount_due_money(self, invoice: SubscriptionInvoice) -> str:
+        return money_format(invoice.amount_due, invoice.currency)
+
+    @admin.display(description="Amount paid")
+    def amount_paid_money(self, invoice: SubscriptionInvoice) -> str:
+        return money_format(invoice.amount_paid, invoice.currency)
+
+    @admin.display(description="Amount remaining")
+    def amount_remaining_money(self, invoice: SubscriptionInvoice) -> str:
+        return money_format(invoice.amount_remaining, invoice.currency)
+
+
+@admin.register(RefundRecord)
+class RefundRecordAdmin(ReadOnlyAdmin):
+    list_display = ("stripe_refund_id", "subscription_link", "amount_money", "status", "reason",
+                    "charge_fully_refunded", "stripe_created")
+    list_filter = ("status", "charge_fully_refunded")
+    search_fields = ("stripe_refund_id",)
+    search_help_text = ("A customer's e-mail (exact) or a Stripe id: re_... refund, pi_... payment, ch_... charge, "
+                        "sub_... subscription.")
+    readonly_fields = ("subscription_link", "stripe_refund_id", "stripe_charge_id", "payment_link", "amount_money",
+                       "status", "reason", "charge_fully_refunded", "stripe_created", "created_at", "updated_at")
+    fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        return _search(queryset, search_term, stripe={
+            "re_": "stripe_refund_id", "pyr_": "stripe_refund_id", "pi_": "stripe_payment_intent_id",
+            "ch_": "stripe_charge_id", "py_": "stripe_charge_id", "sub_": "subscription__stripe_subscription_id",
+        }), False
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_money(self, refund: RefundRecord) -> str:
+        return money_format(refund.amount, refund.currency)
+
+    @admin.display(description="Payment")
+    def payment_link(self, refund: RefundRecord) -> str:
+        return _stripe_link(refund.stripe_payment_intent_id)
+
+
+@admin.register(BillingAction)
+class BillingActionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "subscription_link", "amount_display", "status", "actor", "reason")
+    list_filter = ("kind", "status")
+    list_select_related = ("subscription__customer", "actor")
+    search_fields = ("=idempotency_key",)
+    search_help_text = ("A customer's e-mail (exact) or its start, or a Stripe id: sub_... subscription, "
+                        "in_... the refunded invoice, re_... the refund made.")
+    readonly_fields = ("subscription_link", "kind", "status", "amount_display", "reason", "actor", "error",
+                       "stripe_object_id", "idempotency_key", "created_at", "updated_at")
+    fields = readonly_fields
+
+    def get_search_results(self, request, queryset, search_term):
+        return _search(queryset, search_term, stripe={
+            "sub_": "subscription__stripe_subscription_id", "in_": "stripe_object_id", "re_": "stripe_object_id",
+        }), False
+
+    @admin.display(description="Amount")
+    def amount_display(self, action: BillingAction) -> str:
+        return money_format(action.amount, action.subscription.currency) if action.amount is not None else "-"

@@ -1,0 +1,18 @@
+"""Celery tasks of billing: each takes an id (or nothing) and calls one service; the services make a repeated or
+late delivery harmless."""
+
+from celery import shared_task
+
+
+@shared_task(name="billing.action_perform", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def billing_action_perform_task(action_id: int) -> str:
+    from billing.services import billing_action_perform
+
+    return billing_action_perform(action_id=action_id).status
+
+
+@shared_task(name="billing.sweep", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def billing_sweep_task() -> dict[str, int]:
+    from billing.services import billing_sweep
+
+    return billing_sweep()
