@@ -9,16 +9,38 @@ import sys
 import threading
 
 from stripe_sandbox.server import DEFAULT_HOST, DEFAULT_PORT, SandboxServer
+from stripe_sandbox.store import BillingConfig
 from stripe_sandbox.webhooks import DeliveryConfig
 
 _DEFAULTS = DeliveryConfig()
+_BILLING = BillingConfig()
+AFTER_LAST_RETRY = ("cancel", "unpaid")
 # Read by name here, so that a search for `os.environ.get("...")` finds every variable the sandbox reads.
 ENVIRONMENT = {
     "STRIPE_SANDBOX_WEBHOOK_RETRY_BASE": os.environ.get("STRIPE_SANDBOX_WEBHOOK_RETRY_BASE"),
     "STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS": os.environ.get("STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS"),
     "STRIPE_SANDBOX_WEBHOOK_TIMEOUT": os.environ.get("STRIPE_SANDBOX_WEBHOOK_TIMEOUT"),
     "STRIPE_SANDBOX_WEBHOOK_WORKERS": os.environ.get("STRIPE_SANDBOX_WEBHOOK_WORKERS"),
+    "STRIPE_SANDBOX_RETRY_DAYS": os.environ.get("STRIPE_SANDBOX_RETRY_DAYS"),
+    "STRIPE_SANDBOX_AFTER_LAST_RETRY": os.environ.get("STRIPE_SANDBOX_AFTER_LAST_RETRY"),
 }
+
+
+def retry_days(text: str) -> tuple[int, ...]:
+    """`3,5,7`: days after the first failed payment, rising; empty for no retries."""
+    try:
+        days = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of days: {text}") from None
+    if any(day <= 0 for day in days) or list(days) != sorted(set(days)):
+        raise argparse.ArgumentTypeError(f"days must be positive and rising: {text}")
+    return days
+
+
+def _after_last_retry(text: str) -> str:
+    if text not in AFTER_LAST_RETRY:
+        raise ValueError(text)
+    return text
 
 
 def _env(name: str, convert, default):
@@ -27,7 +49,7 @@ def _env(name: str, convert, default):
         return default
     try:
         return convert(value)
-    except ValueError:
+    except (ValueError, argparse.ArgumentTypeError):
         raise SystemExit(f"stripe-sandbox: {name}={value!r} is not a valid {convert.__name__}") from None
 
 
@@ -80,6 +102,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"delivery threads (env STRIPE_SANDBOX_WEBHOOK_WORKERS, default {_DEFAULTS.workers})",
     )
+    renewals = parser.add_argument_group("failed renewal payments")
+    renewals.add_argument(
+        "--retry-days",
+        type=retry_days,
+        default=_env("STRIPE_SANDBOX_RETRY_DAYS", retry_days, _BILLING.retry_days),
+        metavar="DAYS",
+        help="retries of a failed renewal, in days after the first failure (env STRIPE_SANDBOX_RETRY_DAYS, default "
+        f"{','.join(map(str, _BILLING.retry_days))})",
+    )
+    renewals.add_argument(
+        "--after-last-retry",
+        choices=AFTER_LAST_RETRY,
+        default=_env("STRIPE_SANDBOX_AFTER_LAST_RETRY", _after_last_retry, _BILLING.after_last_retry),
+        help="what the last failed retry does to the subscription (env STRIPE_SANDBOX_AFTER_LAST_RETRY, default "
+        f"{_BILLING.after_last_retry})",
+    )
     args = parser.parse_args(argv)
     config = DeliveryConfig(
         retry_base=args.webhook_retry_base,
@@ -89,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
-        server = SandboxServer(host=args.host, port=args.port, public_url=args.public_url, webhooks=config)
+        server = SandboxServer(
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
+            webhooks=config,
+            billing_config=BillingConfig(retry_days=args.retry_days, after_last_retry=args.after_last_retry),
+        )
     except OSError as error:
         print(f"stripe-sandbox: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stripe_sandbox import control, fulfillment, pages, resources
+from stripe_sandbox import billing, control, fulfillment, invoice_pages, pages, resources
 from stripe_sandbox.expand import expand
 from stripe_sandbox.responses import Response, json_response
 from stripe_sandbox.store import ACCOUNT_API_VERSION, IdempotentResult, Store, new_id
@@ -57,6 +57,8 @@ class SandboxApp:
             return control.handle(self.store, self.dispatcher, request.method, path, query, request.body)
         if path.startswith("/c/pay/"):
             return pages.handle(self.store, request.method, path, request.body)
+        if path.startswith("/i/"):
+            return invoice_pages.handle(self.store, request.method, path, request.body)
         return json_response(404, _unrecognized(request.method, path).body())
 
     def _api(self, request: Request, path: str, query: str) -> Response:
@@ -136,6 +138,8 @@ class SandboxApp:
                     return saved.status, saved.body, saved.request_id, True
             # Sessions whose time is up expire before anyone can see or pay them (the sweep thread may lag a second).
             fulfillment.expire_due_sessions(self.store)
+            # Likewise renewals and retries that came due on the sandbox's clock.
+            billing.run_sandbox_clock(self.store)
             status, body = self._run(handler, path_args, params, version, request_id, key)
             if key is not None:
                 # Errors are kept too: a retry with the same key gets the same answer, as the first request did.

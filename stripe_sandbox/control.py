@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from stripe_sandbox import fulfillment
+from stripe_sandbox import billing, fulfillment
 from stripe_sandbox.responses import Response, json_response
 from stripe_sandbox.store import Fault, Store
 from stripe_sandbox.webhooks import Dispatcher
@@ -124,13 +124,15 @@ def _clock(context: _Context) -> dict:
 
 
 def _advance_clock(context: _Context) -> dict:
-    """`{"seconds": 1900}`: move the sandbox's clock on, then expire the sessions whose time is up."""
+    """`{"seconds": 1900}`: move the sandbox's clock on, expire the sessions whose time is up, and run every renewal,
+    payment retry and period-end cancellation that came due, in time order (each at its own time)."""
     seconds = _number(_json_object(context.body, {"seconds"}).get("seconds"), "seconds", integer=True)
     store = context.store
     with store.lock:
         store.clock_offset += seconds
         expired = fulfillment.expire_due_sessions(store)
-        return {"now": store.now(), "offset": store.clock_offset, "expired": expired}
+        steps = billing.run_due(store, None, store.now())
+        return {"now": store.now(), "offset": store.clock_offset, "expired": expired, "billing_steps": steps}
 
 
 def _redeliver(context: _Context) -> dict:

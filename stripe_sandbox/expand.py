@@ -60,6 +60,11 @@ def _price_currency_options(store, price):
     }
 
 
+def _invoice_payments(store, invoice):
+    payments = [entry for entry in store.newest_first("invoice_payment") if entry["invoice"] == invoice["id"]]
+    return objects.list_object(payments, url=f"/v1/invoice_payments?invoice={invoice['id']}", has_more=False)
+
+
 def _customer_sources(store, customer):
     return objects.list_object([], url=f"/v1/customers/{customer['id']}/sources", has_more=False)
 
@@ -86,6 +91,7 @@ EXPANDABLE = {
         "default_source": Ref("source"),
         "invoice_settings.default_payment_method": Ref("payment_method"),
         "sources": Include(_customer_sources),
+        "test_clock": Ref("test_helpers.test_clock"),
     },
     "coupon": {"applies_to": Include(lambda store, coupon: {"products": []})},
     "discount": {"customer": Ref("customer")},
@@ -97,13 +103,26 @@ EXPANDABLE = {
         "latest_invoice": Ref("invoice"),
         "pending_setup_intent": Ref("setup_intent"),
         "schedule": Ref("subscription_schedule"),
+        "test_clock": Ref("test_helpers.test_clock"),
     },
     "subscription_item": {"discounts": RefList("discount")},
     "invoice": {
         "customer": Ref("customer"),
         "default_payment_method": Ref("payment_method"),
         "discounts": RefList("discount"),
-        "subscription": Ref("subscription"),
+        "parent.subscription_details.subscription": Ref("subscription"),
+        "payments": Include(_invoice_payments),
+        "test_clock": Ref("test_helpers.test_clock"),
+    },
+    "invoice_payment": {
+        "invoice": Ref("invoice"),
+        "payment.payment_intent": Ref("payment_intent"),
+        "payment.charge": Ref("charge"),
+    },
+    "refund": {
+        "balance_transaction": Ref("balance_transaction"),
+        "charge": Ref("charge"),
+        "payment_intent": Ref("payment_intent"),
     },
     "line_item": {"discounts": RefList("discount")},
     "payment_intent": {
@@ -112,6 +131,7 @@ EXPANDABLE = {
         "payment_method": Ref("payment_method"),
     },
     "charge": {
+        "refunds": Include(lambda store, charge: charge["refunds"]),
         "balance_transaction": Ref("balance_transaction"),
         "customer": Ref("customer"),
         "payment_intent": Ref("payment_intent"),

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 
 from stripe_sandbox import objects
 from stripe_sandbox.amounts import amounts_off, money
-from stripe_sandbox.objects.payments import BANK_DEBIT, CARD
+from stripe_sandbox.objects.payments import BANK_DEBIT, CARD, DECLINE_MESSAGE, DEFAULT_TEST_CARD, TEST_CARDS
 from stripe_sandbox.store import Store, new_id
-from stripe_sandbox.wire import StripeError
+from stripe_sandbox.wire import StripeError, card_declined
 
 DAY = 24 * 3600
 
@@ -53,7 +53,9 @@ class _Flow:
         self.request = request
 
     def emit(self, type: str, obj: dict, previous_attributes: dict | None = None) -> None:
-        self.store.emit(type, obj, request=self.request, previous_attributes=previous_attributes)
+        self.store.emit(
+            type, obj, request=self.request, previous_attributes=previous_attributes, created=self.now
+        )
 
     # Payments
 
@@ -75,8 +77,10 @@ class _Flow:
         return intent
 
     def confirm(self, intent: dict, payment_method: dict) -> dict:
-        """Pay `intent` with `payment_method`: a card succeeds at once, a bank debit is processing."""
+        """Pay `intent` with `payment_method`: a card succeeds at once (or is declined: `declines(...)`), a bank
+        debit is processing."""
         delayed = payment_method["type"] == BANK_DEBIT
+        declined = declines(self.store, payment_method)
         intent["payment_method"] = payment_method["id"]
         intent["payment_method_types"] = [payment_method["type"]]
         charge = self.store.add(
@@ -85,7 +89,7 @@ class _Flow:
                 created=self.now,
                 payment_intent=intent,
                 payment_method=payment_method,
-                status="pending" if delayed else "succeeded",
+                status="pending" if delayed else "failed" if declined else "succeeded",
             )
         )
         intent["latest_charge"] = charge["id"]
@@ -93,9 +97,23 @@ class _Flow:
             intent["status"] = "processing"
             self.emit("charge.pending", charge)
             self.emit("payment_intent.processing", intent)
+        elif declined:
+            intent.update(
+                status="requires_payment_method",
+                last_payment_error={
+                    "charge": charge["id"],
+                    "code": "card_declined",
+                    "decline_code": "generic_decline",
+                    "doc_url": "https://stripe.com/docs/error-codes/card-declined",
+                    "message": DECLINE_MESSAGE,
+                    "payment_method": payment_method,
+                    "type": "card_error",
+                },
+            )
+            self.emit("charge.failed", charge)
+            self.emit("payment_intent.payment_failed", intent)
         else:
-            intent["status"] = "succeeded"
-            intent["amount_received"] = intent["amount"]
+            intent.update(status="succeeded", amount_received=intent["amount"], last_payment_error=None)
             self.emit("charge.succeeded", charge)
             self.emit("payment_intent.succeeded", intent)
         return charge
@@ -128,6 +146,37 @@ class _Flow:
 
     # Invoices and subscriptions
 
+    def open_invoice_payment(self, invoice: dict, intent: dict) -> dict:
+        """The invoice payment that ties `invoice` to `intent` (dahlia invoices name neither intent nor charge)."""
+        payment = self.store.add(
+            objects.invoice_payment(
+                id=new_id("inpay_", 24),
+                created=self.now,
+                invoice=invoice["id"],
+                amount_requested=invoice["amount_remaining"],
+                currency=invoice["currency"],
+                payment_intent=intent["id"],
+            )
+        )
+        self.store.attached[invoice["id"], "payment_intent"] = intent["id"]
+        self.store.attached[invoice["id"], "invoice_payment"] = payment["id"]
+        return payment
+
+    def finalize_invoice(self, invoice: dict, customer: dict) -> None:
+        number = customer["next_invoice_sequence"]
+        customer["next_invoice_sequence"] = number + 1
+        public_url = self.store.public_url
+        invoice.update(
+            number=f"{customer['invoice_prefix']}-{number:04d}",
+            effective_at=self.now,
+            ending_balance=0,
+            status="open",
+            hosted_invoice_url=f"{public_url}/i/{invoice['id']}",
+            invoice_pdf=f"{public_url}/i/{invoice['id']}/pdf",
+        )
+        invoice["status_transitions"]["finalized_at"] = self.now
+        self.emit("invoice.finalized", invoice)
+
     def pay_invoice(self, invoice: dict, subscription: dict | None) -> None:
         invoice.update(
             status="paid",
@@ -139,11 +188,40 @@ class _Flow:
             next_payment_attempt=None,
         )
         invoice["status_transitions"]["paid_at"] = self.now
+        payment = self.store.find("invoice_payment", self.store.attached.get((invoice["id"], "invoice_payment")) or "")
+        if payment is not None:
+            payment.update(status="paid", amount_paid=invoice["amount_paid"])
+            payment["status_transitions"]["paid_at"] = self.now
         self.emit("invoice.paid", invoice)
         self.emit("invoice.payment_succeeded", invoice)
         if subscription is not None and subscription["status"] == "incomplete":
             subscription["status"] = "active"
             self.emit("customer.subscription.updated", subscription, {"status": "incomplete"})
+
+
+def declines(store: Store, payment_method: dict) -> bool:
+    """Whether every charge on this payment method fails (Stripe's pm_card_chargeCustomerFail)."""
+    return bool(store.attached.get((payment_method["id"], "declines")))
+
+
+def create_payment_method(
+    store: Store, *, now: int, test_card: str, customer: dict | None, email=None, name=None, type: str = CARD
+) -> dict:
+    """A new `pm_...` from one of Stripe's test tokens (`pm_card_visa` ...), attached to `customer` if given."""
+    payment_method = store.add(
+        objects.payment_method(
+            id=new_id("pm_", 24),
+            created=now,
+            type=type,
+            customer=customer["id"] if customer else None,
+            email=email,
+            name=name,
+            test_card=test_card,
+        )
+    )
+    if type == CARD and TEST_CARDS[test_card]["declines"]:
+        store.attached[payment_method["id"], "declines"] = True
+    return payment_method
 
 
 def complete_session(
@@ -155,21 +233,25 @@ def complete_session(
     email: str | None = None,
     name: str | None = None,
     request: dict | None = None,
+    test_card: str = DEFAULT_TEST_CARD,
 ) -> dict:
-    """Pay `session` as its customer would on the payment page: `payment_status` "paid" pays by card, "unpaid"
-    starts a bank debit that `settle_delayed_payment` settles later."""
+    """Pay `session` as its customer would on the payment page: `payment_status` "paid" pays by card (`test_card`,
+    one of Stripe's test PaymentMethod tokens), "unpaid" starts a bank debit that `settle_delayed_payment` settles
+    later. A card that declines leaves the session open (402), as on Stripe's page, unless nothing is due today (a
+    trial): then it is saved, and the first renewal fails."""
     if session["status"] != "open":
         raise StripeError(
             f"This Checkout Session is {session['status']}: only an open session can be completed.",
             param="checkout_session",
         )
-    flow = _Flow(store, now, request)
     email = email or session["customer_email"]
 
     customer = store.find("customer", session["customer"]) if session["customer"] else None
     if customer is not None:
         email = email or customer["email"]
         name = name or customer["name"]
+        # A customer on a test clock lives on its time: its subscription starts at the clock's frozen time.
+        now = clock_time(store, customer["test_clock"], now)
     if email is None:
         raise StripeError(
             "The customer's e-mail address is required: this session has no customer or customer_email, so pass "
@@ -177,6 +259,9 @@ def complete_session(
             param="customer_details[email]",
             code="parameter_missing",
         )
+    if payment_status == "paid" and TEST_CARDS[test_card]["declines"] and _due_today(store, session):
+        raise card_declined()
+    flow = _Flow(store, now, request)
     if customer is None and (session["mode"] == "subscription" or session["customer_creation"] == "always"):
         customer = store.add(
             objects.customer(
@@ -196,15 +281,14 @@ def complete_session(
             customer["currency"] = session["currency"]
         flow.emit("customer.created", customer)
 
-    payment_method = store.add(
-        objects.payment_method(
-            id=new_id("pm_", 24),
-            created=now,
-            type=CARD if payment_status == "paid" else BANK_DEBIT,
-            customer=customer["id"] if customer else None,
-            email=email,
-            name=name,
-        )
+    payment_method = create_payment_method(
+        store,
+        now=now,
+        test_card=test_card,
+        customer=customer,
+        email=email,
+        name=name,
+        type=CARD if payment_status == "paid" else BANK_DEBIT,
     )
     if customer is not None:
         flow.emit("payment_method.attached", payment_method)
@@ -212,6 +296,9 @@ def complete_session(
     session["customer"] = customer["id"] if customer else None
     session["customer_details"] = objects.customer_details(email=email, name=name)
     if session["mode"] == "subscription":
+        if payment_method["type"] == CARD:
+            # The card is kept for renewals: as the subscription's default and the customer's.
+            customer["invoice_settings"]["default_payment_method"] = payment_method["id"]
         due_now = _subscribe(flow, session, customer, payment_method)
     else:
         due_now = session["amount_total"]
@@ -235,6 +322,23 @@ def complete_session(
     session["url"] = None
     flow.emit("checkout.session.completed", session)
     return session
+
+
+def _due_today(store: Store, session: dict) -> int:
+    if session["mode"] != "subscription":
+        return session["amount_total"]
+    trial = (store.attached[session["id"], "subscription_data"] or {}).get("trial_period_days")
+    items = store.attached[session["id"], "line_items"]
+    return sum(item["amount_total"] for item in items if not (trial and item["price"]["recurring"]))
+
+
+def clock_time(store: Store, test_clock: str | None, default: int | None = None) -> int:
+    """The time of a test clock, or the sandbox's (`default`, else now) for objects on no clock."""
+    if test_clock is not None:
+        clock = store.find("test_helpers.test_clock", test_clock)
+        if clock is not None:
+            return clock["frozen_time"]
+    return store.now() if default is None else default
 
 
 def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict) -> int:
@@ -347,11 +451,13 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
             trial_start=now if trial_end else None,
             trial_end=trial_end,
             default_payment_method=payment_method["id"],
+            test_clock=customer["test_clock"],
         )
     )
     for subscription_item in subscription_items.values():
         store.add(subscription_item)
     store.add(invoice)
+    store.attached[subscription_id, "invoices"] = [invoice_id]
     for line in lines:
         store.add(line)
     session["subscription"] = subscription_id
@@ -363,12 +469,7 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
 
     flow.emit("customer.subscription.created", subscription)
     flow.emit("invoice.created", invoice)
-    number = customer["next_invoice_sequence"]
-    customer["next_invoice_sequence"] = number + 1
-    invoice.update(number=f"{customer['invoice_prefix']}-{number:04d}", effective_at=now, ending_balance=0)
-    invoice["status"] = "open"
-    invoice["status_transitions"]["finalized_at"] = now
-    flow.emit("invoice.finalized", invoice)
+    flow.finalize_invoice(invoice, customer)
     if due_now:
         intent = flow.create_payment_intent(
             amount=due_now,
@@ -377,12 +478,13 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
             description="Subscription creation",
             save_payment_method=True,
         )
-        store.attached[invoice_id, "payment_intent"] = intent["id"]
+        flow.open_invoice_payment(invoice, intent)
         flow.confirm(intent, payment_method)
         invoice.update(attempted=True, attempt_count=1)
         if intent["status"] != "succeeded":
             return due_now
     flow.pay_invoice(invoice, subscription)
+    store.schedule_billing(subscription, min(item["current_period_end"] for item in subscription["items"]["data"]))
     return due_now
 
 
@@ -401,6 +503,10 @@ def settle_delayed_payment(store: Store, session: dict, *, now: int, succeeded: 
         flow.settle(intent)
         if invoice is not None:
             flow.pay_invoice(invoice, subscription)
+        if subscription is not None:
+            store.schedule_billing(
+                subscription, min(item["current_period_end"] for item in subscription["items"]["data"])
+            )
         session["payment_status"] = "paid"
         flow.emit("checkout.session.async_payment_succeeded", session)
     else:

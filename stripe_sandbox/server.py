@@ -8,10 +8,10 @@ from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from stripe_sandbox import fulfillment
+from stripe_sandbox import billing, fulfillment
 from stripe_sandbox.app import Request, SandboxApp
 from stripe_sandbox.responses import Response, json_response
-from stripe_sandbox.store import Store
+from stripe_sandbox.store import BillingConfig, Store
 from stripe_sandbox.webhooks import DeliveryConfig, Dispatcher
 from stripe_sandbox.wire import StripeError
 
@@ -92,15 +92,18 @@ class SandboxServer:
         public_url: str | None = None,
         webhooks: DeliveryConfig | None = None,
         expiry_sweep_seconds: float | None = EXPIRY_SWEEP_SECONDS,
+        billing_config: BillingConfig | None = None,
     ):
-        """`expiry_sweep_seconds=None` runs no sweep: sessions then expire only when a request touches them."""
-        self.store = Store()
+        """`expiry_sweep_seconds=None` runs no sweep: sessions then expire (and subscriptions renew) only when a
+        request touches them."""
+        self.store = Store(billing=billing_config)
         self.dispatcher = Dispatcher(self.store, webhooks)
         self.store.event_sink = self.dispatcher.enqueue
         self._httpd = _HTTPServer((host, port), _Handler)
         bound_host, bound_port = self._httpd.server_address[:2]
         self.url = f"http://{bound_host}:{bound_port}"
         self.public_url = (public_url or self.url).rstrip("/")
+        self.store.public_url = self.public_url
         self._httpd.app = SandboxApp(store=self.store, public_url=self.public_url, dispatcher=self.dispatcher)
         self._thread: threading.Thread | None = None
         self._sweep_seconds = expiry_sweep_seconds
@@ -120,6 +123,7 @@ class SandboxServer:
         while not self._stop_sweeping.wait(self._sweep_seconds):
             with self.store.lock:
                 fulfillment.expire_due_sessions(self.store)
+                billing.run_sandbox_clock(self.store)
 
     def shutdown(self) -> None:
         if self._thread is not None:

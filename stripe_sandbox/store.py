@@ -1,6 +1,7 @@
 """The sandbox's in-memory state: Stripe objects and events, the clock, idempotent results, injected faults and the
 request log."""
 
+import heapq
 import json
 import secrets
 import string
@@ -65,6 +66,15 @@ class Fault:
         }
 
 
+@dataclass(frozen=True)
+class BillingConfig:
+    """How failed renewals are retried: days after the first failure, and what the last failure does (Stripe's
+    Dashboard settings for smart retries and "if all retries for a payment fail")."""
+
+    retry_days: tuple[int, ...] = (3, 5, 7)
+    after_last_retry: str = "cancel"  # or "unpaid"
+
+
 class Store:
     """All state behind one re-entrant lock; the server holds it for the whole of an API call.
 
@@ -72,8 +82,11 @@ class Store:
     webhook endpoints that want it; it must only queue the work, never wait.
     """
 
-    def __init__(self):
+    def __init__(self, billing: BillingConfig | None = None, public_url: str = "http://127.0.0.1"):
         self.lock = threading.RLock()
+        self.billing = billing or BillingConfig()
+        # Base of the hosted pages' URLs (checkout, invoices).
+        self.public_url = public_url
         self.account = objects.account(id=ACCOUNT_ID, created=int(time.time()))
         self.event_sink: Callable[[dict, list[str]], None] | None = None
         self.reset()
@@ -93,6 +106,10 @@ class Store:
             self.idempotent: OrderedDict[str, IdempotentResult] = OrderedDict()
             self.requests: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)
             self.faults: list[Fault] = []
+            # What subscriptions have to do next (renew, retry a payment, end), per clock (None: the sandbox's own,
+            # else a test clock id): heaps of (time, sequence, subscription id); see billing.py.
+            self.billing_due: dict[str | None, list[tuple[int, int, str]]] = defaultdict(list)
+            self.billing_sequence = 0
 
     def now(self) -> int:
         return int(time.time()) + self.clock_offset
@@ -120,6 +137,13 @@ class Store:
     def newest_first(self, object_type: str) -> list[dict]:
         return [self._objects[object_type, id] for id in reversed(self._ids_by_type[object_type])]
 
+    # Subscriptions' next steps
+
+    def schedule_billing(self, subscription: dict, at: int) -> None:
+        """Note that `subscription` has something to do at `at` (on its clock); billing.run_due decides what."""
+        self.billing_sequence += 1
+        heapq.heappush(self.billing_due[subscription["test_clock"]], (at, self.billing_sequence, subscription["id"]))
+
     # Events
 
     def emit(
@@ -129,15 +153,17 @@ class Store:
         *,
         request: dict | None = None,
         previous_attributes: dict | None = None,
+        created: int | None = None,
     ) -> dict:
         """Record an event about `obj` (a snapshot of it as it is now) and hand it to the webhook endpoints that want
-        it. `request` is `{"id": ..., "idempotency_key": ...}` of the API request that caused it, if any."""
+        it. `request` is `{"id": ..., "idempotency_key": ...}` of the API request that caused it, if any; `created`
+        is when it happened (default now: a renewal or a test clock says otherwise)."""
         endpoints = self.endpoints_for(type)
         request = request or {}
         event = self.add(
             objects.event(
                 id=new_id("evt_", 24),
-                created=self.now(),
+                created=self.now() if created is None else created,
                 type=type,
                 api_version=ACCOUNT_API_VERSION,
                 # A JSON round trip is a deep copy, and quicker than copy.deepcopy.

@@ -24,13 +24,15 @@ METADATA_VALUE_MAX_LENGTH = 500
 class StripeError(Exception):
     """An error answered as Stripe answers it: an HTTP status and an `error` object."""
 
-    def __init__(self, message, *, status=400, type="invalid_request_error", param=None, code=None):
+    def __init__(self, message, *, status=400, type="invalid_request_error", param=None, code=None, extra=None):
         super().__init__(message)
         self.message = message
         self.status = status
         self.type = type
         self.param = param
         self.code = code
+        # More fields of the error object (a card error's `decline_code`, `charge`, `payment_intent` ...).
+        self.extra = extra or {}
 
     def body(self) -> dict:
         # Stripe leaves `param` and `code` out when they do not apply, and links each code to its documentation.
@@ -40,7 +42,19 @@ class StripeError(Exception):
             error["doc_url"] = "https://stripe.com/docs/error-codes/" + self.code.replace("_", "-")
         if self.param is not None:
             error["param"] = self.param
+        error.update(self.extra)
         return {"error": error}
+
+
+def card_declined(**extra) -> StripeError:
+    """What Stripe answers (402) when a card is declined."""
+    return StripeError(
+        "Your card was declined.",
+        status=402,
+        type="card_error",
+        code="card_declined",
+        extra={"decline_code": "generic_decline", **extra},
+    )
 
 
 def resource_missing(kind: str, id: str, *, param: str = "id", status: int = 404) -> StripeError:

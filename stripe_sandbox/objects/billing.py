@@ -72,6 +72,7 @@ def subscription(
     trial_end: int | None,
     default_payment_method: str | None,
     description: str | None = None,
+    test_clock: str | None = None,
 ) -> dict:
     """A subscription; `items` are its subscription items, all listed (Stripe pages them beyond ten)."""
     return {
@@ -128,7 +129,7 @@ def subscription(
         "schedule": None,
         "start_date": created,
         "status": status,
-        "test_clock": None,
+        "test_clock": test_clock,
         "transfer_data": None,
         "trial_end": trial_end,
         "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
@@ -311,10 +312,10 @@ def invoice(
             "paid_at": None,
             "voided_at": None,
         },
-        "subscription": subscription,
+        # No top-level `subscription` since API version 2025-03-31.basil: it is parent.subscription_details.
         "subtotal": subtotal,
         "subtotal_excluding_tax": subtotal,
-        "test_clock": None,
+        "test_clock": customer["test_clock"],
         "total": total,
         "total_discount_amounts": [
             {"amount": amount, "discount": discount_id} for discount_id, amount in discount_totals.items()
@@ -323,4 +324,41 @@ def invoice(
         "total_pretax_credit_amounts": [],
         "total_taxes": [],
         "webhooks_delivered_at": None,
+    }
+
+
+def invoice_payment(
+    *, id: str, created: int, invoice: str, amount_requested: int, currency: str, payment_intent: str
+) -> dict:
+    """A payment made (or being tried) for an invoice: since API version 2025-03-31.basil the way from an invoice to
+    its PaymentIntent and charge, as invoices no longer name them."""
+    return {
+        "id": id,
+        "object": "invoice_payment",
+        "amount_paid": None,
+        "amount_requested": amount_requested,
+        "created": created,
+        "currency": currency,
+        "invoice": invoice,
+        "is_default": True,
+        "livemode": False,
+        # Stripe's fixture shows only `type`; the payment's id is beside it, under the name of its type.
+        "payment": {"payment_intent": payment_intent, "type": "payment_intent"},
+        "status": "open",
+        "status_transitions": {"canceled_at": None, "paid_at": None},
+    }
+
+
+def test_clock(*, id: str, created: int, frozen_time: int, name: str | None) -> dict:
+    return {
+        "id": id,
+        "object": "test_helpers.test_clock",
+        "created": created,
+        # Stripe deletes a test clock 30 days after it was created.
+        "deletes_after": created + 30 * 24 * 3600,
+        "frozen_time": frozen_time,
+        "livemode": False,
+        "name": name,
+        "status": "ready",
+        "status_details": {},
     }

@@ -95,6 +95,7 @@ def customer(
     address: dict | None,
     preferred_locales: list[str],
     metadata: dict,
+    test_clock: str | None = None,
 ) -> dict:
     return {
         "id": id,
@@ -124,7 +125,7 @@ def customer(
         "preferred_locales": preferred_locales,
         "shipping": None,
         "tax_exempt": "none",
-        "test_clock": None,
+        "test_clock": test_clock,
     }
 
 

@@ -1,7 +1,8 @@
 """Builders for payments: the payment method the customer paid with, the PaymentIntent and its Charge.
 
-The sandbox pays with one of two test instruments: Stripe's test card 4242 4242 4242 4242 (succeeds at once), or a
-test US bank account (ACH Direct Debit: a delayed payment, `processing` until it succeeds or fails).
+The sandbox pays with Stripe's test cards (`TEST_CARDS`: 4242 4242 4242 4242 succeeds at once, 4000 0000 0000 0341
+attaches to a customer but every charge on it is declined), or a test US bank account (ACH Direct Debit: a delayed
+payment, `processing` until it succeeds or fails).
 """
 
 from stripe_sandbox.objects.core import list_object
@@ -10,6 +11,20 @@ CARD = "card"
 BANK_DEBIT = "us_bank_account"
 PAYMENT_METHOD_TYPES = (CARD, BANK_DEBIT)
 
+# Stripe's test PaymentMethod tokens: using one creates a new `pm_...` with that card's details.
+TEST_CARDS = {
+    "pm_card_visa": {"brand": "visa", "last4": "4242", "fingerprint": "SbxLocalCard4242", "declines": False},
+    "pm_card_mastercard": {"brand": "mastercard", "last4": "4444", "fingerprint": "SbxLocalCard4444", "declines": False},
+    "pm_card_chargeCustomerFail": {
+        "brand": "visa",
+        "last4": "0341",
+        "fingerprint": "SbxLocalCard0341",
+        "declines": True,
+    },
+}
+DEFAULT_TEST_CARD = "pm_card_visa"
+DECLINE_MESSAGE = "Your card was declined."
+
 
 def _billing_details(email: str | None, name: str | None) -> dict:
     address = {key: None for key in ("city", "country", "line1", "line2", "postal_code", "state")}
@@ -17,8 +32,17 @@ def _billing_details(email: str | None, name: str | None) -> dict:
 
 
 def payment_method(
-    *, id: str, created: int, type: str, customer: str | None, email: str | None, name: str | None
+    *,
+    id: str,
+    created: int,
+    type: str,
+    customer: str | None,
+    email: str | None,
+    name: str | None,
+    test_card: str = DEFAULT_TEST_CARD,
 ) -> dict:
+    """A card (one of `TEST_CARDS`) or a test bank account."""
+    card = TEST_CARDS[test_card]
     obj = {
         "id": id,
         "object": "payment_method",
@@ -33,17 +57,17 @@ def payment_method(
     }
     if type == CARD:
         obj["card"] = {
-            "brand": "visa",
+            "brand": card["brand"],
             "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
             "country": "US",
-            "display_brand": "visa",
+            "display_brand": card["brand"],
             "exp_month": 12,
             "exp_year": 2034,
-            "fingerprint": "SbxLocalCard4242",
+            "fingerprint": card["fingerprint"],
             "funding": "credit",
             "generated_from": None,
-            "last4": "4242",
-            "networks": {"available": ["visa"], "preferred": None},
+            "last4": card["last4"],
+            "networks": {"available": [card["brand"]], "preferred": None},
             "regulated_status": "unregulated",
             "three_d_secure_usage": {"supported": True},
             "wallet": None,
@@ -130,14 +154,17 @@ def charge(
     payment_method: dict,
     status: str,
 ) -> dict:
-    """The charge a confirmed PaymentIntent makes: `succeeded` (card), or `pending` (bank debit) until it settles."""
+    """The charge a confirmed PaymentIntent makes: `succeeded` (card), `failed` (a declined card), or `pending` (bank
+    debit) until it settles."""
     succeeded = status == "succeeded"
+    declined = status == "failed"
     if payment_method["type"] == CARD:
+        card = payment_method["card"]
         details = {
             "card": {
-                "amount_authorized": payment_intent["amount"],
-                "authorization_code": "123456",
-                "brand": "visa",
+                "amount_authorized": None if declined else payment_intent["amount"],
+                "authorization_code": None if declined else "123456",
+                "brand": card["brand"],
                 "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
                 "country": "US",
                 "exp_month": payment_method["card"]["exp_month"],
@@ -147,10 +174,10 @@ def charge(
                 "funding": "credit",
                 "incremental_authorization": {"status": "unavailable"},
                 "installments": None,
-                "last4": "4242",
+                "last4": card["last4"],
                 "mandate": None,
                 "multicapture": {"status": "unavailable"},
-                "network": "visa",
+                "network": card["brand"],
                 "network_token": {"used": False},
                 "network_transaction_id": "SBX0000000000001",
                 "overcapture": {"maximum_amount_capturable": payment_intent["amount"], "status": "unavailable"},
@@ -196,20 +223,22 @@ def charge(
         "description": payment_intent["description"],
         "disputed": False,
         "failure_balance_transaction": None,
-        "failure_code": None,
-        "failure_message": None,
+        "failure_code": "card_declined" if declined else None,
+        "failure_message": DECLINE_MESSAGE if declined else None,
         "fraud_details": {},
         "livemode": False,
         "metadata": dict(payment_intent["metadata"]),
         "on_behalf_of": None,
         "outcome": {
-            "advice_code": None,
+            "advice_code": "try_again_later" if declined else None,
             "network_advice_code": None,
             "network_decline_code": None,
-            "network_status": "approved_by_network",
-            "reason": None,
-            "seller_message": "Payment complete.",
-            "type": "authorized",
+            "network_status": "declined_by_network" if declined else "approved_by_network",
+            "reason": "generic_decline" if declined else None,
+            "seller_message": (
+                "The bank did not return any further details with this decline." if declined else "Payment complete."
+            ),
+            "type": "issuer_declined" if declined else "authorized",
         },
         "paid": succeeded,
         "payment_intent": payment_intent["id"],
@@ -229,4 +258,36 @@ def charge(
         "status": status,
         "transfer_data": None,
         "transfer_group": None,
+    }
+
+
+def refund(
+    *,
+    id: str,
+    created: int,
+    charge: dict,
+    amount: int,
+    reason: str | None,
+    metadata: dict,
+) -> dict:
+    """A refund of (part of) a card charge; card refunds succeed at once in test mode."""
+    return {
+        "id": id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": None,
+        "charge": charge["id"],
+        "created": created,
+        "currency": charge["currency"],
+        "customer": charge["customer"],
+        "customer_account": None,
+        "destination_details": {"card": {"type": "refund"}, "type": "card"},
+        "metadata": metadata,
+        "payment_intent": charge["payment_intent"],
+        "payment_method": charge["payment_method"],
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
     }

@@ -14,6 +14,7 @@ from stripe_sandbox.resources import (
     payments,
     products,
     subscriptions,
+    test_clocks,
     test_helpers,
     webhook_endpoints,
 )
@@ -28,6 +29,7 @@ ROUTES = [
     *payments.ROUTES,
     *products.ROUTES,
     *subscriptions.ROUTES,
+    *test_clocks.ROUTES,
     *test_helpers.ROUTES,
     *webhook_endpoints.ROUTES,
 ]

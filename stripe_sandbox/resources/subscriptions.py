@@ -1,7 +1,15 @@
-"""`/v1/subscriptions` and `/v1/subscription_items`: retrieve and list (Checkout creates them)."""
+"""`/v1/subscriptions` and `/v1/subscription_items`: retrieve, list, update (cancel at period end, default payment
+method, metadata) and cancel (Checkout creates them)."""
 
+import copy
+
+from stripe_sandbox import billing
+from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
-from stripe_sandbox.wire import ApiCall, missing_param
+from stripe_sandbox.wire import ApiCall, Params, StripeError, missing_param
+
+FEEDBACK = ("customer_service", "low_quality", "missing_features", "other", "switched_service", "too_complex",
+            "too_expensive", "unused")  # fmt: skip
 
 STATUSES = ("active", "all", "canceled", "ended", "incomplete", "incomplete_expired", "past_due", "paused",
             "trialing", "unpaid")  # fmt: skip
@@ -57,8 +65,103 @@ def item_list(call: ApiCall) -> dict:
     )
 
 
+def _cancellation_details(params: Params) -> tuple[str | None, str | None]:
+    details = params.hash("cancellation_details")
+    if details is None:
+        return None, None
+    return details.string("comment", max_length=5000), details.string("feedback", choices=FEEDBACK)
+
+
+def update(call: ApiCall, id: str) -> dict:
+    params = call.params
+    cancel_at_period_end = params.boolean("cancel_at_period_end")
+    default_payment_method = params.string("default_payment_method")
+    description = params.string("description", max_length=500)
+    metadata = params.metadata(keep_empty=True)
+    comment, feedback = _cancellation_details(params)
+    params.finish()
+    store = call.store
+    subscription = store.get("subscription", id)
+    ended = subscription["status"] in ("canceled", "incomplete_expired")
+    if ended and (cancel_at_period_end is not None or default_payment_method is not None or description is not None):
+        raise StripeError("A canceled subscription can only update its cancellation_details and metadata.")
+    customer = store.get("customer", subscription["customer"])
+    flow = _Flow(store, billing.now_for(store, subscription), call.event_request)
+    previous: dict = {}
+
+    def change(field: str, value, holder: dict | None = None, name: str | None = None) -> None:
+        holder = subscription if holder is None else holder
+        if holder[field] != value:
+            if name is None:
+                previous[field] = copy.deepcopy(holder[field])
+            else:
+                previous.setdefault(name, {})[field] = holder[field]
+            holder[field] = value
+
+    if default_payment_method is not None:
+        method = billing.payment_method_for_customer(
+            store, default_payment_method, customer, now=flow.now, param="default_payment_method", flow=flow
+        )
+        change("default_payment_method", method["id"])
+    if description is not None:
+        change("description", description)
+    if cancel_at_period_end is True:
+        change("cancel_at_period_end", True)
+        change("cancel_at", billing.period_end(subscription))
+        change("canceled_at", subscription["canceled_at"] or flow.now)
+        change("reason", "cancellation_requested", subscription["cancellation_details"], "cancellation_details")
+    elif cancel_at_period_end is False:
+        change("cancel_at_period_end", False)
+        change("cancel_at", None)
+        change("canceled_at", None)
+        change("reason", None, subscription["cancellation_details"], "cancellation_details")
+    if comment is not None:
+        change("comment", comment, subscription["cancellation_details"], "cancellation_details")
+    if feedback is not None:
+        change("feedback", feedback, subscription["cancellation_details"], "cancellation_details")
+    old_metadata = dict(subscription["metadata"])
+    for key, value in metadata.items():
+        if value == "":
+            subscription["metadata"].pop(key, None)
+        else:
+            subscription["metadata"][key] = value
+    changed = sorted(k for k in old_metadata.keys() | subscription["metadata"].keys()
+                     if old_metadata.get(k) != subscription["metadata"].get(k))
+    if changed:
+        previous["metadata"] = {key: old_metadata.get(key) for key in changed}
+    if "cancellation_details" in previous:
+        # Stripe shows the whole hash as it was.
+        previous["cancellation_details"] = {**subscription["cancellation_details"], **previous["cancellation_details"]}
+    if previous:
+        flow.emit("customer.subscription.updated", subscription, previous)
+    return subscription
+
+
+def cancel(call: ApiCall, id: str) -> dict:
+    """`DELETE /v1/subscriptions/{id}`: cancel now (customer.subscription.deleted)."""
+    params = call.params
+    params.boolean("invoice_now")
+    params.boolean("prorate")
+    comment, feedback = _cancellation_details(params)
+    params.finish()
+    store = call.store
+    subscription = store.get("subscription", id)
+    if subscription["status"] == "canceled":
+        raise StripeError(
+            f"No such subscription: '{id}'. It has been canceled.", status=404, param="id", code="resource_missing"
+        )
+    flow = _Flow(store, billing.now_for(store, subscription), call.event_request)
+    subscription["canceled_at"] = flow.now
+    billing.end_subscription(
+        flow, subscription, reason="cancellation_requested", comment=comment, feedback=feedback
+    )
+    return subscription
+
+
 ROUTES = [
     ("GET", "/v1/subscriptions", list_subscriptions),
+    ("POST", "/v1/subscriptions/{id}", update),
+    ("DELETE", "/v1/subscriptions/{id}", cancel),
     ("GET", "/v1/subscriptions/{id}", retrieve),
     ("GET", "/v1/subscription_items", item_list),
     ("GET", "/v1/subscription_items/{id}", item_retrieve),

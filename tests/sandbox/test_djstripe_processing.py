@@ -92,7 +92,9 @@ def test_a_paid_subscription_checkout_is_processed(client, sandbox_http, session
     assert subscription.stripe_data["status"] == "active"
     invoice = djstripe_models.Invoice.objects.get(id=completed.invoice)
     assert invoice.stripe_data["status"] == "paid"
-    assert invoice.subscription_id == completed.subscription
+    # dahlia invoices name their subscription only in `parent`, so dj-stripe's own foreign key stays empty, as with
+    # Stripe itself.
+    assert invoice.stripe_data["parent"]["subscription_details"]["subscription"] == completed.subscription
     assert invoice.total == 639
     line_ids = [line["id"] for line in invoice.stripe_data["lines"]["data"]]
     assert djstripe_models.LineItem.objects.filter(id__in=line_ids, subscription=subscription).count() == 1

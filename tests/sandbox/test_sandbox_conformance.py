@@ -29,8 +29,16 @@ def key_differences(ours, fixture, path="") -> list[str]:
     return []
 
 
+# Where Stripe's fixture file lags the API version we render (2026-05-27.dahlia), checked against stripe-python's own
+# typed objects: since 2025-03-31.basil an invoice has no top-level `subscription` (it is
+# `parent.subscription_details.subscription`), and an invoice payment's `payment` names its PaymentIntent.
+NOT_IN_DAHLIA = {"missing .subscription"}
+FIXTURE_LAGS = {"invoice": NOT_IN_DAHLIA, "invoice_payment": {"unexpected .payment.payment_intent"}}
+
+
 def assert_conforms(ours: dict, fixture: dict, object_type: str) -> None:
-    differences = key_differences(ours, fixture)
+    expected = FIXTURE_LAGS.get(ours.get("object"), set()) if isinstance(ours, dict) else set()
+    differences = [difference for difference in key_differences(ours, fixture) if difference not in expected]
     assert not differences, f"{object_type} differs from Stripe's fixture:\n" + "\n".join(differences)
 
 

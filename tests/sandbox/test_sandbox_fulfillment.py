@@ -90,7 +90,7 @@ def test_paying_by_card_creates_customer_subscription_paid_invoice_and_payment(s
     invoice = stripe_client.v1.invoices.retrieve(completed.invoice)
     assert (invoice.status, invoice.billing_reason) == ("paid", "subscription_create")
     assert (invoice.subtotal, invoice.total, invoice.amount_paid, invoice.amount_remaining) == (799, 799, 799, 0)
-    assert invoice.subscription == subscription.id
+    assert "subscription" not in invoice  # not since API version 2025-03-31.basil
     assert invoice.parent.subscription_details.subscription == subscription.id
     assert invoice.number == f"{customer.invoice_prefix}-0001"
     [line] = invoice.lines.data
