@@ -24,6 +24,7 @@ die() { printf 'run: %s\n' "$*" >&2; exit 1; }
 
 SANDBOX_PID=""
 API_PID=""
+SWEEP_PID=""
 
 # Each child runs in its own process group (see `start_group`), so one signal to the group also reaches what it
 # spawned (runserver's autoreloader child). Polite TERM first, KILL after 10 s.
@@ -31,10 +32,10 @@ cleanup() {
     local status=$?
     trap - INT TERM EXIT
     local pid
-    for pid in $API_PID $SANDBOX_PID; do
+    for pid in $SWEEP_PID $API_PID $SANDBOX_PID; do
         kill -TERM -- "-$pid" 2>/dev/null || true
     done
-    for pid in $API_PID $SANDBOX_PID; do
+    for pid in $SWEEP_PID $API_PID $SANDBOX_PID; do
         local tries=50
         while kill -0 -- "-$pid" 2>/dev/null && [ "$tries" -gt 0 ]; do
             sleep 0.2
@@ -147,6 +148,11 @@ until http_ok "$API_URL/api/health/"; do
     [ "$tries" -gt 0 ] || die "the API did not answer $API_URL/api/health/ within 60 s"
     sleep 0.2
 done
+
+# No Celery beat here: the billing rules that wait for time (termination after the end, suspension when no event
+# comes) run from this loop instead, as beat would run them.
+say "starting the billing sweep (every 30 s; what Celery beat runs in production)"
+start_group SWEEP_PID "$PYTHON" manage.py billing_sweep --every 30
 
 cat <<MSG
 
