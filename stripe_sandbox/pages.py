@@ -1,7 +1,8 @@
 """The hosted checkout page a session's `url` points at (`/c/pay/{id}`), with its Pay and Cancel buttons.
 
 Pay completes the session as a customer paying by card would (a second button pays by bank debit, a delayed
-payment that `POST /v1/test_helpers/checkout/sessions/{id}/async_payment` settles), then goes to the success URL.
+payment that `POST /v1/test_helpers/checkout/sessions/{id}/async_payment` settles; a third uses Stripe's test card
+that attaches but is declined on every charge), then goes to the success URL.
 """
 
 import re
@@ -112,7 +113,9 @@ def _checkout_page(store: Store, session: dict) -> str:
         f"<h1>Checkout</h1><table>{''.join(rows)}</table>"
         f'<form method="post" action="{session_id}/pay">{email_field}'
         '<button class="pay" name="payment" value="card">Pay</button>'
-        '<button class="bank" name="payment" value="bank_debit">Pay by bank debit (delayed)</button></form>'
+        '<button class="bank" name="payment" value="bank_debit">Pay by bank debit (delayed)</button>'
+        '<button class="bank" name="payment" value="card_declined">Pay with a card that will fail '
+        "(4000 0000 0000 0341)</button></form>"
         f"{cancel}",
     )
 
@@ -123,10 +126,15 @@ def _pay(store: Store, session: dict, body: bytes) -> Response:
     if email is not None and not EMAIL.fullmatch(email):
         return _message(400, "Invalid e-mail address", "Go back and enter a valid e-mail address.")
     payment_status = "unpaid" if form.get("payment") == "bank_debit" else "paid"
+    # Stripe's test card that attaches but fails every charge: declined now when something is due today, saved
+    # (and failing at the first renewal) when a trial defers the charge.
+    test_card = "pm_card_chargeCustomerFail" if form.get("payment") == "card_declined" else "pm_card_visa"
     try:
-        fulfillment.complete_session(store, session, now=store.now(), payment_status=payment_status, email=email)
+        fulfillment.complete_session(
+            store, session, now=store.now(), payment_status=payment_status, email=email, test_card=test_card
+        )
     except StripeError as error:
-        return _message(400, "Payment not possible", error.message)
+        return _message(error.status, "Payment not possible", error.message)
     target = session["success_url"] or store.attached.get((session["id"], "return_url"))
     if target is None:
         return _message(200, "Payment complete", "You can close this page.")
