@@ -1,11 +1,16 @@
 """The customer e-mails: what each purpose says (templates/emails/<purpose>.txt, .html, _subject.txt) and the data
 it is rendered with. Sending, at most once, is services.email_notification_send."""
 
+from datetime import date, datetime, timezone as dt_timezone
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -17,6 +22,11 @@ from provisioning.models import EmailNotification, EmailPurpose, HostingAccount
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 
 
+class EmailContextError(ValueError):
+    """The caller left out a fact the e-mail must state, or gave one in a shape it cannot be read in. A programming
+    error: the e-mail fails (staff see it in the admin) rather than going out with a blank where the amount was."""
+
+
 def money(amount: int, currency: str) -> str:
     """Minor units as a customer reads them: 799, "usd" -> "$7.99"; 123456, "chf" -> "1,234.56 CHF"."""
     units, cents = divmod(abs(amount), 100)
@@ -25,9 +35,24 @@ def money(amount: int, currency: str) -> str:
     return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
 
 
+def customer_date(value: str) -> str:
+    """An ISO 8601 date or time as a customer reads it: "2027-01-14" or "2027-01-14T09:30:00Z" -> "14 January 2027".
+    A time is shown as the date it falls on in the site's time zone (naive times are taken as UTC)."""
+    try:
+        # A bare date stays that date: read as midnight UTC it could fall on the day before in the site's zone.
+        parsed = date.fromisoformat(value) if len(value) <= 10 else datetime.fromisoformat(value)
+    except (TypeError, ValueError) as error:
+        raise EmailContextError(f"{value!r} is not an ISO 8601 date") from error
+    if isinstance(parsed, datetime):
+        aware = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt_timezone.utc)
+        parsed = timezone.localtime(aware).date()
+    return date_format(parsed, "j F Y")
+
+
 def email_message_build(*, notification: EmailNotification) -> EmailMultiAlternatives:
     """The message, with a plain-text body and an HTML alternative. Raises when the order lacks what the e-mail
-    must say (no user to set a password for, no hosting account yet)."""
+    must say (no user to set a password for, no hosting account yet), and EmailContextError when the notification's
+    context lacks a fact its purpose states (an amount, a date, the pay link)."""
     context = {
         "site_url": settings.SITE_URL,
         "order": _order_context(notification.checkout_session),
@@ -47,13 +72,17 @@ def email_message_build(*, notification: EmailNotification) -> EmailMultiAlterna
     return message
 
 
-def _order_context(session: CheckoutSession) -> dict:
+def _plan_name(session: CheckoutSession) -> str:
     product = Product.objects.filter(code=session.product_code).first()
+    return product.name if product else session.product_code
+
+
+def _order_context(session: CheckoutSession) -> dict:
     cycle = BillingCycle(session.billing_cycle).label if session.billing_cycle in BillingCycle.values else (
         session.billing_cycle)
     return {
         "reference": str(session.pk),
-        "plan": product.name if product else session.product_code,
+        "plan": _plan_name(session),
         "cycle": cycle,
         "price": money(session.amount, session.currency),
         "first_charge": money(session.amount_due_first, session.currency),
@@ -85,9 +114,156 @@ def _payment_failed_context(notification: EmailNotification) -> dict:
     return {"storefront_url": settings.STOREFRONT_URL}
 
 
+# --- The subscription's life after the first payment --------------------------------------------------------------
+# The caller (billing) decides the facts and stores them in notification.context; these functions check that what
+# the e-mail must state is there, and put it in the shape a customer reads (dates, money).
+
+
+class _Facts:
+    """One notification's context, read key by key: required keys raise EmailContextError when absent or empty."""
+
+    def __init__(self, notification: EmailNotification):
+        self.notification = notification
+        self.context = notification.context if isinstance(notification.context, dict) else {}
+
+    def _missing(self, key: str) -> bool:
+        return self.context.get(key) in (None, "")
+
+    def _error(self, key: str, problem: str) -> EmailContextError:
+        return EmailContextError(f"The {self.notification.purpose} e-mail (notification {self.notification.pk}) "
+                                 f"{problem} {key!r} in its context")
+
+    def raw(self, key: str, *, required: bool = True):
+        if self._missing(key):
+            if required:
+                raise self._error(key, "needs")
+            return None
+        return self.context[key]
+
+    def text(self, key: str, *, required: bool = True) -> str:
+        value = self.raw(key, required=required)
+        return "" if value is None else str(value)
+
+    def flag(self, key: str) -> bool:
+        value = self.raw(key)
+        if not isinstance(value, bool):
+            raise self._error(key, "needs true or false as")
+        return value
+
+    def amount(self, key: str) -> int:
+        value = self.raw(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._error(key, "needs an amount in minor units (an integer) as")
+        return value
+
+    def money(self, key: str) -> str:
+        return money(self.amount(key), self.text("currency"))
+
+    def date(self, key: str, *, required: bool = True) -> str:
+        value = self.raw(key, required=required)
+        if value is None:
+            return ""
+        try:
+            return customer_date(value)
+        except EmailContextError as error:
+            raise self._error(key, "needs an ISO 8601 date as") from error
+
+    def url(self, key: str, *, required: bool = True) -> str:
+        # Autoescaping keeps a link from breaking out of its attribute, not a javascript: link from being one.
+        value = self.text(key, required=required)
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise self._error(key, "needs an http(s) address as")
+        return value
+
+
+def _hosting_context(notification: EmailNotification) -> dict:
+    """The hosting account the e-mail is about (None when none was set up), the domain, and how the e-mail names the
+    service: "hosting for shop.example", or "Starter plan" for an order without a domain."""
+    session = notification.checkout_session
+    account = HostingAccount.objects.filter(subscription__checkout_session=session).first()
+    domain = (account.domain if account else "") or (session.domain_info or {}).get("value", "")
+    return {"account": account, "domain": domain,
+            "service": f"hosting for {domain}" if domain else f"{_plan_name(session)} plan"}
+
+
+def _renewal_receipt_context(notification: EmailNotification) -> dict:
+    facts = _Facts(notification)
+    return {
+        **_hosting_context(notification),
+        "invoice_id": facts.text("invoice_id"),
+        "invoice_number": facts.text("number", required=False),
+        "amount_paid": facts.money("amount_paid"),
+        "period_start": facts.date("period_start"),
+        "period_end": facts.date("period_end"),
+        "hosted_invoice_url": facts.url("hosted_invoice_url", required=False),
+        "invoice_pdf": facts.url("invoice_pdf", required=False),
+    }
+
+
+def _renewal_failed_context(notification: EmailNotification) -> dict:
+    facts = _Facts(notification)
+    return {
+        **_hosting_context(notification),
+        "invoice_id": facts.text("invoice_id"),
+        "invoice_number": facts.text("number", required=False),
+        "amount_due": facts.money("amount_due"),
+        "hosted_invoice_url": facts.url("hosted_invoice_url"),
+        "next_payment_attempt": facts.date("next_payment_attempt", required=False),
+        "suspend_on": facts.date("suspend_on", required=False),
+    }
+
+
+def _service_suspended_context(notification: EmailNotification) -> dict:
+    facts = _Facts(notification)
+    # Staff may suspend with nothing owed (abuse, a request): then the e-mail asks for no payment.
+    owed = facts.amount("amount_due") > 0
+    return {
+        **_hosting_context(notification),
+        "invoice_id": facts.text("invoice_id", required=False),
+        "amount_due": facts.money("amount_due") if owed else "",
+        "hosted_invoice_url": facts.url("hosted_invoice_url", required=False) if owed else "",
+        "reason": facts.text("reason"),
+    }
+
+
+def _termination_warning_context(notification: EmailNotification) -> dict:
+    facts = _Facts(notification)
+    return {**_hosting_context(notification), "terminate_on": facts.date("terminate_on"),
+            "reason": facts.text("reason")}
+
+
+def _service_terminated_context(notification: EmailNotification) -> dict:
+    return {**_hosting_context(notification), "reason": _Facts(notification).text("reason")}
+
+
+def _cancellation_confirmed_context(notification: EmailNotification) -> dict:
+    facts = _Facts(notification)
+    return {**_hosting_context(notification), "at_period_end": facts.flag("at_period_end"),
+            "ends_at": facts.date("ends_at"), "reason": facts.text("reason", required=False)}
+
+
+def _refund_issued_context(notification: EmailNotification) -> dict:
+    facts = _Facts(notification)
+    return {**_hosting_context(notification), "refund_id": facts.text("refund_id"), "amount": facts.money("amount"),
+            "full": facts.flag("full")}
+
+
+def _setup_failed_refunded_context(notification: EmailNotification) -> dict:
+    return {**_hosting_context(notification), "amount": _Facts(notification).money("amount"),
+            "storefront_url": settings.STOREFRONT_URL}
+
+
 PURPOSE_CONTEXT = {
     EmailPurpose.SET_PASSWORD: _set_password_context,
     EmailPurpose.ORDER_CONFIRMATION: lambda notification: {},
     EmailPurpose.SERVICE_READY: _service_ready_context,
     EmailPurpose.PAYMENT_FAILED: _payment_failed_context,
+    EmailPurpose.RENEWAL_RECEIPT: _renewal_receipt_context,
+    EmailPurpose.RENEWAL_FAILED: _renewal_failed_context,
+    EmailPurpose.SERVICE_SUSPENDED: _service_suspended_context,
+    EmailPurpose.TERMINATION_WARNING: _termination_warning_context,
+    EmailPurpose.SERVICE_TERMINATED: _service_terminated_context,
+    EmailPurpose.CANCELLATION_CONFIRMED: _cancellation_confirmed_context,
+    EmailPurpose.REFUND_ISSUED: _refund_issued_context,
+    EmailPurpose.SETUP_FAILED_REFUNDED: _setup_failed_refunded_context,
 }
