@@ -174,3 +174,102 @@ def test_processing_an_event_twice_is_harmless(client, sandbox_http, session_par
 
     assert len(sandbox_http.logged_requests()) == calls_before
     assert djstripe_models.Event.objects.count() == len(events)
+
+
+# The subscription's life after Checkout: each new event type dj-stripe meets, processed in order.
+
+
+def _advance(sandbox_http, seconds: int) -> None:
+    sandbox_http.control("POST", "clock/advance", json={"seconds": seconds}).raise_for_status()
+
+
+def _paid_subscription(client, session_params):
+    session = _session(client, session_params)
+    return _helper(client, f"{session.id}/complete")
+
+
+def _process_new(sandbox_http, seen: int) -> list[dict]:
+    events = _events(sandbox_http)[seen:]
+    _process_each(events)
+    _assert_every_call_succeeded(sandbox_http)
+    return events
+
+
+def test_a_paid_renewal_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+
+    _advance(sandbox_http, 32 * 24 * 3600)
+    renewal = _process_new(sandbox_http, seen)
+
+    assert [event["type"] for event in renewal][-1] == "customer.subscription.updated"
+    invoices = djstripe_models.Invoice.objects.filter(customer_id=completed.customer)
+    assert sorted(invoice.stripe_data["billing_reason"] for invoice in invoices) == [
+        "subscription_create", "subscription_cycle"]
+    assert all(invoice.stripe_data["status"] == "paid" for invoice in invoices)
+    assert djstripe_models.Charge.objects.filter(customer_id=completed.customer).count() == 2
+    item = djstripe_models.Subscription.objects.get(id=completed.subscription).stripe_data["items"]["data"][0]
+    assert item["current_period_start"] == renewal[0]["created"]
+
+
+def test_a_renewal_that_fails_through_to_cancellation_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    card = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": completed.customer})
+    client.v1.subscriptions.update(completed.subscription, params={"default_payment_method": card.id})
+    seen = len(_process_new(sandbox_http, 0))
+
+    _advance(sandbox_http, 31 * 24 * 3600)
+    seen += len(_process_new(sandbox_http, seen))
+    assert djstripe_models.Subscription.objects.get(id=completed.subscription).stripe_data["status"] == "past_due"
+    _advance(sandbox_http, 8 * 24 * 3600)
+    ending = _process_new(sandbox_http, seen)
+
+    assert ending[-1]["type"] == "customer.subscription.deleted"
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.stripe_data["status"] == "canceled"
+    assert subscription.stripe_data["cancellation_details"]["reason"] == "payment_failed"
+    failed = djstripe_models.Charge.objects.filter(customer_id=completed.customer, stripe_data__status="failed")
+    assert failed.count() == 4
+
+
+def test_a_refund_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+    [charge] = client.v1.charges.list(params={"customer": completed.customer}).data
+
+    refund = client.v1.refunds.create(params={"charge": charge.id, "amount": 300})
+    events = _process_new(sandbox_http, seen)
+
+    assert [event["type"] for event in events] == ["charge.refunded", "refund.created"]
+    assert djstripe_models.Refund.objects.get(id=refund.id).stripe_data["amount"] == 300
+    assert djstripe_models.Charge.objects.get(id=charge.id).stripe_data["amount_refunded"] == 300
+
+
+def test_cancel_at_period_end_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+
+    client.v1.subscriptions.update(completed.subscription, params={"cancel_at_period_end": True})
+    seen += len(_process_new(sandbox_http, seen))
+    assert djstripe_models.Subscription.objects.get(id=completed.subscription).stripe_data["cancel_at_period_end"]
+    _advance(sandbox_http, 32 * 24 * 3600)
+    events = _process_new(sandbox_http, seen)
+
+    assert [event["type"] for event in events] == ["customer.subscription.deleted"]
+    assert djstripe_models.Subscription.objects.get(id=completed.subscription).stripe_data["status"] == "canceled"
+
+
+def test_a_test_clock_advance_is_processed(client, sandbox_http, session_params):
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_800_000_000})
+    customer = client.v1.customers.create(params={"email": "clock@example.com", "test_clock": clock.id})
+    session = _session(client, session_params, customer=customer.id, customer_email=None)
+    completed = _helper(client, f"{session.id}/complete")
+    seen = len(_process_new(sandbox_http, 0))
+
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": 1_800_000_000 + 35 * 24 * 3600})
+    events = _process_new(sandbox_http, seen)
+
+    assert events[0]["type"] == "test_helpers.test_clock.advancing"
+    assert events[-1]["type"] == "test_helpers.test_clock.ready"
+    assert "invoice.paid" in [event["type"] for event in events]
+    assert djstripe_models.Invoice.objects.filter(customer_id=completed.customer).count() == 2
