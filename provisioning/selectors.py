@@ -1,14 +1,32 @@
-"""Reads of provisioning: what the sweeper must send again, and what staff should look at."""
+"""Reads of provisioning: what the sweeper must send again, which job of a subscription runs next, and what staff
+should look at."""
 
 from datetime import datetime, timedelta
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
 
 from provisioning.models import EmailNotification, EmailStatus, ProvisioningJob, ProvisioningJobStatus
 
+# A job in one of these states holds back the later jobs of its subscription.
+JOB_OPEN = (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RUNNING, ProvisioningJobStatus.RETRYING)
+
 # An e-mail claimed for sending this long ago and still not sent: its worker died mid-send.
 EMAIL_STUCK_AFTER = timedelta(minutes=15)
+
+
+def provisioning_jobs_ahead() -> QuerySet[ProvisioningJob]:
+    """For Exists() in a query over jobs: the earlier jobs of the outer job's subscription that are still waiting or
+    running. Jobs of a subscription run in id order (decisions get their ids under the subscription's row lock)."""
+    return ProvisioningJob.objects.filter(subscription_id=OuterRef("subscription_id"), pk__lt=OuterRef("pk"),
+                                          status__in=JOB_OPEN)
+
+
+def provisioning_job_next_waiting_id(*, subscription_id: int) -> int | None:
+    """The subscription's first unfinished job, if it is waiting for a worker (None when one is running)."""
+    first = ProvisioningJob.objects.filter(subscription_id=subscription_id, status__in=JOB_OPEN).order_by("pk").values(
+        "pk", "status").first()
+    return first["pk"] if first and first["status"] != ProvisioningJobStatus.RUNNING else None
 
 
 def provisioning_job_ids_to_send(*, now: datetime, stale_before: datetime, limit: int) -> list[int]:
@@ -17,9 +35,12 @@ def provisioning_job_ids_to_send(*, now: datetime, stale_before: datetime, limit
 
     `waiting_since` is when a sent task should have picked the job up: the last send, or the retry's due time if
     later (a retry's message is sent early, with a countdown). It must be older than `stale_before`, so a job whose
-    task is merely still in the queue is not sent again on every sweep.
+    task is merely still in the queue is not sent again on every sweep. A job queued behind an earlier job of its
+    subscription is not sent: it could not be claimed; the earlier one sends it when it finishes (or, should that
+    send be lost, a later sweep does, the job's wait being long by then).
     """
-    waiting = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING))
+    waiting = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)) & ~Exists(
+        provisioning_jobs_ahead())
     abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=F("max_attempts"))
     jobs = ProvisioningJob.objects.alias(
         waiting_since=Greatest(Coalesce("enqueued_at", "created_at"), Coalesce("next_attempt_at", "created_at"))

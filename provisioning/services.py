@@ -1,5 +1,6 @@
-"""Writes of provisioning: jobs and e-mails recorded in the caller's transaction (a transactional outbox), one
-attempt at a job against the backend, one e-mail sent at most once, and the sweeper that re-sends what waited."""
+"""Writes of provisioning: jobs and e-mails recorded in the caller's transaction (a transactional outbox), billing's
+decisions about an account (suspend, unsuspend, terminate) as jobs run in order per subscription, one attempt at a
+job against the backend, one e-mail sent at most once, and the sweeper that re-sends what waited."""
 
 import dataclasses
 import logging
@@ -10,21 +11,31 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import get_connection, mail_admins
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import Exists, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Subscription
+from accounts.models import Subscription, User
 from checkout.models import CheckoutSession
 from provisioning import selectors
-from provisioning.backends import ProvisionedAccount, ProvisioningError, ProvisioningRequest, provisioning_backend_get
+from provisioning.backends import (
+    AccountActionRequest,
+    ProvisionedAccount,
+    ProvisioningBackend,
+    ProvisioningError,
+    ProvisioningRequest,
+    provisioning_backend_get,
+)
 from provisioning.emails import email_message_build
 from provisioning.models import (
     EmailNotification,
     EmailPurpose,
     EmailStatus,
     HostingAccount,
+    HostingAccountStatus,
+    HostingAccountStatusChange,
+    ProvisioningAction,
     ProvisioningAttempt,
     ProvisioningJob,
     ProvisioningJobStatus,
@@ -33,7 +44,24 @@ from provisioning.outbox import email_notification_enqueue, provisioning_job_enq
 
 logger = logging.getLogger(__name__)
 
-PROVISION = "provision"
+PROVISION = ProvisioningAction.PROVISION
+SUSPEND, UNSUSPEND, TERMINATE = ProvisioningAction.SUSPEND, ProvisioningAction.UNSUSPEND, ProvisioningAction.TERMINATE
+DECISION_ACTIONS = (SUSPEND, UNSUSPEND, TERMINATE)
+WAITING = (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)
+OPEN = (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RUNNING, ProvisioningJobStatus.RETRYING)
+# What the account is once a decision is carried out.
+ACTION_STATUS = {
+    SUSPEND: HostingAccountStatus.SUSPENDED,
+    UNSUSPEND: HostingAccountStatus.ACTIVE,
+    TERMINATE: HostingAccountStatus.TERMINATED,
+}
+# The jobs a new decision overrides while they wait (see hosting_account_action_request).
+SUPERSEDES = {
+    SUSPEND: (UNSUSPEND,),
+    UNSUSPEND: (SUSPEND,),
+    TERMINATE: (PROVISION, SUSPEND, UNSUSPEND, TERMINATE),
+}
+DECISION_EMAILS = {SUSPEND: EmailPurpose.SERVICE_SUSPENDED, TERMINATE: EmailPurpose.SERVICE_TERMINATED}
 # Attempts at reaching the mail server before an e-mail is given up (only failures to connect are retried, one per
 # sweep: about five minutes of a mail-server outage at the default interval). Staff can send failed ones again.
 EMAIL_MAX_ATTEMPTS = 10
@@ -60,6 +88,104 @@ def provisioning_job_create(*, subscription: Subscription) -> ProvisioningJob:
     return job
 
 
+def hosting_account_action_request(*, subscription: Subscription, action: str, decision_key: str, reason: str,
+                                   requested_by: User | None = None) -> ProvisioningJob | None:
+    """Record billing's (or staff's) decision to suspend, unsuspend or terminate the subscription's account, as a job
+    run after the subscription's earlier jobs; its task is sent when the caller's transaction commits.
+
+    Made to be called inside the caller's transaction: it locks the subscription row (the caller may hold that lock
+    already), so two decisions about one subscription are taken one after the other and get ids in that order.
+
+    - One job per `decision_key`: the same key again returns the job it made (whatever became of it).
+    - A later decision overrides earlier ones still waiting: suspend cancels waiting unsuspends and unsuspend waiting
+      suspends (status canceled, superseded_by the new job); terminate cancels everything waiting, provisioning
+      included unless it has already made an attempt (then the panel may have made the account: the termination
+      waits for it and removes what it made). A failed decision that is overridden is canceled too, so that nobody
+      runs it again by mistake (a suspension that failed, then the customer paid).
+    - None, and no job, when the decision changes nothing: after a termination (the account terminated, or a
+      terminate job that has not failed), an unsuspend of an account that is active with no suspension ahead of it,
+      a suspend of one already suspended with no unsuspension ahead. A waiting job it overrides is canceled all the
+      same (paying cancels a pending suspension). When an overridden job had already made an attempt, the panel may
+      have acted on it, so the new decision's job is made even though our records say there is nothing to change.
+    """
+    if action not in DECISION_ACTIONS:
+        raise ValueError(f"{action!r} is not a decision about an account (one of {', '.join(DECISION_ACTIONS)})")
+    if not decision_key:
+        raise ValueError("A decision needs its key: the same decision reached twice must make one job")
+    with transaction.atomic():
+        Subscription.objects.select_for_update().filter(pk=subscription.pk).values_list("pk", flat=True).get()
+        existing = ProvisioningJob.objects.filter(decision_key=decision_key).first()
+        if existing is not None:
+            if (existing.subscription_id, existing.action) != (subscription.pk, action):
+                raise ValueError(f"Decision key {decision_key!r} already names job {existing.pk}, "
+                                 f"{existing.action} of subscription {existing.subscription_id}")
+            return existing
+        account = HostingAccount.objects.filter(subscription=subscription).first()
+        # Locked so that no worker claims one of them while we decide (its claim waits, then finds it canceled).
+        jobs = list(ProvisioningJob.objects.select_for_update().filter(subscription=subscription).filter(
+            Q(status__in=OPEN) | Q(status=ProvisioningJobStatus.FAILED, action__in=DECISION_ACTIONS)
+            | Q(action=TERMINATE, status=ProvisioningJobStatus.SUCCEEDED)
+        ).order_by("pk"))
+        if _subscription_terminated(account=account, jobs=jobs):
+            logger.info("Decision %s (%s of subscription %s): nothing to do after termination", decision_key,
+                        action, subscription.pk)
+            return None
+
+        overridden = [job for job in jobs if _job_overridden(job, by=action)]
+        ahead = [job for job in jobs if job not in overridden and job.status in OPEN]
+        status = account.status if account else HostingAccountStatus.ACTIVE
+        for job in ahead:
+            status = ACTION_STATUS.get(job.action, status)
+        maybe_acted = any(job.attempts and job.action in DECISION_ACTIONS for job in overridden)
+        job = None
+        if status != ACTION_STATUS[action] or maybe_acted:
+            job = ProvisioningJob.objects.create(
+                subscription=subscription, action=action, decision_key=decision_key, reason=reason,
+                requested_by=requested_by, backend=provisioning_backend_get().name,
+                max_attempts=settings.PROVISIONING_MAX_ATTEMPTS,
+            )
+        if overridden:
+            now = timezone.now()
+            ProvisioningJob.objects.filter(pk__in=[old.pk for old in overridden]).update(
+                status=ProvisioningJobStatus.CANCELED, superseded_by=job, next_attempt_at=None,
+                finished_at=Coalesce("finished_at", Value(now)), updated_at=now,
+                result={"canceled_by_decision": decision_key, "reason": reason},
+            )
+            logger.info("Decision %s (%s of subscription %s) canceled jobs %s", decision_key, action,
+                        subscription.pk, [old.pk for old in overridden])
+        if job is not None and not ahead:
+            transaction.on_commit(partial(provisioning_job_enqueue, job_id=job.pk))
+        elif job is None and overridden:
+            # A canceled job may have been what the next one waited for.
+            transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
+    return job
+
+
+def provisioning_job_next_enqueue(*, subscription_id: int) -> bool:
+    """Send the task of the subscription's next job, if it is waiting and nothing runs ahead of it: what a job that
+    finished leaves after its commit, so the decisions queued behind it go on at once."""
+    job_id = selectors.provisioning_job_next_waiting_id(subscription_id=subscription_id)
+    return provisioning_job_enqueue(job_id=job_id) if job_id else False
+
+
+def _subscription_terminated(*, account: HostingAccount | None, jobs: list[ProvisioningJob],
+                             exclude_job_id: int | None = None) -> bool:
+    """Terminated, or on its way there: every later decision is moot."""
+    if account is not None and account.status == HostingAccountStatus.TERMINATED:
+        return True
+    return any(job.action == TERMINATE and job.pk != exclude_job_id and job.status not in (
+        ProvisioningJobStatus.FAILED, ProvisioningJobStatus.CANCELED) for job in jobs)
+
+
+def _job_overridden(job: ProvisioningJob, *, by: str) -> bool:
+    if job.action not in SUPERSEDES[by]:
+        return False
+    if job.status == ProvisioningJobStatus.FAILED:
+        return job.action in DECISION_ACTIONS
+    # A provisioning attempt may have made the account on the panel: let it finish, so termination can remove it.
+    return job.status in WAITING and not (job.action == PROVISION and job.attempts)
+
+
 def provisioning_job_run(*, job_id: int) -> ProvisioningJob | None:
     """One attempt at a job (the task's body). None when the job is not this delivery's to run: finished already,
     not due yet, or held by a worker whose lease is still valid (the same message delivered twice).
@@ -75,7 +201,10 @@ def provisioning_job_run(*, job_id: int) -> ProvisioningJob | None:
         return None
     job = attempt.job
     try:
-        account = backend.provision(_provisioning_request(job=job, attempt=attempt.number))
+        if job.action == PROVISION:
+            account = backend.provision(_provisioning_request(job=job, attempt=attempt.number))
+        else:
+            skipped = _decision_carry_out(job=job, attempt=attempt, backend=backend)
     except ProvisioningError as error:
         _job_record_failure(job=job, attempt=attempt, error=str(error), retryable=error.retryable)
     except Exception as error:
@@ -83,18 +212,50 @@ def provisioning_job_run(*, job_id: int) -> ProvisioningJob | None:
         logger.exception("Provisioning job %s: the %s backend raised", job.pk, backend.name)
         _job_record_failure(job=job, attempt=attempt, error=_error_text(error), retryable=True)
     else:
-        _job_record_success(job=job, attempt=attempt, account=account)
+        if job.action == PROVISION:
+            _job_record_success(job=job, attempt=attempt, account=account)
+        else:
+            _decision_record_success(job=job, attempt=attempt, skipped=skipped)
     job.refresh_from_db()
     return job
+
+
+def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt,
+                        backend: ProvisioningBackend) -> str:
+    """Ask the panel to carry out the decision. Returns why it was not asked ("" when it was)."""
+    account = HostingAccount.objects.filter(subscription_id=job.subscription_id).first()
+    if account is None:
+        # Provisioning failed or was canceled: there is nothing on the panel to act on.
+        return "no hosting account"
+    if account.status == HostingAccountStatus.TERMINATED:
+        return "account terminated"
+    act = {SUSPEND: backend.suspend, UNSUSPEND: backend.unsuspend, TERMINATE: backend.terminate}[job.action]
+    act(AccountActionRequest(
+        idempotency_key=str(job.idempotency_key), job_id=job.pk, attempt=attempt.number,
+        subscription_id=job.subscription_id, action=job.action, username=account.username, server=account.server,
+        domain=account.domain, panel_reference=account.panel_reference, reason=job.reason,
+    ))
+    return ""
 
 
 def provisioning_job_retry(*, job: ProvisioningJob) -> bool:
     """Staff's "run it again" for a failed job (after fixing what failed it): a fresh allowance of attempts.
 
     Earlier attempts stay in the log; the idempotency key stays too, so a panel that did create the account answers
-    with it. False when the job is not failed.
+    with it. False when the job is not failed, and when running it again would undo a later decision: nothing runs
+    again once the account is terminated or terminating (but a failed termination itself), and a failed suspend or
+    unsuspend does not once a later decision about the account was taken.
     """
     with transaction.atomic():
+        Subscription.objects.select_for_update().filter(pk=job.subscription_id).values_list("pk", flat=True).get()
+        account = HostingAccount.objects.filter(subscription_id=job.subscription_id).first()
+        terminations = list(ProvisioningJob.objects.filter(subscription_id=job.subscription_id, action=TERMINATE))
+        if _subscription_terminated(account=account, jobs=terminations, exclude_job_id=job.pk):
+            return False
+        if job.action in (SUSPEND, UNSUSPEND) and ProvisioningJob.objects.filter(
+                subscription_id=job.subscription_id, pk__gt=job.pk, action__in=DECISION_ACTIONS).exclude(
+                status=ProvisioningJobStatus.CANCELED).exists():
+            return False
         reopened = ProvisioningJob.objects.filter(pk=job.pk, status=ProvisioningJobStatus.FAILED).update(
             status=ProvisioningJobStatus.PENDING,
             max_attempts=F("attempts") + settings.PROVISIONING_MAX_ATTEMPTS,
@@ -117,14 +278,22 @@ def provisioning_retry_delay(*, attempt: int) -> float:
 
 def _job_claim(*, job_id: int, backend_name: str) -> ProvisioningAttempt | None:
     """Take the job for one attempt, in one conditional UPDATE: of two deliveries of the same message, the database
-    lets exactly one through (on PostgreSQL the second waits for the row and then finds it running)."""
+    lets exactly one through (on PostgreSQL the second waits for the row and then finds it running).
+
+    Jobs of one subscription run in the order they were decided: the UPDATE also requires that no earlier job of
+    the subscription is still waiting or running. A job whose claim is refused for that reason is sent again by the
+    earlier job when it finishes (provisioning_job_next_enqueue).
+    """
     now = timezone.now()
     due = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
     abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)
     with transaction.atomic():
-        claimed = ProvisioningJob.objects.filter(due | abandoned, pk=job_id, attempts__lt=F("max_attempts")).update(
+        claimed = ProvisioningJob.objects.filter(
+            due | abandoned, ~Exists(selectors.provisioning_jobs_ahead()), pk=job_id,
+            attempts__lt=F("max_attempts"),
+        ).update(
             status=ProvisioningJobStatus.RUNNING,
             attempts=F("attempts") + 1,
             backend=backend_name,
@@ -181,8 +350,41 @@ def _job_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, a
         })
         email_notification_create(checkout_session=subscription.checkout_session, purpose=EmailPurpose.SERVICE_READY,
                                   to=subscription.customer.email)
+        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
     logger.info("Provisioning job %s succeeded on attempt %s: %s@%s", job.pk, attempt.number, account.username,
                 account.server)
+
+
+def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, skipped: str) -> None:
+    """The decision done: the account's new status, its history row and the customer's e-mail, in the transaction
+    that records the job's success (so none of them exists without the others)."""
+    now = timezone.now()
+    subscription = job.subscription
+    status = ACTION_STATUS[job.action]
+    result = {"skipped": skipped} if skipped else {"action": job.action, "status": status, "backend": job.backend}
+    with transaction.atomic():
+        if not _job_update_if_held(job=job, attempt=attempt, status=ProvisioningJobStatus.SUCCEEDED, finished_at=now,
+                                   last_error="", result=result):
+            return
+        ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
+        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
+        if skipped:
+            logger.info("Provisioning job %s (%s) skipped: %s", job.pk, job.action, skipped)
+            return
+        account = HostingAccount.objects.select_for_update().get(subscription=subscription)
+        if account.status in (status, HostingAccountStatus.TERMINATED):
+            # Already so (a repeat made because an overridden attempt may have acted), or terminated: final.
+            logger.info("Provisioning job %s (%s): the account was already %s", job.pk, job.action, account.status)
+            return
+        HostingAccountStatusChange.objects.create(account=account, from_status=account.status, to_status=status,
+                                                  job=job, reason=job.reason)
+        account.status, account.status_changed_at = status, now
+        account.save(update_fields=["status", "status_changed_at", "updated_at"])
+        if purpose := DECISION_EMAILS.get(job.action):
+            email_notification_create(checkout_session=subscription.checkout_session, purpose=purpose,
+                                      to=subscription.customer.email, key=job.decision_key or f"job:{job.pk}",
+                                      context={"reason": job.reason})
+    logger.info("Provisioning job %s: account %s@%s is %s", job.pk, account.username, account.server, status)
 
 
 def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, error: str, retryable: bool) -> None:
@@ -204,6 +406,7 @@ def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, e
             transaction.on_commit(partial(provisioning_job_enqueue, job_id=job.pk, countdown=delay))
         else:
             _job_failed_alert(job=job, attempts=attempt.number, error=error)
+            transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=job.subscription_id))
 
 
 def _job_failed_alert(*, job: ProvisioningJob, attempts: int, error: str) -> None:
@@ -222,6 +425,9 @@ def _job_failed_alert(*, job: ProvisioningJob, attempts: int, error: str) -> Non
 def _job_failed_mail_admins(*, job_id: int, attempts: int, error: str) -> None:
     try:
         job = ProvisioningJob.objects.select_related("subscription__customer", "subscription__product").get(pk=job_id)
+        if job.action != PROVISION:
+            _decision_failed_mail_admins(job=job, attempts=attempts, error=error)
+            return
         subscription = job.subscription
         admin_path = reverse("admin:provisioning_provisioningjob_change", args=[job.pk])
         mail_admins(
@@ -237,6 +443,30 @@ def _job_failed_mail_admins(*, job_id: int, attempts: int, error: str) -> None:
         )
     except Exception:
         logger.exception("Could not e-mail the admins about failed provisioning job %s", job_id)
+
+
+def _decision_failed_mail_admins(*, job: ProvisioningJob, attempts: int, error: str) -> None:
+    subscription = job.subscription
+    account = HostingAccount.objects.filter(subscription=subscription).first()
+    admin_path = reverse("admin:provisioning_provisioningjob_change", args=[job.pk])
+    consequence = {
+        SUSPEND: "The account is still serving although billing decided to suspend it.",
+        UNSUSPEND: "The customer's account is still suspended although they are entitled to it.",
+        TERMINATE: "The account still exists on the control panel although it was to be terminated.",
+    }[job.action]
+    mail_admins(
+        f"{job.get_action_display()} failed: {subscription.domain or subscription.customer.email} (job {job.pk})",
+        f"{consequence} The control panel gave up after {attempts} attempts.\n\n"
+        f"Job:          {job.pk}, {job.action} (backend {job.backend}, idempotency key {job.idempotency_key})\n"
+        f"Decision:     {job.decision_key or '-'}\n"
+        f"Reason:       {job.reason or '-'}\n"
+        f"Account:      {f'{account.username}@{account.server} ({account.status})' if account else '-'}\n"
+        f"Subscription: {subscription.pk}, {subscription.product.code} / {subscription.billing_cycle}\n"
+        f"Customer:     {subscription.customer.name} <{subscription.customer.email}>\n"
+        f"Last error:   {error}\n\n"
+        f"Once the cause is fixed, run it again from the admin (action \"Run again\"), or act on the panel by hand:\n"
+        f"{settings.SITE_URL}{admin_path}\n",
+    )
 
 
 # --- E-mails ----------------------------------------------------------------------------------------------------------
@@ -354,6 +584,7 @@ def _job_fail_abandoned(*, job_id: int, now: datetime) -> bool:
         job = ProvisioningJob.objects.get(pk=job_id)
         job.attempt_log.filter(finished_at__isnull=True).update(finished_at=now, error=ABANDONED)
         _job_failed_alert(job=job, attempts=job.attempts, error=ABANDONED)
+        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=job.subscription_id))
     return True
 
 

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from provisioning.backends.base import (
+    AccountActionRequest,
     ProvisionedAccount,
     ProvisioningBackend,
     ProvisioningError,
@@ -13,6 +14,7 @@ from provisioning.backends.http import HttpBackend
 from provisioning.backends.simulated import SimulatedBackend
 
 __all__ = [
+    "AccountActionRequest",
     "ProvisionedAccount",
     "ProvisioningBackend",
     "ProvisioningError",

@@ -1,4 +1,5 @@
-"""The interface every provisioning backend implements: one call that creates (or finds) the hosting account."""
+"""The interface every provisioning backend implements: create (or find) the hosting account, and carry out billing's
+decisions about it (suspend, unsuspend, terminate)."""
 
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +21,23 @@ class ProvisioningRequest:
 
 
 @dataclass(frozen=True)
+class AccountActionRequest:
+    """One decision about an existing account: `action` is suspend, unsuspend or terminate. `idempotency_key` is the
+    job's, the same on every attempt; `reason` is what staff or the billing rule gave, for the panel's own log."""
+
+    idempotency_key: str
+    job_id: int
+    attempt: int
+    subscription_id: int
+    action: str
+    username: str
+    server: str
+    domain: str
+    panel_reference: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ProvisionedAccount:
     """The account as the control panel reports it. Never a password: customers set theirs in the panel."""
 
@@ -30,8 +48,8 @@ class ProvisionedAccount:
 
 
 class ProvisioningError(Exception):
-    """The backend did not provision. `retryable`: another attempt may succeed (timeouts, 5xx); otherwise the
-    request itself was refused and repeating it is pointless."""
+    """The backend did not do what it was asked. `retryable`: another attempt may succeed (timeouts, 5xx); otherwise
+    the request itself was refused and repeating it is pointless."""
 
     def __init__(self, message: str, *, retryable: bool):
         super().__init__(message)
@@ -47,4 +65,20 @@ class ProvisioningBackend(Protocol):
         Raises ProvisioningError. Must be safe to call again with the same key: a worker can die after the
         backend acted but before we recorded its answer.
         """
+        ...
+
+    def suspend(self, request: AccountActionRequest) -> None:
+        """Suspend the account (the site stops serving, the data stays). Raises ProvisioningError.
+
+        Like every action, safe to call again with the same key, and a success when the account is already in the
+        state asked for: an earlier attempt may have acted without our hearing the answer.
+        """
+        ...
+
+    def unsuspend(self, request: AccountActionRequest) -> None:
+        """Make a suspended account serve again. Raises ProvisioningError."""
+        ...
+
+    def terminate(self, request: AccountActionRequest) -> None:
+        """Remove the account for good. Raises ProvisioningError."""
         ...

@@ -8,6 +8,13 @@ account, in any process. The first label of the domain selects a behaviour, so t
     always-fail.example.com    every attempt fails (retryable), until the job runs out of attempts
     reject.example.com         the panel refuses the order (permanent: no retry)
     slow-20s.example.com       takes 20 seconds, then succeeds (to stop a worker mid-job)
+
+Suspend, unsuspend and terminate always succeed (the panel holds no state here: asking twice is as good as once),
+except for accounts whose domain's first label names the action that misbehaves; provisioning them succeeds:
+
+    suspend-fails.example.com      every suspend fails (retryable); likewise unsuspend-fails, terminate-fails
+    suspend-rejected.example.com   the panel refuses to suspend (permanent); likewise unsuspend-, terminate-rejected
+    slow-20s.example.com           takes 20 seconds for every action too
 """
 
 import hashlib
@@ -15,7 +22,12 @@ import re
 import time
 import uuid
 
-from provisioning.backends.base import ProvisionedAccount, ProvisioningError, ProvisioningRequest
+from provisioning.backends.base import (
+    AccountActionRequest,
+    ProvisionedAccount,
+    ProvisioningError,
+    ProvisioningRequest,
+)
 
 SERVER_NAMES = tuple(f"web{n:02d}.sim.migrahosting.test" for n in range(1, 5))
 _FAIL_N_TIMES = re.compile(r"^fail-(\d+)-times?$")
@@ -43,6 +55,25 @@ class SimulatedBackend:
             domain=request.domain,
             reference=f"sim-{key.hex[:12]}",
         )
+
+    def suspend(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def unsuspend(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def terminate(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def _act(self, request: AccountActionRequest) -> None:
+        label = request.domain.split(".", 1)[0].lower()
+        if label == f"{request.action}-fails":
+            raise ProvisioningError(f"simulated {request.action} failure (attempt {request.attempt})", retryable=True)
+        if label == f"{request.action}-rejected":
+            raise ProvisioningError(f"simulated refusal: the panel would not {request.action} the account",
+                                    retryable=False)
+        if match := _SLOW.match(label):
+            time.sleep(int(match[1]))
 
 
 def simulated_username(source: str, *, key: uuid.UUID) -> str:

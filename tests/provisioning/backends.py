@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from provisioning.backends import ProvisionedAccount, ProvisioningRequest
+from provisioning.backends import AccountActionRequest, ProvisionedAccount, ProvisioningRequest
 from provisioning.backends.simulated import SimulatedBackend
 from provisioning.models import ProvisioningJob
 from provisioning.tasks import provisioning_job_run_task
@@ -49,3 +49,18 @@ class LeaseOutlivingBackend(SimulatedBackend):
             provisioning_job_run_task.delay(request.job_id)
             return ProvisionedAccount(username="late", server="late.test", domain=request.domain, reference="late")
         return super().provision(request)
+
+
+class RecordingBackend(SimulatedBackend):
+    """The simulated panel, keeping a list of what it was asked, in order: (action, job id, attempt)."""
+
+    name = "recording"
+    calls: list[tuple[str, int, int]] = []
+
+    def provision(self, request: ProvisioningRequest) -> ProvisionedAccount:
+        type(self).calls.append(("provision", request.job_id, request.attempt))
+        return super().provision(request)
+
+    def _act(self, request: AccountActionRequest) -> None:
+        type(self).calls.append((request.action, request.job_id, request.attempt))
+        super()._act(request)

@@ -45,3 +45,11 @@ class EmailNotificationFactory(DjangoModelFactory):
     checkout_session = factory.SubFactory(CheckoutSessionFactory)
     purpose = EmailPurpose.ORDER_CONFIRMATION
     to = factory.LazyAttribute(lambda e: e.checkout_session.email)
+
+
+def provisioned_subscription(domain: str = "example.com", **kwargs):
+    """A subscription whose provisioning succeeded: its job succeeded and its account is active."""
+    subscription = subscription_for_domain(domain, **kwargs)
+    ProvisioningJobFactory(subscription=subscription, status="succeeded", attempts=1)
+    HostingAccountFactory(subscription=subscription)
+    return subscription
