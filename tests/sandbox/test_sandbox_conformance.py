@@ -283,3 +283,29 @@ def test_deleted_webhook_endpoint_matches_fixture(stripe_client, stripe_fixtures
     deleted = raw(stripe_client.v1.webhook_endpoints.delete(endpoint.id))
 
     assert_conforms(deleted, stripe_fixtures["deleted_webhook_endpoint"], "deleted_webhook_endpoint")
+
+
+def test_renewal_refund_invoice_payment_and_test_clock_match_fixtures(stripe_client, session_params, sandbox_url,
+                                                                      stripe_fixtures, list_fixture):
+    import requests
+
+    clock = raw(stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_800_000_000}))
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    response = stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete")
+    completed = stripe_client.deserialize(response, api_mode="V1")
+    requests.post(f"{sandbox_url}/_sandbox/clock/advance", json={"seconds": 32 * 86400}, timeout=10)
+    [charge, _] = stripe_client.v1.charges.list(params={"customer": completed.customer}).data
+    refund = raw(stripe_client.v1.refunds.create(params={"charge": charge.id, "amount": 100}))
+    [renewal, _] = stripe_client.v1.invoices.list(params={"customer": completed.customer}).data
+    payments = raw(stripe_client.v1.invoice_payments.list(params={"invoice": renewal.id}))
+
+    assert_conforms(clock, stripe_fixtures["test_helpers.test_clock"], "test_helpers.test_clock")
+    assert_conforms(refund, stripe_fixtures["refund"], "refund")
+    assert_conforms(raw(stripe_client.v1.charges.retrieve(charge.id)), stripe_fixtures["charge"], "charge (refunded)")
+    assert_conforms(raw(stripe_client.v1.invoices.retrieve(renewal.id)), stripe_fixtures["invoice"], "invoice")
+    assert_conforms(payments, list_fixture, "invoice payments list")
+    assert_conforms(payments["data"][0], stripe_fixtures["invoice_payment"], "invoice_payment")
+    events = raw(stripe_client.v1.events.list(params={"limit": 100}))
+    for event in events["data"]:
+        obj = event["data"]["object"]
+        assert_conforms(obj, stripe_fixtures[obj["object"]], f"data.object of {event['type']}")
