@@ -1,17 +1,31 @@
-"""A backend that asks the control panel's HTTP API to create the account.
+"""A backend that asks the control panel's HTTP API to create the account and to carry out billing's decisions.
+
+Every call is one signed POST to the same URL:
 
     POST <PROVISIONING_HTTP_URL>
     Content-Type: application/json
-    Idempotency-Key: <the job's key; the panel answers a key it has seen with the account it made for it>
+    Idempotency-Key: <the job's key; the panel answers a key it has seen as it answered it the first time>
     X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body, keyed with PROVISIONING_HTTP_SECRET>
+
+Provisioning (the body has no "action": it is the one this API started with, unchanged so that a panel built for
+it, even one that refuses unknown fields, keeps working):
 
     {"idempotency_key": ..., "job_id": ..., "attempt": ..., "subscription_id": ..., "product_code": ...,
      "billing_cycle": ..., "domain": ..., "customer_email": ..., "customer_name": ...}
 
+    A 2xx answer carries {"username", "server", "domain", "reference"} (a username of at most 64 characters).
+
+Suspend, unsuspend, terminate (the account as the panel reported it when it made it):
+
+    {"action": "suspend" | "unsuspend" | "terminate", "idempotency_key": ..., "job_id": ..., "attempt": ...,
+     "subscription_id": ..., "username": ..., "server": ..., "domain": ..., "panel_reference": ..., "reason": ...}
+
+    Any 2xx answer means done; its body is not read. The panel should answer 2xx when the account is already in the
+    state asked for (an earlier attempt may have acted without our hearing the answer).
+
 The panel checks the signature over the exact bytes it received and should refuse a `t` more than five minutes
-old. A 2xx answer carries {"username", "server", "domain", "reference"} (a username of at most 64 characters).
-A 4xx other than 409 (this key is being worked on) and 429 (slow down) means the panel refused the order: no
-retry. Everything else (409, 429, 5xx, timeouts, refused connections, a 2xx without a username and server) is
+old. A 4xx other than 409 (this key is being worked on) and 429 (slow down) means the panel refused: no retry.
+Everything else (409, 429, 5xx, timeouts, refused connections, a provisioning 2xx without a username and server) is
 worth another attempt.
 """
 
@@ -23,7 +37,12 @@ import time
 
 import requests
 
-from provisioning.backends.base import ProvisionedAccount, ProvisioningError, ProvisioningRequest
+from provisioning.backends.base import (
+    AccountActionRequest,
+    ProvisionedAccount,
+    ProvisioningError,
+    ProvisioningRequest,
+)
 
 RETRYABLE_CLIENT_ERRORS = (409, 429)
 
@@ -41,14 +60,31 @@ class HttpBackend:
         self.timeout = timeout
 
     def provision(self, request: ProvisioningRequest) -> ProvisionedAccount:
+        response = self._post(dataclasses.asdict(request), idempotency_key=request.idempotency_key)
+        return _account_from(response, request=request)
+
+    def suspend(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def unsuspend(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def terminate(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def _act(self, request: AccountActionRequest) -> None:
+        self._post(dataclasses.asdict(request), idempotency_key=request.idempotency_key)
+
+    def _post(self, payload: dict, *, idempotency_key: str) -> requests.Response:
+        """The signed POST; returns a 2xx response, raises ProvisioningError for anything else."""
         if not self.url or not self.secret:
             # Retryable: once someone sets them (the system check reports it), the job's next attempt goes through.
             raise ProvisioningError("PROVISIONING_HTTP_URL and PROVISIONING_HTTP_SECRET must be set", retryable=True)
-        body = json.dumps(dataclasses.asdict(request), separators=(",", ":"), sort_keys=True).encode()
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
-            "Idempotency-Key": request.idempotency_key,
+            "Idempotency-Key": idempotency_key,
             "X-Signature": f"t={timestamp},v1={request_signature(secret=self.secret, timestamp=timestamp, body=body)}",
         }
         try:
@@ -63,7 +99,7 @@ class HttpBackend:
             raise ProvisioningError(f"the control panel could not be reached: {error}", retryable=True) from error
 
         if 200 <= response.status_code < 300:
-            return _account_from(response, request=request)
+            return response
         detail = f"the control panel answered {response.status_code}: {response.text[:500]}"
         retryable = not (400 <= response.status_code < 500) or response.status_code in RETRYABLE_CLIENT_ERRORS
         raise ProvisioningError(detail, retryable=retryable)

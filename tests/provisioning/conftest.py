@@ -72,8 +72,9 @@ class Received:
 
 @dataclass
 class ControlPanel:
-    """Checks the signature with its own code (not the project's), makes one account per idempotency key, and gives
-    the queued answers first: `panel.answer(500)`, `panel.answer(200, delay=2)`."""
+    """Checks the signature with its own code (not the project's), makes one account per idempotency key, carries out
+    suspend/unsuspend/terminate, and gives the queued answers first: `panel.answer(500)`,
+    `panel.answer(200, delay=2)`."""
 
     url: str = ""
     secret: str = "panel-shared-secret"
@@ -98,8 +99,14 @@ class ControlPanel:
             return 401, {"error": "bad signature"}, 0.0
         status, answer, delay = self._answers.pop(0) if self._answers else (200, None, 0.0)
         if answer is None:
-            answer = self._account(body) if status < 300 else {"error": f"status {status}"}
+            answer = self._answer(body) if status < 300 else {"error": f"status {status}"}
         return status, answer, delay
+
+    def _answer(self, body: bytes) -> dict:
+        order = json.loads(body)
+        if "action" in order:  # suspend, unsuspend, terminate: done (the panel keeps no state here)
+            return {"done": order["action"]}
+        return self._account(body)
 
     def _account(self, body: bytes) -> dict:
         order = json.loads(body)

@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from provisioning.backends import ProvisioningError, ProvisioningRequest, provisioning_backend_get
+from provisioning.backends import AccountActionRequest, ProvisioningError, ProvisioningRequest, provisioning_backend_get
 from provisioning.backends.http import HttpBackend
 from provisioning.backends.simulated import SimulatedBackend
 from provisioning.checks import provisioning_settings_check
@@ -90,3 +90,35 @@ def test_a_retry_cap_beyond_the_visibility_timeout_fails_the_checks(settings):
     settings.PROVISIONING_RETRY_CAP_SECONDS = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
 
     assert [error.id for error in provisioning_settings_check(None)] == ["provisioning.E002"]
+
+
+def an_action(action: str, **overrides) -> AccountActionRequest:
+    fields = {"idempotency_key": str(uuid.uuid4()), "job_id": 2, "attempt": 1, "subscription_id": 1,
+              "action": action, "username": "example3f2a", "server": "web01.sim.migrahosting.test",
+              "domain": "example.com", "panel_reference": "sim-1", "reason": "unpaid"}
+    return AccountActionRequest(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize("action", ["suspend", "unsuspend", "terminate"])
+def test_the_simulated_panel_carries_out_each_decision_any_number_of_times(action):
+    backend = SimulatedBackend()
+    request = an_action(action)
+
+    assert getattr(backend, action)(request) is None
+    assert getattr(backend, action)(request) is None
+
+
+@pytest.mark.parametrize("action", ["suspend", "unsuspend", "terminate"])
+def test_the_domain_orders_a_decision_that_fails_or_is_refused(action):
+    backend = SimulatedBackend()
+
+    with pytest.raises(ProvisioningError) as failing:
+        getattr(backend, action)(an_action(action, domain=f"{action}-fails.example.com", attempt=3))
+    with pytest.raises(ProvisioningError) as refused:
+        getattr(backend, action)(an_action(action, domain=f"{action}-rejected.example.com"))
+    other = "unsuspend" if action != "unsuspend" else "suspend"
+    getattr(backend, other)(an_action(other, domain=f"{action}-fails.example.com"))  # only the action named fails
+
+    assert failing.value.retryable and "attempt 3" in str(failing.value)
+    assert not refused.value.retryable
+    assert backend.provision(a_request(domain=f"{action}-rejected.example.com")).username  # provisioning works

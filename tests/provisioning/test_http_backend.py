@@ -1,14 +1,14 @@
-"""The HTTP backend against a real control panel (a local HTTP server): signed, idempotent, and failures sorted
-into worth retrying or not."""
+"""The HTTP backend against a real control panel (a local HTTP server): provisioning and billing's decisions,
+signed, idempotent, and failures sorted into worth retrying or not."""
 
 import pytest
 from django.core import mail
 
-from provisioning.backends import ProvisioningError, ProvisioningRequest
+from provisioning.backends import AccountActionRequest, ProvisioningError, ProvisioningRequest
 from provisioning.backends.http import HttpBackend
-from provisioning.models import HostingAccount
+from provisioning.models import HostingAccount, ProvisioningJob
 from provisioning.tasks import provisioning_job_run_task
-from tests.provisioning.factories import ProvisioningJobFactory, subscription_for_domain
+from tests.provisioning.factories import ProvisioningJobFactory, provisioned_subscription, subscription_for_domain
 
 pytestmark = pytest.mark.django_db
 
@@ -134,3 +134,80 @@ def test_without_url_or_secret_the_job_fails_retryably_until_configured(settings
 
     assert (job.status, job.attempts) == ("failed", 5)
     assert "PROVISIONING_HTTP_URL" in job.last_error
+
+
+# --- Billing's decisions: suspend, unsuspend, terminate ---------------------------------------------------------------
+
+
+@pytest.fixture
+def decision_job():
+    """A decision job for an account the panel made, made without sending its task."""
+
+    def make(action: str) -> ProvisioningJob:
+        subscription = provisioned_subscription("shop.example")
+        HostingAccount.objects.filter(subscription=subscription).update(
+            username="panel7", server="cp01.panel.test", panel_reference="acct-7",
+            status="suspended" if action == "unsuspend" else "active")
+        return ProvisioningJobFactory(subscription=subscription, action=action, decision_key=f"{action}:in_1",
+                                      reason="Invoice 1 unpaid.", backend="http")
+
+    return make
+
+
+@pytest.mark.parametrize(("action", "status"), [("suspend", "suspended"), ("unsuspend", "active"),
+                                                ("terminate", "terminated")])
+def test_the_panel_gets_a_signed_decision_with_the_account_and_the_idempotency_key(control_panel, run_job,
+                                                                                    decision_job, action, status):
+    job = decision_job(action)
+
+    job = run_job(job)
+
+    [received] = control_panel.received
+    assert received.signature_valid
+    assert received.headers["Idempotency-Key"] == str(job.idempotency_key)
+    assert received.headers["Content-Type"] == "application/json"
+    assert received.json == {
+        "action": action, "idempotency_key": str(job.idempotency_key), "job_id": job.pk, "attempt": 1,
+        "subscription_id": job.subscription_id, "username": "panel7", "server": "cp01.panel.test",
+        "domain": "shop.example", "panel_reference": "acct-7", "reason": "Invoice 1 unpaid.",
+    }
+    assert (job.status, job.attempts, job.result) == ("succeeded", 1,
+                                                      {"action": action, "status": status, "backend": "http"})
+    assert HostingAccount.objects.get(subscription=job.subscription).status == status
+
+
+@pytest.mark.parametrize("answer", [500, 503, 409, 429])
+def test_a_decision_the_panel_could_not_take_now_is_retried_with_the_same_key(control_panel, run_job, decision_job,
+                                                                              answer):
+    control_panel.answer(answer)
+
+    job = run_job(decision_job("suspend"))
+
+    assert (job.status, job.attempts) == ("succeeded", 2)
+    assert f"answered {answer}" in job.attempt_log.get(number=1).error
+    assert {received.headers["Idempotency-Key"] for received in control_panel.received} == {str(job.idempotency_key)}
+
+
+def test_a_decision_the_panel_refuses_is_not_retried_and_staff_are_alerted(control_panel, run_job, decision_job):
+    control_panel.answer(404, {"error": "no such account"})
+
+    job = run_job(decision_job("terminate"))
+
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert "answered 404" in job.last_error
+    assert HostingAccount.objects.get(subscription=job.subscription).status == "active"
+    [alert] = mail.outbox
+    assert alert.to == ["staff@migrahosting.test"] and "Terminate failed" in alert.subject
+
+
+def test_a_decision_signed_with_the_wrong_secret_is_refused_by_the_panel(control_panel):
+    backend = HttpBackend(url=control_panel.url, secret="not-the-shared-secret", timeout=2)
+    request = AccountActionRequest(idempotency_key="7d9b1c52-8f04-4a0e-9a57-1b1e7b3c2d11", job_id=1, attempt=1,
+                                   subscription_id=1, action="suspend", username="panel1", server="cp01.panel.test",
+                                   domain="example.com", panel_reference="acct-1", reason="unpaid")
+
+    with pytest.raises(ProvisioningError) as error:
+        backend.suspend(request)
+
+    assert not control_panel.received[0].signature_valid
+    assert "401" in str(error.value) and error.value.retryable is False
