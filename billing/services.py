@@ -461,6 +461,7 @@ def invoice_refund(*, invoice: SubscriptionInvoice, amount: int | None, reason: 
                    idempotency_key: str | None = None) -> BillingAction:
     """Refund (part of) what the invoice's payment took; `amount` None refunds all that is left. Never more than
     was paid: checked against our records here and by Stripe again."""
+    invoice.refresh_from_db()  # what has been refunded since the page was drawn counts
     refundable = selectors.invoice_refundable_amount(invoice=invoice)
     if invoice.status != InvoiceStatus.PAID or refundable <= 0:
         raise ApplicationError("Nothing is left to refund on this invoice.", code="nothing_to_refund")
