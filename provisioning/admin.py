@@ -1,4 +1,5 @@
-"""Staff's view of provisioning: jobs with their attempts, hosting accounts, and e-mails that need a person."""
+"""Staff's view of provisioning: jobs (provisioning and billing's decisions) with their attempts, hosting accounts
+with their status history, and e-mails that need a person."""
 
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -7,6 +8,7 @@ from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
 from provisioning.models import (
     EmailNotification,
     HostingAccount,
+    HostingAccountStatusChange,
     ProvisioningAttempt,
     ProvisioningJob,
     ProvisioningJobStatus,
@@ -49,12 +51,12 @@ class ProvisioningAttemptInline(admin.TabularInline):
 
 @admin.register(ProvisioningJob)
 class ProvisioningJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "subscription", "status", "attempts", "max_attempts", "backend", "next_attempt_at",
-                    "updated_at")
-    list_filter = (JobNeedsPersonFilter, "status", "backend")
-    list_select_related = ("subscription__product", "subscription__customer")
+    list_display = ("id", "subscription", "action", "status", "decision_key", "short_reason", "requested_by",
+                    "superseded_by", "attempts", "max_attempts", "backend", "next_attempt_at", "updated_at")
+    list_filter = (JobNeedsPersonFilter, "action", "status", "backend")
+    list_select_related = ("subscription__product", "subscription__customer", "requested_by", "superseded_by")
     search_fields = ("=id", "subscription__domain", "=subscription__customer__email", "=idempotency_key",
-                     "=subscription__stripe_subscription_id")
+                     "=subscription__stripe_subscription_id", "=decision_key")
     readonly_fields = [field.name for field in ProvisioningJob._meta.fields]
     inlines = [ProvisioningAttemptInline]
     actions = ["run_again"]
@@ -63,8 +65,12 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        # Jobs change only through their worker and the retry action.
+        # Jobs change only through their worker, billing's decisions and the retry action.
         return False
+
+    @admin.display(description="reason")
+    def short_reason(self, job):
+        return job.reason if len(job.reason) <= 60 else f"{job.reason[:59]}…"
 
     def has_retry_permission(self, request):
         return request.user.has_perm(RETRY_PERMISSION)
@@ -75,18 +81,43 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
         for job in queryset:
             done = provisioning_job_retry(job=job)
             reopened += done
-            self.log_change(request, job, "Run again: sent again with a fresh allowance of attempts" if done else
-                            f"Run again: nothing done, the job was {job.status}")
-        self.message_user(request, f"{reopened} job(s) sent again; jobs that had not failed were left alone.",
+            if done:
+                message = "Run again: sent again with a fresh allowance of attempts"
+            elif job.status == ProvisioningJobStatus.FAILED:
+                message = "Run again: nothing done, a later decision about the account overrides it"
+            else:
+                message = f"Run again: nothing done, the job was {job.status}"
+            self.log_change(request, job, message)
+        self.message_user(request, f"{reopened} job(s) sent again; jobs that had not failed, or whose decision a "
+                                   f"later one overrode, were left alone.",
                           messages.SUCCESS if reopened else messages.WARNING)
+
+
+class HostingAccountStatusChangeInline(admin.TabularInline):
+    """The account's status history, as the control panel confirmed it; written only by the jobs."""
+
+    model = HostingAccountStatusChange
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("created_at", "from_status", "to_status", "reason", "job")
+    ordering = ("-created_at", "-id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(HostingAccount)
 class HostingAccountAdmin(admin.ModelAdmin):
     list_select_related = ("subscription__product", "subscription__customer")
-    list_display = ("username", "server", "domain", "subscription", "created_at")
+    list_display = ("username", "server", "domain", "status", "status_changed_at", "subscription", "created_at")
+    list_filter = ("status",)
     search_fields = ("username", "domain", "panel_reference", "subscription__customer__email")
-    readonly_fields = ("subscription", "created_at", "updated_at")
+    # The status changes only through suspend/unsuspend/terminate jobs, which the panel confirmed.
+    readonly_fields = ("subscription", "status", "status_changed_at", "created_at", "updated_at")
+    inlines = [HostingAccountStatusChangeInline]
 
 
 class NeedsAttentionFilter(admin.SimpleListFilter):

@@ -1,11 +1,19 @@
-"""Staff's pages: jobs with their attempts, e-mails that need a person, and the actions that act on them."""
+"""Staff's pages: jobs with their attempts and decisions, accounts with their status history, e-mails that need a
+person, and the actions that act on them."""
 
 import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from provisioning.models import EmailStatus, ProvisioningAttempt, ProvisioningJobStatus
-from tests.provisioning.factories import EmailNotificationFactory, ProvisioningJobFactory
+from provisioning.models import (
+    EmailStatus,
+    HostingAccount,
+    HostingAccountStatusChange,
+    ProvisioningAttempt,
+    ProvisioningJobStatus,
+)
+from tests.accounts.factories import UserFactory
+from tests.provisioning.factories import EmailNotificationFactory, ProvisioningJobFactory, provisioned_subscription
 
 pytestmark = pytest.mark.django_db
 
@@ -48,3 +56,46 @@ def test_the_needs_attention_filter_lists_failed_and_stuck_emails_only(staff_cli
     assert page.status_code == 200
     assert failed.to.encode() in page.content
     assert b"sent@example.com" not in page.content and b"sending-now@example.com" not in page.content
+
+
+def test_the_job_list_shows_what_each_decision_is_and_who_took_it(staff_client):
+    subscription = provisioned_subscription()
+    staff = UserFactory(email="support@migrahosting.test")
+    unsuspension = ProvisioningJobFactory(subscription=subscription, action="unsuspend", decision_key="unsuspend:in_1",
+                                          reason="Invoice 1 was paid.")
+    ProvisioningJobFactory(subscription=subscription, action="suspend", decision_key="staff:42", reason="Abuse report.",
+                           requested_by=staff, status=ProvisioningJobStatus.CANCELED, superseded_by=unsuspension)
+
+    page = staff_client.get(reverse("admin:provisioning_provisioningjob_changelist"), {"action__exact": "suspend"})
+
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "staff:42" in content and "Abuse report." in content and "support@migrahosting.test" in content
+    assert str(unsuspension) in content  # superseded by
+    assert "unsuspend:in_1" not in content  # filtered out by action
+
+
+def test_a_decision_jobs_page_shows_its_decision(staff_client):
+    job = ProvisioningJobFactory(action="terminate", decision_key="refund:re_1", reason="Refunded in full.")
+
+    page = staff_client.get(reverse("admin:provisioning_provisioningjob_change", args=[job.pk]))
+
+    assert page.status_code == 200
+    assert b"refund:re_1" in page.content and b"Refunded in full." in page.content and b"Terminate" in page.content
+
+
+def test_an_accounts_page_shows_its_status_and_history_read_only(staff_client):
+    subscription = provisioned_subscription()
+    account = HostingAccount.objects.get(subscription=subscription)
+    job = ProvisioningJobFactory(subscription=subscription, action="suspend", status="succeeded")
+    HostingAccount.objects.filter(pk=account.pk).update(status="suspended")
+    HostingAccountStatusChange.objects.create(account=account, from_status="active", to_status="suspended", job=job,
+                                              reason="Invoice 1 unpaid 5 days after it failed.")
+
+    page = staff_client.get(reverse("admin:provisioning_hostingaccount_change", args=[account.pk]))
+
+    assert page.status_code == 200
+    content = page.content.decode()
+    assert "Invoice 1 unpaid 5 days after it failed." in content and "Suspended" in content
+    assert 'name="status"' not in content  # no field to set it by hand
+    assert 'name="status_changes-0-reason"' not in content
