@@ -48,7 +48,9 @@ def period_start(subscription: dict) -> int:
 def _dunning(store: Store, subscription: dict) -> list[dict]:
     """The subscription's open invoices that still have a payment attempt planned, oldest first."""
     invoices = [store.find("invoice", id) for id in store.attached.get((subscription["id"], "invoices"), [])]
-    return [invoice for invoice in invoices if invoice and invoice["status"] == "open" and invoice["next_payment_attempt"]]
+    return [
+        invoice for invoice in invoices if invoice and invoice["status"] == "open" and invoice["next_payment_attempt"]
+    ]
 
 
 def next_step_at(store: Store, subscription: dict) -> int | None:
@@ -171,7 +173,9 @@ def renew(store: Store, subscription: dict, at: int) -> None:
         item["current_period_end"] = add_interval(start, recurring["interval"], recurring["interval_count"])
         stored = store.find("subscription_item", item["id"])
         if stored is not None and stored is not item:
-            stored.update(current_period_start=item["current_period_start"], current_period_end=item["current_period_end"])
+            stored.update(
+                current_period_start=item["current_period_start"], current_period_end=item["current_period_end"]
+            )
     coupon, discount = _renewal_coupon(store, subscription, at, previous)
 
     invoice_id = new_id("in_", 24)

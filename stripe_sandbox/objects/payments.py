@@ -14,7 +14,12 @@ PAYMENT_METHOD_TYPES = (CARD, BANK_DEBIT)
 # Stripe's test PaymentMethod tokens: using one creates a new `pm_...` with that card's details.
 TEST_CARDS = {
     "pm_card_visa": {"brand": "visa", "last4": "4242", "fingerprint": "SbxLocalCard4242", "declines": False},
-    "pm_card_mastercard": {"brand": "mastercard", "last4": "4444", "fingerprint": "SbxLocalCard4444", "declines": False},
+    "pm_card_mastercard": {
+        "brand": "mastercard",
+        "last4": "4444",
+        "fingerprint": "SbxLocalCard4444",
+        "declines": False,
+    },
     "pm_card_chargeCustomerFail": {
         "brand": "visa",
         "last4": "0341",
