@@ -3,6 +3,27 @@ the tests that prove each group can do its work and nothing else."""
 
 CATALOG_MANAGERS = "Catalog managers"
 SUPPORT = "Support"
+BILLING = "Billing"
+
+# What support needs to read to answer a customer: orders, people, subscriptions, jobs, e-mails, billing records.
+_SUPPORT_READS = [
+    ("checkout", "view_checkoutsession"),
+    ("accounts", "view_user"),
+    ("accounts", "view_customer"),
+    ("accounts", "view_customermembership"),
+    ("accounts", "view_subscription"),
+    ("provisioning", "view_provisioningjob"),
+    ("provisioning", "view_provisioningattempt"),
+    ("provisioning", "view_hostingaccount"),
+    ("provisioning", "view_emailnotification"),
+    # Support answers "what does this plan cost": it reads the catalog, never edits it.
+    ("catalog", "view_product"),
+    ("catalog", "view_price"),
+    ("catalog", "view_coupon"),
+    ("billing", "view_subscriptioninvoice"),
+    ("billing", "view_refundrecord"),
+    ("billing", "view_billingaction"),
+]
 
 # (app_label, codename). No delete anywhere: prices and products that sessions used are protected, and switching
 # something off (active) is how catalog staff retire it.
@@ -13,23 +34,21 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("checkout", "view_checkoutsession"),
     ],
     SUPPORT: [
-        ("checkout", "view_checkoutsession"),
-        ("accounts", "view_user"),
-        ("accounts", "view_customer"),
-        ("accounts", "view_customermembership"),
-        ("accounts", "view_subscription"),
-        ("provisioning", "view_provisioningjob"),
-        ("provisioning", "view_provisioningattempt"),
-        ("provisioning", "view_hostingaccount"),
-        ("provisioning", "view_emailnotification"),
-        # Support answers "what does this plan cost": it reads the catalog, never edits it.
-        ("catalog", "view_product"),
-        ("catalog", "view_price"),
-        ("catalog", "view_coupon"),
+        *_SUPPORT_READS,
         ("backoffice", "retry_provisioning_job"),
         ("backoffice", "resend_set_password_email"),
         ("backoffice", "expire_checkout_session"),
         ("backoffice", "refresh_checkout_session"),
+        # Cancelling and suspending are everyday support; money back and deleting a customer's data are not.
+        ("billing", "cancel_subscription"),
+        ("billing", "suspend_account"),
+    ],
+    BILLING: [
+        *_SUPPORT_READS,
+        ("billing", "cancel_subscription"),
+        ("billing", "suspend_account"),
+        ("billing", "refund_payment"),
+        ("billing", "terminate_account"),
     ],
 }
 

@@ -1,10 +1,10 @@
-"""Staff of each role, logged in, and an order with everything a timeline shows."""
+"""Staff of each role (catalog, support, billing), logged in."""
 
 import pytest
 from django.contrib.auth.models import Group
 
 from accounts.models import User
-from backoffice.roles import CATALOG_MANAGERS, SUPPORT, staff_groups_sync
+from backoffice.roles import BILLING, CATALOG_MANAGERS, SUPPORT, staff_groups_sync
 
 
 @pytest.fixture
@@ -32,6 +32,11 @@ def support_agent(staff_groups):
 
 
 @pytest.fixture
+def billing_agent(staff_groups):
+    return _staff("billing@migrahosting.test", BILLING)
+
+
+@pytest.fixture
 def superuser(db):
     return _staff("root@migrahosting.test", None, superuser=True)
 
@@ -45,4 +50,10 @@ def catalog_client(client, catalog_manager):
 @pytest.fixture
 def support_client(client, support_agent):
     client.force_login(support_agent)
+    return client
+
+
+@pytest.fixture
+def billing_client(client, billing_agent):
+    client.force_login(billing_agent)
     return client

@@ -1,4 +1,4 @@
-"""The two staff groups: each can do its work, and nothing else, on every admin page and action."""
+"""The staff groups: each can do its work, and nothing else, on every admin page and action."""
 
 from types import SimpleNamespace
 
@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
-from backoffice.roles import CATALOG_MANAGERS, ROLE_PERMISSIONS, SUPPORT
+from backoffice.roles import BILLING, CATALOG_MANAGERS, ROLE_PERMISSIONS, SUPPORT
 from provisioning.models import ProvisioningJobStatus
 from tests.catalog.factories import CouponFactory
 from tests.provisioning.factories import EmailNotificationFactory, HostingAccountFactory, ProvisioningJobFactory
@@ -27,16 +27,38 @@ ALLOWED = {
         "accounts.subscription": {"view"}, "provisioning.provisioningjob": {"view"},
         "provisioning.hostingaccount": {"view"}, "provisioning.emailnotification": {"view"},
         "catalog.product": {"view"}, "catalog.price": {"view"}, "catalog.coupon": {"view"},
+        "billing.subscriptioninvoice": {"view"}, "billing.refundrecord": {"view"}, "billing.billingaction": {"view"},
     },
+}
+ALLOWED[BILLING] = ALLOWED[SUPPORT]
+# Billing actions each group may run (the subscription page's buttons); beyond these: hidden and 403.
+BILLING_ACTIONS = {
+    CATALOG_MANAGERS: set(),
+    SUPPORT: {"billing.cancel_subscription", "billing.suspend_account"},
+    BILLING: {"billing.cancel_subscription", "billing.suspend_account", "billing.refund_payment",
+              "billing.terminate_account"},
 }
 
 
 @pytest.fixture
 def one_of_each(db):
     """A row of every model of ours, for the object pages."""
+    from django.utils import timezone
+
+    from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
+
     job = ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED)
     subscription = job.subscription
+    now = timezone.now()
     return {
+        "billing.subscriptioninvoice": SubscriptionInvoice.objects.create(
+            subscription=subscription, stripe_invoice_id="in_test_roles", status="paid", currency="usd",
+            stripe_created=now, stripe_state_at=now),
+        "billing.refundrecord": RefundRecord.objects.create(
+            subscription=subscription, stripe_refund_id="re_test_roles", amount=100, currency="usd",
+            status="succeeded", stripe_created=now),
+        "billing.billingaction": BillingAction.objects.create(subscription=subscription, kind="suspend",
+                                                              reason="roles"),
         "catalog.product": subscription.product, "catalog.price": subscription.price,
         "catalog.coupon": CouponFactory(), "checkout.checkoutsession": subscription.checkout_session,
         "accounts.user": subscription.customer.users.first(), "accounts.customer": subscription.customer,
@@ -57,7 +79,7 @@ def _url(label: str, page: str, obj=None) -> str:
     return reverse(f"admin:{app}_{model}_{page}", args=[obj.pk])
 
 
-@pytest.mark.parametrize("group", [CATALOG_MANAGERS, SUPPORT])
+@pytest.mark.parametrize("group", [CATALOG_MANAGERS, SUPPORT, BILLING])
 def test_each_group_opens_exactly_the_pages_of_its_work(client, staff_groups, one_of_each, group):
     from tests.backoffice.conftest import _staff
 
@@ -137,16 +159,28 @@ def test_no_group_may_delete_anything():
         assert not group.permissions.filter(codename__startswith="delete_").exists()
 
 
-def test_the_data_migration_creates_both_groups_with_exactly_their_permissions(db):
+@pytest.mark.parametrize("group", [CATALOG_MANAGERS, SUPPORT, BILLING])
+def test_each_group_holds_exactly_its_billing_actions(staff_groups, group):
+    held = {f"{app}.{codename}" for app, codename in Group.objects.get(name=group).permissions.filter(
+        content_type__app_label="billing").exclude(codename__startswith="view_").values_list(
+        "content_type__app_label", "codename")}
+
+    assert held == BILLING_ACTIONS[group]
+
+
+def test_the_data_migrations_create_the_groups_with_exactly_their_permissions(db):
     from importlib import import_module
 
     Group.objects.filter(name__in=ROLE_PERMISSIONS).delete()
-    migration = import_module("backoffice.migrations.0002_staff_groups")
-    # The migration's own (historical) models, as migrate gives them: the function changes its app configs.
-    historical = MigrationExecutor(connection).loader.project_state(("backoffice", "0002_staff_groups")).apps
-    migration.groups_create(historical, SimpleNamespace(connection=connection))
+    # Each migration with its own (historical) models, as migrate gives them.
+    loader = MigrationExecutor(connection).loader
+    for name in ("0002_staff_groups", "0004_billing_group"):
+        migration = import_module(f"backoffice.migrations.{name}")
+        historical = loader.project_state(("backoffice", name)).apps
+        (migration.groups_create if hasattr(migration, "groups_create") else migration.groups_update)(
+            historical, SimpleNamespace(connection=connection))
 
     for name, wanted in ROLE_PERMISSIONS.items():
         group = Group.objects.get(name=name)
         held = set(group.permissions.values_list("content_type__app_label", "codename"))
-        assert held == set(wanted)
+        assert held == set(wanted), name
