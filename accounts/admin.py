@@ -1,14 +1,35 @@
 """Staff's view of people and billing accounts: users, customers and subscriptions, linked to each other and to the
-checkout sessions that made them; searchable by e-mail address and Stripe ids, each on an index."""
+checkout sessions that made them; searchable by e-mail address and Stripe ids, each on an index. The subscription
+page carries the billing overview and staff's billing actions (backoffice.subscription_actions)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models.functions import Lower
-from django.urls import reverse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
-from backoffice.selectors import money_format, stripe_dashboard_url
+from backoffice.selectors import (
+    billing_action_for_key,
+    money_format,
+    stripe_dashboard_url,
+    subscription_billing_overview,
+)
+from backoffice.subscription_actions import (
+    SPECS,
+    action_applies,
+    action_perform,
+    actions_offered,
+    consequences,
+    form_class,
+    new_idempotency_key,
+)
+from billing.models import BillingAction, BillingActionStatus, SubscriptionInvoice
+from billing.selectors import invoice_refundable_amount
+from core.exceptions import ApplicationError
 
 SEARCH_HELP = "An e-mail address (exact), the start of one, or a Stripe id (cus_... customer, sub_... subscription)."
 
@@ -122,22 +143,31 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "customer_email", "status", "amount_money", "domain", "created_at")
-    list_filter = ("status", "billing_cycle", "product")
+    """The subscription page: Stripe's state as mirrored, the next renewal, the hosting account and its history,
+    invoices, refunds, billing decisions and jobs, and the billing actions (each on a confirmation page asking for a
+    reason). Nothing of Stripe's is edited by hand: every field is read-only."""
+
+    list_display = ("__str__", "customer_email", "status", "amount_money", "domain", "current_period_end",
+                    "created_at")
+    list_filter = ("status", "cancel_at_period_end", "billing_cycle", "product")
     list_select_related = ("customer", "product")
     search_fields = ("customer__email",)
     search_help_text = SEARCH_HELP + " Or a domain (exact)."
     show_full_result_count = False
     fields = ("customer_link", "product", "price", "session_link", "status", "billing_cycle", "amount_money",
               "stripe_subscription", "stripe_customer", "domain", "current_period_start", "current_period_end",
-              "created_at", "updated_at", "jobs")
+              "cancel_at_period_end", "canceled_at", "ended_at", "stripe_test_clock_id", "created_at",
+              "updated_at")
     readonly_fields = fields
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
-        # Written by fulfilment and Stripe's events; what staff may change goes through a support action.
+        # Written by fulfilment and Stripe's events; what staff may change goes through a billing action.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
     def get_search_results(self, request, queryset, search_term):
@@ -173,7 +203,134 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def stripe_customer(self, subscription: Subscription) -> str:
         return _stripe_link(subscription.stripe_customer_id)
 
-    @admin.display(description="Provisioning jobs")
-    def jobs(self, subscription: Subscription) -> str:
-        return format_html_join(", ", "{}", ((_link(None, job),) for job in subscription.provisioning_jobs.all())
-                                ) or "-"
+    # --- The page: billing overview and the action buttons --------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        subscription = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if subscription is not None and self.has_view_permission(request, subscription):
+            overview = subscription_billing_overview(subscription=subscription)
+            currency = subscription.currency
+            extra_context.update(
+                overview=overview,
+                plan_money=money_format(subscription.amount, currency),
+                next_renewal_money=money_format(overview.next_renewal_amount, currency),
+                invoice_rows=[{
+                    "invoice": invoice, "due": money_format(invoice.amount_due, invoice.currency),
+                    "paid": money_format(invoice.amount_paid, invoice.currency),
+                    "remaining": money_format(invoice.amount_remaining, invoice.currency),
+                    "refundable": money_format(invoice.refundable, invoice.currency),
+                    "stripe_url": stripe_dashboard_url(invoice.stripe_invoice_id),
+                } for invoice in overview.invoices],
+                refund_rows=[{
+                    "refund": refund, "amount": money_format(refund.amount, refund.currency),
+                    "stripe_url": stripe_dashboard_url(refund.stripe_payment_intent_id or refund.stripe_charge_id),
+                } for refund in overview.refunds],
+                action_rows=[{
+                    "action": action,
+                    "amount": money_format(action.amount, currency) if action.amount is not None else "",
+                } for action in overview.actions],
+                buttons=actions_offered(request.user, overview),
+                may_refund=request.user.has_perm(SPECS["refund"].permission),
+                may_see_jobs=request.user.has_perm("provisioning.view_provisioningjob"),
+                title=f"Subscription of {subscription.customer.email}",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/billing/<str:action>/", self.admin_site.admin_view(self.billing_action_view),
+                 name="accounts_subscription_billing_action"),
+            *super().get_urls(),
+        ]
+
+    def billing_action_view(self, request, object_id, action):
+        """GET: the confirmation page (what will happen, a reason, a fresh idempotency key). POST: run it once."""
+        if request.method not in ("GET", "POST"):
+            return HttpResponseNotAllowed(["GET", "POST"])
+        spec = SPECS.get(action)
+        if spec is None:
+            raise Http404("No such action")
+        if not request.user.has_perm(spec.permission):
+            raise PermissionDenied
+        subscription = self.get_object(request, object_id)
+        if subscription is None or not self.has_view_permission(request, subscription):
+            raise Http404("No such subscription")
+        page_url = reverse("admin:accounts_subscription_change", args=[subscription.pk])
+        invoice = None
+        if action == "refund":
+            invoice_id = request.POST.get("invoice") or request.GET.get("invoice")
+            invoice = SubscriptionInvoice.objects.filter(subscription=subscription, pk=invoice_id).first() if (
+                str(invoice_id or "").isdigit()) else None
+            if invoice is None:
+                raise Http404("No such invoice of this subscription")
+        overview = subscription_billing_overview(subscription=subscription)
+        form_kwargs = {}
+        if invoice is not None:
+            form_kwargs = {"refundable": invoice_refundable_amount(invoice=invoice), "currency": invoice.currency}
+        FormClass = form_class(action)
+
+        if request.method == "GET":
+            if not action_applies(action, overview, invoice):
+                self.message_user(request, f"{spec.label}: does not apply to this subscription now.",
+                                  messages.WARNING)
+                return HttpResponseRedirect(page_url)
+            form = FormClass(initial={"idempotency_key": new_idempotency_key()}, **form_kwargs)
+            return self._billing_action_page(request, subscription, spec, overview, invoice, form)
+
+        form = FormClass(request.POST, **form_kwargs)
+        key = request.POST.get("idempotency_key", "")
+        earlier = billing_action_for_key(idempotency_key=key) if key else None
+        if earlier is not None:
+            # The same form sent again (a double click, a reload): say what the first one did, do nothing more.
+            if earlier.subscription_id != subscription.pk:
+                self.message_user(request, "This form was already used for another subscription; open the action "
+                                           "again.", messages.ERROR)
+            else:
+                self._report(request, earlier, spec, repeat=True)
+            return HttpResponseRedirect(page_url)
+        if not form.is_valid():
+            return self._billing_action_page(request, subscription, spec, overview, invoice, form)
+        try:
+            result = action_perform(action, subscription=subscription, invoice=invoice, data=form.cleaned_data,
+                                    actor=request.user)
+        except ApplicationError as error:
+            if error.field and error.field in form.fields and error.field != "idempotency_key":
+                form.add_error(error.field, error.message)
+                return self._billing_action_page(request, subscription, spec, overview, invoice, form)
+            self.log_change(request, subscription, f"{spec.label}: failed: {error.message} "
+                                                   f"(reason: {form.cleaned_data['reason']})")
+            self.message_user(request, f"{spec.label} failed: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(page_url)
+        self.log_change(request, subscription, f"{spec.label}: {result.get_status_display().lower()}"
+                                               + (f" {money_format(result.amount, subscription.currency)}"
+                                                  if result.amount is not None else "")
+                                               + f" (reason: {result.reason})")
+        self._report(request, result, spec, repeat=False)
+        return HttpResponseRedirect(page_url)
+
+    def _billing_action_page(self, request, subscription, spec, overview, invoice, form):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": subscription, "spec": spec, "form": form, "invoice": invoice,
+            "consequences": consequences(spec.name, overview, invoice), "overview": overview,
+            "title": f"{spec.label}: {subscription}",
+            "page_url": reverse("admin:accounts_subscription_change", args=[subscription.pk]),
+        }
+        return TemplateResponse(request, "admin/accounts/subscription/billing_action.html", context)
+
+    def _report(self, request, action: BillingAction, spec, *, repeat: bool) -> None:
+        prefix = "This form was already sent: " if repeat else ""
+        amount = f" {money_format(action.amount, action.subscription.currency)}" if action.amount is not None else ""
+        if action.status == BillingActionStatus.FAILED:
+            text = f"{prefix}{spec.label}{amount} failed: {action.error}"
+            if repeat:
+                text += " Open the action again to try once more."
+            self.message_user(request, text, messages.ERROR)
+        elif action.status == BillingActionStatus.REQUESTED:
+            self.message_user(request, f"{prefix}{spec.label}{amount} is recorded; Stripe has not answered yet"
+                                       + (f" ({action.error})" if action.error else "")
+                                       + ". It is asked again automatically with the same key.", messages.WARNING)
+        else:
+            self.message_user(request, f"{prefix}{spec.label}{amount}: done.",
+                              messages.INFO if repeat else messages.SUCCESS)

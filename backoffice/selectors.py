@@ -1,4 +1,5 @@
-"""Reads of the back office: an order's timeline, the dashboard's figures, the support search, Stripe links."""
+"""Reads of the back office: an order's timeline, a subscription's billing page, the dashboard's figures, the support
+search, Stripe links."""
 
 import re
 import uuid
@@ -14,8 +15,25 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Lower, TruncDate
 from djstripe.models import Event, WebhookEventTrigger
 
+from accounts.models import SUBSCRIPTION_ENDED_STATUSES
+from billing.models import (
+    BillingAction,
+    BillingActionKind,
+    BillingActionStatus,
+    InvoiceStatus,
+    RefundRecord,
+    SubscriptionInvoice,
+)
+from billing.selectors import provisioning_failures_heading_for_refund
 from checkout.models import CheckoutSession, CheckoutSessionStatus
-from provisioning.models import EmailNotification, ProvisioningJob, ProvisioningJobStatus
+from provisioning.models import (
+    EmailNotification,
+    HostingAccount,
+    HostingAccountStatus,
+    HostingAccountStatusChange,
+    ProvisioningJob,
+    ProvisioningJobStatus,
+)
 
 # --- Money and Stripe links -------------------------------------------------------------------------------------------
 
@@ -33,7 +51,7 @@ def money_format(amount: int | None, currency: str) -> str:
 
 
 _STRIPE_PATHS = {"cs_": "checkout/sessions", "cus_": "customers", "sub_": "subscriptions", "evt_": "events",
-                 "in_": "invoices", "pi_": "payments"}
+                 "in_": "invoices", "pi_": "payments", "ch_": "payments"}
 
 
 def stripe_dashboard_url(stripe_id: str | None, *, livemode: bool | None = None) -> str | None:
@@ -95,7 +113,7 @@ def table_row_estimate(model) -> int | None:
 @dataclass
 class TimelineEntry:
     at: datetime | None
-    kind: str  # session, stripe_event, delivery, account, job, attempt, email, staff
+    kind: str  # session, stripe_event, delivery, account, job, attempt, email, staff, invoice, refund, billing
     title: str
     state: str = "info"  # info, ok, warning, error
     details: list[str] = field(default_factory=list)
@@ -203,13 +221,17 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
             ) if url],
             object=subscription,
         ))
-        jobs = list(ProvisioningJob.objects.filter(subscription=subscription).prefetch_related("attempt_log"))
+        jobs = list(ProvisioningJob.objects.filter(subscription=subscription).select_related("requested_by")
+                    .prefetch_related("attempt_log").order_by("pk"))
         for job in jobs:
             entries.append(TimelineEntry(
                 at=job.created_at, kind="job", title=f"Provisioning job #{job.pk} ({job.action}) recorded",
-                state={"succeeded": "ok", "failed": "error"}.get(job.status, "warning"),
+                state={"succeeded": "ok", "failed": "error", "canceled": "info"}.get(job.status, "warning"),
                 details=[f"Now {job.get_status_display().lower()}: {job.attempts} of {job.max_attempts} attempts"
-                         + (f"; last error: {job.last_error}" if job.last_error else "")],
+                         + (f"; last error: {job.last_error}" if job.last_error else "")
+                         + (f"; superseded by job #{job.superseded_by_id}" if job.superseded_by_id else ""),
+                         *([f"Why: {job.reason}" + (f" (by {job.requested_by})" if job.requested_by else "")]
+                           if job.reason else [])],
                 object=job,
             ))
             for attempt in job.attempt_log.all():
@@ -220,6 +242,7 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
                     state="ok" if attempt.succeeded else "error" if attempt.finished_at else "warning",
                     details=[attempt.error] if attempt.error else [],
                 ))
+        entries.extend(subscription_billing_entries(subscription=subscription, livemode=livemode))
     emails = list(EmailNotification.objects.filter(checkout_session=session))
     for email in emails:
         entries.append(TimelineEntry(
@@ -247,6 +270,169 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
     entries.sort(key=lambda entry: (entry.at is None, entry.at or session.created_at))
     return CheckoutSessionTimeline(session=session, entries=entries, subscription=subscription, customer=customer,
                                    user=user, jobs=jobs, emails=emails)
+
+
+# --- A subscription's billing: invoices, refunds, decisions, the account -------------------------------------------------
+
+
+def subscription_billing_entries(*, subscription, livemode: bool = False) -> list[TimelineEntry]:
+    """The billing half of an order's timeline: each invoice (created, failed, paid, voided), refund, billing
+    decision (staff's or a rule's) and change of the hosting account's status. Four queries."""
+    entries = []
+    for invoice in SubscriptionInvoice.objects.filter(subscription=subscription).order_by("stripe_created", "pk"):
+        name = f"Invoice {invoice.number or invoice.stripe_invoice_id}"
+        links = [(label, url) for label, url in (
+            ("Hosted invoice", invoice.hosted_invoice_url or None),
+            ("Stripe", stripe_dashboard_url(invoice.stripe_invoice_id, livemode=livemode)),
+        ) if url]
+        entries.append(TimelineEntry(
+            at=invoice.stripe_created, kind="invoice",
+            title=f"{name} created ({invoice.billing_reason or 'invoice'}): "
+                  f"{money_format(invoice.amount_due, invoice.currency)} due",
+            details=[f"Period {_period(invoice.period_start, invoice.period_end)}; now {invoice.status}"],
+            links=links, object=invoice,
+        ))
+        if invoice.first_failed_at:
+            entries.append(TimelineEntry(
+                at=invoice.first_failed_at, kind="invoice", title=f"{name}: payment failed", state="error",
+                details=[f"{invoice.attempt_count} attempt(s) so far"
+                         + (f"; Stripe tries again {invoice.next_payment_attempt:%Y-%m-%d %H:%M} UTC"
+                            if invoice.next_payment_attempt and invoice.status == InvoiceStatus.OPEN else "")],
+                links=links, object=invoice,
+            ))
+        if invoice.status == InvoiceStatus.PAID:
+            entries.append(TimelineEntry(
+                at=invoice.paid_at or invoice.stripe_state_at, kind="invoice",
+                title=f"{name} paid: {money_format(invoice.amount_paid, invoice.currency)}", state="ok",
+                links=links, object=invoice,
+            ))
+        elif invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
+            entries.append(TimelineEntry(
+                at=invoice.stripe_state_at, kind="invoice", title=f"{name} marked {invoice.status}", state="warning",
+                object=invoice,
+            ))
+    for refund in RefundRecord.objects.filter(subscription=subscription).order_by("stripe_created", "pk"):
+        entries.append(TimelineEntry(
+            at=refund.stripe_created, kind="refund",
+            title=f"Refund {refund.stripe_refund_id}: {money_format(refund.amount, refund.currency)} ({refund.status})",
+            state={"succeeded": "ok", "failed": "error", "canceled": "error"}.get(refund.status, "warning"),
+            details=[line for line in (
+                f"Of payment {refund.stripe_payment_intent_id or refund.stripe_charge_id or '-'}"
+                + ("; the payment is now refunded in full" if refund.charge_fully_refunded else ""),
+                f"Stripe's reason: {refund.reason}" if refund.reason else "") if line],
+            links=[(label, url) for label, url in (
+                ("Stripe", stripe_dashboard_url(refund.stripe_payment_intent_id or refund.stripe_charge_id,
+                                                livemode=livemode)),) if url],
+            object=refund,
+        ))
+    for action in (BillingAction.objects.filter(subscription=subscription).select_related("actor")
+                   .order_by("created_at", "pk")):
+        entries.append(TimelineEntry(
+            at=action.created_at, kind="billing",
+            title=f"{action.get_kind_display()}"
+                  + (f" {money_format(action.amount, subscription.currency)}" if action.amount is not None else "")
+                  + f": {action.get_status_display().lower()}",
+            state={"done": "ok", "failed": "error"}.get(action.status, "warning"),
+            details=[f"By {action.actor or 'a rule of ours'}: {action.reason}",
+                     *([f"Error: {action.error}"] if action.error else [])],
+            object=action,
+        ))
+    for change in (HostingAccountStatusChange.objects.filter(account__subscription=subscription)
+                   .order_by("created_at", "pk")):
+        entries.append(TimelineEntry(
+            at=change.created_at, kind="account",
+            title=f"Hosting account {change.from_status} → {change.to_status}",
+            state="ok" if change.to_status == HostingAccountStatus.ACTIVE else "warning",
+            details=[line for line in (change.reason, f"Job #{change.job_id}" if change.job_id else "") if line],
+        ))
+    return entries
+
+
+def _period(start: datetime | None, end: datetime | None) -> str:
+    if not start and not end:
+        return "-"
+    return f"{start:%Y-%m-%d} – {end:%Y-%m-%d}" if start and end else f"{start or end:%Y-%m-%d}"
+
+
+@dataclass
+class SubscriptionBillingOverview:
+    """What the subscription page shows: Stripe's state as we mirror it, the next renewal, the account and its
+    history, the invoices (each with what is left to refund), refunds, decisions and jobs, newest first."""
+
+    subscription: object
+    account: HostingAccount | None
+    status_changes: list
+    invoices: list
+    refunds: list
+    actions: list
+    jobs: list
+    next_renewal_at: datetime | None
+    next_renewal_amount: int | None
+    ended: bool
+    account_terminated: bool
+
+
+def subscription_billing_overview(*, subscription) -> SubscriptionBillingOverview:
+    """Six queries whatever the subscription's age: what is left to refund on each invoice is worked out from the
+    refunds and staff's unfinished refunds already loaded, by billing.selectors.invoice_refundable_amount's rule."""
+    account = HostingAccount.objects.filter(subscription=subscription).first()
+    status_changes = list(HostingAccountStatusChange.objects.filter(account=account).order_by("-created_at", "-pk")
+                          ) if account else []
+    invoices = list(SubscriptionInvoice.objects.filter(subscription=subscription).order_by("-stripe_created", "-pk"))
+    refunds = list(RefundRecord.objects.filter(subscription=subscription).order_by("-stripe_created", "-pk"))
+    actions = list(BillingAction.objects.filter(subscription=subscription).select_related("actor")
+                   .order_by("-created_at", "-pk"))
+    jobs = list(ProvisioningJob.objects.filter(subscription=subscription).select_related("requested_by")
+                .order_by("-pk"))
+    refunded_by_intent: dict[str, int] = {}
+    for refund in refunds:
+        if refund.status in ("succeeded", "pending") and refund.stripe_payment_intent_id:
+            refunded_by_intent[refund.stripe_payment_intent_id] = (
+                refunded_by_intent.get(refund.stripe_payment_intent_id, 0) + refund.amount)
+    requested_by_invoice: dict[str, int] = {}
+    for action in actions:
+        if (action.kind == BillingActionKind.REFUND and action.status == BillingActionStatus.REQUESTED
+                and action.amount):
+            requested_by_invoice[action.stripe_object_id] = (
+                requested_by_invoice.get(action.stripe_object_id, 0) + action.amount)
+    for invoice in invoices:
+        if invoice.status != InvoiceStatus.PAID:
+            invoice.refundable = 0
+            continue
+        invoice.refundable = max(0, invoice.amount_paid
+                                 - refunded_by_intent.get(invoice.stripe_payment_intent_id, 0)
+                                 - requested_by_invoice.get(invoice.stripe_invoice_id, 0))
+    ended = subscription.status in SUBSCRIPTION_ENDED_STATUSES
+    renews = not ended and not subscription.cancel_at_period_end and subscription.current_period_end
+    return SubscriptionBillingOverview(
+        subscription=subscription, account=account, status_changes=status_changes, invoices=invoices,
+        refunds=refunds, actions=actions, jobs=jobs,
+        next_renewal_at=subscription.current_period_end if renews else None,
+        next_renewal_amount=subscription.amount if renews else None, ended=ended,
+        account_terminated=bool(account and account.status == HostingAccountStatus.TERMINATED),
+    )
+
+
+def billing_action_for_key(*, idempotency_key: str) -> BillingAction | None:
+    """The action a confirmation form already made (its hidden key), if it was sent before."""
+    return BillingAction.objects.select_related("actor").filter(idempotency_key=idempotency_key).first()
+
+
+@dataclass
+class FailedSetup:
+    job: ProvisioningJob
+    refund_at: datetime | None  # None: automatic refunds are off
+
+
+def failed_setups_heading_for_refund(*, limit: int = 20) -> tuple[list[FailedSetup], int]:
+    """Provision jobs that failed for good and that no one resolved, soonest refund first, each with the time the
+    billing sweep refunds it (PROVISIONING_AUTO_REFUND_AFTER_HOURS after it failed); and how many there are."""
+    hours = settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS
+    jobs = provisioning_failures_heading_for_refund()
+    rows = list(jobs[:limit])
+    total = len(rows) if len(rows) < limit else jobs.count()
+    return [FailedSetup(job=job, refund_at=job.finished_at + timedelta(hours=hours)
+                        if hours and job.finished_at else None) for job in rows], total
 
 
 # --- The dashboard ----------------------------------------------------------------------------------------------------
