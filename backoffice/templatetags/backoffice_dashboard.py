@@ -7,7 +7,9 @@ from django import template
 from django.urls import reverse
 from django.utils import timezone
 
-from backoffice.selectors import dashboard_figures, money_format
+from django.conf import settings
+
+from backoffice.selectors import dashboard_figures, failed_setups_heading_for_refund, money_format
 
 register = template.Library()
 
@@ -68,6 +70,13 @@ def backoffice_dashboard(context):
         {"label": "Waiting too long", "count": figures.jobs_waiting, "colour": "#ef6c00",
          "width": round(figures.jobs_waiting / jobs_peak * 300), "url": f"{job_list}?attention=waiting", "y": 22},
     ]
-    return {"charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs, "since": figures.since, "first_day": figures.days[0],
+    failed_setups, failed_setups_total = failed_setups_heading_for_refund() if may_see_jobs else ([], 0)
+    for setup in failed_setups:
+        setup.job_url = reverse("admin:provisioning_provisioningjob_change", args=[setup.job.pk])
+        setup.subscription_url = reverse("admin:accounts_subscription_change", args=[setup.job.subscription_id])
+        setup.overdue = setup.refund_at is not None and setup.refund_at <= now
+    return {"failed_setups": failed_setups, "failed_setups_total": failed_setups_total,
+            "auto_refund_hours": settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS, "now": now,
+            "charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs, "since": figures.since, "first_day": figures.days[0],
             "last_day": figures.days[-1], "bar_height": BAR_AREA_HEIGHT, "bar_width": BAR_WIDTH,
             "may_see_sessions": may_see_sessions, "may_see_jobs": may_see_jobs}
