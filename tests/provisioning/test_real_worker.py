@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from config.celery import app as celery_app
-from provisioning.models import EmailNotification, HostingAccount, ProvisioningJob
-from provisioning.services import provisioning_job_create
+from provisioning.models import EmailNotification, HostingAccount, HostingAccountStatusChange, ProvisioningJob
+from provisioning.services import hosting_account_action_request, provisioning_job_create
 from tests.provisioning.factories import subscription_for_domain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,3 +131,33 @@ def test_a_job_whose_worker_is_killed_mid_job_is_finished_once_by_another_worker
     wait_for(lambda: EmailNotification.objects.filter(purpose="service_ready", status="sent").exists(), timeout=30,
              what="the service-ready e-mail")
     assert EmailNotification.objects.count() == 1
+
+
+def test_a_real_worker_provisions_suspends_and_unsuspends_in_the_order_decided(start_worker):
+    start_worker("solo")
+    # Slow (every call takes a second), so each decision is taken while the job before it runs, and must wait.
+    subscription = subscription_for_domain("slow-1s.example.com")
+
+    with transaction.atomic():
+        provisioning = provisioning_job_create(subscription=subscription)
+    wait_for(lambda: ProvisioningJob.objects.filter(pk=provisioning.pk, status="running").exists(), timeout=30,
+             what="the worker to start provisioning")
+    with transaction.atomic():
+        suspension = hosting_account_action_request(subscription=subscription, action="suspend",
+                                                    decision_key="suspend:in_1", reason="Invoice 1 unpaid.")
+    # Paid while the suspension runs (had it still been waiting, paying would have canceled it).
+    wait_for(lambda: ProvisioningJob.objects.filter(pk=suspension.pk, status="running").exists(), timeout=30,
+             what="the worker to start the suspension")
+    with transaction.atomic():
+        unsuspension = hosting_account_action_request(subscription=subscription, action="unsuspend",
+                                                      decision_key="unsuspend:in_1", reason="Invoice 1 was paid.")
+
+    wait_for(lambda: job_finished(unsuspension.pk), timeout=60, what="the unsuspension to finish")
+    jobs = list(ProvisioningJob.objects.filter(subscription=subscription).order_by("pk"))
+    assert [(job.pk, job.action, job.status, job.attempts) for job in jobs] == [
+        (provisioning.pk, "provision", "succeeded", 1), (suspension.pk, "suspend", "succeeded", 1),
+        (unsuspension.pk, "unsuspend", "succeeded", 1)]
+    assert jobs[0].finished_at <= jobs[1].started_at and jobs[1].finished_at <= jobs[2].started_at
+    assert HostingAccount.objects.get(subscription=subscription).status == "active"
+    assert list(HostingAccountStatusChange.objects.order_by("id").values_list("from_status", "to_status")) == [
+        ("active", "suspended"), ("suspended", "active")]
