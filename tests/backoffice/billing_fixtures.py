@@ -10,7 +10,7 @@ from billing.services import invoice_event_apply, subscription_event_apply
 from checkout.models import CheckoutSession
 from checkout.services import checkout_session_refresh
 from core.stripe_api import stripe_client
-from provisioning.models import ProvisioningJob, ProvisioningJobStatus
+from provisioning.models import HostingAccount, ProvisioningJob, ProvisioningJobStatus
 from tests.provisioning.factories import HostingAccountFactory
 
 
@@ -32,7 +32,7 @@ def sandbox_subscription(*, email: str = "billing.customer@example.com", domain:
     subscription_event_apply(stripe_subscription=stripe_subscription, event_created=now)
     invoice = client.v1.invoices.retrieve(stripe_subscription["latest_invoice"]).to_dict()
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice, event_created=now)
-    if with_account:
+    if with_account and not HostingAccount.objects.filter(subscription=subscription).exists():
         ProvisioningJob.objects.filter(subscription=subscription).update(
             status=ProvisioningJobStatus.SUCCEEDED, attempts=1, finished_at=now)
         HostingAccountFactory(subscription=subscription, username="billcust", server="web01.sim.migrahosting.test")

@@ -1,6 +1,7 @@
 """The back office in a real browser (headless Chromium through Playwright), against pytest-django's live server:
 a catalog manager changes a price and the next checkout uses it; support finds an order by e-mail, reads its
-timeline and retries its failed provisioning job. Screenshots go to artifacts/.
+timeline and retries its failed provisioning job; billing staff refund part of an invoice from a subscription page,
+on a desktop and a phone-sized screen. Screenshots go to artifacts/.
 """
 
 import json
@@ -139,3 +140,38 @@ def test_support_finds_an_order_reads_its_timeline_and_retries_provisioning(brow
     assert (job.status, job.attempts) == ("succeeded", 4)
     assert "attempt 4 succeeded" in page.inner_text("#order-timeline")
     page.screenshot(path=str(ARTIFACTS / "backoffice-timeline-after-retry.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", [1440, 390])
+def test_billing_staff_refund_part_of_an_invoice_from_the_subscription_page(browser_page, live_server, billing_agent,
+                                                                           stripe_sandbox, width):
+    from billing.models import BillingAction
+    from tests.backoffice.billing_fixtures import sandbox_subscription
+
+    subscription = sandbox_subscription()
+    invoice = subscription.invoices.get()
+    page = browser_page
+    page.set_viewport_size({"width": width, "height": 900})
+    log_in(page, live_server, billing_agent.email)
+    page.goto(f"{live_server.url}/admin/accounts/subscription/{subscription.pk}/change/")
+    page.wait_for_selector("#subscription-billing")
+    assert "Active" in page.inner_text("#subscription-status")
+    assert page.locator("#billing-actions a").count() == 4  # cancel at period end, cancel now, suspend, terminate
+    page.screenshot(path=str(ARTIFACTS / f"backoffice-subscription-{width}.png"), full_page=True)
+
+    page.click(f"#refund-{invoice.pk}")
+    page.wait_for_selector("#billing-action-form")
+    assert "terminates the hosting account" in page.inner_text("#consequences")
+    page.check("input[name=scope][value=partial]")
+    page.fill("input[name=amount]", "2.50")
+    page.click("#confirm")  # no reason yet
+    page.wait_for_selector(".errorlist")
+    page.fill("textarea[name=reason]", "Goodwill: two days of downtime (ticket 812)")
+    page.screenshot(path=str(ARTIFACTS / f"backoffice-refund-form-{width}.png"), full_page=True)
+    page.click("#confirm")
+    page.wait_for_selector(".messagelist")
+
+    assert "Refund $2.50 USD: done." in page.inner_text(".messagelist")
+    assert "$5.49 USD left" in page.inner_text("#invoices")
+    assert BillingAction.objects.get().reason == "Goodwill: two days of downtime (ticket 812)"
+    page.screenshot(path=str(ARTIFACTS / f"backoffice-subscription-after-refund-{width}.png"), full_page=True)
