@@ -46,7 +46,11 @@ class SubscriptionInvoice(TimeStampedModel):
 
     class Meta:
         ordering = ("-stripe_created", "-id")
-        indexes = [models.Index(fields=("subscription", "-stripe_created"), name="billing_invoice_sub_created")]
+        indexes = [
+            models.Index(fields=("subscription", "-stripe_created"), name="billing_invoice_sub_created"),
+            # Refunds and charges name a payment intent: which invoice (and subscription) it paid.
+            models.Index(fields=("stripe_payment_intent_id",), name="billing_invoice_payment_intent"),
+        ]
 
     def __str__(self) -> str:
         return self.number or self.stripe_invoice_id
@@ -59,7 +63,7 @@ class RefundRecord(TimeStampedModel):
     subscription = models.ForeignKey("accounts.Subscription", on_delete=models.PROTECT, related_name="refunds")
     stripe_refund_id = models.CharField(max_length=255, unique=True)
     stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
-    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
     amount = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=30)

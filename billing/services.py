@@ -438,18 +438,23 @@ def subscription_cancel(*, subscription: Subscription, at_period_end: bool, reas
                         idempotency_key: str | None = None) -> BillingAction:
     """Cancel at Stripe, now or at the end of the paid period. Our state follows from Stripe's answer and events;
     the account is terminated by the rules (after BILLING_TERMINATE_AFTER_DAYS)."""
+    kind = BillingActionKind.CANCEL_AT_PERIOD_END if at_period_end else BillingActionKind.CANCEL_NOW
+    if done := _action_already_taken(subscription=subscription, kind=kind, idempotency_key=idempotency_key):
+        return done
     if subscription.status in ENDED_STATUSES:
         raise ApplicationError("The subscription has already ended.", code="subscription_ended")
     if at_period_end and subscription.cancel_at_period_end:
         raise ApplicationError("The subscription already cancels at the end of its period.",
                                code="already_cancelling")
-    kind = BillingActionKind.CANCEL_AT_PERIOD_END if at_period_end else BillingActionKind.CANCEL_NOW
     return _staff_action(subscription=subscription, kind=kind, reason=reason, actor=actor,
                          idempotency_key=idempotency_key)
 
 
 def subscription_cancel_undo(*, subscription: Subscription, reason: str, actor: User | None,
                              idempotency_key: str | None = None) -> BillingAction:
+    if done := _action_already_taken(subscription=subscription, kind=BillingActionKind.UNDO_CANCEL,
+                                     idempotency_key=idempotency_key):
+        return done
     if not subscription.cancel_at_period_end or subscription.status in ENDED_STATUSES:
         raise ApplicationError("Only a subscription that cancels at the end of its period can be kept.",
                                code="not_cancelling")
@@ -461,6 +466,9 @@ def invoice_refund(*, invoice: SubscriptionInvoice, amount: int | None, reason: 
                    idempotency_key: str | None = None) -> BillingAction:
     """Refund (part of) what the invoice's payment took; `amount` None refunds all that is left. Never more than
     was paid: checked against our records here and by Stripe again."""
+    if done := _action_already_taken(subscription=invoice.subscription, kind=BillingActionKind.REFUND,
+                                     idempotency_key=idempotency_key):
+        return done
     invoice.refresh_from_db()  # what has been refunded since the page was drawn counts
     refundable = selectors.invoice_refundable_amount(invoice=invoice)
     if invoice.status != InvoiceStatus.PAID or refundable <= 0:
@@ -530,6 +538,19 @@ def _nothing_to_do(subscription: Subscription, kind: str) -> str:
     if status == HostingAccountStatus.TERMINATED:
         return "The account is terminated; nothing can change it any more."
     return f"Nothing to do: the account is {status} and no opposite change is waiting."
+
+
+def _action_already_taken(*, subscription: Subscription, kind: str, idempotency_key: str | None
+                          ) -> BillingAction | None:
+    """The action a form with this key already asked for (a second click, a resubmitted page): returned as it is,
+    before any check of the state the first one changed."""
+    if not idempotency_key:
+        return None
+    action = BillingAction.objects.filter(idempotency_key=idempotency_key).first()
+    if action is not None and (action.subscription_id != subscription.pk or action.kind != kind):
+        raise ApplicationError("This form was already used for another action; reload the page.",
+                               code="idempotency_key_reused")
+    return action
 
 
 def _staff_action(*, subscription: Subscription, kind: str, reason: str, actor: User | None,

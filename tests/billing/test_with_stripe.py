@@ -219,3 +219,23 @@ def test_a_setup_that_failed_for_good_is_refunded_cancelled_and_apologised_for(w
     [apology] = mails(EmailPurpose.SETUP_FAILED_REFUNDED)
     assert apology.context == {"amount": 799, "currency": "usd"}
     assert mails(EmailPurpose.CANCELLATION_CONFIRMED) == []
+
+
+@pytest.mark.parametrize("act", ["cancel_at_period_end", "cancel_now", "full_refund"])
+def test_a_resubmitted_form_returns_the_first_action_instead_of_an_error(world, admin_user, act):
+    subscription = world.buy(f"resubmit-{act}@example.com")
+    invoice = SubscriptionInvoice.objects.get(subscription=subscription)
+
+    def submit():
+        if act == "full_refund":
+            return invoice_refund(invoice=invoice, amount=None, reason="Goodwill", actor=admin_user,
+                                  idempotency_key="form-1")
+        return subscription_cancel(subscription=subscription, at_period_end=act == "cancel_at_period_end",
+                                   reason="Asked by e-mail", actor=admin_user, idempotency_key="form-1")
+
+    first = submit()
+    world.process()
+    subscription.refresh_from_db()
+
+    assert submit().pk == first.pk
+    assert BillingAction.objects.filter(idempotency_key="form-1").count() == 1
