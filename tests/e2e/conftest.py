@@ -5,6 +5,7 @@ HTTP and reads the database.
 
 import json
 import os
+import random
 import select
 import shutil
 import signal
@@ -32,9 +33,18 @@ needs_real_services = pytest.mark.skipif(
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free local port; within E2E_PORT_RANGE (`18000-18999`) when set, so that parallel users of one machine can
+    keep their stacks apart."""
+    low, _, high = os.environ.get("E2E_PORT_RANGE", "").partition("-")
+    candidates = random.sample(range(int(low), int(high) + 1), int(high) + 1 - int(low)) if high else [0]
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise RuntimeError(f"no free port in E2E_PORT_RANGE={os.environ['E2E_PORT_RANGE']}")
 
 
 def wait_for(condition, *, timeout: float, what: str, interval: float = 0.1):
@@ -95,6 +105,8 @@ class Stack:
     mail_dir: Path
     env: dict
     processes: dict = field(default_factory=dict)
+    beat_process: bool = False
+    worker_concurrency: int = 2
 
     # --- Stripe's side, as the customer and Stripe act -----------------------------------------------------------
     @property
@@ -150,9 +162,18 @@ class Stack:
         return process
 
     def start_worker(self) -> None:
-        self.start("worker", sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "-l", "info",
-                   "-c", "2", "--without-gossip", "--without-mingle",
+        embedded_beat = [] if self.beat_process else ["--beat", "-s", str(self.mail_dir.parent / "beat-schedule")]
+        self.start("worker", sys.executable, "-m", "celery", "-A", "config", "worker", *embedded_beat, "-l", "info",
+                   "-c", str(self.worker_concurrency), "--without-gossip", "--without-mingle")
+
+    def start_beat(self) -> None:
+        """Celery beat as its own process, as deployed (docker-compose's `beat`)."""
+        self.start("beat", sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
                    "-s", str(self.mail_dir.parent / "beat-schedule"))
+
+    def alive(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
 
     def stop_all(self) -> None:
         for name in list(self.processes):
@@ -165,8 +186,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """Started once per module; every test gets it reset by `e2e` below."""
+def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """Started once per module; every test gets it reset by `e2e` below.
+
+    A module may shape its stack with a module-level `STACK = {"env": {...}, "beat_process": True,
+    "sandbox_args": [...]}`: settings of its own for every process, beat as a process of its own instead of inside
+    the worker, flags for the sandbox."""
+    options = getattr(request.module, "STACK", {})
     base = tmp_path_factory.mktemp("stack")
     mail_dir = base / "mail"
     mail_dir.mkdir()
@@ -189,19 +215,23 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         "PROVISIONING_OUTBOX_STALE_SECONDS": "2",
         "PROVISIONING_SWEEP_INTERVAL_SECONDS": "1",
         "PYTHONUNBUFFERED": "1",
+        **options.get("env", {}),
     }
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "stripe_sandbox", "--port", "0", "--webhook-retry-base", "0.5",
-         "--webhook-max-attempts", "8", "--webhook-timeout", "20"],
+        [sys.executable, "-m", "stripe_sandbox", "--port", str(free_port()), "--webhook-retry-base", "0.5",
+         "--webhook-max-attempts", "8", "--webhook-timeout", "20", *options.get("sandbox_args", [])],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     ready, _, _ = select.select([sandbox.stdout], [], [], 20)
     sandbox_url = sandbox.stdout.readline().rsplit(" ", 1)[-1].strip() if ready else ""
     env["STRIPE_API_BASE"] = sandbox_url
-    stack = Stack(api=f"http://127.0.0.1:{api_port}", sandbox=sandbox_url, redis=redis, mail_dir=mail_dir, env=env)
+    stack = Stack(api=f"http://127.0.0.1:{api_port}", sandbox=sandbox_url, redis=redis, mail_dir=mail_dir, env=env,
+                  beat_process=options.get("beat_process", False))
     stack.processes["sandbox"] = sandbox
     stack.start("web", sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", "4",
                 "--bind", f"127.0.0.1:{api_port}", "--timeout", "60")
     stack.start_worker()
+    if stack.beat_process:
+        stack.start_beat()
     try:
         wait_for(lambda: _http_ok(f"{stack.api}/api/health/"), timeout=60, what="gunicorn")
         yield stack
@@ -215,8 +245,13 @@ def e2e(stack, transactional_db, settings):
     """A clean stack: sandbox and Redis emptied, the catalog loaded, our webhook endpoint registered with the sandbox."""
     from checkout.webhook_endpoints import webhook_endpoint_register
 
-    if "worker" not in stack.processes:
+    # A process that a test stopped, or that died, is started again.
+    if not stack.alive("worker"):
+        stack.processes.pop("worker", None)
         stack.start_worker()
+    if stack.beat_process and not stack.alive("beat"):
+        stack.processes.pop("beat", None)
+        stack.start_beat()
     if stack.redis.process is None or stack.redis.process.poll() is not None:
         stack.redis.start()
     stack.control("POST", "reset", {})
@@ -228,7 +263,7 @@ def e2e(stack, transactional_db, settings):
     webhook_endpoint_register(base_url=stack.api)
     yield stack
     # Shown by pytest only when the test failed: what each process said, and every webhook delivery.
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "beat"):
         log = stack.mail_dir.parent / f"{name}.log"
         if log.exists():
             print(f"--- {name} log (tail) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
