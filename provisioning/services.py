@@ -371,7 +371,10 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
         if skipped:
             logger.info("Provisioning job %s (%s) skipped: %s", job.pk, job.action, skipped)
             return
-        account = HostingAccount.objects.select_for_update().get(subscription=subscription)
+        account = HostingAccount.objects.select_for_update().filter(subscription=subscription).first()
+        if account is None:  # deleted by hand while the panel acted: nothing left to record it on
+            logger.warning("Provisioning job %s (%s): the hosting account is gone", job.pk, job.action)
+            return
         if account.status in (status, HostingAccountStatus.TERMINATED):
             # Already so (a repeat made because an overridden attempt may have acted), or terminated: final.
             logger.info("Provisioning job %s (%s): the account was already %s", job.pk, job.action, account.status)
