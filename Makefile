@@ -30,6 +30,7 @@ test: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(PY) -m bench.run
 	$(PY) -m bench.backoffice
+	$(PY) -m bench.renewals
 
 ## sandbox: only the Stripe sandbox, in the foreground
 sandbox: $(VENV)/.runtime-installed
