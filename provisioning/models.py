@@ -36,6 +36,10 @@ class ProvisioningJob(TimeStampedModel):
         help_text="The billing decision this job carries out (e.g. suspend:in_123): the same decision, reached "
                   "twice by a duplicated or late event, makes no second job.")
     reason = models.TextField(blank=True, help_text="Why: the rule or the staff member's words.")
+    email_context = models.JSONField(
+        default=dict, blank=True,
+        help_text="Facts the customer's e-mail about this decision states, as decided (the amount owed, the pay "
+                  "link); sent with the reason once the panel carried the decision out.")
     requested_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
                                      related_name="+", help_text="Staff who decided it; empty for automatic rules.")
     superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -89,7 +89,8 @@ def provisioning_job_create(*, subscription: Subscription) -> ProvisioningJob:
 
 
 def hosting_account_action_request(*, subscription: Subscription, action: str, decision_key: str, reason: str,
-                                   requested_by: User | None = None) -> ProvisioningJob | None:
+                                   requested_by: User | None = None,
+                                   email_context: dict | None = None) -> ProvisioningJob | None:
     """Record billing's (or staff's) decision to suspend, unsuspend or terminate the subscription's account, as a job
     run after the subscription's earlier jobs; its task is sent when the caller's transaction commits.
 
@@ -97,6 +98,9 @@ def hosting_account_action_request(*, subscription: Subscription, action: str, d
     already), so two decisions about one subscription are taken one after the other and get ids in that order.
 
     - One job per `decision_key`: the same key again returns the job it made (whatever became of it).
+    - `email_context`: facts the customer's e-mail (suspended, terminated) states besides the reason, as decided
+      now (for a suspension: amount_due, currency, invoice_id, hosted_invoice_url); kept on the job until the panel
+      has carried the decision out, then the e-mail is made with them.
     - A later decision overrides earlier ones still waiting: suspend cancels waiting unsuspends and unsuspend waiting
       suspends (status canceled, superseded_by the new job); terminate cancels everything waiting, provisioning
       included unless it has already made an attempt (then the panel may have made the account: the termination
@@ -141,7 +145,7 @@ def hosting_account_action_request(*, subscription: Subscription, action: str, d
         if status != ACTION_STATUS[action] or maybe_acted:
             job = ProvisioningJob.objects.create(
                 subscription=subscription, action=action, decision_key=decision_key, reason=reason,
-                requested_by=requested_by, backend=provisioning_backend_get().name,
+                requested_by=requested_by, email_context=email_context or {}, backend=provisioning_backend_get().name,
                 max_attempts=settings.PROVISIONING_MAX_ATTEMPTS,
             )
         if overridden:
@@ -386,7 +390,7 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
         if purpose := DECISION_EMAILS.get(job.action):
             email_notification_create(checkout_session=subscription.checkout_session, purpose=purpose,
                                       to=subscription.customer.email, key=job.decision_key or f"job:{job.pk}",
-                                      context={"reason": job.reason})
+                                      context={**job.email_context, "reason": job.reason})
     logger.info("Provisioning job %s: account %s@%s is %s", job.pk, account.username, account.server, status)
 
 

@@ -170,6 +170,17 @@ def test_a_suspension_suspends_the_account_records_why_and_emails_the_customer_o
     assert (EmailNotification.objects.count(), len(history(subscription)), len(recording_backend.calls)) == (1, 1, 1)
 
 
+def test_the_facts_decided_for_the_email_go_out_with_it_once_the_panel_suspended(decide):
+    subscription = provisioned_subscription()
+    facts = {"invoice_id": "in_1", "amount_due": 1299, "currency": "usd",
+             "hosted_invoice_url": "https://invoice.stripe.test/i/in_1"}
+
+    decide(subscription, SUSPEND, "suspend:in_1", reason="Invoice 1 unpaid.", email_context=facts)
+
+    email = EmailNotification.objects.get()
+    assert (email.purpose, email.context) == (EmailPurpose.SERVICE_SUSPENDED, {**facts, "reason": "Invoice 1 unpaid."})
+
+
 def test_an_unsuspension_makes_the_account_active_and_sends_no_email(decide, recording_backend):
     subscription = provisioned_subscription()
     decide(subscription, SUSPEND, "suspend:in_1", reason="unpaid")
