@@ -110,10 +110,11 @@ def subscription_suspended_by_staff(*, subscription: Subscription) -> bool:
 
 
 def subscription_ids_with_overdue_invoices() -> list[int]:
-    return list(SubscriptionInvoice.objects.filter(
-        status=InvoiceStatus.OPEN, first_failed_at__isnull=False,
-        first_failed_at__lte=datetime.now(tz=dt_timezone.utc) + timedelta(days=3650),
-    ).exclude(subscription__status__in=ENDED_STATUSES).values_list("subscription_id", flat=True).distinct())
+    """Subscriptions with a renewal unpaid after a failure whose account is neither suspended nor terminated (the
+    sweep checks whether Stripe's clock has passed the point)."""
+    return list(SubscriptionInvoice.objects.filter(status=InvoiceStatus.OPEN, first_failed_at__isnull=False).exclude(
+        subscription__hosting_account__status__in=(HostingAccountStatus.SUSPENDED, HostingAccountStatus.TERMINATED),
+    ).values_list("subscription_id", flat=True).distinct()[:500])
 
 
 def subscriptions_ended_not_terminated() -> QuerySet[Subscription]:

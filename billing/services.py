@@ -73,8 +73,12 @@ def stripe_clock_observe(*, scope: str, at: datetime) -> None:
 
 
 def stripe_now(*, scope: str = "") -> datetime:
-    """Stripe's time on that clock as far as we know it: our wall clock, or later if Stripe has shown us later."""
+    """Stripe's time on that clock as far as we know it. Stripe's own clock: our wall clock, or later if Stripe has
+    shown us later (the sandbox's clock runs ahead). A test clock: exactly the time it has shown us, which may be
+    in the past (a clock starts where its creator puts it), and our wall clock only while it has shown nothing."""
     seen = StripeClock.objects.filter(scope=scope).values_list("now", flat=True).first()
+    if scope:
+        return seen or timezone.now()
     now = timezone.now()
     return max(now, seen) if seen else now
 
@@ -155,7 +159,9 @@ def _subscription_changed(subscription: Subscription, *, before: _SubscriptionBe
     if ended and not before.ended:
         reason = ((stripe_subscription.get("cancellation_details") or {}).get("reason")) or ""
         logger.info("Subscription %s ended at Stripe (%s)", subscription.pk, reason or "no reason given")
-        if reason != "payment_failed" and not subscription.cancel_at_period_end:
+        # Cancelled at period end: the customer was told when it was scheduled (the state applied above has
+        # cleared the flag, so it is read from before).
+        if reason != "payment_failed" and not before.cancel_at_period_end:
             _email(subscription, EmailPurpose.CANCELLATION_CONFIRMED, key="ended",
                    context={"at_period_end": False, "ends_at": _iso(subscription.ended_at),
                             "reason": _ended_reason_text(reason)})
@@ -267,15 +273,18 @@ def _invoice_payment_failed(subscription: Subscription, invoice: SubscriptionInv
 
 
 def _rules_apply(subscription: Subscription, *, now: datetime) -> None:
-    """Decisions that depend on how much of Stripe's time has passed: suspension of an unpaid renewal."""
-    if subscription.status in ENDED_STATUSES:
-        return
+    """Decisions that depend on how much of Stripe's time has passed: suspension of an unpaid renewal. An ended
+    subscription too: its account runs until termination, and an unpaid one must not run for free meanwhile (the
+    events may only arrive after the cancellation: a clock jump, a webhook outage)."""
     for invoice in selectors.subscription_invoices_due_for_suspension(subscription=subscription, now=now):
         hosting_account_action_request(
             subscription=subscription, action=ProvisioningAction.SUSPEND,
             decision_key=f"suspend:{invoice.stripe_invoice_id}",
             reason=(f"Invoice {invoice.number or invoice.stripe_invoice_id} unpaid "
                     f"{settings.BILLING_SUSPEND_AFTER_DAYS} days after its first failed payment."),
+            # What the suspension e-mail tells the customer, once the panel has suspended the account.
+            email_context={"invoice_id": invoice.stripe_invoice_id, "amount_due": invoice.amount_remaining,
+                           "currency": invoice.currency, "hosted_invoice_url": invoice.hosted_invoice_url},
         )
 
 
@@ -523,7 +532,9 @@ def _account_action(*, subscription: Subscription, kind: str, reason: str, actor
             return action
         job = hosting_account_action_request(
             subscription=subscription, action=ACCOUNT_ACTIONS[kind], decision_key=f"staff:{action.idempotency_key}",
-            reason=reason, requested_by=actor)
+            reason=reason, requested_by=actor,
+            # A suspension by hand owes nothing: the e-mail asks for no payment.
+            email_context={"amount_due": 0, "currency": subscription.currency})
         if job is None:
             raise ApplicationError(_nothing_to_do(subscription, kind), code="nothing_to_do")
         action.status = BillingActionStatus.DONE

@@ -350,3 +350,47 @@ def test_a_full_refund_of_the_latest_payment_terminates_and_ends_the_subscriptio
     assert "refunded in full" in terminate.reason
     [cancel] = BillingAction.objects.all()
     assert cancel.kind == BillingActionKind.CANCEL_NOW
+
+
+def test_a_test_clock_in_the_past_is_its_own_time_not_ours():
+    past = datetime(2025, 3, 1, tzinfo=dt_timezone.utc)
+
+    stripe_clock_observe(scope="clock_past", at=past)
+
+    assert stripe_now(scope="clock_past") == past
+
+
+def test_on_a_test_clock_in_the_past_a_fresh_failure_does_not_suspend(subscription):
+    past_renewal = datetime(2025, 3, 1, tzinfo=dt_timezone.utc)
+    failed = stripe_invoice(id="in_past", subscription="sub_rules", status="open", created=past_renewal,
+                            period_start=past_renewal, period_end=past_renewal + timedelta(days=31),
+                            attempt_count=1, test_clock="clock_past")
+
+    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=failed, event_created=past_renewal)
+
+    assert jobs("suspend") == []
+
+
+def test_an_unpaid_renewal_seen_after_the_cancellation_still_suspends(subscription):
+    ended = RENEWAL + timedelta(days=7)
+    _end_for_non_payment(subscription, ended)
+
+    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=4),
+                        event_created=RENEWAL)
+
+    assert [job.decision_key for job in jobs("suspend")] == ["suspend:in_renewal1"]
+
+
+def test_a_cancellation_at_period_end_is_announced_once_not_again_when_it_ends(subscription):
+    subscription_event_apply(
+        stripe_subscription=stripe_subscription(id="sub_rules", status="active", period_start=START,
+                                                period_end=RENEWAL, cancel_at_period_end=True),
+        event_created=START + timedelta(days=2))
+
+    subscription_event_apply(
+        stripe_subscription=stripe_subscription(id="sub_rules", status="canceled", period_start=START,
+                                                period_end=RENEWAL, canceled_at=START + timedelta(days=2),
+                                                ended_at=RENEWAL, cancellation_reason="cancellation_requested"),
+        event_created=RENEWAL)
+
+    assert len(emails(EmailPurpose.CANCELLATION_CONFIRMED)) == 1
