@@ -10,8 +10,8 @@ from rest_framework.views import APIView
 
 from catalog.models import BILLING_CYCLE_ALIASES, BillingCycle
 from checkout.models import CheckoutSessionStatus
-from checkout.selectors import PUBLIC_FIELDS, checkout_session_get_by_stripe_id
-from checkout.services import checkout_session_create, checkout_session_refresh
+from checkout.selectors import Fulfilment, checkout_session_public
+from checkout.services import checkout_session_create, checkout_session_follow
 from core.exceptions import ApplicationError
 from core.throttling import ClientIpThrottle
 
@@ -178,8 +178,20 @@ class CheckoutSessionPublicSerializer(serializers.Serializer):
     email = serializers.EmailField()
     product_code = serializers.CharField()
     billing_cycle = serializers.CharField()
-    amount = serializers.IntegerField(help_text="Catalog price of one billing period, in cents.")
+    amount = serializers.IntegerField(help_text="Catalog price of one billing period, in cents, before any discount.")
     status = serializers.ChoiceField(choices=CheckoutSessionStatus.values)
+    amount_total = serializers.IntegerField(
+        help_text="What the first payment charges, in cents: the price less the discount, 0 during a free trial.")
+    amount_discount = serializers.IntegerField(help_text="The coupon's discount on the first invoice, in cents.")
+    currency = serializers.CharField(help_text="Three-letter ISO code in lower case, e.g. usd.")
+    trial_end = serializers.DateTimeField(
+        allow_null=True, help_text="When the free trial ends (the first charge); null without a trial or before "
+        "payment.")
+    fulfilment = serializers.ChoiceField(
+        choices=Fulfilment.ALL,
+        help_text="The order's state: pending (payment not confirmed yet) → paid → setting_up (the hosting account "
+        "is being created) → ready; or payment_failed, expired, needs_review (we will be in touch). ready, "
+        "payment_failed, expired and needs_review are final for a success page.")
 
 
 class CheckoutSessionEnvelopeSerializer(serializers.Serializer):
@@ -194,7 +206,8 @@ class CheckoutSessionDetailApi(APIView):
         operation_id="checkout_get_session",
         summary="Read a checkout session by its Stripe session id",
         description="The success page polls this after payment: a session still pending is re-read from Stripe "
-        "(at most every 5 seconds) and fulfilled at once if Stripe says it is paid, should the webhook be late.",
+        "(at most every 5 seconds) and fulfilled at once if Stripe says it is paid, should the webhook be late. "
+        "`fulfilment` follows the order until the hosting account is ready.",
         responses={
             200: CheckoutSessionEnvelopeSerializer,
             404: OpenApiResponse(ErrorSerializer, description="No session with this id."),
@@ -204,15 +217,7 @@ class CheckoutSessionDetailApi(APIView):
     def get(self, request, session_id: str):
         session = None
         if _STRIPE_SESSION_ID.match(session_id):
-            session = checkout_session_get_by_stripe_id(stripe_session_id=session_id, public_only=True)
+            session = checkout_session_follow(stripe_session_id=session_id)
         if session is None:
             raise ApplicationError(f"No checkout session {session_id[:80]}", code="not_found", status_code=404)
-        try:
-            # The success page polls this: a pending session is re-read from Stripe and fulfilled if paid, in
-            # case the webhook is late. Stripe being unreachable only means the answer is what we know.
-            session = checkout_session_refresh(session=session)
-        except ApplicationError:
-            pass
-        return Response({"success": True, "session": {name: getattr(session, name) for name in PUBLIC_FIELDS}
-                         | {"id": str(session.id)}})
-
+        return Response({"success": True, "session": checkout_session_public(session=session)})

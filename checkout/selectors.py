@@ -1,8 +1,39 @@
-"""Reads of checkout sessions."""
+"""Reads of checkout sessions, and what a customer may see of one: the order's state from payment to a ready account."""
 
-from checkout.models import CheckoutSession
+from datetime import datetime, timedelta
+
+from django.db.models import Exists, OuterRef, Subquery
+
+from accounts.models import Subscription, SubscriptionStatus
+from checkout.models import CheckoutSession, CheckoutSessionStatus
+from provisioning.models import HostingAccount, ProvisioningAction, ProvisioningJob, ProvisioningJobStatus
 
 PUBLIC_FIELDS = ("id", "stripe_session_id", "email", "product_code", "billing_cycle", "amount", "status")
+# What the JSON answer and the success page read of the row itself; the rest comes from annotations.
+_ORDER_FIELDS = (*PUBLIC_FIELDS, "currency", "amount_discount", "trial_days", "completed_at")
+
+
+class Fulfilment:
+    """The order's state as the customer sees it, derived from our rows (never stored)."""
+
+    PENDING = "pending"  # waiting for Stripe to confirm the payment
+    PAID = "paid"  # paid; the account's set-up has not started yet
+    SETTING_UP = "setting_up"  # a worker is creating the hosting account (or will retry)
+    READY = "ready"  # the control panel reported the account
+    PAYMENT_FAILED = "payment_failed"
+    EXPIRED = "expired"
+    NEEDS_REVIEW = "needs_review"  # a person has to look: a charge that did not match, or a set-up that failed
+
+    ALL = (PENDING, PAID, SETTING_UP, READY, PAYMENT_FAILED, EXPIRED, NEEDS_REVIEW)
+    FINAL = (READY, PAYMENT_FAILED, EXPIRED, NEEDS_REVIEW)
+
+
+_SESSION_STATUS_FULFILMENT = {
+    CheckoutSessionStatus.PENDING: Fulfilment.PENDING,
+    CheckoutSessionStatus.EXPIRED: Fulfilment.EXPIRED,
+    CheckoutSessionStatus.PAYMENT_FAILED: Fulfilment.PAYMENT_FAILED,
+    CheckoutSessionStatus.NEEDS_REVIEW: Fulfilment.NEEDS_REVIEW,
+}
 
 
 def checkout_session_get_by_stripe_id(*, stripe_session_id: str, public_only: bool = False) -> CheckoutSession | None:
@@ -11,6 +42,75 @@ def checkout_session_get_by_stripe_id(*, stripe_session_id: str, public_only: bo
     if public_only:
         sessions = sessions.only(*PUBLIC_FIELDS)
     return next(iter(sessions.order_by()[:1]), None)
+
+
+def checkout_session_get_with_order(*, stripe_session_id: str, full: bool = False) -> CheckoutSession | None:
+    """The session with what its order became, in one query: its subscription's status and period end, its
+    provisioning job's status and whether the hosting account exists (as `order_*` attributes).
+
+    `full` loads every column (the success page shows the domain, kept in JSON); otherwise only what the JSON
+    answer shows.
+    """
+    subscription = Subscription.objects.filter(checkout_session=OuterRef("pk"))
+    sessions = (
+        CheckoutSession.objects.filter(stripe_session_id=stripe_session_id)
+        .annotate(
+            order_subscription_status=Subquery(subscription.values("status")[:1]),
+            order_period_end=Subquery(subscription.values("current_period_end")[:1]),
+            order_job_status=Subquery(
+                ProvisioningJob.objects.filter(subscription__checkout_session=OuterRef("pk"),
+                                               action=ProvisioningAction.PROVISION).values("status")[:1]),
+            order_account_exists=Exists(HostingAccount.objects.filter(subscription__checkout_session=OuterRef("pk"))),
+        )
+        .order_by()
+    )
+    if not full:
+        sessions = sessions.only(*_ORDER_FIELDS)
+    return next(iter(sessions[:1]), None)
+
+
+def checkout_session_fulfilment(*, session: CheckoutSession) -> str:
+    """pending → paid → setting_up → ready, or payment_failed / expired / needs_review.
+
+    Needs a session from checkout_session_get_with_order (its `order_*` attributes).
+    """
+    if session.status != CheckoutSessionStatus.COMPLETED:
+        return _SESSION_STATUS_FULFILMENT.get(session.status, Fulfilment.NEEDS_REVIEW)
+    if session.order_account_exists:
+        return Fulfilment.READY
+    job_status = session.order_job_status
+    if job_status in (ProvisioningJobStatus.RUNNING, ProvisioningJobStatus.RETRYING):
+        return Fulfilment.SETTING_UP
+    if job_status in (ProvisioningJobStatus.FAILED, ProvisioningJobStatus.CANCELED):
+        return Fulfilment.NEEDS_REVIEW
+    # Pending, or succeeded a moment before the account row is read: the customer waits either way.
+    return Fulfilment.SETTING_UP if job_status == ProvisioningJobStatus.SUCCEEDED else Fulfilment.PAID
+
+
+def checkout_session_trial_end(*, session: CheckoutSession) -> datetime | None:
+    """Stripe's word once the subscription is mirrored (the end of its trialing period); until then the day it
+    will be, counted from the payment; None without a trial or before payment."""
+    if not session.trial_days:
+        return None
+    if session.order_subscription_status == SubscriptionStatus.TRIALING and session.order_period_end:
+        return session.order_period_end
+    if session.completed_at:
+        return session.completed_at + timedelta(days=session.trial_days)
+    return None
+
+
+def checkout_session_public(*, session: CheckoutSession) -> dict:
+    """What the public JSON answer and the success page's script read: the seed's fields and the order's state."""
+    trial_end = checkout_session_trial_end(session=session)
+    return {
+        **{name: getattr(session, name) for name in PUBLIC_FIELDS},
+        "id": str(session.id),
+        "amount_total": session.amount_due_first,
+        "amount_discount": session.amount_discount,
+        "currency": session.currency,
+        "trial_end": trial_end.isoformat().replace("+00:00", "Z") if trial_end else None,
+        "fulfilment": checkout_session_fulfilment(session=session),
+    }
 
 
 def checkout_session_latest_for_fingerprint(*, fingerprint: str) -> CheckoutSession | None:

@@ -21,7 +21,11 @@ from accounts.services import customer_get_or_create_for_user, subscription_crea
 from catalog.models import BillingCycle, Coupon
 from catalog.selectors import coupon_discount_amount, coupon_get_redeemable, price_get_active
 from checkout.models import CheckoutSession, CheckoutSessionStatus
-from checkout.selectors import checkout_session_get_by_stripe_id, checkout_session_latest_for_fingerprint
+from checkout.selectors import (
+    checkout_session_get_by_stripe_id,
+    checkout_session_get_with_order,
+    checkout_session_latest_for_fingerprint,
+)
 from checkout.stripe_checkout import (
     stripe_checkout_session_create,
     stripe_checkout_session_retrieve,
@@ -261,6 +265,23 @@ def checkout_session_refresh(*, session: CheckoutSession, force: bool = False) -
     if stripe_session.get("payment_status") in PAID_STATUSES:
         return checkout_session_fulfill(stripe_session=stripe_session) or session
     return session
+
+
+def checkout_session_follow(*, stripe_session_id: str, full: bool = False) -> CheckoutSession | None:
+    """What the success page and its JSON endpoint show: the session with its order's state, a pending one first
+    re-read from Stripe (see checkout_session_refresh). One query while nothing changes; Stripe being unreachable
+    only means the answer is what we know."""
+    session = checkout_session_get_with_order(stripe_session_id=stripe_session_id, full=full)
+    if session is None or session.status != CheckoutSessionStatus.PENDING:
+        return session
+    try:
+        refreshed = checkout_session_refresh(session=session)
+    except ApplicationError:
+        return session
+    if refreshed is session:
+        return session
+    # Fulfilled or expired just now: read the order it became.
+    return checkout_session_get_with_order(stripe_session_id=stripe_session_id, full=full)
 
 
 def _locked(stripe_session_id: str) -> CheckoutSession | None:

@@ -1,4 +1,4 @@
-"""GET /api/checkout/session/<sessionId>: the seed's shape, one query, 404 in the error shape."""
+"""GET /api/checkout/session/<sessionId>: the seed's shape and the order's state, one query, 404 in the error shape."""
 
 import pytest
 
@@ -8,7 +8,7 @@ from tests.checkout.conftest import order
 pytestmark = pytest.mark.django_db
 
 
-def test_returns_the_seed_fields_and_nothing_more(api, create_session, django_assert_num_queries):
+def test_returns_the_seed_fields_and_the_order_in_one_query(api, create_session, django_assert_num_queries):
     session_id = create_session(order()).json()["sessionId"]
     row = CheckoutSession.objects.get()
 
@@ -26,6 +26,11 @@ def test_returns_the_seed_fields_and_nothing_more(api, create_session, django_as
             "billing_cycle": "monthly",
             "amount": 799,
             "status": "pending",
+            "amount_total": 799,
+            "amount_discount": 0,
+            "currency": "usd",
+            "trial_end": None,
+            "fulfilment": "pending",
         },
     }
 
@@ -70,3 +75,88 @@ def test_stripe_down_while_polling_answers_with_what_we_know(api, create_session
 
     assert response.status_code == 200
     assert response.json()["session"]["status"] == "pending"
+
+
+# --- The order's state: what the success page follows ----------------------------------------------------------------
+
+
+def _detail(api, session_id: str) -> dict:
+    response = api.get(f"/api/checkout/session/{session_id}")
+    assert response.status_code == 200
+    return response.json()["session"]
+
+
+def test_the_amount_charged_is_after_the_coupon(api, create_session):
+    from catalog.models import Coupon
+
+    Coupon.objects.create(code="HALF", percent_off=50)
+    session_id = create_session(order(couponCode="HALF")).json()["sessionId"]
+
+    session = _detail(api, session_id)
+
+    assert (session["amount"], session["amount_discount"], session["amount_total"]) == (799, 400, 399)
+
+
+@pytest.mark.parametrize(("status", "fulfilment"), [
+    ("expired", "expired"), ("payment_failed", "payment_failed"), ("needs_review", "needs_review"),
+])
+def test_a_session_that_will_not_be_fulfilled_says_so(api, status, fulfilment):
+    from tests.checkout.factories import CheckoutSessionFactory
+
+    session = CheckoutSessionFactory(status=status)
+
+    assert _detail(api, session.stripe_session_id)["fulfilment"] == fulfilment
+
+
+@pytest.mark.parametrize(("job_status", "fulfilment"), [
+    ("pending", "paid"), ("running", "setting_up"), ("retrying", "setting_up"), ("failed", "needs_review"),
+])
+def test_a_paid_session_follows_its_provisioning_job(api, job_status, fulfilment, django_assert_num_queries):
+    from tests.provisioning.factories import ProvisioningJobFactory
+
+    job = ProvisioningJobFactory(status=job_status, subscription__checkout_session__status="completed")
+
+    with django_assert_num_queries(1):
+        session = _detail(api, job.subscription.checkout_session.stripe_session_id)
+
+    assert (session["status"], session["fulfilment"]) == ("completed", fulfilment)
+
+
+def test_a_session_is_ready_once_its_hosting_account_exists(api, django_assert_num_queries):
+    from tests.provisioning.factories import provisioned_subscription
+
+    subscription = provisioned_subscription(checkout_session__status="completed")
+
+    with django_assert_num_queries(1):
+        session = _detail(api, subscription.checkout_session.stripe_session_id)
+
+    assert session["fulfilment"] == "ready"
+
+
+def test_a_trial_charges_nothing_now_and_says_when_it_ends(api):
+    from datetime import UTC, datetime
+
+    from tests.accounts.factories import SubscriptionFactory
+
+    period_end = datetime(2027, 1, 14, 12, 0, tzinfo=UTC)
+    subscription = SubscriptionFactory(
+        status="trialing", current_period_end=period_end,
+        checkout_session__status="completed", checkout_session__trial_days=14,
+        checkout_session__completed_at=datetime(2026, 12, 31, 12, 0, tzinfo=UTC),
+    )
+
+    session = _detail(api, subscription.checkout_session.stripe_session_id)
+
+    assert (session["amount_total"], session["trial_end"]) == (0, "2027-01-14T12:00:00Z")
+
+
+def test_a_session_paid_while_the_webhook_is_late_reads_as_paid_at_once(api, create_session, stripe_sandbox):
+    from core.stripe_api import stripe_client
+
+    session_id = create_session(order(domain={"mode": "new", "value": "example.com"})).json()["sessionId"]
+    stripe_client().raw_request("post", f"/v1/test_helpers/checkout/sessions/{session_id}/complete")  # no webhook
+
+    session = _detail(api, session_id)
+
+    # Fulfilled by this very request: its set-up is enqueued when the transaction commits.
+    assert (session["status"], session["fulfilment"]) == ("completed", "paid")
