@@ -203,6 +203,8 @@ def renew(store: Store, subscription: dict, at: int) -> None:
             metadata=dict(subscription["metadata"]),
         )
         lines.append(store.add(line))
+    # Prorations a plan change left pending are billed with the renewal.
+    lines += take_pending_invoice_items(store, subscription, invoice_id)
     invoice = store.add(
         objects.invoice(
             id=invoice_id,
@@ -246,6 +248,40 @@ def renew(store: Store, subscription: dict, at: int) -> None:
         previous["status"] = status
         subscription["status"] = new_status
     flow.emit("customer.subscription.updated", subscription, previous)
+
+
+def invoice_item_line(invoice_item: dict, spec: dict, *, line_id: str, invoice_id: str | None) -> dict:
+    """The invoice line of a pending invoice item (a proration; `spec` is what plan_changes kept with it)."""
+    return objects.invoice_line_item(
+        id=line_id,
+        invoice=invoice_id,
+        price=spec["price"],
+        description=invoice_item["description"],
+        quantity=invoice_item["quantity"],
+        amount=invoice_item["amount"],
+        discount_amounts=[],
+        period_start=invoice_item["period"]["start"],
+        period_end=invoice_item["period"]["end"],
+        subscription=invoice_item["parent"]["subscription_details"]["subscription"],
+        subscription_item=invoice_item["parent"]["subscription_details"]["subscription_item"],
+        metadata=spec["metadata"],
+        proration=invoice_item["proration"],
+        invoice_item=invoice_item["id"],
+        credited_items=spec["credited_items"],
+    )
+
+
+def take_pending_invoice_items(store: Store, subscription: dict, invoice_id: str) -> list[dict]:
+    """The subscription's pending invoice items, now on invoice `invoice_id`: their lines (stored)."""
+    lines = []
+    for id in store.attached.pop((subscription["id"], "pending_invoice_items"), []):
+        invoice_item = store.get("invoiceitem", id)
+        invoice_item["invoice"] = invoice_id
+        line = invoice_item_line(
+            invoice_item, store.attached[id, "line"], line_id=new_id("il_", 24), invoice_id=invoice_id
+        )
+        lines.append(store.add(line))
+    return lines
 
 
 def attempt_payment(flow: _Flow, invoice: dict, payment_method: dict | None) -> bool:

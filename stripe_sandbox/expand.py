@@ -114,6 +114,11 @@ EXPANDABLE = {
         "payments": Include(_invoice_payments),
         "test_clock": Ref("test_helpers.test_clock"),
     },
+    "invoiceitem": {
+        "customer": Ref("customer"),
+        "invoice": Ref("invoice"),
+        "test_clock": Ref("test_helpers.test_clock"),
+    },
     "invoice_payment": {
         "invoice": Ref("invoice"),
         "payment.payment_intent": Ref("payment_intent"),

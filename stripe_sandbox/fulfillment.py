@@ -175,7 +175,21 @@ class _Flow:
             invoice_pdf=f"{public_url}/i/{invoice['id']}/pdf",
         )
         invoice["status_transitions"]["finalized_at"] = self.now
+        self._apply_customer_balance(invoice, customer)
         self.emit("invoice.finalized", invoice)
+
+    def _apply_customer_balance(self, invoice: dict, customer: dict) -> None:
+        """A credit in the customer's balance (negative) pays what it can of the invoice; an invoice whose total is
+        negative (a downgrade's credit) leaves its credit there instead of a refund, as Stripe does."""
+        balance = customer["balance"]
+        if not balance and invoice["total"] >= 0:
+            return
+        due = max(0, invoice["total"] + balance)
+        ending = invoice["total"] + balance - due
+        invoice.update(starting_balance=balance, ending_balance=ending, amount_due=due, amount_remaining=due)
+        if ending != balance:
+            customer["balance"] = ending
+            self.emit("customer.updated", customer, {"balance": balance})
 
     def pay_invoice(self, invoice: dict, subscription: dict | None) -> None:
         invoice.update(

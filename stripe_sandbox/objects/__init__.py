@@ -2,6 +2,7 @@
 
 from stripe_sandbox.objects.billing import (
     invoice,
+    invoice_item,
     invoice_line_item,
     invoice_payment,
     plan,
@@ -25,6 +26,7 @@ __all__ = [
     "discount",
     "event",
     "invoice",
+    "invoice_item",
     "invoice_line_item",
     "invoice_payment",
     "list_object",

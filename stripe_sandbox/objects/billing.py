@@ -151,18 +151,24 @@ def invoice_line_item(
     subscription: str | None,
     subscription_item: str | None,
     metadata: dict,
+    proration: bool = False,
+    invoice_item: str | None = None,
+    credited_items: dict | None = None,
 ) -> dict:
-    """An invoice line (object `line_item`): a subscription item's period, or a one-time price billed with it.
+    """An invoice line (object `line_item`): a subscription item's period, a one-time price billed with it, or a
+    proration made when the subscription's price changed (`proration`, from the invoice item `invoice_item`; a credit
+    names the lines it credits in `credited_items`: {"invoice": ..., "invoice_line_items": [...]}).
 
-    `amount` is before discounts; `discount_amounts` says what each discount takes off it.
+    `amount` is before discounts; `discount_amounts` says what each discount takes off it. `invoice` is None on a
+    preview's lines.
     """
     if subscription_item is not None:
         parent = {
             "invoice_item_details": None,
             "subscription_item_details": {
-                "invoice_item": None,
-                "proration": False,
-                "proration_details": {"credited_items": None},
+                "invoice_item": invoice_item,
+                "proration": proration,
+                "proration_details": {"credited_items": credited_items},
                 "subscription": subscription,
                 "subscription_item": subscription_item,
             },
@@ -186,7 +192,8 @@ def invoice_line_item(
         "currency": price["currency"],
         "description": description,
         "discount_amounts": discount_amounts,
-        "discountable": True,
+        # Stripe never discounts prorations.
+        "discountable": not proration,
         "discounts": [entry["discount"] for entry in discount_amounts],
         "invoice": invoice,
         "livemode": False,
@@ -324,6 +331,54 @@ def invoice(
         "total_pretax_credit_amounts": [],
         "total_taxes": [],
         "webhooks_delivered_at": None,
+    }
+
+
+def invoice_item(
+    *,
+    id: str,
+    created: int,
+    customer: dict,
+    price: dict,
+    amount: int,
+    quantity: int,
+    description: str,
+    period_start: int,
+    period_end: int,
+    subscription: str,
+    subscription_item: str,
+    proration: bool,
+    invoice: str | None,
+) -> dict:
+    """An invoice item (object `invoiceitem`): here always a proration a subscription change made, pending until an
+    invoice takes it in (`invoice`)."""
+    return {
+        "id": id,
+        "object": "invoiceitem",
+        "amount": amount,
+        "currency": price["currency"],
+        "customer": customer["id"],
+        "customer_account": None,
+        "date": created,
+        "description": description,
+        "discountable": not proration,
+        "discounts": [],
+        "invoice": invoice,
+        "livemode": False,
+        "metadata": {},
+        "net_amount": amount,
+        # Stripe's fixture shows only `subscription` here; stripe-python's InvoiceItem has `subscription_item` too.
+        "parent": {
+            "subscription_details": {"subscription": subscription, "subscription_item": subscription_item},
+            "type": "subscription_details",
+        },
+        "period": {"end": period_end, "start": period_start},
+        "pricing": {"type": "price_details", "unit_amount_decimal": price["unit_amount_decimal"]},
+        "proration": proration,
+        "quantity": quantity,
+        "quantity_decimal": str(quantity),
+        "tax_rates": [],
+        "test_clock": customer["test_clock"],
     }
 
 

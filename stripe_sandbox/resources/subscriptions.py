@@ -1,9 +1,9 @@
 """`/v1/subscriptions` and `/v1/subscription_items`: retrieve, list, update (cancel at period end, default payment
-method, metadata) and cancel (Checkout creates them)."""
+method, metadata, a new price with prorations: see plan_changes.py) and cancel (Checkout creates them)."""
 
 import copy
 
-from stripe_sandbox import billing
+from stripe_sandbox import billing, plan_changes
 from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.wire import ApiCall, Params, StripeError, missing_param
@@ -79,14 +79,37 @@ def update(call: ApiCall, id: str) -> dict:
     description = params.string("description", max_length=500)
     metadata = params.metadata(keep_empty=True)
     comment, feedback = _cancellation_details(params)
+    requested = plan_changes.read_items(params, "items")
+    proration_behavior = params.string("proration_behavior", choices=plan_changes.PRORATION_BEHAVIORS)
+    proration_date = params.integer("proration_date")
+    payment_behavior = params.string("payment_behavior", choices=plan_changes.PAYMENT_BEHAVIORS)
     params.finish()
     store = call.store
     subscription = store.get("subscription", id)
     ended = subscription["status"] in ("canceled", "incomplete_expired")
-    if ended and (cancel_at_period_end is not None or default_payment_method is not None or description is not None):
+    if ended and (cancel_at_period_end is not None or default_payment_method is not None or description is not None
+                  or requested):
         raise StripeError("A canceled subscription can only update its cancellation_details and metadata.")
+    if payment_behavior == "pending_if_incomplete":
+        raise StripeError(
+            "The Stripe sandbox does not implement payment_behavior=pending_if_incomplete (pending updates).",
+            param="payment_behavior",
+        )
     customer = store.get("customer", subscription["customer"])
     flow = _Flow(store, billing.now_for(store, subscription), call.event_request)
+    plan = None
+    if requested:
+        changes = plan_changes.resolve(store, subscription, requested, now=flow.now)
+        plan = plan_changes.plan_change(
+            store,
+            subscription,
+            changes,
+            at=flow.now if proration_date is None else proration_date,
+            behavior=proration_behavior or "create_prorations",
+            param="proration_date",
+        )
+        if payment_behavior == "error_if_incomplete":
+            plan_changes.check_payment(store, subscription, plan)
     previous: dict = {}
 
     def change(field: str, value, holder: dict | None = None, name: str | None = None) -> None:
@@ -129,6 +152,8 @@ def update(call: ApiCall, id: str) -> dict:
                      if old_metadata.get(k) != subscription["metadata"].get(k))
     if changed:
         previous["metadata"] = {key: old_metadata.get(key) for key in changed}
+    if plan is not None:
+        plan_changes.apply_change(flow, subscription, plan, previous)
     if "cancellation_details" in previous:
         # Stripe shows the whole hash as it was.
         previous["cancellation_details"] = {**subscription["cancellation_details"], **previous["cancellation_details"]}
