@@ -1,4 +1,4 @@
-"""Back office for the catalog: staff edit products with their prices, and coupons.
+"""Back office for the catalog: staff edit products with their prices, the plan moves customers may make, and coupons.
 
 Amounts are typed and shown as money and stored in cents. An edit applies to the next checkout and never to what was
 sold: changing the amount or trial of a price that sessions or subscriptions used switches that row off and puts a
@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from backoffice.admin_tools import AuditedChangeMessageMixin, MoneyField
 from backoffice.selectors import money_format
 from backoffice.services import price_save
-from catalog.models import BillingCycle, Coupon, Price, Product
+from catalog.models import BillingCycle, Coupon, PlanMove, Price, Product
 
 # Stripe: a recurring interval of at most three years; trial_period_days of at most 730.
 MAX_BILLING_MONTHS = 36
@@ -243,3 +243,31 @@ class CouponAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
     def redemptions(self, coupon: Coupon) -> str:
         limit = coupon.max_redemptions if coupon.max_redemptions is not None else "no limit"
         return f"{coupon.times_redeemed} of {limit}"
+
+
+class PlanMoveForm(forms.ModelForm):
+    class Meta:
+        model = PlanMove
+        fields = ("from_product", "to_product", "active")
+        help_texts = {
+            "from_product": "A subscription of this plan ...",
+            "to_product": "... may move to this plan (any of its cycles on sale in the subscription's currency). "
+                          "Another cycle of the same plan needs no move; both plans must be of the same type.",
+        }
+
+
+@admin.register(PlanMove)
+class PlanMoveAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
+    """Which plan changes customers may make in the client area; switching a move off hides it at once (a change
+    already made stays)."""
+
+    form = PlanMoveForm
+    list_display = ("from_product", "to_product", "product_type", "active", "updated_at")
+    list_editable = ("active",)
+    list_filter = ("active", "from_product__type")
+    list_select_related = ("from_product", "to_product")
+    search_fields = ("from_product__code", "to_product__code", "from_product__name", "to_product__name")
+
+    @admin.display(description="Type", ordering="from_product__type")
+    def product_type(self, move: PlanMove) -> str:
+        return move.from_product.get_type_display()

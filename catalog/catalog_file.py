@@ -19,7 +19,7 @@ DEFAULT_CATALOG_FILE = Path(__file__).resolve().parent / "data" / "catalog.json"
 SUPPORTED_VERSION = 1
 
 _TOP_KEYS = {"version", "about", "currency", "products", "coupons"}
-_PRODUCT_KEYS = {"code", "name", "type", "description", "sort_order", "active", "prices"}
+_PRODUCT_KEYS = {"code", "name", "type", "description", "sort_order", "active", "prices", "moves_to"}
 _PRICE_KEYS = {"per_month", "unit_amount", "trial_days", "note"}
 _COUPON_KEYS = {"code", "name", "percent_off", "amount_off", "duration", "duration_in_months", "valid_from",
                 "valid_until", "max_redemptions", "active", "products", "billing_cycles"}
@@ -41,6 +41,8 @@ class ProductEntry:
     sort_order: int
     active: bool
     prices: tuple[PriceEntry, ...]
+    # Products of the same type a subscription of this one may move to (optional in the file: none).
+    moves_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def catalog_file_parse(*, data: dict) -> CatalogFile:
         if (entry := _product_parse(raw, index, problems)) is not None
     )
     _duplicates_report("product", [p.code for p in products], problems)
+    _moves_check(products, problems)
     coupons = tuple(
         entry for index, raw in enumerate(_list_of_objects(data, "coupons", problems))
         if (entry := _coupon_parse(raw, index, currency, {p.code for p in products}, problems)) is not None
@@ -203,10 +206,30 @@ def _product_parse(raw: dict, index: int, problems: _Problems) -> ProductEntry |
         entry for cycle, price in prices.items()
         if (entry := _price_parse(cycle, price, f"{where}, {cycle} price", problems)) is not None
     )
+    moves_to = raw.get("moves_to", [])
+    if not isinstance(moves_to, list) or not all(isinstance(target, str) for target in moves_to):
+        problems.add(where, "moves_to must be a list of product codes")
+        moves_to = []
     if len(problems.messages) > count_before:
         return None
     return ProductEntry(code=product.code, name=product.name, type=product_type, description=product.description,
-                        sort_order=sort_order, active=active, prices=price_entries)
+                        sort_order=sort_order, active=active, prices=price_entries, moves_to=tuple(moves_to))
+
+
+def _moves_check(products: tuple[ProductEntry, ...], problems: _Problems) -> None:
+    """Each move names another product of this file, of the same type (PlanMove's rules), once."""
+    types = {product.code: product.type for product in products}
+    for product in products:
+        where = f"product {product.code!r}, moves_to"
+        for target in sorted({code for code in product.moves_to if product.moves_to.count(code) > 1}):
+            problems.add(where, f"{target!r} appears more than once")
+        for target in dict.fromkeys(product.moves_to):
+            if target == product.code:
+                problems.add(where, "a product's other cycles are always allowed; list other products only")
+            elif target not in types:
+                problems.add(where, f"product {target!r} is not in this file's products")
+            elif types[target] != product.type:
+                problems.add(where, f"{target!r} is {types[target]}, not {product.type}: moves stay within one type")
 
 
 def _price_parse(cycle: str, raw, where: str, problems: _Problems) -> PriceEntry | None:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -158,3 +159,34 @@ class Coupon(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.code
+
+
+class PlanMove(TimeStampedModel):
+    """A subscription of `from_product` may move to `to_product` (to any of its cycles with an active price).
+
+    Moving to another cycle of the same product needs no row; a move between products stays within one product type
+    (hosting to hosting), since the control panel changes a plan's resources, not the kind of service."""
+
+    from_product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="moves_out")
+    to_product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="moves_in")
+    active = models.BooleanField(default=True, help_text="Switch a move off rather than delete it.")
+
+    class Meta:
+        ordering = ("from_product__sort_order", "to_product__sort_order")
+        constraints = [
+            models.UniqueConstraint(fields=("from_product", "to_product"), name="catalog_plan_move_unique",
+                                    violation_error_message="This move already exists."),
+            models.CheckConstraint(condition=~Q(from_product=models.F("to_product")),
+                                   name="catalog_plan_move_other_product",
+                                   violation_error_message="Another cycle of the same plan is always allowed; a "
+                                                           "move names another plan."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_product.code} -> {self.to_product.code}"
+
+    def clean(self) -> None:
+        if self.from_product_id and self.to_product_id and self.from_product.type != self.to_product.type:
+            raise ValidationError({"to_product": f"Moves stay within one product type: {self.from_product.code} is "
+                                                 f"{self.from_product.get_type_display()}, {self.to_product.code} is "
+                                                 f"{self.to_product.get_type_display()}."})

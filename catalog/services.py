@@ -1,4 +1,4 @@
-"""Writes of the catalog: loading products, prices and coupons from the catalog data file."""
+"""Writes of the catalog: loading products, prices, plan moves and coupons from the catalog data file."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -7,7 +7,7 @@ from django.db import connection, transaction
 from django.db.models.functions import Lower
 
 from catalog.catalog_file import CatalogFile, CouponEntry, PriceEntry, catalog_file_parse
-from catalog.models import Coupon, Price, Product
+from catalog.models import Coupon, PlanMove, Price, Product
 
 _PRODUCT_FIELDS = ("name", "type", "description", "sort_order", "active")
 # Key of the PostgreSQL advisory lock that makes concurrent loads take turns: "catalog" in ASCII.
@@ -25,6 +25,9 @@ class CatalogLoadReport:
     prices_replaced: int = 0  # amount changed: the old row deactivated, a new active row created
     coupons_created: int = 0
     coupons_updated: int = 0
+    # Counted apart from `created` / `updated` (which count what is sold), on the report's second line.
+    moves_created: int = 0
+    moves_updated: int = 0  # switched back on by --overwrite
     # Where the database differs from the file and was left alone because overwrite was off (staff edits).
     kept: list[str] = field(default_factory=list)
 
@@ -41,7 +44,8 @@ class CatalogLoadReport:
             f"Catalog file version {self.version}: {self.created} created, {self.updated} updated.",
             f"  products: {self.products_created} created, {self.products_updated} updated; "
             f"prices: {self.prices_created} created, {self.prices_updated} updated, {self.prices_replaced} replaced; "
-            f"coupons: {self.coupons_created} created, {self.coupons_updated} updated.",
+            f"coupons: {self.coupons_created} created, {self.coupons_updated} updated; "
+            f"plan moves: {self.moves_created} created, {self.moves_updated} updated.",
         ]
         if self.kept:
             lines.append(f"{len(self.kept)} entries differ from the file and were kept as they are "
@@ -67,6 +71,7 @@ def catalog_load(*, data: dict, overwrite: bool = False, dry_run: bool = False) 
         products = _products_load(catalog=catalog, overwrite=overwrite, report=report)
         _prices_load(catalog=catalog, products=products, overwrite=overwrite, report=report)
         _coupons_load(catalog=catalog, products=products, overwrite=overwrite, report=report)
+        _moves_load(catalog=catalog, products=products, overwrite=overwrite, report=report)
         if dry_run:
             transaction.set_rollback(True)
     return report
@@ -153,6 +158,27 @@ def _price_load(*, product: Product, entry: PriceEntry, rows: list[Price], curre
 def _price_create(*, product: Product, entry: PriceEntry, currency: str) -> Price:
     return Price.objects.create(product=product, billing_cycle=entry.billing_cycle, currency=currency,
                                 unit_amount=entry.unit_amount, trial_days=entry.trial_days, active=True)
+
+
+def _moves_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
+                report: CatalogLoadReport) -> None:
+    """The file's plan moves that the database lacks; a move staff switched off stays off unless `overwrite`. Moves
+    the file does not list (added by staff) are left alone."""
+    existing = {(move.from_product_id, move.to_product_id): move
+                for move in PlanMove.objects.filter(from_product__in=products.values())}
+    for entry in catalog.products:
+        for target in dict.fromkeys(entry.moves_to):
+            source, destination = products[entry.code], products[target]
+            move = existing.get((source.pk, destination.pk))
+            if move is None:
+                PlanMove.objects.create(from_product=source, to_product=destination, active=True)
+                report.moves_created += 1
+            elif not move.active and overwrite:
+                move.active = True
+                move.save(update_fields=["active", "updated_at"])
+                report.moves_updated += 1
+            elif not move.active:
+                report.kept.append(f"plan move {entry.code} -> {target}: switched off in the database")
 
 
 def _coupons_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
