@@ -1,6 +1,13 @@
 """Writes of accounts: the user who logs in, the customer who pays, the subscription they bought."""
 
+from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import Customer, CustomerMembership, CustomerRole, Subscription, User
 
@@ -46,3 +53,22 @@ def subscription_create(*, customer: Customer, checkout_session, stripe_subscrip
         currency=checkout_session.currency,
         domain=(checkout_session.domain_info or {}).get("value", ""),
     )
+
+
+def password_reset_email_send(*, email: str) -> int:
+    """A reset link to each active user with this address (none when nobody has it: the requester is told the same
+    either way). A user an order made who never chose a password gets one too: this is their way back when the
+    set-password link has expired. Returns how many were sent."""
+    sent = 0
+    for user in User.objects.filter(email__iexact=email, is_active=True):
+        path = reverse("accounts:password_reset_confirm", kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)})
+        context = {"user": user, "reset_url": f"{settings.SITE_URL}{path}", "site_url": settings.SITE_URL,
+                   "link_valid_days": max(settings.PASSWORD_RESET_TIMEOUT // 86400, 1)}
+        subject = " ".join(render_to_string("accounts/emails/password_reset_subject.txt", context).split())
+        message = EmailMultiAlternatives(subject=subject,
+                                         body=render_to_string("accounts/emails/password_reset.txt", context),
+                                         from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email])
+        message.send()
+        sent += 1
+    return sent

@@ -289,3 +289,11 @@ ADMIN_LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
 ADMIN_LOGIN_MAX_FAILURES_PER_IP = 20
 ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME = 5
 # --- End of back office ------------------------------------------------------------------------------------------------
+# --- Client area (accounts/: sign-in, sign-out, password reset under /account/) -------------------------------------
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:services"
+LOGOUT_REDIRECT_URL = "accounts:login"
+# Links in the set-password and password-reset e-mails work this long (Django's default, 3 days, stated here).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 60 * 60)
+# Sign-in and reset requests are throttled with the admin's login limits (ADMIN_LOGIN_* above, backoffice/login.py).
+# --- End of client area ----------------------------------------------------------------------------------------------

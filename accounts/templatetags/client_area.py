@@ -1,0 +1,26 @@
+"""Template filters of the client area: money as a customer reads it, and the badge colour of a service status."""
+
+from django import template
+
+from provisioning.emails import money as money_text
+
+register = template.Library()
+
+_BADGES = {"active": "ok", "setting_up": "", "cancels": "warn", "past_due": "error", "suspended": "error",
+           "ended": "muted", "terminated": "muted", "paid": "ok", "open": "warn", "uncollectible": "error",
+           "void": "muted"}
+
+
+@register.filter
+def money(amount, currency: str) -> str:
+    """Cents and a currency: 799|money:"usd" -> "$7.99"."""
+    if amount is None:
+        return ""
+    return money_text(int(amount), currency or "")
+
+
+@register.filter
+def badge(status: str) -> str:
+    """The badge class for a service or invoice status ("badge badge--ok")."""
+    variant = _BADGES.get(status, "")
+    return f"badge badge--{variant}" if variant else "badge"
