@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from checkout.pages import checkout_cancel_page, checkout_success_page
 from core.views import HealthApi
 
 urlpatterns = [
@@ -10,6 +11,8 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/checkout/", include("checkout.urls")),
+    path("checkout/success/", checkout_success_page, name="checkout-success"),
+    path("checkout/cancel/", checkout_cancel_page, name="checkout-cancel"),
     path("api/webhooks/stripe/", include("checkout.webhook_view", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

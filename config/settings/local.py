@@ -12,10 +12,11 @@ STRIPE_TEST_SECRET_KEY = STRIPE_SECRET_KEY
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="http://127.0.0.1:12111")
 STRIPE_API_HOST = STRIPE_API_BASE
 
+# Our own result pages; production keeps base's defaults (the marketing site's pages) unless told otherwise.
 CHECKOUT_SUCCESS_URL = env.str(
-    "CHECKOUT_SUCCESS_URL", default="http://127.0.0.1:8000/api/checkout/session/{CHECKOUT_SESSION_ID}"
+    "CHECKOUT_SUCCESS_URL", default="http://127.0.0.1:8000/checkout/success/?session_id={CHECKOUT_SESSION_ID}"
 )
-CHECKOUT_CANCEL_URL = env.str("CHECKOUT_CANCEL_URL", default="http://127.0.0.1:8000/api/docs/")
+CHECKOUT_CANCEL_URL = env.str("CHECKOUT_CANCEL_URL", default="http://127.0.0.1:8000/checkout/cancel/")
 
 STRIPE_WEBHOOK_ALLOW_SECRET_HEADER = DEBUG
 STRIPE_WEBHOOK_BASE_URL = env.str("STRIPE_WEBHOOK_BASE_URL", default="http://127.0.0.1:8000")
