@@ -26,7 +26,6 @@ from core.exceptions import ApplicationError
 
 CANCEL_REASON = "Cancelled by the customer in the client area"
 UNDO_REASON = "Cancellation undone by the customer in the client area"
-PLAN_CHANGE_REASON = "Plan changed by the customer in the client area"
 
 
 # --- Signing in and out, passwords --------------------------------------------------------------------------------
@@ -209,14 +208,19 @@ def service_cancel_undo(request, pk: int):
     return redirect(_service_url(service))
 
 
+class PlanChangeForm(IdempotencyKeyForm):
+    # The preview's proration time, so the change charges exactly what the preview showed.
+    proration_date = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+
 def _plan_change_service(request, pk: int):
+    from billing.plan_changes import subscription_plan_change_blocker
+
     service = _service_or_404(request, pk)
     if not service.sees_billing:
         return service, _forbidden(request, service, "change this service's plan")
-    if not service.running or service.subscription.cancel_at_period_end:
-        messages.info(request, "Only a running service that renews can change its plan"
-                               + (" (undo the cancellation first)." if service.subscription.cancel_at_period_end
-                                  else "."))
+    if blocker := subscription_plan_change_blocker(subscription=service.subscription):
+        messages.info(request, blocker)
         return service, redirect(_service_url(service))
     return service, None
 
@@ -248,14 +252,15 @@ def plan_change_preview(request, pk: int, price_id: int):
     price = next((p for p in options_for(subscription=service.subscription) if p.pk == price_id), None)
     if price is None:
         raise Http404("No such plan for this service.")
-    form = IdempotencyKeyForm(request.POST or None, initial={"idempotency_key": _new_key("plan")})
     if request.method == "POST":
+        form = PlanChangeForm(request.POST)
         if not form.is_valid():
             messages.error(request, "This form is out of date; please look at the preview again.")
             return redirect("accounts:plan_change_preview", pk=pk, price_id=price_id)
         try:
             subscription_plan_change(subscription=service.subscription, price=price, actor=request.user,
-                                     idempotency_key=form.cleaned_data["idempotency_key"])
+                                     idempotency_key=form.cleaned_data["idempotency_key"],
+                                     proration_date=form.cleaned_data["proration_date"])
         except ApplicationError as error:
             messages.error(request, error.message)
             return redirect("accounts:plan_change_preview", pk=pk, price_id=price_id)
@@ -267,5 +272,6 @@ def plan_change_preview(request, pk: int, price_id: int):
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("accounts:plan_change_options", pk=pk)
+    form = PlanChangeForm(initial={"idempotency_key": _new_key("plan"), "proration_date": preview.proration_date})
     return render(request, "accounts/plan_change_preview.html", {
         "title": "Confirm the new plan", "service": service, "price": price, "preview": preview, "form": form})

@@ -16,7 +16,9 @@ def money(amount, currency: str) -> str:
     """Cents and a currency: 799|money:"usd" -> "$7.99"."""
     if amount is None:
         return ""
-    return money_text(int(amount), currency or "")
+    amount = int(amount)
+    # A credit reads "−$3.50", not "$-3.50".
+    return f"−{money_text(-amount, currency or '')}" if amount < 0 else money_text(amount, currency or "")
 
 
 @register.filter
