@@ -25,6 +25,7 @@ class ProvisioningAction(models.TextChoices):
     SUSPEND = "suspend", "Suspend"
     UNSUSPEND = "unsuspend", "Unsuspend"
     TERMINATE = "terminate", "Terminate"
+    CHANGE_PLAN = "change_plan", "Change plan"  # the account's resources follow the plan the customer moved to
 
 
 class ProvisioningJob(TimeStampedModel):
@@ -36,6 +37,10 @@ class ProvisioningJob(TimeStampedModel):
         help_text="The billing decision this job carries out (e.g. suspend:in_123): the same decision, reached "
                   "twice by a duplicated or late event, makes no second job.")
     reason = models.TextField(blank=True, help_text="Why: the rule or the staff member's words.")
+    parameters = models.JSONField(
+        default=dict, blank=True,
+        help_text="What the panel is asked for beyond the action, as decided: for change_plan the new product_code "
+                  "and billing_cycle (and the previous ones).")
     email_context = models.JSONField(
         default=dict, blank=True,
         help_text="Facts the customer's e-mail about this decision states, as decided (the amount owed, the pay "

@@ -1,5 +1,5 @@
 """Writes of provisioning: jobs and e-mails recorded in the caller's transaction (a transactional outbox), billing's
-decisions about an account (suspend, unsuspend, terminate) as jobs run in order per subscription, one attempt at a
+decisions about an account (suspend, unsuspend, terminate, change its plan) as jobs run in order per subscription, one attempt at a
 job against the backend, one e-mail sent at most once, and the sweeper that re-sends what waited."""
 
 import dataclasses
@@ -21,6 +21,7 @@ from checkout.models import CheckoutSession
 from provisioning import selectors
 from provisioning.backends import (
     AccountActionRequest,
+    PlanChangeRequest,
     ProvisionedAccount,
     ProvisioningBackend,
     ProvisioningError,
@@ -46,7 +47,8 @@ logger = logging.getLogger(__name__)
 
 PROVISION = ProvisioningAction.PROVISION
 SUSPEND, UNSUSPEND, TERMINATE = ProvisioningAction.SUSPEND, ProvisioningAction.UNSUSPEND, ProvisioningAction.TERMINATE
-DECISION_ACTIONS = (SUSPEND, UNSUSPEND, TERMINATE)
+CHANGE_PLAN = ProvisioningAction.CHANGE_PLAN
+DECISION_ACTIONS = (SUSPEND, UNSUSPEND, TERMINATE, CHANGE_PLAN)
 WAITING = (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)
 OPEN = (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RUNNING, ProvisioningJobStatus.RETRYING)
 # What the account is once a decision is carried out.
@@ -59,7 +61,9 @@ ACTION_STATUS = {
 SUPERSEDES = {
     SUSPEND: (UNSUSPEND,),
     UNSUSPEND: (SUSPEND,),
-    TERMINATE: (PROVISION, SUSPEND, UNSUSPEND, TERMINATE),
+    TERMINATE: (PROVISION, SUSPEND, UNSUSPEND, TERMINATE, CHANGE_PLAN),
+    # Each plan change names the whole plan: a newer one makes a waiting (or failed) older one pointless.
+    CHANGE_PLAN: (CHANGE_PLAN,),
 }
 DECISION_EMAILS = {SUSPEND: EmailPurpose.SERVICE_SUSPENDED, TERMINATE: EmailPurpose.SERVICE_TERMINATED}
 # Attempts at reaching the mail server before an e-mail is given up (only failures to connect are retried, one per
@@ -89,10 +93,11 @@ def provisioning_job_create(*, subscription: Subscription) -> ProvisioningJob:
 
 
 def hosting_account_action_request(*, subscription: Subscription, action: str, decision_key: str, reason: str,
-                                   requested_by: User | None = None,
-                                   email_context: dict | None = None) -> ProvisioningJob | None:
-    """Record billing's (or staff's) decision to suspend, unsuspend or terminate the subscription's account, as a job
-    run after the subscription's earlier jobs; its task is sent when the caller's transaction commits.
+                                   requested_by: User | None = None, email_context: dict | None = None,
+                                   parameters: dict | None = None) -> ProvisioningJob | None:
+    """Record billing's (or staff's) decision to suspend, unsuspend or terminate the subscription's account, or to
+    change its plan, as a job run after the subscription's earlier jobs; its task is sent when the caller's
+    transaction commits.
 
     Made to be called inside the caller's transaction: it locks the subscription row (the caller may hold that lock
     already), so two decisions about one subscription are taken one after the other and get ids in that order.
@@ -111,6 +116,9 @@ def hosting_account_action_request(*, subscription: Subscription, action: str, d
       a suspend of one already suspended with no unsuspension ahead. A waiting job it overrides is canceled all the
       same (paying cancels a pending suspension). When an overridden job had already made an attempt, the panel may
       have acted on it, so the new decision's job is made even though our records say there is nothing to change.
+    - `change_plan` carries the plan in `parameters` (product_code, billing_cycle, previous_product_code,
+      previous_billing_cycle): it always makes a job (but after a termination), and cancels an older plan change
+      still waiting or failed, since the newer one names the whole plan.
     """
     if action not in DECISION_ACTIONS:
         raise ValueError(f"{action!r} is not a decision about an account (one of {', '.join(DECISION_ACTIONS)})")
@@ -142,10 +150,11 @@ def hosting_account_action_request(*, subscription: Subscription, action: str, d
             status = ACTION_STATUS.get(job.action, status)
         maybe_acted = any(job.attempts and job.action in DECISION_ACTIONS for job in overridden)
         job = None
-        if status != ACTION_STATUS[action] or maybe_acted:
+        if action == CHANGE_PLAN or status != ACTION_STATUS[action] or maybe_acted:
             job = ProvisioningJob.objects.create(
                 subscription=subscription, action=action, decision_key=decision_key, reason=reason,
-                requested_by=requested_by, email_context=email_context or {}, backend=provisioning_backend_get().name,
+                requested_by=requested_by, email_context=email_context or {}, parameters=parameters or {},
+                backend=provisioning_backend_get().name,
                 max_attempts=settings.PROVISIONING_MAX_ATTEMPTS,
             )
         if overridden:
@@ -233,6 +242,16 @@ def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt,
         return "no hosting account"
     if account.status == HostingAccountStatus.TERMINATED:
         return "account terminated"
+    if job.action == CHANGE_PLAN:
+        backend.change_plan(PlanChangeRequest(
+            idempotency_key=str(job.idempotency_key), job_id=job.pk, attempt=attempt.number,
+            subscription_id=job.subscription_id, action=job.action, username=account.username, server=account.server,
+            domain=account.domain, panel_reference=account.panel_reference, reason=job.reason,
+            product_code=job.parameters.get("product_code", ""), billing_cycle=job.parameters.get("billing_cycle", ""),
+            previous_product_code=job.parameters.get("previous_product_code", ""),
+            previous_billing_cycle=job.parameters.get("previous_billing_cycle", ""),
+        ))
+        return ""
     act = {SUSPEND: backend.suspend, UNSUSPEND: backend.unsuspend, TERMINATE: backend.terminate}[job.action]
     act(AccountActionRequest(
         idempotency_key=str(job.idempotency_key), job_id=job.pk, attempt=attempt.number,
@@ -257,7 +276,11 @@ def provisioning_job_retry(*, job: ProvisioningJob) -> bool:
         if _subscription_terminated(account=account, jobs=terminations, exclude_job_id=job.pk):
             return False
         if job.action in (SUSPEND, UNSUSPEND) and ProvisioningJob.objects.filter(
-                subscription_id=job.subscription_id, pk__gt=job.pk, action__in=DECISION_ACTIONS).exclude(
+                subscription_id=job.subscription_id, pk__gt=job.pk, action__in=(SUSPEND, UNSUSPEND, TERMINATE)).exclude(
+                status=ProvisioningJobStatus.CANCELED).exists():
+            return False
+        if job.action == CHANGE_PLAN and ProvisioningJob.objects.filter(
+                subscription_id=job.subscription_id, pk__gt=job.pk, action=CHANGE_PLAN).exclude(
                 status=ProvisioningJobStatus.CANCELED).exists():
             return False
         reopened = ProvisioningJob.objects.filter(pk=job.pk, status=ProvisioningJobStatus.FAILED).update(
@@ -364,6 +387,9 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
     that records the job's success (so none of them exists without the others)."""
     now = timezone.now()
     subscription = job.subscription
+    if job.action == CHANGE_PLAN:
+        _plan_change_record_success(job=job, attempt=attempt, skipped=skipped, now=now)
+        return
     status = ACTION_STATUS[job.action]
     result = {"skipped": skipped} if skipped else {"action": job.action, "status": status, "backend": job.backend}
     with transaction.atomic():
@@ -392,6 +418,23 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
                                       to=subscription.customer.email, key=job.decision_key or f"job:{job.pk}",
                                       context={**job.email_context, "reason": job.reason})
     logger.info("Provisioning job %s: account %s@%s is %s", job.pk, account.username, account.server, status)
+
+
+def _plan_change_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, skipped: str,
+                                now: datetime) -> None:
+    """The panel moved the account to the new plan: the job's result says which (the account's status is
+    unchanged; the subscription already names the plan, billing wrote it with the decision)."""
+    result = {"skipped": skipped} if skipped else {
+        "action": job.action, "product_code": job.parameters.get("product_code", ""),
+        "billing_cycle": job.parameters.get("billing_cycle", ""), "backend": job.backend}
+    with transaction.atomic():
+        if not _job_update_if_held(job=job, attempt=attempt, status=ProvisioningJobStatus.SUCCEEDED, finished_at=now,
+                                   last_error="", result=result):
+            return
+        ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
+        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=job.subscription_id))
+    logger.info("Provisioning job %s (change_plan of subscription %s) %s", job.pk, job.subscription_id,
+                f"skipped: {skipped}" if skipped else f"done: now {result['product_code']}/{result['billing_cycle']}")
 
 
 def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, error: str, retryable: bool) -> None:
@@ -460,6 +503,8 @@ def _decision_failed_mail_admins(*, job: ProvisioningJob, attempts: int, error: 
         SUSPEND: "The account is still serving although billing decided to suspend it.",
         UNSUSPEND: "The customer's account is still suspended although they are entitled to it.",
         TERMINATE: "The account still exists on the control panel although it was to be terminated.",
+        CHANGE_PLAN: f"The account is not on the plan the customer moved to "
+                     f"({job.parameters.get('product_code', '?')} / {job.parameters.get('billing_cycle', '?')}).",
     }[job.action]
     mail_admins(
         f"{job.get_action_display()} failed: {subscription.domain or subscription.customer.email} (job {job.pk})",

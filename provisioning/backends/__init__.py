@@ -5,6 +5,7 @@ from django.utils.module_loading import import_string
 
 from provisioning.backends.base import (
     AccountActionRequest,
+    PlanChangeRequest,
     ProvisionedAccount,
     ProvisioningBackend,
     ProvisioningError,
@@ -15,6 +16,7 @@ from provisioning.backends.simulated import SimulatedBackend
 
 __all__ = [
     "AccountActionRequest",
+    "PlanChangeRequest",
     "ProvisionedAccount",
     "ProvisioningBackend",
     "ProvisioningError",

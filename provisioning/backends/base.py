@@ -1,5 +1,5 @@
 """The interface every provisioning backend implements: create (or find) the hosting account, and carry out billing's
-decisions about it (suspend, unsuspend, terminate)."""
+decisions about it (suspend, unsuspend, terminate, change its plan)."""
 
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +35,27 @@ class AccountActionRequest:
     domain: str
     panel_reference: str
     reason: str
+
+
+@dataclass(frozen=True)
+class PlanChangeRequest:
+    """Move an existing account to another plan or billing cycle (`action` is change_plan): the panel gives it the
+    resources of `product_code`. The previous plan is said too, for the panel's log and its own checks."""
+
+    idempotency_key: str
+    job_id: int
+    attempt: int
+    subscription_id: int
+    action: str
+    username: str
+    server: str
+    domain: str
+    panel_reference: str
+    reason: str
+    product_code: str
+    billing_cycle: str
+    previous_product_code: str
+    previous_billing_cycle: str
 
 
 @dataclass(frozen=True)
@@ -81,4 +102,9 @@ class ProvisioningBackend(Protocol):
 
     def terminate(self, request: AccountActionRequest) -> None:
         """Remove the account for good. Raises ProvisioningError."""
+        ...
+
+    def change_plan(self, request: PlanChangeRequest) -> None:
+        """Give the account the resources of `request.product_code`; a success when it already has them.
+        Raises ProvisioningError."""
         ...

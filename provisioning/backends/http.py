@@ -23,6 +23,13 @@ Suspend, unsuspend, terminate (the account as the panel reported it when it made
     Any 2xx answer means done; its body is not read. The panel should answer 2xx when the account is already in the
     state asked for (an earlier attempt may have acted without our hearing the answer).
 
+Change plan (the customer moved to another plan or cycle: the account gets the new plan's resources):
+
+    {"action": "change_plan", the fields above, "product_code": ..., "billing_cycle": ...,
+     "previous_product_code": ..., "previous_billing_cycle": ...}
+
+    Answered as the other actions; 2xx when the account already has that plan.
+
 The panel checks the signature over the exact bytes it received and should refuse a `t` more than five minutes
 old. A 4xx other than 409 (this key is being worked on) and 429 (slow down) means the panel refused: no retry.
 Everything else (409, 429, 5xx, timeouts, refused connections, a provisioning 2xx without a username and server) is
@@ -39,6 +46,7 @@ import requests
 
 from provisioning.backends.base import (
     AccountActionRequest,
+    PlanChangeRequest,
     ProvisionedAccount,
     ProvisioningError,
     ProvisioningRequest,
@@ -72,7 +80,10 @@ class HttpBackend:
     def terminate(self, request: AccountActionRequest) -> None:
         self._act(request)
 
-    def _act(self, request: AccountActionRequest) -> None:
+    def change_plan(self, request: PlanChangeRequest) -> None:
+        self._act(request)
+
+    def _act(self, request: AccountActionRequest | PlanChangeRequest) -> None:
         self._post(dataclasses.asdict(request), idempotency_key=request.idempotency_key)
 
     def _post(self, payload: dict, *, idempotency_key: str) -> requests.Response:

@@ -9,11 +9,12 @@ account, in any process. The first label of the domain selects a behaviour, so t
     reject.example.com         the panel refuses the order (permanent: no retry)
     slow-20s.example.com       takes 20 seconds, then succeeds (to stop a worker mid-job)
 
-Suspend, unsuspend and terminate always succeed (the panel holds no state here: asking twice is as good as once),
+Suspend, unsuspend, terminate and change_plan always succeed (the panel holds no state here: asking twice is as good as once),
 except for accounts whose domain's first label names the action that misbehaves; provisioning them succeeds:
 
-    suspend-fails.example.com      every suspend fails (retryable); likewise unsuspend-fails, terminate-fails
-    suspend-rejected.example.com   the panel refuses to suspend (permanent); likewise unsuspend-, terminate-rejected
+    suspend-fails.example.com      every suspend fails (retryable); likewise unsuspend-, terminate-, change_plan-fails
+    suspend-rejected.example.com   the panel refuses to suspend (permanent); likewise unsuspend-, terminate-,
+                                   change_plan-rejected
     slow-20s.example.com           takes 20 seconds for every action too
 """
 
@@ -24,6 +25,7 @@ import uuid
 
 from provisioning.backends.base import (
     AccountActionRequest,
+    PlanChangeRequest,
     ProvisionedAccount,
     ProvisioningError,
     ProvisioningRequest,
@@ -65,7 +67,10 @@ class SimulatedBackend:
     def terminate(self, request: AccountActionRequest) -> None:
         self._act(request)
 
-    def _act(self, request: AccountActionRequest) -> None:
+    def change_plan(self, request: PlanChangeRequest) -> None:
+        self._act(request)
+
+    def _act(self, request: AccountActionRequest | PlanChangeRequest) -> None:
         label = request.domain.split(".", 1)[0].lower()
         if label == f"{request.action}-fails":
             raise ProvisioningError(f"simulated {request.action} failure (attempt {request.attempt})", retryable=True)
