@@ -1,12 +1,13 @@
-"""Reads of the catalog for the checkout: the price a plan sells at, whether a coupon applies, what it takes off."""
+"""Reads of the catalog: the price a plan sells at, whether a coupon applies, what it takes off, and the public list
+of what is on sale."""
 
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Exists, OuterRef, Value
+from django.db.models import Count, Exists, Max, OuterRef, Value
 from django.db.models.functions import Lower
 
-from catalog.models import Coupon, Price
+from catalog.models import CYCLE_TERMS, BillingCycle, Coupon, Price
 from core.exceptions import ApplicationError
 
 
@@ -69,6 +70,49 @@ def coupon_discount_amount(*, coupon: Coupon, amount: int) -> int:
     else:
         discount = coupon.amount_off
     return min(discount, amount)
+
+
+def catalog_version() -> tuple:
+    """A mark that changes whenever what the public catalog shows may have: one cheap query over the price rows.
+
+    Every write to a product or a price moves its `updated_at` (the admin, the catalog loader, price_save), and a
+    price's product is in the same row of the join, so a product renamed or taken off sale moves the mark too; the
+    count catches a price added with an old clock or removed.
+    """
+    marks = Price.objects.aggregate(prices=Count("id"), price_at=Max("updated_at"), product_at=Max("product__updated_at"))
+    return marks["prices"], marks["price_at"], marks["product_at"]
+
+
+def catalog_public() -> dict:
+    """What the marketing site advertises: active plans in their order, each with its active prices by cycle
+    (cents and currency, the per-month equivalent, trial days). One query."""
+    prices = (Price.objects.select_related("product")
+              .filter(active=True, product__active=True)
+              .order_by("product__sort_order", "product__code", "currency", "id"))
+    plans: dict[int, dict] = {}
+    for price in prices:
+        product = price.product
+        plan = plans.get(product.pk)
+        if plan is None:
+            plan = plans[product.pk] = {"code": product.code, "name": product.name, "type": product.type,
+                                        "description": product.description, "prices": []}
+        months = CYCLE_TERMS[BillingCycle(price.billing_cycle)].months
+        plan["prices"].append({
+            "billing_cycle": price.billing_cycle,
+            "months": months,
+            "amount": price.unit_amount,
+            "currency": price.currency,
+            "amount_per_month": _per_month(price.unit_amount, months),
+            "trial_days": price.trial_days,
+        })
+    for plan in plans.values():
+        plan["prices"].sort(key=lambda entry: (entry["currency"], entry["months"]))
+    return {"plans": list(plans.values())}
+
+
+def _per_month(amount: int, months: int) -> int:
+    """Cents a month, rounded to the nearest cent (half up), as an advertised "from $x/mo" would show."""
+    return int((Decimal(amount) / months).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def _day(moment: datetime) -> str:

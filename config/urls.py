@@ -11,6 +11,7 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("api/health/", HealthApi.as_view(), name="health"),
     path("api/checkout/", include("checkout.urls")),
+    path("api/catalog/", include("catalog.urls")),
     path("checkout/success/", checkout_success_page, name="checkout-success"),
     path("checkout/cancel/", checkout_cancel_page, name="checkout-cancel"),
     path("api/webhooks/stripe/", include("checkout.webhook_view", namespace="djstripe")),

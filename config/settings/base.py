@@ -142,7 +142,7 @@ CORS_ALLOWED_ORIGINS = env.list(
         "http://localhost:3000",
     ],
 )
-CORS_URLS_REGEX = r"^/api/checkout/.*$"
+CORS_URLS_REGEX = r"^/api/(checkout|catalog)/.*$"
 CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
 CORS_ALLOW_HEADERS = ["accept", "content-type", "idempotency-key"]
 
