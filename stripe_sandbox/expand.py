@@ -116,6 +116,7 @@ EXPANDABLE = {
     },
     "invoiceitem": {
         "customer": Ref("customer"),
+        "discounts": RefList("discount"),
         "invoice": Ref("invoice"),
         "test_clock": Ref("test_helpers.test_clock"),
     },

@@ -374,7 +374,8 @@ def check_payment(store: Store, subscription: dict, plan: ChangePlan) -> None:
 
 
 def _pending_items(store: Store, subscription: dict) -> list[dict]:
-    return [store.get("invoiceitem", id) for id in store.attached.get((subscription["id"], "pending_invoice_items"), [])]
+    ids = store.attached.get((subscription["id"], "pending_invoice_items"), [])
+    return [store.get("invoiceitem", id) for id in ids]
 
 
 def apply_change(flow: _Flow, subscription: dict, plan: ChangePlan, previous: dict) -> None:

@@ -273,3 +273,53 @@ def test_a_test_clock_advance_is_processed(client, sandbox_http, session_params)
     assert events[-1]["type"] == "test_helpers.test_clock.ready"
     assert "invoice.paid" in [event["type"] for event in events]
     assert djstripe_models.Invoice.objects.filter(customer_id=completed.customer).count() == 2
+
+
+def _product_of(client, subscription_id: str) -> tuple[str, str]:
+    item = client.v1.subscriptions.retrieve(subscription_id)["items"].data[0]
+    return item.id, item.price.product
+
+
+def test_an_upgrade_invoiced_at_once_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+    _advance(sandbox_http, 10 * 24 * 3600)
+    item_id, product = _product_of(client, completed.subscription)
+
+    updated = client.v1.subscriptions.update(completed.subscription, params={
+        "items": [{"id": item_id, "price_data": {"currency": "usd", "product": product, "unit_amount": 1999,
+                                                 "recurring": {"interval": "month"}}}],
+        "proration_behavior": "always_invoice",
+    })  # fmt: skip
+    events = _process_new(sandbox_http, seen)
+
+    types = [event["type"] for event in events]
+    assert types[0] == "invoiceitem.created"
+    assert types[-1] == "customer.subscription.updated"
+    assert "invoice.paid" in types
+    invoice = djstripe_models.Invoice.objects.get(id=updated.latest_invoice)
+    assert invoice.stripe_data["billing_reason"] == "subscription_update"
+    assert invoice.stripe_data["status"] == "paid"
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.stripe_data["items"]["data"][0]["price"]["unit_amount"] == 1999
+    assert djstripe_models.InvoiceItem.objects.filter(customer_id=completed.customer).count() == 2
+    assert djstripe_models.SubscriptionItem.objects.get(id=item_id).stripe_data["price"]["unit_amount"] == 1999
+
+
+def test_a_change_with_prorations_left_for_the_renewal_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+    _advance(sandbox_http, 10 * 24 * 3600)
+    item_id, product = _product_of(client, completed.subscription)
+    client.v1.subscriptions.update(completed.subscription, params={
+        "items": [{"id": item_id, "price_data": {"currency": "usd", "product": product, "unit_amount": 499,
+                                                 "recurring": {"interval": "month"}}}],
+    })  # fmt: skip
+    seen += len(_process_new(sandbox_http, seen))
+
+    _advance(sandbox_http, 25 * 24 * 3600)
+    events = _process_new(sandbox_http, seen)
+
+    assert "invoice.paid" in [event["type"] for event in events]
+    renewal = djstripe_models.Invoice.objects.get(stripe_data__billing_reason="subscription_cycle")
+    assert len(renewal.stripe_data["lines"]["data"]) == 3
