@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from stripe_sandbox import billing, control, fulfillment, invoice_pages, pages, resources
+from stripe_sandbox import billing, control, fulfillment, invoice_pages, pages, portal_pages, resources
 from stripe_sandbox.expand import expand
 from stripe_sandbox.responses import Response, json_response
 from stripe_sandbox.store import ACCOUNT_API_VERSION, IdempotentResult, Store, new_id
@@ -59,6 +59,8 @@ class SandboxApp:
             return pages.handle(self.store, request.method, path, request.body)
         if path.startswith("/i/"):
             return invoice_pages.handle(self.store, request.method, path, request.body)
+        if path.startswith("/p/"):
+            return portal_pages.handle(self.store, request.method, path, request.body, query)
         return json_response(404, _unrecognized(request.method, path).body())
 
     def _api(self, request: Request, path: str, query: str) -> Response:

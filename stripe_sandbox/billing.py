@@ -512,3 +512,45 @@ def delete_clock(store: Store, clock: dict) -> None:
         store.remove("customer", customer["id"])
     store.billing_due.pop(clock_id, None)
     store.remove("test_helpers.test_clock", clock_id)
+
+
+# What a customer does in the billing portal
+
+
+def cancel_at_period_end(flow: _Flow, subscription: dict, cancel: bool) -> None:
+    """Cancel at period end (or undo it), as `POST /v1/subscriptions/{id}` with `cancel_at_period_end` does:
+    customer.subscription.updated with what changed."""
+    if subscription["cancel_at_period_end"] == cancel or subscription["status"] in ENDED:
+        return
+    details = subscription["cancellation_details"]
+    previous = {
+        "cancel_at": subscription["cancel_at"],
+        "cancel_at_period_end": subscription["cancel_at_period_end"],
+        "canceled_at": subscription["canceled_at"],
+        "cancellation_details": dict(details),
+    }
+    subscription.update(
+        cancel_at_period_end=cancel,
+        cancel_at=period_end(subscription) if cancel else None,
+        canceled_at=(subscription["canceled_at"] or flow.now) if cancel else None,
+    )
+    details["reason"] = "cancellation_requested" if cancel else None
+    flow.emit("customer.subscription.updated", subscription, previous)
+
+
+def replace_default_card(flow: _Flow, customer: dict, test_card: str) -> dict:
+    """A new card from a test token becomes the customer's invoice default and each live subscription's default:
+    payment_method.attached, customer.updated, customer.subscription.updated (one per subscription)."""
+    store = flow.store
+    method = payment_method_for_customer(store, test_card, customer, now=flow.now, param="payment_method", flow=flow)
+    settings = customer["invoice_settings"]
+    previous = {"invoice_settings": {"default_payment_method": settings["default_payment_method"]}}
+    settings["default_payment_method"] = method["id"]
+    flow.emit("customer.updated", customer, previous)
+    for subscription in reversed(store.newest_first("subscription")):
+        if subscription["customer"] != customer["id"] or subscription["status"] in ENDED:
+            continue
+        previous = {"default_payment_method": subscription["default_payment_method"]}
+        subscription["default_payment_method"] = method["id"]
+        flow.emit("customer.subscription.updated", subscription, previous)
+    return method

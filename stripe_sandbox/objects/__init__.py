@@ -1,6 +1,7 @@
 """One builder per Stripe object type, with the keys and nesting of Stripe's own fixtures and our values."""
 
 from stripe_sandbox.objects.billing import (
+    billing_portal_session,
     invoice,
     invoice_item,
     invoice_line_item,
@@ -17,6 +18,7 @@ from stripe_sandbox.objects.payments import charge, payment_intent, payment_meth
 
 __all__ = [
     "account",
+    "billing_portal_session",
     "charge",
     "checkout_item",
     "checkout_session",

@@ -417,3 +417,23 @@ def test_clock(*, id: str, created: int, frozen_time: int, name: str | None) -> 
         "status": "ready",
         "status_details": {},
     }
+
+
+def billing_portal_session(
+    *, id: str, created: int, customer: str, configuration: str, return_url: str | None, url: str,
+    flow: dict | None, locale: str | None, on_behalf_of: str | None,
+) -> dict:
+    return {
+        "id": id,
+        "object": "billing_portal.session",
+        "configuration": configuration,
+        "created": created,
+        "customer": customer,
+        "customer_account": None,
+        "flow": flow,
+        "livemode": False,
+        "locale": locale,
+        "on_behalf_of": on_behalf_of,
+        "return_url": return_url,
+        "url": url,
+    }

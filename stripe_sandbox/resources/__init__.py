@@ -6,6 +6,7 @@ from urllib.parse import unquote
 
 from stripe_sandbox.resources import (
     accounts,
+    billing_portal,
     checkout_sessions,
     coupons,
     customers,
@@ -21,6 +22,7 @@ from stripe_sandbox.resources import (
 
 ROUTES = [
     *accounts.ROUTES,
+    *billing_portal.ROUTES,
     *checkout_sessions.ROUTES,
     *coupons.ROUTES,
     *customers.ROUTES,
