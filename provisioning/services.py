@@ -1,6 +1,6 @@
 """Writes of provisioning: jobs and e-mails recorded in the caller's transaction (a transactional outbox), billing's
-decisions about an account (suspend, unsuspend, terminate, change its plan) as jobs run in order per subscription, one attempt at a
-job against the backend, one e-mail sent at most once, and the sweeper that re-sends what waited."""
+decisions about an account (suspend, unsuspend, terminate, change its plan) as jobs run in order per subscription,
+one attempt at a job against the backend, one e-mail sent at most once, and the sweeper that re-sends what waited."""
 
 import dataclasses
 import logging

@@ -9,8 +9,9 @@ account, in any process. The first label of the domain selects a behaviour, so t
     reject.example.com         the panel refuses the order (permanent: no retry)
     slow-20s.example.com       takes 20 seconds, then succeeds (to stop a worker mid-job)
 
-Suspend, unsuspend, terminate and change_plan always succeed (the panel holds no state here: asking twice is as good as once),
-except for accounts whose domain's first label names the action that misbehaves; provisioning them succeeds:
+Suspend, unsuspend, terminate and change_plan always succeed (the panel holds no state here: asking twice is as good
+as once), except for accounts whose domain's first label names the action that misbehaves; provisioning them
+succeeds:
 
     suspend-fails.example.com      every suspend fails (retryable); likewise unsuspend-, terminate-, change_plan-fails
     suspend-rejected.example.com   the panel refuses to suspend (permanent); likewise unsuspend-, terminate-,

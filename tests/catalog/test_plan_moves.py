@@ -91,7 +91,8 @@ def test_a_bad_move_in_the_file_is_reported_and_nothing_is_written(moves_to, pro
 
 
 def test_a_move_across_product_types_is_refused_by_the_model():
-    move = PlanMove(from_product=ProductFactory(type=ProductType.HOSTING), to_product=ProductFactory(type=ProductType.VPS))
+    move = PlanMove(from_product=ProductFactory(type=ProductType.HOSTING),
+                    to_product=ProductFactory(type=ProductType.VPS))
 
     with pytest.raises(ValidationError) as raised:
         move.full_clean()
@@ -99,7 +100,7 @@ def test_a_move_across_product_types_is_refused_by_the_model():
     assert "Moves stay within one product type" in str(raised.value)
 
 
-# --- The admin ----------------------------------------------------------------------------------------------------------
+# --- The admin ---------------------------------------------------------------------------------------------------
 
 
 def test_admin_lists_moves_and_adds_one(admin_client):
