@@ -87,6 +87,7 @@ class BillingActionKind(models.TextChoices):
     UNSUSPEND = "unsuspend", "Unsuspend"
     TERMINATE = "terminate", "Terminate"
     AUTO_REFUND = "auto_refund", "Refund of a failed setup"
+    CHANGE_PLAN = "change_plan", "Change plan"
 
 
 class BillingActionStatus(models.TextChoices):
@@ -110,6 +111,11 @@ class BillingAction(TimeStampedModel):
     actor = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
                               help_text="Empty when a rule of ours decided.")
     amount = models.PositiveIntegerField(null=True, blank=True, help_text="Refunds: in cents.")
+    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                              help_text="Plan changes: the price moved to.")
+    details = models.JSONField(default=dict, blank=True,
+                               help_text="Plan changes: the plan moved from, the proration date and behaviour "
+                                         "Stripe was asked for, and what it charged.")
     idempotency_key = models.CharField(max_length=255, unique=True, default=uuid.uuid4)
     stripe_object_id = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
