@@ -26,3 +26,12 @@ def badge(status: str) -> str:
     """The badge class for a service or invoice status ("badge badge--ok")."""
     variant = _BADGES.get(status, "")
     return f"badge badge--{variant}" if variant else "badge"
+
+
+_PER_CYCLE = {"monthly": "per month", "yearly": "per year", "biennial": "every 2 years", "triennial": "every 3 years"}
+
+
+@register.filter
+def per_cycle(billing_cycle: str) -> str:
+    """"monthly" -> "per month": how often a price is charged, in words."""
+    return _PER_CYCLE.get(billing_cycle, "per period")
