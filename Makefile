@@ -22,8 +22,14 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/activate
 run: $(VENV)/.runtime-installed
 	PYTHON=$(PY) exec bash scripts/run_local.sh
 
+# axe-core for the browser tests' accessibility checks (injected by Playwright); without npm they are skipped.
+AXE := $(VENV)/node/node_modules/axe-core/axe.min.js
+$(AXE): | $(BIN)/activate
+	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node axe-core@4; \
+	else echo "npm not found: the accessibility checks will be skipped"; fi
+
 ## test: the whole suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## bench: throughput, latency and memory figures (needs PostgreSQL; see README)
