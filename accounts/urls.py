@@ -20,6 +20,6 @@ urlpatterns = [
     path("services/<int:pk>/billing-portal/", views.billing_portal, name="billing_portal"),
     path("services/<int:pk>/cancel/", views.service_cancel, name="service_cancel"),
     path("services/<int:pk>/cancel/undo/", views.service_cancel_undo, name="service_cancel_undo"),
-    path("services/<int:pk>/change-plan/", views.plan_change_options, name="plan_change_options"),
-    path("services/<int:pk>/change-plan/<int:price_id>/", views.plan_change_preview, name="plan_change_preview"),
+    path("services/<int:pk>/change-plan/", views.plan_change_options_page, name="plan_change_options"),
+    path("services/<int:pk>/change-plan/<int:price_id>/", views.plan_change_preview_page, name="plan_change_preview"),
 ]

@@ -15,13 +15,21 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
-from django.utils.dateformat import format as date_format
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.forms import ClientLoginForm, ClientPasswordResetForm
 from accounts.selectors import ClientService, client_service_get, client_service_invoices, client_services_for_user
+from billing.plan_changes import (
+    plan_change_options,
+    plan_change_preview,
+    subscription_plan_change,
+    subscription_plan_change_blocker,
+)
+from billing.portal import billing_portal_url
 from billing.services import subscription_cancel, subscription_cancel_undo
+from catalog.models import Price
 from core.exceptions import ApplicationError
 
 CANCEL_REASON = "Cancelled by the customer in the client area"
@@ -142,8 +150,6 @@ def service_detail(request, pk: int):
 def billing_portal(request, pk: int):
     """A Stripe Billing Portal session for the service's customer, made on the click (it expires within minutes);
     the portal sends the customer back to the service page."""
-    from billing.portal import billing_portal_url
-
     service = _service_or_404(request, pk)
     if not service.sees_billing:
         return _forbidden(request, service, "manage the payment method")
@@ -214,8 +220,6 @@ class PlanChangeForm(IdempotencyKeyForm):
 
 
 def _plan_change_service(request, pk: int):
-    from billing.plan_changes import subscription_plan_change_blocker
-
     service = _service_or_404(request, pk)
     if not service.sees_billing:
         return service, _forbidden(request, service, "change this service's plan")
@@ -227,32 +231,29 @@ def _plan_change_service(request, pk: int):
 
 @login_required
 @require_GET
-def plan_change_options(request, pk: int):
-    from billing.plan_changes import plan_change_options as options_for
-
+def plan_change_options_page(request, pk: int):
     service, refused = _plan_change_service(request, pk)
     if refused:
         return refused
     return render(request, "accounts/plan_change_options.html", {
-        "title": "Change plan", "service": service, "prices": options_for(subscription=service.subscription)})
+        "title": "Change plan", "service": service, "prices": plan_change_options(subscription=service.subscription)})
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def plan_change_preview(request, pk: int, price_id: int):
+def plan_change_preview_page(request, pk: int, price_id: int):
     """What the move would charge or credit now and at the next renewal (Stripe's invoice preview), then the change
     itself on confirmation. Only the moves the catalog allows for this service exist here: any other price is a
     404, as another customer's service is."""
-    from billing.plan_changes import plan_change_options as options_for, plan_change_preview as preview_for, \
-        subscription_plan_change
-
     service, refused = _plan_change_service(request, pk)
     if refused:
         return refused
-    price = next((p for p in options_for(subscription=service.subscription) if p.pk == price_id), None)
-    if price is None:
-        raise Http404("No such plan for this service.")
     if request.method == "POST":
+        # The service checks the move (and returns the first change for a resubmitted key, when the price is no
+        # longer an option because it is the plan now).
+        price = Price.objects.select_related("product").filter(pk=price_id).first()
+        if price is None:
+            raise Http404("No such plan.")
         form = PlanChangeForm(request.POST)
         if not form.is_valid():
             messages.error(request, "This form is out of date; please look at the preview again.")
@@ -263,12 +264,15 @@ def plan_change_preview(request, pk: int, price_id: int):
                                      proration_date=form.cleaned_data["proration_date"])
         except ApplicationError as error:
             messages.error(request, error.message)
-            return redirect("accounts:plan_change_preview", pk=pk, price_id=price_id)
+            return redirect("accounts:plan_change_options", pk=pk)
         messages.success(request, f"Your plan is now {price.product.name}, "
                                   f"{price.get_billing_cycle_display().lower()}.")
         return redirect(_service_url(service))
+    price = next((p for p in plan_change_options(subscription=service.subscription) if p.pk == price_id), None)
+    if price is None:
+        raise Http404("No such plan for this service.")
     try:
-        preview = preview_for(subscription=service.subscription, price=price)
+        preview = plan_change_preview(subscription=service.subscription, price=price)
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect("accounts:plan_change_options", pk=pk)
