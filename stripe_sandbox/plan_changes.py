@@ -11,7 +11,8 @@ invoice (`POST /v1/invoices/create_preview`), prorated by the second as Stripe p
 An immediate invoice emits what a renewal emits (invoice.created, invoice.finalized, the payment's events, then
 invoice.paid + invoice.payment_succeeded or invoice.payment_failed); the caller then emits
 customer.subscription.updated. With `payment_behavior=error_if_incomplete` a payment that would fail is a 402 and
-nothing changes. Prorations are never discounted (Stripe: "always false for prorations"). All callers hold the store's
+nothing changes; with `default_incomplete` the invoice is left open, unpaid and not retried, and the subscription is
+past due until it is paid (`POST /v1/invoices/{id}/pay`). Prorations are never discounted (Stripe: "always false for prorations"). All callers hold the store's
 lock.
 """
 
@@ -81,6 +82,8 @@ class ChangePlan:
     reset_cycle: bool  # the interval changes: a new billing cycle starts at `at`
     prorations: list[LineSpec]
     new_periods: list[LineSpec]  # when the cycle restarts: each item's first period at its new price
+    # default_incomplete: an invoice made now is left open for the caller to pay (its payment is not attempted).
+    attempt_payment: bool = True
 
     @property
     def invoice_now(self) -> bool:
@@ -483,7 +486,9 @@ def _invoice_now(flow: _Flow, subscription: dict, customer: dict, plan: ChangePl
         save_payment_method=False,
     )
     flow.open_invoice_payment(invoice, intent)
-    paid = billing.attempt_payment(flow, invoice, billing.default_payment_method(store, subscription, customer))
+    paid = plan.attempt_payment and billing.attempt_payment(
+        flow, invoice, billing.default_payment_method(store, subscription, customer)
+    )
     if not paid and subscription["status"] in ("active", "trialing"):
         # allow_incomplete: the change stands and the subscription is past due until the invoice is paid.
         previous["status"] = subscription["status"]

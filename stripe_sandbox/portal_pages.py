@@ -74,7 +74,8 @@ def _subscription_entry(store: Store, session_id: str, subscription: dict) -> st
         name = product["name"] if product else price["id"]
         amount = money(price["unit_amount"] * item["quantity"], price["currency"])
         quantity = f"{item['quantity']} × " if item["quantity"] != 1 else ""
-        parts.append(f"<strong>{escape(quantity + name)}</strong><br>{escape(amount)} {escape(cycle(price['recurring']))}")
+        per = cycle(price["recurring"])
+        parts.append(f"<strong>{escape(quantity + name)}</strong><br>{escape(amount)} {escape(per)}")
     end = billing.period_end(subscription)
     status = subscription["status"]
     if subscription["cancel_at_period_end"]:

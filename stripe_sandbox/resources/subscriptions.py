@@ -110,6 +110,7 @@ def update(call: ApiCall, id: str) -> dict:
         )
         if payment_behavior == "error_if_incomplete":
             plan_changes.check_payment(store, subscription, plan)
+        plan.attempt_payment = payment_behavior != "default_incomplete"
     previous: dict = {}
 
     def change(field: str, value, holder: dict | None = None, name: str | None = None) -> None:

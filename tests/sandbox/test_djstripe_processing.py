@@ -323,3 +323,44 @@ def test_a_change_with_prorations_left_for_the_renewal_is_processed(client, sand
     assert "invoice.paid" in [event["type"] for event in events]
     renewal = djstripe_models.Invoice.objects.get(stripe_data__billing_reason="subscription_cycle")
     assert len(renewal.stripe_data["lines"]["data"]) == 3
+
+
+def _portal(client, customer: str):
+    import requests
+
+    portal = client.v1.billing_portal.sessions.create(params={"customer": customer, "return_url": "https://x.test/"})
+    return portal, requests
+
+
+def test_a_card_changed_in_the_billing_portal_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+    portal, requests = _portal(client, completed.customer)
+
+    answer = requests.post(f"{portal.url}/payment_method", data={"payment_method": "pm_card_chargeCustomerFail"},
+                           allow_redirects=False, timeout=10)
+    events = _process_new(sandbox_http, seen)
+
+    assert answer.status_code == 303
+    assert [event["type"] for event in events] == [
+        "payment_method.attached", "customer.updated", "customer.subscription.updated"]
+    card_id = events[0]["data"]["object"]["id"]
+    assert djstripe_models.PaymentMethod.objects.get(id=card_id).customer_id == completed.customer
+    customer = djstripe_models.Customer.objects.get(id=completed.customer)
+    assert customer.stripe_data["invoice_settings"]["default_payment_method"] == card_id
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.stripe_data["default_payment_method"] == card_id
+
+
+def test_a_cancellation_in_the_billing_portal_is_processed(client, sandbox_http, session_params):
+    completed = _paid_subscription(client, session_params)
+    seen = len(_process_new(sandbox_http, 0))
+    portal, requests = _portal(client, completed.customer)
+
+    requests.post(f"{portal.url}/subscriptions/{completed.subscription}/cancel", allow_redirects=False, timeout=10)
+    events = _process_new(sandbox_http, seen)
+
+    assert [event["type"] for event in events] == ["customer.subscription.updated"]
+    subscription = djstripe_models.Subscription.objects.get(id=completed.subscription)
+    assert subscription.stripe_data["cancel_at_period_end"] is True
+    assert subscription.stripe_data["cancellation_details"]["reason"] == "cancellation_requested"

@@ -309,3 +309,80 @@ def test_renewal_refund_invoice_payment_and_test_clock_match_fixtures(stripe_cli
     for event in events["data"]:
         obj = event["data"]["object"]
         assert_conforms(obj, stripe_fixtures[obj["object"]], f"data.object of {event['type']}")
+
+
+# The billing portal, invoice previews and plan changes
+
+
+def _paid_subscription(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    return stripe_client.deserialize(
+        stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete"), api_mode="V1"
+    )
+
+
+def test_billing_portal_sessions_match_fixture(stripe_client, session_params, stripe_fixtures):
+    paid = _paid_subscription(stripe_client, session_params)
+
+    plain = raw(stripe_client.v1.billing_portal.sessions.create(params={"customer": paid.customer}))
+    with_flow = raw(stripe_client.v1.billing_portal.sessions.create(params={
+        "customer": paid.customer,
+        "return_url": "https://shop.test/account/",
+        "flow_data": {"type": "subscription_cancel", "subscription_cancel": {"subscription": paid.subscription},
+                      "after_completion": {"type": "redirect", "redirect": {"return_url": "https://shop.test/"}}},
+    }))  # fmt: skip
+
+    assert_conforms(plain, stripe_fixtures["billing_portal.session"], "billing_portal.session")
+    assert_conforms(with_flow, stripe_fixtures["billing_portal.session"], "billing_portal.session (flow)")
+
+
+# An invoice preview has no id, as Stripe answers it; an invoice item's parent names its subscription item too, as
+# stripe-python's InvoiceItem has it.
+PREVIEW_LAGS = {"missing .id", *NOT_IN_DAHLIA}
+INVOICE_ITEM_LAGS = {"unexpected .parent.subscription_details.subscription_item"}
+
+
+def _change(stripe_client, paid, unit_amount: int, **extra) -> dict:
+    item = stripe_client.v1.subscriptions.retrieve(paid.subscription)["items"].data[0]
+    price_data = {"currency": "usd", "product": item.price.product, "unit_amount": unit_amount,
+                  "recurring": {"interval": "month"}}
+    return {"items": [{"id": item.id, "price_data": price_data}], **extra}
+
+
+def test_invoice_previews_and_their_lines_match_fixtures(stripe_client, session_params, stripe_fixtures):
+    paid = _paid_subscription(stripe_client, session_params)
+
+    for details in (_change(stripe_client, paid, 1999, proration_behavior="always_invoice"),
+                    _change(stripe_client, paid, 1999), None):
+        params = {"subscription": paid.subscription, **({"subscription_details": details} if details else {})}
+        preview = raw(stripe_client.v1.invoices.create_preview(params=params))
+
+        differences = [d for d in key_differences(preview, stripe_fixtures["invoice"]) if d not in PREVIEW_LAGS]
+        assert not differences, f"invoice preview differs: {differences}"
+        for line in preview["lines"]["data"]:
+            assert_conforms(line, stripe_fixtures["line_item"], "line_item (preview)")
+
+
+def test_plan_change_objects_and_events_match_fixtures(stripe_client, session_params, stripe_fixtures):
+    paid = _paid_subscription(stripe_client, session_params)
+    updated = stripe_client.v1.subscriptions.update(
+        paid.subscription, params=_change(stripe_client, paid, 1999, proration_behavior="always_invoice")
+    )
+    stripe_client.v1.subscriptions.update(paid.subscription, params=_change(stripe_client, paid, 2999))
+
+    invoice = raw(stripe_client.v1.invoices.retrieve(updated.latest_invoice))
+    assert_conforms(invoice, stripe_fixtures["invoice"], "invoice (subscription_update)")
+    for line in invoice["lines"]["data"]:
+        assert_conforms(line, stripe_fixtures["line_item"], "line_item (proration)")
+    invoice_items = raw(stripe_client.v1.invoice_items.list())
+    assert len(invoice_items["data"]) == 4
+    for entry in invoice_items["data"]:
+        differences = [d for d in key_differences(entry, stripe_fixtures["invoiceitem"]) if d not in INVOICE_ITEM_LAGS]
+        assert not differences, f"invoiceitem differs: {differences}"
+    assert_conforms(raw(stripe_client.v1.subscriptions.retrieve(paid.subscription)), stripe_fixtures["subscription"],
+                    "subscription (changed)")
+    for event in raw(stripe_client.v1.events.list(params={"limit": 100}))["data"]:
+        obj = event["data"]["object"]
+        expected = INVOICE_ITEM_LAGS if obj["object"] == "invoiceitem" else FIXTURE_LAGS.get(obj["object"], set())
+        differences = [d for d in key_differences(obj, stripe_fixtures[obj["object"]]) if d not in expected]
+        assert not differences, f"data.object of {event['type']} differs: {differences}"

@@ -477,3 +477,19 @@ def test_a_canceled_subscription_cannot_change_plan(on_clock):
 
     with pytest.raises(stripe.InvalidRequestError):
         on_clock.client.v1.subscriptions.update(on_clock.subscription_id, params={"items": on_clock.items(3000)})
+
+
+def test_default_incomplete_leaves_the_invoice_open_for_the_caller_to_pay(on_clock):
+    on_clock.advance(15 * DAY)
+
+    updated = on_clock.client.v1.subscriptions.update(on_clock.subscription_id, params={
+        "items": on_clock.items(3000), "proration_behavior": "always_invoice",
+        "payment_behavior": "default_incomplete",
+    })  # fmt: skip
+
+    invoice = on_clock.client.v1.invoices.retrieve(updated.latest_invoice)
+    assert updated.status == "past_due"
+    assert (invoice.status, invoice.attempt_count, invoice.next_payment_attempt) == ("open", 0, None)
+    paid = on_clock.client.v1.invoices.pay(invoice.id)
+    assert paid.status == "paid"
+    assert on_clock.subscription().status == "active"

@@ -108,7 +108,8 @@ def test_a_flow_for_another_customers_subscription_is_refused(stripe_client, sub
     with pytest.raises(stripe.InvalidRequestError) as raised:
         stripe_client.v1.billing_portal.sessions.create(params={
             "customer": other.id,
-            "flow_data": {"type": "subscription_cancel", "subscription_cancel": {"subscription": subscribed.subscription}},
+            "flow_data": {"type": "subscription_cancel",
+                          "subscription_cancel": {"subscription": subscribed.subscription}},
         })  # fmt: skip
 
     assert raised.value.param == "flow_data[subscription_cancel][subscription]"
