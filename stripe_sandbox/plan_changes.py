@@ -12,8 +12,8 @@ An immediate invoice emits what a renewal emits (invoice.created, invoice.finali
 invoice.paid + invoice.payment_succeeded or invoice.payment_failed); the caller then emits
 customer.subscription.updated. With `payment_behavior=error_if_incomplete` a payment that would fail is a 402 and
 nothing changes; with `default_incomplete` the invoice is left open, unpaid and not retried, and the subscription is
-past due until it is paid (`POST /v1/invoices/{id}/pay`). Prorations are never discounted (Stripe: "always false for prorations"). All callers hold the store's
-lock.
+past due until it is paid (`POST /v1/invoices/{id}/pay`). Prorations are never discounted (Stripe: "always false
+for prorations"). All callers hold the store's lock.
 """
 
 import copy
