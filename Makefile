@@ -37,6 +37,7 @@ bench: $(VENV)/.dev-installed
 	$(PY) -m bench.run
 	$(PY) -m bench.backoffice
 	$(PY) -m bench.renewals
+	$(PY) -m bench.catalog
 
 ## sandbox: only the Stripe sandbox, in the foreground
 sandbox: $(VENV)/.runtime-installed
