@@ -55,12 +55,12 @@ def checkout_success_page(request):
     product = Product.objects.filter(code=session.product_code).only("name").first()
     cycle = BillingCycle(session.billing_cycle) if session.billing_cycle in BillingCycle.values else None
     heading, summary = HEADLINES[state]
+    paid = state in (Fulfilment.PAID, Fulfilment.SETTING_UP, Fulfilment.READY)
     steps = [
-        {"label": "Payment confirmed", "done": state in (Fulfilment.PAID, Fulfilment.SETTING_UP, Fulfilment.READY),
-         "current": state == Fulfilment.PENDING},
-        {"label": "Hosting account set up", "done": state == Fulfilment.READY,
-         "current": state in (Fulfilment.PAID, Fulfilment.SETTING_UP)},
-        {"label": "Ready to use", "done": state == Fulfilment.READY, "current": False},
+        _step("Confirming your payment", "Payment confirmed", done=paid, current=state == Fulfilment.PENDING),
+        _step("Setting up your hosting account", "Hosting account set up", done=state == Fulfilment.READY,
+              current=state in (Fulfilment.PAID, Fulfilment.SETTING_UP), upcoming="Hosting account set-up"),
+        _step("Ready to use", "Ready to use", done=state == Fulfilment.READY, current=False),
     ]
     context = {
         "session": session,
@@ -73,6 +73,7 @@ def checkout_success_page(request):
         "plan_name": product.name if product else session.product_code,
         "cycle_label": cycle.label if cycle else session.billing_cycle,
         "domain": (session.domain_info or {}).get("value", ""),
+        "paid": paid,
         "charged_now": money_format(public["amount_total"], session.currency),
         "discount": money_format(session.amount_discount, session.currency) if session.amount_discount else None,
         "price_per_cycle": money_format(session.amount, session.currency),
@@ -83,6 +84,12 @@ def checkout_success_page(request):
         "storefront_url": settings.STOREFRONT_URL,
     }
     return render(request, "checkout/success.html", context)
+
+
+def _step(current_label: str, done_label: str, *, done: bool, current: bool, upcoming: str | None = None) -> dict:
+    # A step's words say where it is ("Confirming your payment" while it runs), not only the icon beside it.
+    label = done_label if done else current_label if current else (upcoming or current_label)
+    return {"label": label, "done": done, "current": current}
 
 
 @require_safe

@@ -71,7 +71,7 @@ def test_a_trial_shows_nothing_charged_today_and_its_length(browser):
     page = _success(browser, session.stripe_session_id).content.decode()
 
     assert "Free trial" in page and "14 days" in page
-    assert "Charged today" in page and "$0.00 USD" in page
+    assert "Charged now" in page and "$0.00 USD" in page
 
 
 @pytest.mark.parametrize("status", ["payment_failed", "expired"])
