@@ -36,12 +36,9 @@ _SESSION_STATUS_FULFILMENT = {
 }
 
 
-def checkout_session_get_by_stripe_id(*, stripe_session_id: str, public_only: bool = False) -> CheckoutSession | None:
-    """One query by the unique Stripe id; `public_only` loads just what the public API shows (no JSON decoding)."""
-    sessions = CheckoutSession.objects.filter(stripe_session_id=stripe_session_id)
-    if public_only:
-        sessions = sessions.only(*PUBLIC_FIELDS)
-    return next(iter(sessions.order_by()[:1]), None)
+def checkout_session_get_by_stripe_id(*, stripe_session_id: str) -> CheckoutSession | None:
+    """One query by the unique Stripe id."""
+    return next(iter(CheckoutSession.objects.filter(stripe_session_id=stripe_session_id).order_by()[:1]), None)
 
 
 def checkout_session_get_with_order(*, stripe_session_id: str, full: bool = False) -> CheckoutSession | None:
