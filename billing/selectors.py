@@ -149,7 +149,7 @@ def subscription_ids_due_for_auto_refund(*, now: datetime) -> list[int]:
 def billing_action_ids_stale(*, now: datetime) -> list[int]:
     """Stripe calls recorded but never finished (the process died, Stripe was down): performed again."""
     stripe_kinds = (BillingActionKind.CANCEL_NOW, BillingActionKind.CANCEL_AT_PERIOD_END,
-                    BillingActionKind.UNDO_CANCEL, BillingActionKind.REFUND)
+                    BillingActionKind.UNDO_CANCEL, BillingActionKind.REFUND, BillingActionKind.CHANGE_PLAN)
     return list(BillingAction.objects.filter(
         status=BillingActionStatus.REQUESTED, kind__in=stripe_kinds, updated_at__lt=now - ACTION_STALE_AFTER,
     ).order_by("pk").values_list("pk", flat=True)[:100])

@@ -246,7 +246,7 @@ def _invoice_paid(subscription: Subscription, invoice: SubscriptionInvoice) -> N
             "invoice_id": invoice.stripe_invoice_id, "number": invoice.number, "amount_paid": invoice.amount_paid,
             "currency": invoice.currency, "period_start": _iso(invoice.period_start),
             "period_end": _iso(invoice.period_end), "hosted_invoice_url": invoice.hosted_invoice_url,
-            "invoice_pdf": invoice.invoice_pdf,
+            "invoice_pdf": invoice.invoice_pdf, "billing_reason": invoice.billing_reason,
         })
     if not selectors.subscription_has_overdue_invoice(subscription=subscription, exclude_id=invoice.pk) and (
             not selectors.subscription_suspended_by_staff(subscription=subscription)):
@@ -605,6 +605,10 @@ def billing_action_perform(*, action_id: int) -> BillingAction:
     """Make the Stripe call a recorded action asks for (the task's body, and staff's request). Safe to run again:
     the action's idempotency key makes Stripe answer a repeat with its first answer."""
     action = BillingAction.objects.select_related("subscription").get(pk=action_id)
+    if action.kind == BillingActionKind.CHANGE_PLAN:
+        from billing.plan_changes import plan_change_perform  # plan_changes imports this module
+
+        return plan_change_perform(action_id=action_id)
     if action.status != BillingActionStatus.REQUESTED:
         return action
     subscription = action.subscription

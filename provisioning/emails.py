@@ -197,6 +197,8 @@ def _renewal_receipt_context(notification: EmailNotification) -> dict:
         "period_end": facts.date("period_end"),
         "hosted_invoice_url": facts.url("hosted_invoice_url", required=False),
         "invoice_pdf": facts.url("invoice_pdf", required=False),
+        # A plan change charged at once (Stripe's billing_reason subscription_update) is receipted the same way.
+        "plan_change": notification.context.get("billing_reason") == "subscription_update",
     }
 
 

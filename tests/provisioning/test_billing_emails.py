@@ -166,6 +166,14 @@ def test_the_renewal_receipt_states_the_amount_the_period_paid_and_the_next_rene
         assert re.search(r"Next renewal(?:\s|:|<[^>]+>)*14 February 2027", text)
 
 
+def test_a_plan_change_charged_at_once_is_receipted_as_a_plan_change_not_a_renewal():
+    message = build(EmailPurpose.RENEWAL_RECEIPT, billing_reason="subscription_update")
+
+    for text in both(message):
+        assert "for the change of your plan" in text
+        assert "to renew" not in text
+
+
 def test_the_renewal_receipt_links_the_invoice_and_its_pdf_escaped_in_html():
     message = build(EmailPurpose.RENEWAL_RECEIPT)
 
