@@ -1,8 +1,9 @@
 """Reads of checkout sessions, and what a customer may see of one: the order's state from payment to a ready account."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import Subscription, SubscriptionStatus
 from checkout.models import CheckoutSession, CheckoutSessionStatus
@@ -46,24 +47,29 @@ def checkout_session_get_with_order(*, stripe_session_id: str, full: bool = Fals
     provisioning job's status and whether the hosting account exists (as `order_*` attributes).
 
     `full` loads every column (the success page shows the domain, kept in JSON); otherwise only what the JSON
-    answer shows.
+    answer shows. Written as SQL: the success page polls this, and the ORM took five times the query's own time to
+    compile its subqueries.
     """
-    subscription = Subscription.objects.filter(checkout_session=OuterRef("pk"))
-    sessions = (
-        CheckoutSession.objects.filter(stripe_session_id=stripe_session_id)
-        .annotate(
-            order_subscription_status=Subquery(subscription.values("status")[:1]),
-            order_period_end=Subquery(subscription.values("current_period_end")[:1]),
-            order_job_status=Subquery(
-                ProvisioningJob.objects.filter(subscription__checkout_session=OuterRef("pk"),
-                                               action=ProvisioningAction.PROVISION).values("status")[:1]),
-            order_account_exists=Exists(HostingAccount.objects.filter(subscription__checkout_session=OuterRef("pk"))),
-        )
-        .order_by()
-    )
-    if not full:
-        sessions = sessions.only(*_ORDER_FIELDS)
-    return next(iter(sessions[:1]), None)
+    columns = "s.*" if full else ", ".join(f"s.{name}" for name in _ORDER_COLUMNS)
+    return next(iter(CheckoutSession.objects.raw(_WITH_ORDER_SQL.format(columns=columns), [stripe_session_id])),
+                None)
+
+
+_ORDER_COLUMNS = tuple(CheckoutSession._meta.get_field(name).column for name in _ORDER_FIELDS)
+_WITH_ORDER_SQL = f"""
+SELECT {{columns}},
+       sub.status AS order_subscription_status,
+       sub.current_period_end AS order_period_end,
+       (SELECT job.status FROM {ProvisioningJob._meta.db_table} job
+         WHERE job.subscription_id = sub.id AND job.action = '{ProvisioningAction.PROVISION.value}'
+         ORDER BY job.id LIMIT 1) AS order_job_status,
+       EXISTS (SELECT 1 FROM {HostingAccount._meta.db_table} account
+                WHERE account.subscription_id = sub.id) AS order_account_exists
+  FROM {CheckoutSession._meta.db_table} s
+  LEFT JOIN {Subscription._meta.db_table} sub ON sub.checkout_session_id = s.id
+ WHERE s.stripe_session_id = %s
+ LIMIT 1
+"""
 
 
 def checkout_session_fulfilment(*, session: CheckoutSession) -> str:
@@ -90,10 +96,17 @@ def checkout_session_trial_end(*, session: CheckoutSession) -> datetime | None:
     if not session.trial_days:
         return None
     if session.order_subscription_status == SubscriptionStatus.TRIALING and session.order_period_end:
-        return session.order_period_end
+        return _aware(session.order_period_end)
     if session.completed_at:
         return session.completed_at + timedelta(days=session.trial_days)
     return None
+
+
+def _aware(moment: datetime | str) -> datetime:
+    # A raw query's extra columns skip the backend's converters: SQLite hands back naive UTC (or text).
+    if isinstance(moment, str):
+        moment = parse_datetime(moment)
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def checkout_session_public(*, session: CheckoutSession) -> dict:
