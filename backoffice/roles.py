@@ -20,6 +20,7 @@ _SUPPORT_READS = [
     ("catalog", "view_product"),
     ("catalog", "view_price"),
     ("catalog", "view_coupon"),
+    ("catalog", "view_planmove"),
     ("billing", "view_subscriptioninvoice"),
     ("billing", "view_refundrecord"),
     ("billing", "view_billingaction"),
@@ -29,7 +30,7 @@ _SUPPORT_READS = [
 # something off (active) is how catalog staff retire it.
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     CATALOG_MANAGERS: [
-        *[("catalog", f"{action}_{model}") for model in ("product", "price", "coupon")
+        *[("catalog", f"{action}_{model}") for model in ("product", "price", "coupon", "planmove")
           for action in ("add", "change", "view")],
         ("checkout", "view_checkoutsession"),
     ],

@@ -20,14 +20,15 @@ pytestmark = pytest.mark.django_db
 ALLOWED = {
     CATALOG_MANAGERS: {
         "catalog.product": {"view", "add", "change"}, "catalog.price": {"view", "add", "change"},
-        "catalog.coupon": {"view", "add", "change"}, "checkout.checkoutsession": {"view"},
+        "catalog.coupon": {"view", "add", "change"}, "catalog.planmove": {"view", "add", "change"},
+        "checkout.checkoutsession": {"view"},
     },
     SUPPORT: {
         "checkout.checkoutsession": {"view"}, "accounts.user": {"view"}, "accounts.customer": {"view"},
         "accounts.subscription": {"view"}, "provisioning.provisioningjob": {"view"},
         "provisioning.hostingaccount": {"view"}, "provisioning.emailnotification": {"view"},
         "catalog.product": {"view"}, "catalog.price": {"view"}, "catalog.coupon": {"view"},
-        "billing.subscriptioninvoice": {"view"}, "billing.refundrecord": {"view"}, "billing.billingaction": {"view"},
+        "catalog.planmove": {"view"}, "billing.subscriptioninvoice": {"view"}, "billing.refundrecord": {"view"}, "billing.billingaction": {"view"},
     },
 }
 ALLOWED[BILLING] = ALLOWED[SUPPORT]
@@ -174,7 +175,7 @@ def test_the_data_migrations_create_the_groups_with_exactly_their_permissions(db
     Group.objects.filter(name__in=ROLE_PERMISSIONS).delete()
     # Each migration with its own (historical) models, as migrate gives them.
     loader = MigrationExecutor(connection).loader
-    for name in ("0002_staff_groups", "0004_billing_group"):
+    for name in ("0002_staff_groups", "0004_billing_group", "0005_plan_move_permissions"):
         migration = import_module(f"backoffice.migrations.{name}")
         historical = loader.project_state(("backoffice", name)).apps
         (migration.groups_create if hasattr(migration, "groups_create") else migration.groups_update)(
