@@ -101,12 +101,13 @@ def subscription_has_overdue_invoice(*, subscription: Subscription, exclude_id: 
         pk=exclude_id).exists()
 
 
-def subscription_suspended_by_staff(*, subscription: Subscription) -> bool:
-    """The newest suspension decision was a person's (abuse, a request): a payment does not lift it."""
+def subscription_suspended_by_rule(*, subscription: Subscription) -> bool:
+    """The newest suspension decision (done or still waiting) is our rules' suspend: a payment lifts it. Not when
+    it was a person's (abuse, a request), and not when there is none: the common case costs this one query."""
     latest = subscription.provisioning_jobs.filter(
         action__in=(ProvisioningAction.SUSPEND, ProvisioningAction.UNSUSPEND)).exclude(
         status=ProvisioningJobStatus.CANCELED).order_by("-pk").values_list("action", "requested_by_id").first()
-    return bool(latest and latest[0] == ProvisioningAction.SUSPEND and latest[1])
+    return bool(latest and latest[0] == ProvisioningAction.SUSPEND and not latest[1])
 
 
 def subscription_ids_with_overdue_invoices() -> list[int]:

@@ -58,18 +58,25 @@ def _id(value) -> str | None:
 # --- Stripe's clocks --------------------------------------------------------------------------------------------------
 
 
-def stripe_clock_observe(*, scope: str, at: datetime) -> None:
+def stripe_clock_observe(*, scope: str, at: datetime) -> datetime:
     """Stripe has shown us time `at` on this clock ("" for Stripe's own time, or a test clock's id): remember the
-    newest, in one statement that only ever moves it forward."""
+    newest, in one statement that only ever moves it forward, and return Stripe's time on that clock as we now know
+    it (what stripe_now would answer, without asking again)."""
     table = StripeClock._meta.db_table
     greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (scope, now, updated_at) VALUES (%s, %s, %s) "
             f"ON CONFLICT (scope) DO UPDATE SET now = {greatest}({table}.now, EXCLUDED.now), "
-            f"updated_at = EXCLUDED.updated_at",
+            f"updated_at = EXCLUDED.updated_at RETURNING now",
             [scope, at, timezone.now()],
         )
+        seen = cursor.fetchone()[0]
+    if isinstance(seen, str):  # SQLite hands the timestamp back as text
+        seen = datetime.fromisoformat(seen)
+    if timezone.is_naive(seen):
+        seen = timezone.make_aware(seen, dt_timezone.utc)
+    return seen if scope else max(seen, timezone.now())
 
 
 def stripe_now(*, scope: str = "") -> datetime:
@@ -90,11 +97,12 @@ def subscription_event_apply(*, stripe_subscription: Mapping, event_created: dat
     """A `customer.subscription.*` event: mirror Stripe's state (as dj-stripe just re-read it) and decide.
 
     None for a subscription that is not ours (or not yet: fulfilment creates it from the checkout event)."""
-    with transaction.atomic():
+    # No savepoint: inside dj-stripe's transaction an error here fails the whole delivery anyway (Stripe retries it).
+    with transaction.atomic(savepoint=False):
         subscription = _subscription_locked(_id(stripe_subscription.get("id")))
         if subscription is None:
             return None
-        stripe_clock_observe(scope=_id(stripe_subscription.get("test_clock")) or "", at=event_created)
+        now = stripe_clock_observe(scope=_id(stripe_subscription.get("test_clock")) or "", at=event_created)
         before = _SubscriptionBefore(subscription)
         if subscription.stripe_state_at is None or event_created >= subscription.stripe_state_at:
             _subscription_state_apply(subscription, stripe_subscription, stamp=event_created)
@@ -102,7 +110,7 @@ def subscription_event_apply(*, stripe_subscription: Mapping, event_created: dat
             logger.info("Subscription %s: event from %s is older than the state applied (%s); state kept",
                         subscription.pk, event_created, subscription.stripe_state_at)
         _subscription_changed(subscription, before=before, stripe_subscription=stripe_subscription)
-        _rules_apply(subscription, now=stripe_now(scope=subscription.stripe_test_clock_id))
+        _rules_apply(subscription, now=now)
     return subscription
 
 
@@ -186,19 +194,19 @@ def invoice_event_apply(*, event_type: str, stripe_invoice: Mapping, event_creat
     """An `invoice.*` event: record the invoice as Stripe shows it now, and decide (receipt, pay link, unsuspend,
     suspend). None for an invoice of a subscription that is not ours."""
     stripe_subscription_id = selectors.stripe_invoice_subscription_id(stripe_invoice)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         subscription = _subscription_locked(stripe_subscription_id)
         if subscription is None:
             return None
-        stripe_clock_observe(scope=_id(stripe_invoice.get("test_clock")) or "", at=event_created)
+        # Stripe's newest time on this clock, not this event's: a late event must not turn the clock back.
+        now = stripe_clock_observe(scope=_id(stripe_invoice.get("test_clock")) or "", at=event_created)
         invoice, was_paid = _invoice_record(subscription, stripe_invoice, stamp=event_created,
                                             failed=event_type == "invoice.payment_failed")
         if invoice.status == InvoiceStatus.PAID and not was_paid:
             _invoice_paid(subscription, invoice)
         elif event_type == "invoice.payment_failed" and invoice.status == InvoiceStatus.OPEN:
             _invoice_payment_failed(subscription, invoice)
-        # Stripe's newest time on this clock, not this event's: a late event must not turn the clock back.
-        _rules_apply(subscription, now=stripe_now(scope=_id(stripe_invoice.get("test_clock")) or ""))
+        _rules_apply(subscription, now=now)
     return invoice
 
 
@@ -248,9 +256,9 @@ def _invoice_paid(subscription: Subscription, invoice: SubscriptionInvoice) -> N
             "period_end": _iso(invoice.period_end), "hosted_invoice_url": invoice.hosted_invoice_url,
             "invoice_pdf": invoice.invoice_pdf, "billing_reason": invoice.billing_reason,
         })
-    if not selectors.subscription_has_overdue_invoice(subscription=subscription, exclude_id=invoice.pk) and (
-            not selectors.subscription_suspended_by_staff(subscription=subscription)):
-        # Nothing to do when the account is active and no suspension is pending: the provisioning side says so.
+    if selectors.subscription_suspended_by_rule(subscription=subscription) and (
+            not selectors.subscription_has_overdue_invoice(subscription=subscription, exclude_id=invoice.pk)):
+        # Lifts a suspension our rules made, done or still waiting (a person's suspension stays).
         hosting_account_action_request(
             subscription=subscription, action=ProvisioningAction.UNSUSPEND,
             decision_key=f"unsuspend:{invoice.stripe_invoice_id}",
@@ -341,7 +349,7 @@ def refund_event_apply(*, stripe_refund: Mapping, event_created: datetime) -> Re
     if subscription_id is None:
         logger.info("Refund %s is not for one of our subscriptions: ignored", stripe_refund.get("id"))
         return None
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         subscription = Subscription.objects.select_for_update().select_related("customer", "checkout_session").get(
             pk=subscription_id)
         intent = _id(stripe_refund.get("payment_intent")) or ""
@@ -377,7 +385,7 @@ def charge_refunded_apply(*, stripe_charge: Mapping, event_created: datetime) ->
         _subscription_id_from_stripe_invoice(intent))
     if subscription_id is None:
         return None
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         subscription = Subscription.objects.select_for_update().select_related("customer", "checkout_session").get(
             pk=subscription_id)
         if not selectors.payment_intent_is_latest_payment(subscription=subscription, payment_intent=intent):
