@@ -21,6 +21,7 @@ ENVIRONMENT = {
     "STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS": os.environ.get("STRIPE_SANDBOX_WEBHOOK_MAX_ATTEMPTS"),
     "STRIPE_SANDBOX_WEBHOOK_TIMEOUT": os.environ.get("STRIPE_SANDBOX_WEBHOOK_TIMEOUT"),
     "STRIPE_SANDBOX_WEBHOOK_WORKERS": os.environ.get("STRIPE_SANDBOX_WEBHOOK_WORKERS"),
+    "STRIPE_SANDBOX_WEBHOOK_CONCURRENCY": os.environ.get("STRIPE_SANDBOX_WEBHOOK_CONCURRENCY"),
     "STRIPE_SANDBOX_RETRY_DAYS": os.environ.get("STRIPE_SANDBOX_RETRY_DAYS"),
     "STRIPE_SANDBOX_AFTER_LAST_RETRY": os.environ.get("STRIPE_SANDBOX_AFTER_LAST_RETRY"),
 }
@@ -102,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"delivery threads (env STRIPE_SANDBOX_WEBHOOK_WORKERS, default {_DEFAULTS.workers})",
     )
+    webhooks.add_argument(
+        "--webhook-concurrency",
+        type=_positive(int),
+        default=_env("STRIPE_SANDBOX_WEBHOOK_CONCURRENCY", int, _DEFAULTS.lane_concurrency),
+        metavar="N",
+        help="first attempts on the wire at once per endpoint, taken in event order (live Stripe sends concurrently; "
+        f"env STRIPE_SANDBOX_WEBHOOK_CONCURRENCY, default {_DEFAULTS.lane_concurrency}: one at a time, in order)",
+    )
     renewals = parser.add_argument_group("failed renewal payments")
     renewals.add_argument(
         "--retry-days",
@@ -124,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         max_attempts=args.webhook_max_attempts,
         timeout=args.webhook_timeout,
         workers=args.webhook_workers,
+        lane_concurrency=args.webhook_concurrency,
     )
 
     try:

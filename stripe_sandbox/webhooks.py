@@ -1,8 +1,9 @@
 """Webhook delivery: each event goes to every enabled endpoint that wants it, from background threads, signed as
 Stripe signs, and is retried with exponential backoff while the endpoint fails; every attempt is recorded.
 
-First attempts to one endpoint go out one at a time in the order the events were created; retries and other
-endpoints run concurrently (Stripe itself guarantees no order at all).
+First attempts to one endpoint go out in the order the events were created, one at a time by default or up to
+`lane_concurrency` at once (as live Stripe, which sends concurrently and guarantees no order at all); retries and
+other endpoints run concurrently.
 """
 
 import hashlib
@@ -35,6 +36,7 @@ class DeliveryConfig:
     max_attempts: int = 13
     timeout: float = 10.0  # seconds to connect and to wait for the answer
     workers: int = 8
+    lane_concurrency: int = 1  # first attempts on the wire at once per endpoint (taken in event order)
 
     def delay_after(self, attempt: int) -> float:
         return self.retry_base * 2 ** (attempt - 1)
@@ -85,6 +87,7 @@ class Dispatcher:
         self.config = config or DeliveryConfig()
         self._cond = threading.Condition()
         self._lanes: dict[str, deque[_Delivery]] = {}  # first attempts waiting, per endpoint
+        self._lane_runners: dict[str, int] = {}  # threads working each lane (at most config.lane_concurrency)
         self._ready: deque = deque()  # ("lane", endpoint id) or ("retry", delivery): work for a free thread
         self._retries: list[tuple[float, int, _Delivery]] = []  # (due on the monotonic clock, sequence, delivery)
         self._pending = 0  # deliveries not yet finished (delivered, given up or dropped)
@@ -119,12 +122,12 @@ class Dispatcher:
         with self._cond:
             for endpoint_id in endpoint_ids:
                 delivery = _Delivery(payload, endpoint_id, self._generation, counts_as_pending)
-                lane = self._lanes.get(endpoint_id)
-                if lane is None:
-                    lane = self._lanes[endpoint_id] = deque()
-                    self._ready.append(("lane", endpoint_id))
+                lane = self._lanes.setdefault(endpoint_id, deque())
                 lane.append(delivery)
                 self._pending += 1
+                if self._lane_runners.get(endpoint_id, 0) < min(self.config.lane_concurrency, len(lane)):
+                    self._lane_runners[endpoint_id] = self._lane_runners.get(endpoint_id, 0) + 1
+                    self._ready.append(("lane", endpoint_id))
             self._cond.notify(len(endpoint_ids))
 
     def pause(self) -> None:
@@ -142,6 +145,7 @@ class Dispatcher:
         with self._cond:
             self._generation += 1
             self._lanes.clear()
+            self._lane_runners.clear()
             self._ready.clear()
             self._retries.clear()
             self._pending = 0
@@ -203,7 +207,7 @@ class Dispatcher:
             if generation != self._generation or lane is None:
                 return
             if not lane:
-                del self._lanes[endpoint_id]
+                self._lane_leave(endpoint_id)
                 return
             delivery = lane.popleft()
         self._attempt(delivery)
@@ -215,7 +219,17 @@ class Dispatcher:
                 self._ready.append(("lane", endpoint_id))
                 self._cond.notify()
             else:
-                del self._lanes[endpoint_id]
+                self._lane_leave(endpoint_id)
+
+    def _lane_leave(self, endpoint_id: str) -> None:
+        """A thread stops working an empty lane (under the condition's lock); the last one out removes it."""
+        runners = self._lane_runners.get(endpoint_id, 1) - 1
+        if runners > 0:
+            self._lane_runners[endpoint_id] = runners
+            return
+        self._lane_runners.pop(endpoint_id, None)
+        if not self._lanes.get(endpoint_id):
+            self._lanes.pop(endpoint_id, None)
 
     def _attempt(self, delivery: _Delivery) -> None:
         with self.store.lock:

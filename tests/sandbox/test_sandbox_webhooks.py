@@ -400,3 +400,31 @@ def test_an_unknown_event_is_404(stripe_client):
         stripe_client.v1.events.retrieve("evt_unknown")
 
     assert raised.value.http_status == 404
+
+
+def test_with_webhook_concurrency_first_attempts_overlap_up_to_the_limit_and_each_arrives_once(
+    start_sandbox, session_params, webhook_receiver
+):
+    with start_sandbox("--webhook-concurrency", "4") as (_, url):
+        client = stripe.StripeClient("sk_test_" + "C" * 24, base_addresses={"api": url}, max_network_retries=0)
+        create_endpoint(client, webhook_receiver.url)
+        webhook_receiver.delay = 0.3
+        for _ in range(2):
+            session = client.v1.checkout.sessions.create(params=session_params())
+            complete(client, session.id)
+
+        received = webhook_receiver.wait_for(2 * len(PAID_EVENTS), timeout=30)
+
+    ids = [request.json()["id"] for request in received]
+    assert len(ids) == len(set(ids)) == 2 * len(PAID_EVENTS)
+    # Arrival times: with 0.3 s per answer, one at a time would need 0.3 s between arrivals; four at once, less.
+    times = sorted(request.time for request in received)
+    in_flight = max(sum(1 for t in times if start <= t < start + 0.3) for start in times)
+    assert 2 <= in_flight <= 4
+    assert times[-1] - times[0] < 0.3 * len(ids) / 2
+
+
+def test_the_webhook_concurrency_flag_refuses_zero(start_sandbox):
+    with pytest.raises(RuntimeError):
+        with start_sandbox("--webhook-concurrency", "0"):
+            pass
