@@ -99,7 +99,7 @@ def test_support_finds_an_order_reads_its_timeline_and_retries_provisioning(brow
     now = timezone.now()
     job = ProvisioningJobFactory(
         status=ProvisioningJobStatus.FAILED, attempts=3, max_attempts=3, last_error="simulated failure 3 of 3",
-        subscription__stripe_subscription_id="sub_test_browser01",
+        finished_at=now, subscription__stripe_subscription_id="sub_test_browser01",
         subscription__checkout_session__email="paid.but.waiting@example.com",
         subscription__checkout_session__status="completed", subscription__checkout_session__completed_at=now,
         subscription__checkout_session__domain_info={"mode": "new-or-transfer", "value": "fail-3-times.example.com"},
