@@ -25,6 +25,8 @@ from provisioning.models import (
 )
 
 ENDED_STATUSES = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
+# Invoices that pay for the service's periods (not a plan change's proration, not a one-off).
+SERVICE_INVOICE_REASONS = ("subscription_create", "subscription_cycle")
 # A staff action whose Stripe call has not finished after this long was interrupted: the sweep performs it again.
 ACTION_STALE_AFTER = timedelta(minutes=5)
 
@@ -101,13 +103,19 @@ def subscription_has_overdue_invoice(*, subscription: Subscription, exclude_id: 
         pk=exclude_id).exists()
 
 
-def subscription_suspended_by_rule(*, subscription: Subscription) -> bool:
-    """The newest suspension decision (done or still waiting) is our rules' suspend: a payment lifts it. Not when
-    it was a person's (abuse, a request), and not when there is none: the common case costs this one query."""
+def subscription_unsuspends_on_payment(*, subscription: Subscription) -> bool:
+    """A suspension is waiting or in force (the newest suspend/unsuspend decision is a suspend) and no person has
+    suspended the account since (abuse, a request): then paying what is owed lifts it. The common case, no
+    suspension at all, costs one query."""
     latest = subscription.provisioning_jobs.filter(
         action__in=(ProvisioningAction.SUSPEND, ProvisioningAction.UNSUSPEND)).exclude(
-        status=ProvisioningJobStatus.CANCELED).order_by("-pk").values_list("action", "requested_by_id").first()
-    return bool(latest and latest[0] == ProvisioningAction.SUSPEND and not latest[1])
+        status=ProvisioningJobStatus.CANCELED).order_by("-pk").values_list("action", flat=True).first()
+    if latest != ProvisioningAction.SUSPEND:
+        return False
+    staff = subscription.billing_actions.filter(
+        kind__in=(BillingActionKind.SUSPEND, BillingActionKind.UNSUSPEND), status=BillingActionStatus.DONE,
+        actor__isnull=False).order_by("-pk").values_list("kind", flat=True).first()
+    return staff != BillingActionKind.SUSPEND
 
 
 def subscription_ids_with_overdue_invoices() -> list[int]:
@@ -167,11 +175,15 @@ def payment_intent_amount_paid(*, subscription: Subscription, payment_intent: st
 
 
 def payment_intent_is_latest_payment(*, subscription: Subscription, payment_intent: str) -> bool:
-    """True when no paid invoice of the subscription is newer than the one this payment paid (or we cannot tell)."""
+    """True when this payment paid the service's current period: no newer paid period invoice exists (or we cannot
+    tell which invoice it paid)."""
     invoice = subscription.invoices.filter(stripe_payment_intent_id=payment_intent).first()
     if invoice is None:
         return True
+    if invoice.billing_reason not in SERVICE_INVOICE_REASONS:
+        return False  # a plan change's proration charge, say: refunding it does not take the service back
     return not subscription.invoices.filter(status=InvoiceStatus.PAID, amount_paid__gt=0,
+                                            billing_reason__in=SERVICE_INVOICE_REASONS,
                                             stripe_created__gt=invoice.stripe_created).exists()
 
 

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 FINAL_INVOICE_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
 ENDED_STATUSES = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
 FIRST_INVOICE_REASON = "subscription_create"
+FINAL_REFUND_STATUSES = ("succeeded", "failed", "canceled")
 
 
 def _id(value) -> str | None:
@@ -200,10 +201,17 @@ def invoice_event_apply(*, event_type: str, stripe_invoice: Mapping, event_creat
             return None
         # Stripe's newest time on this clock, not this event's: a late event must not turn the clock back.
         now = stripe_clock_observe(scope=_id(stripe_invoice.get("test_clock")) or "", at=event_created)
-        invoice, was_paid = _invoice_record(subscription, stripe_invoice, stamp=event_created,
-                                            failed=event_type == "invoice.payment_failed")
-        if invoice.status == InvoiceStatus.PAID and not was_paid:
-            _invoice_paid(subscription, invoice)
+        invoice, was = _invoice_record(subscription, stripe_invoice, stamp=event_created,
+                                       failed=event_type == "invoice.payment_failed")
+        if invoice.status == InvoiceStatus.PAID and was != InvoiceStatus.PAID:
+            if subscription.status in ENDED_STATUSES and invoice.billing_reason != FIRST_INVOICE_REASON:
+                _invoice_paid_after_the_end(subscription, invoice)
+            else:
+                _invoice_paid(subscription, invoice)
+        elif invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE) and was not in FINAL_INVOICE_STATUSES:
+            # Nothing is owed on it any more: a suspension it caused has no reason left.
+            _suspension_lift_if_nothing_owed(subscription, invoice, why="was voided" if invoice.status ==
+                                             InvoiceStatus.VOID else "was written off")
         elif event_type == "invoice.payment_failed" and invoice.status == InvoiceStatus.OPEN:
             _invoice_payment_failed(subscription, invoice)
         _rules_apply(subscription, now=now)
@@ -211,8 +219,8 @@ def invoice_event_apply(*, event_type: str, stripe_invoice: Mapping, event_creat
 
 
 def _invoice_record(subscription: Subscription, stripe_invoice: Mapping, *, stamp: datetime,
-                    failed: bool) -> tuple[SubscriptionInvoice, bool]:
-    """Our row for the invoice, created or brought up to date; (row, whether it was already paid)."""
+                    failed: bool) -> tuple[SubscriptionInvoice, str | None]:
+    """Our row for the invoice, created or brought up to date; (row, its status before, None when new)."""
     fields = selectors.stripe_invoice_fields(stripe_invoice)
     invoice = SubscriptionInvoice.objects.select_for_update().filter(
         stripe_invoice_id=stripe_invoice["id"]).first()
@@ -220,8 +228,9 @@ def _invoice_record(subscription: Subscription, stripe_invoice: Mapping, *, stam
         invoice = SubscriptionInvoice.objects.create(
             subscription=subscription, stripe_invoice_id=stripe_invoice["id"], stripe_state_at=stamp,
             first_failed_at=stamp if failed and fields["status"] != InvoiceStatus.PAID else None, **fields)
-        return invoice, False
-    was_paid = invoice.status == InvoiceStatus.PAID
+        return invoice, None
+    was = invoice.status
+    was_paid = was == InvoiceStatus.PAID
     changed = []
     newer = stamp >= invoice.stripe_state_at
     backwards = invoice.status in FINAL_INVOICE_STATUSES and fields["status"] not in FINAL_INVOICE_STATUSES
@@ -241,7 +250,7 @@ def _invoice_record(subscription: Subscription, stripe_invoice: Mapping, *, stam
         changed.append("first_failed_at")
     if changed:
         invoice.save(update_fields=[*set(changed), "updated_at"])
-    return invoice, was_paid
+    return invoice, was
 
 
 def _invoice_paid(subscription: Subscription, invoice: SubscriptionInvoice) -> None:
@@ -256,14 +265,34 @@ def _invoice_paid(subscription: Subscription, invoice: SubscriptionInvoice) -> N
             "period_end": _iso(invoice.period_end), "hosted_invoice_url": invoice.hosted_invoice_url,
             "invoice_pdf": invoice.invoice_pdf, "billing_reason": invoice.billing_reason,
         })
-    if selectors.subscription_suspended_by_rule(subscription=subscription) and (
+    _suspension_lift_if_nothing_owed(subscription, invoice, why="was paid")
+
+
+def _suspension_lift_if_nothing_owed(subscription: Subscription, invoice: SubscriptionInvoice, *, why: str) -> None:
+    """Lift a suspension our rules made (done or still waiting) once no renewal is overdue; a person's suspension
+    stays until a person lifts it."""
+    if selectors.subscription_unsuspends_on_payment(subscription=subscription) and (
             not selectors.subscription_has_overdue_invoice(subscription=subscription, exclude_id=invoice.pk)):
-        # Lifts a suspension our rules made, done or still waiting (a person's suspension stays).
         hosting_account_action_request(
             subscription=subscription, action=ProvisioningAction.UNSUSPEND,
             decision_key=f"unsuspend:{invoice.stripe_invoice_id}",
-            reason=f"Invoice {invoice.number or invoice.stripe_invoice_id} was paid.",
+            reason=f"Invoice {invoice.number or invoice.stripe_invoice_id} {why}.",
         )
+
+
+def _invoice_paid_after_the_end(subscription: Subscription, invoice: SubscriptionInvoice) -> None:
+    """Paid (through the link we mailed) after Stripe ended the subscription: the period it pays for will never be
+    served, so the money goes back, once; no receipt, no unsuspension, the period does not move. The account keeps
+    the ended subscription's termination date."""
+    logger.warning("Subscription %s: invoice %s paid after the subscription ended; refunding it", subscription.pk,
+                   invoice.stripe_invoice_id)
+    action, created = BillingAction.objects.get_or_create(
+        idempotency_key=f"refund:paid-after-end:{invoice.stripe_invoice_id}",
+        defaults={"subscription": subscription, "kind": BillingActionKind.REFUND, "amount": invoice.amount_paid,
+                  "stripe_object_id": invoice.stripe_invoice_id,
+                  "reason": "Paid after the subscription had ended: the period it pays for is not served."})
+    if created:
+        transaction.on_commit(partial(_billing_action_enqueue, action_id=action.pk))
 
 
 def _invoice_payment_failed(subscription: Subscription, invoice: SubscriptionInvoice) -> None:
@@ -353,6 +382,11 @@ def refund_event_apply(*, stripe_refund: Mapping, event_created: datetime) -> Re
         subscription = Subscription.objects.select_for_update().select_related("customer", "checkout_session").get(
             pk=subscription_id)
         intent = _id(stripe_refund.get("payment_intent")) or ""
+        known = RefundRecord.objects.filter(stripe_refund_id=stripe_refund["id"]).first()
+        if known and known.status in FINAL_REFUND_STATUSES and stripe_refund.get("status") not in FINAL_REFUND_STATUSES:
+            logger.info("Refund %s is %s; an older %r for it changes nothing", known.stripe_refund_id, known.status,
+                        stripe_refund.get("status"))
+            return known
         refund, _ = RefundRecord.objects.update_or_create(stripe_refund_id=stripe_refund["id"], defaults={
             "subscription": subscription, "stripe_charge_id": _id(stripe_refund.get("charge")) or "",
             "stripe_payment_intent_id": intent, "amount": int(stripe_refund.get("amount") or 0),
@@ -389,8 +423,12 @@ def charge_refunded_apply(*, stripe_charge: Mapping, event_created: datetime) ->
         subscription = Subscription.objects.select_for_update().select_related("customer", "checkout_session").get(
             pk=subscription_id)
         if not selectors.payment_intent_is_latest_payment(subscription=subscription, payment_intent=intent):
-            logger.info("Charge %s of subscription %s refunded in full, but a later payment exists: recorded only",
+            logger.info("Charge %s of subscription %s refunded in full, but it is not the payment for the current "
+                        "service (a later renewal exists, or it paid a plan change): recorded only",
                         stripe_charge.get("id"), subscription.pk)
+            return subscription
+        if subscription.status in ENDED_STATUSES:
+            # Already ended: its termination date stands (a payment made after the end was refunded, say).
             return subscription
         reason = f"Payment {stripe_charge.get('id')} was refunded in full."
         _terminate(subscription, key=f"terminate:refund:{stripe_charge.get('id')}", reason=reason)
@@ -543,12 +581,20 @@ def _account_action(*, subscription: Subscription, kind: str, reason: str, actor
             reason=reason, requested_by=actor,
             # A suspension by hand owes nothing: the e-mail asks for no payment.
             email_context={"amount_due": 0, "currency": subscription.currency})
-        if job is None:
+        if job is None and not (kind == BillingActionKind.SUSPEND and _account_status(subscription) ==
+                                HostingAccountStatus.SUSPENDED):
             raise ApplicationError(_nothing_to_do(subscription, kind), code="nothing_to_do")
+        # Already suspended (for non-payment): recorded all the same, so a payment does not lift what staff decided.
         action.status = BillingActionStatus.DONE
-        action.stripe_object_id = f"job:{job.pk}"
+        action.stripe_object_id = f"job:{job.pk}" if job else ""
         action.save(update_fields=["status", "stripe_object_id", "updated_at"])
     return action
+
+
+def _account_status(subscription: Subscription) -> str | None:
+    from provisioning.models import HostingAccount
+
+    return HostingAccount.objects.filter(subscription=subscription).values_list("status", flat=True).first()
 
 
 def _nothing_to_do(subscription: Subscription, kind: str) -> str:
@@ -748,9 +794,10 @@ def _refund_everything(subscription: Subscription, *, key: str) -> int:
         intent = stripe_invoice_payment_intent(stripe_invoice["id"])
         if intent is None:
             continue
-        stripe_refund_create(payment_intent=intent, amount=None, idempotency_key=f"{key}:{stripe_invoice['id']}",
-                             metadata={"subscription_id": str(subscription.pk), "reason": "setup_failed"})
-        total += int(stripe_invoice["amount_paid"])
+        refund = stripe_refund_create(payment_intent=intent, amount=None,
+                                      idempotency_key=f"{key}:{stripe_invoice['id']}",
+                                      metadata={"subscription_id": str(subscription.pk), "reason": "setup_failed"})
+        total += int(refund.get("amount") or 0)  # what was left: a partial refund made earlier is not counted twice
     return total
 
 

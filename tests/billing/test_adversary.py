@@ -1,6 +1,8 @@
 """Adversarial checks of the billing rules: events late, repeated or reordered, two invoices at once, payments after
-the end, refunds of a plan change, and staff decisions mixed with the rules' own. Tests marked xfail(strict) show a
-defect on today's code (the reason says which); the others are behaviour that held."""
+the end, refunds of a plan change, and staff decisions mixed with the rules' own. Five of them failed on the code
+they were written against (a full refund of a plan change's charge terminated the service; an invoice paid after the
+end was kept; a staff suspension over a dunning one was refused and then lifted by a payment; a voided overdue
+invoice left the account suspended; a late pending refund overwrote a failed one); the rest held already."""
 
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -107,10 +109,6 @@ def account_status(subscription) -> str:
 # --- Defects ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "charge_refunded_apply treats a full refund of a plan change's proration charge as a refund of the service: "
-    "the latest payment check picks the proration invoice, so the account is terminated and the subscription "
-    "cancelled although the renewal that pays for the period was kept"))
 def test_refunding_an_upgrade_charge_in_full_does_not_terminate_the_paid_service(subscription):
     # Given a paid renewal, then an upgrade charged now (its own invoice and payment)
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid"), event_created=RENEWAL)
@@ -131,10 +129,6 @@ def test_refunding_an_upgrade_charge_in_full_does_not_terminate_the_paid_service
     assert not BillingAction.objects.filter(kind=BillingActionKind.CANCEL_NOW).exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "An invoice paid (through the pay link we mailed) after Stripe cancelled the subscription for non-payment is "
-    "kept and receipted for a period the customer never gets: the account is unsuspended, then terminated 14 days "
-    "after the end, and nothing refunds the payment or reinstates the service"))
 def test_an_invoice_paid_after_the_cancellation_is_not_kept_for_a_service_that_is_terminated(subscription):
     # Given a renewal that failed, a suspension, and Stripe cancelling the subscription after the last retry
     fail_then_suspend()
@@ -155,9 +149,6 @@ def test_an_invoice_paid_after_the_cancellation_is_not_kept_for_a_service_that_i
     assert refunded.exists() or not jobs("terminate")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A staff suspension (abuse) of an account our rules suspended for non-payment is refused as 'nothing to do' "
-    "and not recorded, so paying the invoice then lifts the suspension staff asked for"))
 def test_a_staff_suspension_over_a_dunning_suspension_survives_the_payment(subscription, admin_user):
     fail_then_suspend()
     run_all_jobs()
@@ -177,9 +168,6 @@ def test_a_staff_suspension_over_a_dunning_suspension_survives_the_payment(subsc
     assert account_status(subscription) == HostingAccountStatus.SUSPENDED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Voiding (or writing off) the overdue invoice leaves the account suspended with nothing owed: only a payment "
-    "lifts a rule's suspension, and the pending suspension still runs"))
 def test_voiding_the_overdue_invoice_lifts_the_suspension(subscription):
     fail_then_suspend()
     run_all_jobs()
@@ -194,9 +182,6 @@ def test_voiding_the_overdue_invoice_lifts_the_suspension(subscription):
     assert account_status(subscription) == HostingAccountStatus.ACTIVE
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "refund_event_apply ignores the event's time: an older refund state (pending) delivered after a newer one "
-    "(failed) overwrites it, and the customer is mailed 'refund issued' for a refund that failed"))
 def test_a_late_pending_refund_does_not_overwrite_a_failed_one(subscription):
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid"), event_created=RENEWAL)
     SubscriptionInvoice.objects.update(stripe_payment_intent_id="pi_renew1")
