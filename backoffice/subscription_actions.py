@@ -12,7 +12,11 @@ from accounts.models import Subscription
 from backoffice.admin_tools import MoneyField
 from backoffice.selectors import SubscriptionBillingOverview, money_format
 from billing.models import BillingAction, SubscriptionInvoice
-from billing.selectors import invoice_refundable_amount, payment_intent_is_latest_payment
+from billing.selectors import (
+    invoice_refundable_amount,
+    payment_intent_is_latest_payment,
+    subscription_unsuspends_on_payment,
+)
 from billing.services import (
     hosting_account_suspend,
     hosting_account_terminate,
@@ -81,7 +85,9 @@ def action_applies(name: str, overview: SubscriptionBillingOverview, invoice: Su
     if name == "undo_cancel":
         return running and subscription.cancel_at_period_end
     if name == "suspend":
-        return ahead == HostingAccountStatus.ACTIVE
+        # Also over a suspension for non-payment, as a hold of staff's own: paying does not lift that one.
+        return ahead == HostingAccountStatus.ACTIVE or (
+            ahead == HostingAccountStatus.SUSPENDED and subscription_unsuspends_on_payment(subscription=subscription))
     if name == "unsuspend":
         return ahead == HostingAccountStatus.SUSPENDED
     if name == "terminate":

@@ -304,3 +304,23 @@ def test_the_overview_computes_what_is_left_to_refund_as_billing_does(paid):
     [row] = subscription_billing_overview(subscription=paid).invoices
 
     assert row.refundable == invoice_refundable_amount(invoice=SubscriptionInvoice.objects.get()) == 799 - 150
+
+
+def test_an_account_suspended_for_non_payment_offers_a_staff_hold_and_one_held_offers_none(billing_client, db):
+    from accounts.models import User
+    from billing.models import BillingActionStatus
+    from provisioning.models import ProvisioningJobStatus
+
+    subscription = SubscriptionFactory(stripe_subscription_id="sub_test_hold1", status="past_due")
+    HostingAccountFactory(subscription=subscription, status="suspended")
+    ProvisioningJob.objects.create(subscription=subscription, action="suspend", decision_key="suspend:in_hold1",
+                                   status=ProvisioningJobStatus.SUCCEEDED, reason="Invoice unpaid 5 days")
+
+    page = billing_client.get(page_url(subscription)).content.decode()
+    assert 'id="action-suspend"' in page and 'id="action-unsuspend"' in page
+
+    staff = User.objects.filter(is_staff=True).first()
+    BillingAction.objects.create(subscription=subscription, kind=BillingActionKind.SUSPEND,
+                                 status=BillingActionStatus.DONE, reason="Abuse report", actor=staff)
+    page = billing_client.get(page_url(subscription)).content.decode()
+    assert 'id="action-suspend"' not in page and 'id="action-unsuspend"' in page
