@@ -37,7 +37,15 @@ class StripeWebhookView(ProcessWebhookView):
         if not settings.STRIPE_WEBHOOK_ALLOW_SECRET_HEADER:
             request.META.pop("HTTP_X_DJSTRIPE_WEBHOOK_SECRET", None)
             request.__dict__.pop("headers", None)  # HttpRequest.headers is cached from META
-        return super().post(request, uuid)
+        try:
+            return super().post(request, uuid)
+        except stripe.InvalidRequestError as error:
+            if error.code != "resource_missing":
+                raise
+            # A correctly signed event about an object Stripe no longer has (deleted since): retrying cannot help,
+            # and a 500 would have Stripe retry it for three days. dj-stripe's trigger row keeps the error.
+            logger.warning("Stripe webhook for an object Stripe does not have: %s", error.user_message or error)
+            return JsonResponse({"received": True, "processed": False, "reason": "object not found at Stripe"})
 
 
 app_name = "djstripe"  # dj-stripe's admin reverses its webhook URL by this name

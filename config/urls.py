@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from checkout.pages import checkout_cancel_page, checkout_success_page
-from core.views import HealthApi
+from core.views import HealthApi, api_not_found
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),  # DJANGO_ADMIN_URL, default admin/
@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/webhooks/stripe/", include("checkout.webhook_view", namespace="djstripe")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # Last: any other path under /api/ is the API's JSON 404, with DEBUG on too (Django's HTML debug page otherwise).
+    re_path(r"^api/", api_not_found),
 ]
 
 handler404 = "core.views.json_not_found"

@@ -36,6 +36,10 @@ def json_not_found(request, exception=None):
     return JsonResponse(error_body("Not found.", "not_found"), status=404)
 
 
+def api_not_found(request):
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)
+
+
 def json_server_error(request):
     if not request.path.startswith("/api/"):
         return defaults.server_error(request)

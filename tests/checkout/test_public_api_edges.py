@@ -129,3 +129,21 @@ def test_create_session_with_a_coupon_works_while_the_cache_redis_is_down(create
     assert (first.status_code, second.status_code) == (200, 200), first.content
     # Without the cache mark the coupon is ensured at Stripe each time: Stripe answers "already exists".
     assert len(stripe_sandbox.requests(method="POST", path="/v1/coupons")) == 2
+
+
+def test_json_nested_a_thousand_deep_is_a_400_not_a_500(api, catalog, stripe_sandbox):
+    body = "[" * 1000 + "]" * 1000  # 2 KB, inside the size limit
+
+    response = api.post("/api/checkout/create-session", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+
+
+def test_an_unknown_api_path_is_a_json_404_even_with_debug_on(client, settings):
+    settings.DEBUG = True
+
+    response = client.get("/api/no-such-thing/")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found.", "code": "not_found"}
