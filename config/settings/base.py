@@ -69,6 +69,15 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default (`make run`): the API, the webhook and the billing sweep write at once. Each transaction
+    # takes the write lock when it begins (IMMEDIATE), so writers queue for up to `timeout` seconds instead of failing
+    # at once with "database is locked" when a reader tries to become a writer; WAL lets reads go on meanwhile.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 
 # --- Cache (throttling counters, Stripe coupon sync marks) ------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
