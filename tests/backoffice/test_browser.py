@@ -5,45 +5,21 @@ on a desktop and a phone-sized screen. Screenshots go to artifacts/.
 """
 
 import json
-import os
-import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS, chromium  # noqa: F401  (a fixture, used by name)
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
-
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r requirements-dev.txt)"),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
-                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes meanwhile are plain
-    # synchronous calls, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
+def browser_page(chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(20_000)
+    return page
 
 
 def log_in(page, live_server, email):

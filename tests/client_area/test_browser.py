@@ -4,67 +4,18 @@ billing portal and changes the card, cancels at period end and undoes it, and up
 Each page is photographed at 1440 and 390 px (artifacts/client-*.png) and checked with axe-core: no serious or
 critical violations."""
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from django.core import mail
 
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, chromium  # noqa: F401  (a fixture, used by name)
 from tests.client_area.conftest import tasks_in_process, world  # noqa: F401  (fixtures, used by name)
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts"
-AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"  # `make test` installs it
 PASSWORD = "a quiet orange lamp"
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
+pytestmark = BROWSER_TEST_MARKS
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r requirements-dev.txt)"),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
-                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-class Pages:
-    """Photographs each page and runs axe-core on it; collects what axe finds serious or critical."""
-
-    def __init__(self, page, width: int):
-        self.page, self.width, self.violations, self.checked = page, width, {}, 0
-
-    def look(self, name: str, *, ours: bool = True) -> None:
-        self.page.screenshot(path=str(ARTIFACTS / f"client-{name}-{self.width}.png"), full_page=True)
-        if not ours or not AXE.exists():  # the sandbox's pages stand in for Stripe's: not ours to check
-            return
-        self.page.add_script_tag(path=str(AXE))
-        results = self.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        found = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-                 for v in results["violations"] if v["impact"] in ("serious", "critical")]
-        if found:
-            self.violations[name] = found
-        self.checked += 1
-
-
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes meanwhile are plain
-    # synchronous calls, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
 
 
 def _message(page) -> str:
@@ -73,7 +24,7 @@ def _message(page) -> str:
 
 
 @pytest.mark.parametrize("width", [1440, 390])
-def test_a_customer_manages_their_service_in_the_client_area(browser, live_server, world, settings, width):
+def test_a_customer_manages_their_service_in_the_client_area(chromium, live_server, world, settings, width):
     from accounts.models import Subscription
     from catalog.models import Price
 
@@ -81,9 +32,9 @@ def test_a_customer_manages_their_service_in_the_client_area(browser, live_serve
     subscription = world.buy("browser.customer@example.com", plan="starter", cycle="monthly")
     link = next(re.search(r"http://\S+/account/set-password/\S+/", message.body).group(0)
                 for message in mail.outbox if "/account/set-password/" in message.body)
-    page = browser.new_page(viewport={"width": width, "height": 900})
+    page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
-    pages = Pages(page, width)
+    pages = CheckedPages(page, width, prefix="client")
 
     # The e-mail's link: choose a password, then sign in.
     page.goto(link)
@@ -166,10 +117,7 @@ def test_a_customer_manages_their_service_in_the_client_area(browser, live_serve
     page.wait_for_selector("#id_username")
     assert "You are signed out." in _message(page)
 
-    assert pages.violations == {}, pages.violations
-    if not AXE.exists():
-        pytest.skip(f"the flow passed, but no accessibility check: {AXE} is missing (make test installs it: "
-                    f"npm install --prefix .venv/node axe-core@4)")
+    pages.assert_accessible()
 
 
 def _default_card(world, subscription) -> str | None:

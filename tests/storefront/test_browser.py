@@ -5,68 +5,14 @@ cancel and land on our cancel page. Each of our pages is photographed at 1440 an
 (artifacts/storefront-*.png) and checked with axe-core: no serious or critical violations.
 """
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "artifacts"
-AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"  # `make test` installs it
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, chromium  # noqa: F401  (a fixture, used by name)
+
 READY = "Your hosting is ready"
 
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    sync_playwright = None
+pytestmark = BROWSER_TEST_MARKS
 
-pytestmark = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r requirements-dev.txt)"),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
-                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
-    pytest.mark.django_db(transaction=True),
-]
-
-
-class Pages:
-    """Photographs each page and runs axe-core on it; collects what axe finds serious or critical."""
-
-    def __init__(self, page, width: int):
-        self.page, self.width, self.violations = page, width, {}
-
-    def look(self, name: str) -> None:
-        self.page.screenshot(path=str(ARTIFACTS / f"storefront-{name}-{self.width}.png"), full_page=True)
-        if not AXE.exists():
-            return
-        self.page.add_script_tag(path=str(AXE))
-        results = self.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        found = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-                 for v in results["violations"] if v["impact"] in ("serious", "critical")]
-        if found:
-            self.violations[name] = found
-
-    def checked(self) -> None:
-        assert self.violations == {}, self.violations
-        if not AXE.exists():
-            pytest.skip(f"the flow passed, but no accessibility check: {AXE} is missing (make test installs it: "
-                        f"npm install --prefix .venv/node axe-core@4)")
-
-
-@pytest.fixture
-def chromium(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes meanwhile are plain
-    # synchronous calls, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -106,7 +52,7 @@ def _settle_bank_debit(page) -> None:
 def test_a_delayed_payment_is_followed_live_until_the_account_is_ready(chromium, checkout, width):
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
-    pages = Pages(page, width)
+    pages = CheckedPages(page, width, prefix="storefront")
 
     page.goto(checkout(f"live{width}@example.com"))
     page.click("button:text-is('Pay by bank debit (delayed)')")
@@ -124,7 +70,7 @@ def test_a_delayed_payment_is_followed_live_until_the_account_is_ready(chromium,
     assert page.locator(".steps li.is-done").count() == 3
     assert page.get_attribute("a:text-is('Go to your client area')", "href") == "/account/"
     pages.look("success-ready")
-    pages.checked()
+    pages.assert_accessible()
 
 
 def test_a_card_payment_lands_on_a_success_page_that_is_ready(chromium, checkout):
@@ -161,7 +107,7 @@ def test_without_javascript_the_page_refreshes_until_the_account_is_ready(chromi
 @pytest.mark.parametrize("width", [1440, 390])
 def test_cancelling_on_stripe_lands_on_our_page_which_offers_to_start_again(chromium, checkout, settings, width):
     page = chromium.new_page(viewport={"width": width, "height": 900})
-    pages = Pages(page, width)
+    pages = CheckedPages(page, width, prefix="storefront")
 
     page.goto(checkout(f"cancel{width}@example.com"))
     page.click("button.cancel")
@@ -169,4 +115,4 @@ def test_cancelling_on_stripe_lands_on_our_page_which_offers_to_start_again(chro
 
     assert page.get_attribute("a:text-is('Choose a plan')", "href") == settings.STOREFRONT_URL
     pages.look("cancel")
-    pages.checked()
+    pages.assert_accessible()
