@@ -64,10 +64,6 @@ def stripe_subscription_paid_invoices(stripe_subscription_id: str) -> list[dict]
     return [invoice.to_dict() for invoice in invoices.data]
 
 
-def stripe_subscription_retrieve(stripe_subscription_id: str) -> dict:
-    return _call(lambda: stripe_client().v1.subscriptions.retrieve(stripe_subscription_id)).to_dict()
-
-
 def _call(request):
     """Run one Stripe request; Stripe's refusals become an ApplicationError that says what Stripe said (these are
     staff's and our workers' calls: the message is for staff, never shown to a customer)."""

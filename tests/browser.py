@@ -1,6 +1,6 @@
 """What the browser tests share: Debian's Chromium driven by Playwright (never a downloaded browser), the marks that
-skip them with the reason where either is missing, a `chromium` fixture beside pytest-django's live server, and
-the screenshots-plus-axe-core check of each page."""
+skip them with the reason where either is missing, how Chromium is launched (the `chromium` fixture in
+tests/conftest.py), and the screenshots-plus-axe-core check of each page."""
 
 import os
 import shutil
@@ -20,26 +20,17 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
+def chromium_launch(playwright):
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=LAUNCH_ARGS)
+
+
 BROWSER_TEST_MARKS = [
     pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r requirements-dev.txt)"),
     pytest.mark.skipif(not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
                        reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def chromium(live_server, monkeypatch):
-    """A headless Chromium for one test, with pytest-django's live server running."""
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes meanwhile are plain
-    # synchronous calls, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
 
 
 class CheckedPages:

@@ -86,3 +86,22 @@ def pytest_report_header(config):
     engine = os.environ.get("DATABASE_URL", "").split(":", 1)[0] or "sqlite (DATABASE_URL unset)"
     redis = "redis" if os.environ.get("REDIS_URL") else "local memory (REDIS_URL unset)"
     return [f"database: {engine}; cache and broker: {redis}"]
+
+
+@pytest.fixture
+def chromium(live_server, monkeypatch):
+    """A headless Chromium (Debian's, see tests/browser.py) for one test, with pytest-django's live server running.
+    Browser test modules skip themselves with tests.browser.BROWSER_TEST_MARKS where Playwright or Chromium is
+    missing, so this fixture is only reached where both exist."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import ARTIFACTS, chromium_launch
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes meanwhile are plain
+    # synchronous calls, which Django would otherwise refuse.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = chromium_launch(playwright)
+        yield browser
+        browser.close()

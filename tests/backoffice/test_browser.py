@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS, chromium  # noqa: F401  (a fixture, used by name)
+from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS
 
 pytestmark = BROWSER_TEST_MARKS
 

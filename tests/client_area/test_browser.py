@@ -9,7 +9,7 @@ import re
 import pytest
 from django.core import mail
 
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages, chromium  # noqa: F401  (a fixture, used by name)
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages
 from tests.client_area.conftest import tasks_in_process, world  # noqa: F401  (fixtures, used by name)
 
 PASSWORD = "a quiet orange lamp"

@@ -85,7 +85,8 @@ def test_the_next_renewal_is_the_price_less_a_coupon_that_lasts(client, owner, s
 
 
 def test_a_user_in_two_customers_sees_both_with_their_role_and_nothing_else(client, service, other_service):
-    third = SubscriptionFactory(checkout_session__domain_info={"mode": "new-or-transfer", "value": "third.example"})
+    # A third customer's service, which this user is no member of
+    SubscriptionFactory(checkout_session__domain_info={"mode": "new-or-transfer", "value": "third.example"})
     user = member(service.customer, "technical")
     CustomerMembership.objects.create(customer=other_service.customer, user=user, role="billing")
     client.force_login(user)

@@ -7,7 +7,7 @@ cancel and land on our cancel page. Each of our pages is photographed at 1440 an
 
 import pytest
 
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages, chromium  # noqa: F401  (a fixture, used by name)
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages
 
 READY = "Your hosting is ready"
 
