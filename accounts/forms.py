@@ -1,25 +1,27 @@
-"""Forms of the client area: sign-in and password reset, both throttled with the admin's login throttle
-(backoffice/login.py: failures per client IP and per e-mail address, counted in the shared cache)."""
+"""Forms of the client area: sign-in (guessing stopped by django-axes, as at the admin: core/login_lockout.py) and
+password reset (its own small counters per address and per client IP, which never touch sign-in)."""
 
 import logging
+import time
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from backoffice.login import ThrottledAdminAuthenticationForm, admin_login_failure_record, admin_login_is_blocked
+from core.login_lockout import LockoutMessageFormMixin, client_ip
 
 logger = logging.getLogger(__name__)
 
 
-class ClientLoginForm(ThrottledAdminAuthenticationForm):
-    """The admin's throttled login form without its staff-only rule: any active user signs in here. Failures count
-    in the same buckets as the admin's, so alternating between the two forms buys a guesser nothing."""
+class ClientLoginForm(LockoutMessageFormMixin, AuthenticationForm):
+    """Any active user signs in here (no staff rule). Failures count in axes' records with the admin's, per address
+    and client IP together, so alternating between the two forms buys a guesser nothing."""
 
     error_messages = {
-        **ThrottledAdminAuthenticationForm.error_messages,
+        **AuthenticationForm.error_messages,
         "invalid_login": "That e-mail address and password do not match. Passwords are case-sensitive.",
     }
 
@@ -29,14 +31,23 @@ class ClientLoginForm(ThrottledAdminAuthenticationForm):
         self.fields["username"].widget.attrs.update({"autocomplete": "email", "inputmode": "email"})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
 
-    def confirm_login_allowed(self, user):
-        AuthenticationForm.confirm_login_allowed(self, user)  # skips AdminAuthenticationForm's is_staff check
 
-
-def _reset_throttle_key(email: str) -> str:
-    # Its own per-address bucket (resets never lock an address out of signing in); the per-IP bucket is the login's,
-    # so one client gets one budget of guesses and reset requests together.
-    return f"password-reset:{email.strip().lower()}"
+def password_reset_request_allowed(request, email: str) -> bool:
+    """Counts one reset request for the address and for the client; False past either limit in the current window.
+    The counters are the cache's (Redis, shared by every worker) and their own: a flood of reset requests never
+    locks the address's owner out of signing in. Redis down: the cache misses and requests go through."""
+    window = int(time.time() // settings.PASSWORD_RESET_WINDOW_SECONDS)
+    allowed = True
+    for key, limit in ((f"password-reset:address:{email.strip().lower()}:{window}",
+                        settings.PASSWORD_RESET_MAX_PER_ADDRESS),
+                       (f"password-reset:ip:{client_ip(request) or 'unknown'}:{window}", settings.PASSWORD_RESET_MAX_PER_IP)):
+        cache.add(key, 0, settings.PASSWORD_RESET_WINDOW_SECONDS + 5)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr, or the cache is unreachable
+            count = 1
+        allowed = allowed and count <= limit
+    return allowed
 
 
 class ClientPasswordResetForm(forms.Form):
@@ -52,14 +63,10 @@ class ClientPasswordResetForm(forms.Form):
 
     def clean_email(self):
         email = self.cleaned_data["email"]
-        key = _reset_throttle_key(email)
-        if self.request is not None:
-            if admin_login_is_blocked(self.request, key):
-                raise ValidationError(
-                    "Too many requests for a reset link. Please wait %(minutes)s minutes and try again.",
-                    code="throttled",
-                    params={"minutes": max(1, settings.ADMIN_LOGIN_FAILURE_WINDOW_SECONDS // 60)})
-            admin_login_failure_record(self.request, key)
+        if self.request is not None and not password_reset_request_allowed(self.request, email):
+            raise ValidationError(
+                "Too many requests for a reset link. Please wait %(minutes)s minutes and try again.",
+                code="throttled", params={"minutes": max(1, settings.PASSWORD_RESET_WINDOW_SECONDS // 60)})
         return email
 
     def save(self, **_ignored) -> None:

@@ -1,5 +1,6 @@
 """Settings shared by every environment; each value comes from the environment (see README, Configuration)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -295,10 +296,6 @@ CELERY_BEAT_SCHEDULE = {
 INSTALLED_APPS += ["backoffice"]
 # Where the admin lives; something other than the default keeps it out of drive-by scans.
 ADMIN_URL = env.str("DJANGO_ADMIN_URL", default="admin/").strip("/") + "/"
-# Failed admin logins allowed per window, per client IP and per e-mail address; past them the form asks to wait.
-ADMIN_LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
-ADMIN_LOGIN_MAX_FAILURES_PER_IP = 20
-ADMIN_LOGIN_MAX_FAILURES_PER_USERNAME = 5
 # --- End of back office ------------------------------------------------------------------------------------------------
 # --- Client area (accounts/: sign-in, sign-out, password reset under /account/) -------------------------------------
 LOGIN_URL = "accounts:login"
@@ -306,5 +303,36 @@ LOGIN_REDIRECT_URL = "accounts:services"
 LOGOUT_REDIRECT_URL = "accounts:login"
 # Links in the set-password and password-reset e-mails work this long (Django's default, 3 days, stated here).
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 60 * 60)
-# Sign-in and reset requests are throttled with the admin's login limits (ADMIN_LOGIN_* above, backoffice/login.py).
+# Reset-link requests allowed per window, per address and per client IP (accounts/forms.py): counters of their own
+# in the cache, which never lock anyone out of signing in.
+PASSWORD_RESET_WINDOW_SECONDS = 15 * 60
+PASSWORD_RESET_MAX_PER_ADDRESS = 5
+PASSWORD_RESET_MAX_PER_IP = 20
 # --- End of client area ----------------------------------------------------------------------------------------------
+# --- Sign-in protection (django-axes: the admin's login and the client area's sign-in) ------------------------------
+# Failures are counted per account AND client IP together, in the database (no Redis needed): a guesser locks only
+# himself out of that account, never its owner signing in from elsewhere, nor everyone else behind his address.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # turns a lockout into the sign-in page's 429 (core/login_lockout.py)
+AUTHENTICATION_BACKENDS = ["core.login_lockout.LoginLockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+# The cool-off runs from the failure that locked: attempts while locked are refused without extending it.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets that account's earlier typos from that client
+AXES_USERNAME_FORM_FIELD = "username"  # the forms' field name (it holds the e-mail address)
+AXES_USERNAME_CALLABLE = "core.login_lockout.login_username"
+AXES_CLIENT_IP_CALLABLE = "core.login_lockout.client_ip"  # as the API's throttle: DJANGO_NUM_PROXIES from the right
+AXES_LOCKOUT_CALLABLE = "core.login_lockout.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful sign-in: only failures are kept, until their cool-off ends
+# --- End of sign-in protection ---------------------------------------------------------------------------------------
+# --- Secrets out of sight (core/security.py): masked in log lines, error pages and error e-mails ----------------------
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.security.SecretsExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "core.security.SecretsExceptionReporter"
+LOGGING.setdefault("filters", {})["secrets"] = {"()": "core.security.SecretsLogFilter"}
+for _handler in LOGGING["handlers"].values():
+    _handler["filters"] = [*_handler.get("filters", []), "secrets"]
+# --- End of secrets out of sight ---------------------------------------------------------------------------------------
