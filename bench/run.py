@@ -31,7 +31,7 @@ MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY_REQUESTS", "20000"))
 ENV = {
     **os.environ,
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "DJANGO_SECRET_KEY": "bench-only-not-a-secret",
+    "DJANGO_SECRET_KEY": "bench-only-not-a-secret-signs-nothing-kept-0123456789abcdefgh",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DJANGO_SECURE_SSL_REDIRECT": "false",
     "DJANGO_NUM_PROXIES": "0",

@@ -33,6 +33,7 @@ from checkout.stripe_checkout import (
     stripe_coupon_forget,
 )
 from core.exceptions import ApplicationError
+from core.observability.metrics import checkout_funnel_count
 from provisioning.models import EmailPurpose
 from provisioning.services import email_notification_create, provisioning_job_create
 
@@ -132,6 +133,7 @@ def checkout_session_create(
     # A concurrent twin of this request derived the same id and got the same Stripe session: whichever insert
     # comes second is a no-op, and both answer with the one session.
     CheckoutSession.objects.bulk_create([session], ignore_conflicts=True)
+    checkout_funnel_count("created")
     return session
 
 
@@ -185,6 +187,7 @@ def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | No
             return None
         if session.status in (CheckoutSessionStatus.COMPLETED, CheckoutSessionStatus.NEEDS_REVIEW):
             return session
+        checkout_funnel_count("paid")
         problem = _charge_mismatch(session, stripe_session)
         if problem:
             _checkout_session_set_aside(session, problem)
@@ -211,6 +214,7 @@ def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | No
         session.completed_at = timezone.now()
         session.stripe_customer_id = stripe_customer_id
         session.save(update_fields=["status", "completed_at", "stripe_customer_id", "updated_at"])
+        checkout_funnel_count("fulfilled")
     logger.info("Checkout session %s fulfilled: subscription %s", session.stripe_session_id, subscription.pk)
     return session
 
@@ -234,6 +238,7 @@ def checkout_session_mark_expired(*, stripe_session_id: str) -> CheckoutSession 
             return session
         session.status = CheckoutSessionStatus.EXPIRED
         session.save(update_fields=["status", "updated_at"])
+        checkout_funnel_count("expired")
     return session
 
 

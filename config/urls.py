@@ -4,12 +4,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from checkout.pages import checkout_cancel_page, checkout_success_page
-from core.views import HealthApi, api_not_found
+from core.observability.metrics_view import metrics_view
+from core.views import HealthApi, ReadinessApi, api_not_found
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),  # DJANGO_ADMIN_URL, default admin/
     path("account/", include("accounts.urls")),
     path("api/health/", HealthApi.as_view(), name="health"),
+    path("api/ready/", ReadinessApi.as_view(), name="ready"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; restricted (README, Operations)
     path("api/checkout/", include("checkout.urls")),
     path("api/catalog/", include("catalog.urls")),
     path("checkout/success/", checkout_success_page, name="checkout-success"),

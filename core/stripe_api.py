@@ -5,6 +5,8 @@ import functools
 import stripe
 from django.conf import settings
 
+from core.observability.metrics import InstrumentedRequestsClient
+
 
 def stripe_client() -> stripe.StripeClient:
     return _client(
@@ -18,11 +20,12 @@ def stripe_client() -> stripe.StripeClient:
 
 @functools.lru_cache(maxsize=4)
 def _client(api_key: str, api_base: str, api_version: str, timeout: float, retries: int) -> stripe.StripeClient:
-    # One client per configuration: its requests session keeps connections to Stripe alive between calls.
+    # One client per configuration: its requests session keeps connections to Stripe alive between calls. Every
+    # request is timed and counted (stripe_api_request_* metrics).
     return stripe.StripeClient(
         api_key,
         base_addresses={"api": api_base},
         stripe_version=api_version,
         max_network_retries=retries,
-        http_client=stripe.RequestsClient(timeout=timeout),
+        http_client=InstrumentedRequestsClient(timeout=timeout),
     )

@@ -1,4 +1,4 @@
-"""Operational endpoints: health, and JSON error pages for the API paths."""
+"""Operational endpoints: liveness, readiness, and JSON error pages for the API paths."""
 
 from django.db import connection
 from django.http import JsonResponse
@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import error_body
+from core.observability.readiness import readiness_check
 
 
 class HealthApi(APIView):
@@ -28,6 +29,26 @@ class HealthApi(APIView):
         except Exception:  # any database failure means "not healthy", never a traceback
             return Response({"status": "unavailable", "database": "unreachable"}, status=503)
         return Response({"status": "ok", "database": "ok"})
+
+
+class ReadinessApi(APIView):
+    """Answers 200 when the database, Redis (the cache) and the Celery broker all answer, else 503 naming which did
+    not; within 2 s either way. Liveness (/api/health/) stays the database alone: a Redis outage makes an instance
+    unready, which should take it out of a load balancer, not get it restarted."""
+
+    _results = inline_serializer("ReadinessChecks", {
+        "database": serializers.CharField(help_text="ok, or failed: <error type>, or timeout"),
+        "redis": serializers.CharField(help_text="ok, not used (no REDIS_URL), failed: <error type>, or timeout"),
+        "broker": serializers.CharField(help_text="ok, not used (tasks in-process), failed: <error type>, or timeout"),
+    })
+
+    @extend_schema(responses={
+        200: inline_serializer("Ready", {"status": serializers.CharField(), "checks": _results}),
+        503: inline_serializer("NotReady", {"status": serializers.CharField(), "checks": _results}),
+    })
+    def get(self, request):
+        ready, checks = readiness_check()
+        return Response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
 
 
 def json_not_found(request, exception=None):

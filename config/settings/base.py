@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -35,6 +36,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later log line of the request carries its id (README, Operations).
+    "core.observability.request_id.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -233,11 +237,25 @@ ADMINS = [(name.strip(), address.strip(" >")) for name, address in
           (entry.split("<") for entry in env.list("DJANGO_ADMINS", default=[]) if "<" in entry)]
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
+# LOG_FORMAT: "plain" (one readable line) or "json" (one JSON object a line: timestamp, level, logger, message,
+# request_id, exc_info). Production defaults to json (config/settings/production.py).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "core.observability.request_id.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": True,
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # stripe-python logs every request at INFO: too loud for production logs.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "stripe": {"level": "WARNING"}},
@@ -336,3 +354,15 @@ LOGGING.setdefault("filters", {})["secrets"] = {"()": "core.security.SecretsLogF
 for _handler in LOGGING["handlers"].values():
     _handler["filters"] = [*_handler.get("filters", []), "secrets"]
 # --- End of secrets out of sight ---------------------------------------------------------------------------------------
+# --- Observability (core/observability/: request ids, Prometheus metrics, readiness; README, Operations) -------------
+# Last, so they see the status every other middleware settled on.
+MIDDLEWARE += ["core.observability.metrics.WebhookMetricsMiddleware",
+               "django_prometheus.middleware.PrometheusAfterMiddleware"]
+# Who may read /metrics: a client whose address is in one of these networks (the client address as the API's throttle
+# sees it, DJANGO_NUM_PROXIES from the right of X-Forwarded-For), or one that sends `Authorization: Bearer <token>`.
+METRICS_ALLOWED_NETWORKS = env.list(
+    "METRICS_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7"],
+)
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+# --- End of observability ---------------------------------------------------------------------------------------------
