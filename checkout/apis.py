@@ -3,12 +3,19 @@
 import re
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import BILLING_CYCLE_ALIASES, BillingCycle
+from checkout.domains import InvalidDomainName, domain_name_normalize
 from checkout.models import CheckoutSessionStatus
 from checkout.selectors import Fulfilment, checkout_session_public
 from checkout.services import checkout_session_create, checkout_session_follow
@@ -16,9 +23,10 @@ from core.exceptions import ApplicationError
 from core.throttling import ClientIpThrottle
 
 DOMAIN_MODES = ("new-or-transfer", "new", "transfer", "existing")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_DOMAIN_TLD = re.compile(r"^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$")
 _STRIPE_SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
+# What an Idempotency-Key may be: 1 to 255 characters, none of them a control character (NUL included).
+IDEMPOTENCY_KEY_PATTERN = r"^[^\x00-\x1f\x7f]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 class CheckoutCreateThrottle(ClientIpThrottle):
@@ -44,6 +52,15 @@ class StrictCharField(StringOnlyMixin, serializers.CharField):
 
 class StrictEmailField(StringOnlyMixin, serializers.EmailField):
     pass
+
+
+# Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: the output's billing_cycle (no aliases) is another enum.
+BILLING_CYCLES_ACCEPTED = [*BillingCycle.values, *BILLING_CYCLE_ALIASES]
+
+
+@extend_schema_field({"type": "string", "enum": BILLING_CYCLES_ACCEPTED, "maxLength": 20})
+class BillingCycleField(StrictCharField):
+    """A billing cycle or one of its aliases (annual, annually, biennially, triennially), in any case."""
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -88,24 +105,19 @@ class DomainInputSerializer(serializers.Serializer):
     value = StrictCharField(max_length=253)
 
     def validate_value(self, value: str) -> str:
-        name = value.strip().rstrip(".").lower()
         try:
-            name = name.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise serializers.ValidationError("Not a valid domain name.") from None
-        labels = name.split(".")
-        if (len(name) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels)
-                or not _DOMAIN_TLD.match(labels[-1])):
-            raise serializers.ValidationError("Not a valid domain name.")
-        return name
+            return domain_name_normalize(value)
+        except InvalidDomainName as error:
+            raise serializers.ValidationError(str(error)) from None
 
 
 class CheckoutSessionCreateApi(APIView):
     throttle_classes = [CheckoutCreateThrottle]
 
     class InputSerializer(serializers.Serializer):
-        planId = StrictCharField(max_length=100)
-        billingCycle = StrictCharField(max_length=20)
+        planId = StrictCharField(max_length=100, help_text="The plan's code; the schema lists the plans on sale "
+                                 "when it was generated (config/schema.py).")
+        billingCycle = BillingCycleField(max_length=20)
         trialActive = StrictBooleanField(required=False, default=False)
         couponCode = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=50)
         customer = CustomerInputSerializer()
@@ -131,8 +143,11 @@ class CheckoutSessionCreateApi(APIView):
         "ignored. Repeating the same request (or sending the same `Idempotency-Key` header) while the session is "
         "still open returns the same session instead of creating another.",
         request=InputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                     description="Optional; at most 255 characters.")],
+        parameters=[OpenApiParameter(
+            "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
+            OpenApiParameter.HEADER, required=False,
+            description="Optional; 1 to 255 characters, no control characters. Reusing a key with a different body "
+            "within 24 hours is a 400 `idempotency_error`.")],
         responses={200: OutputSerializer, **ERROR_RESPONSES},
         examples=[
             OpenApiExample("Starter, monthly, with a coupon and a domain", request_only=True, value={
@@ -150,9 +165,9 @@ class CheckoutSessionCreateApi(APIView):
         if content_length.isdigit() and int(content_length) > settings.CHECKOUT_MAX_BODY_BYTES:
             raise ApplicationError("The request body is too large.", code="payload_too_large", status_code=413)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 255:
-            raise ApplicationError("Idempotency-Key must be 1 to 255 characters.", code="invalid",
-                                   field="Idempotency-Key")
+        if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ApplicationError("Idempotency-Key must be 1 to 255 characters, none of them a control character.",
+                                   code="invalid", field="Idempotency-Key")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -49,11 +49,19 @@ class CheckoutSession(TimeStampedModel):
     request_fingerprint = models.CharField(
         max_length=64, db_index=True, help_text="Hash of the normalised request: a retry finds this session by it."
     )
+    idempotency_key = models.CharField(
+        max_length=255, null=True, blank=True,
+        help_text="The client's Idempotency-Key header, if it sent one: the same key with another body is refused.",
+    )
 
     class Meta:
         db_table = "checkout_sessions"
         ordering = ("-created_at",)
-        indexes = [models.Index(fields=("request_fingerprint", "-created_at"), name="checkout_fingerprint_recent")]
+        indexes = [
+            models.Index(fields=("request_fingerprint", "-created_at"), name="checkout_fingerprint_recent"),
+            models.Index(fields=("idempotency_key", "-created_at"), name="checkout_idemkey_recent",
+                         condition=models.Q(idempotency_key__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.email} {self.product_code}/{self.billing_cycle} ({self.status})"

@@ -125,3 +125,7 @@ def checkout_session_public(*, session: CheckoutSession) -> dict:
 
 def checkout_session_latest_for_fingerprint(*, fingerprint: str) -> CheckoutSession | None:
     return CheckoutSession.objects.filter(request_fingerprint=fingerprint).order_by("-created_at").first()
+
+
+def checkout_session_latest_for_idempotency_key(*, key: str) -> CheckoutSession | None:
+    return CheckoutSession.objects.filter(idempotency_key=key).order_by("-created_at").first()

@@ -25,6 +25,7 @@ from checkout.selectors import (
     checkout_session_get_by_stripe_id,
     checkout_session_get_with_order,
     checkout_session_latest_for_fingerprint,
+    checkout_session_latest_for_idempotency_key,
 )
 from checkout.stripe_checkout import (
     stripe_checkout_session_create,
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW_SECONDS = 600
 # A pending session is handed out again only while the customer still has this long to pay.
 REUSE_MIN_REMAINING = timedelta(minutes=15)
+# A client's Idempotency-Key binds it to one request body for this long, as Stripe keeps keys (then it is forgotten).
+IDEMPOTENCY_KEY_MEMORY = timedelta(hours=24)
 # Stripe accepts expiries from 30 minutes to 24 hours ahead; a window's start can be up to 10 minutes in the past.
 TTL_BOUNDS = (timedelta(minutes=40), timedelta(hours=24))
 _ID_NAMESPACE = uuid.UUID("0b6f1c3e-5d7a-4f43-9a59-6c1f7f4c2a10")
@@ -71,7 +74,7 @@ def checkout_session_create(
         plan_code=plan_code, billing_cycle=billing_cycle, email=email, customer_name=customer_name,
         coupon_code=coupon_code, domain=domain, trial=trial, client_idempotency_key=client_idempotency_key,
     )
-    latest = checkout_session_latest_for_fingerprint(fingerprint=fingerprint)
+    latest = _latest_for_request(fingerprint=fingerprint, client_idempotency_key=client_idempotency_key, now=now)
     if latest and latest.status == CheckoutSessionStatus.PENDING and latest.expires_at - now >= REUSE_MIN_REMAINING:
         return latest
 
@@ -129,12 +132,29 @@ def checkout_session_create(
         stripe_url=stripe_session["url"],
         expires_at=expires_at,
         request_fingerprint=fingerprint,
+        idempotency_key=client_idempotency_key,
     )
     # A concurrent twin of this request derived the same id and got the same Stripe session: whichever insert
     # comes second is a no-op, and both answer with the one session.
     CheckoutSession.objects.bulk_create([session], ignore_conflicts=True)
     checkout_funnel_count("created")
     return session
+
+
+def _latest_for_request(*, fingerprint: str, client_idempotency_key: str | None, now: datetime):
+    """The latest session made for this very request, or None. A client key already used with another body within
+    a day is an error, as at Stripe: the client has a bug, and guessing which body it meant would charge wrongly."""
+    if client_idempotency_key is None:
+        return checkout_session_latest_for_fingerprint(fingerprint=fingerprint)
+    # The fingerprint covers the key, so every session with this key and this body is one of this key's.
+    latest = checkout_session_latest_for_idempotency_key(key=client_idempotency_key)
+    if latest is None or latest.request_fingerprint == fingerprint:
+        return latest
+    if now - latest.created_at < IDEMPOTENCY_KEY_MEMORY:
+        raise ApplicationError(
+            "This Idempotency-Key was already used with a different request body; use a new key for a new order.",
+            code="idempotency_error", field="Idempotency-Key")
+    return None
 
 
 def _stripe_session_create(*, checkout_id, price, email, coupon, trial_days, expires_at, metadata,

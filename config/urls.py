@@ -24,5 +24,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
+handler400 = "core.failures.bad_request"
 handler404 = "core.views.json_not_found"
 handler500 = "core.views.json_server_error"

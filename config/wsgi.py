@@ -5,9 +5,10 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 from core.observability.multiprocess import multiprocess_dir_default
+from core.wsgi import ChunkedBodyMiddleware
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 # Before anything loads prometheus_client: gunicorn's workers add their metrics up in one directory.
 multiprocess_dir_default()
 
-application = get_wsgi_application()
+application = ChunkedBodyMiddleware(get_wsgi_application())

@@ -1,5 +1,7 @@
 """Operational endpoints: liveness, readiness, and JSON error pages for the API paths."""
 
+import sys
+
 from django.db import connection
 from django.http import JsonResponse
 from django.views import defaults
@@ -8,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.exceptions import error_body
+from core.exceptions import database_error_is_transient, database_unavailable_response, error_body
 from core.observability.readiness import readiness_check
 
 
@@ -62,6 +64,11 @@ def api_not_found(request):
 
 
 def json_server_error(request):
+    # Called while the exception is being handled: a transient database error (raised outside a view, e.g. while
+    # saving the session) is still a 503 with a retry hint.
+    error = sys.exc_info()[1]
+    if error is not None and database_error_is_transient(error):
+        return database_unavailable_response(request, error)
     if not request.path.startswith("/api/"):
         return defaults.server_error(request)
     return JsonResponse(error_body("Something went wrong on our side. Please try again.", "internal_error"), status=500)

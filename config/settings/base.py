@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A locked, restarting or dropped database is a 503 with Retry-After on any page, never a 500 (core/failures.py).
+    "core.failures.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -143,6 +145,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.schema.plan_ids_enum"],
+    "ENUM_NAME_OVERRIDES": {"BillingCycleAcceptedEnum": "checkout.apis.BILLING_CYCLES_ACCEPTED"},
 }
 
 # --- CORS: only the marketing site may call the public API from a browser --------------------------------------------

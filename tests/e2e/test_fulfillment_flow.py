@@ -229,3 +229,31 @@ def test_stripe_down_while_dj_stripe_processes_fails_the_delivery_and_the_retry_
     wait_for(lambda: provisioned(session_id), timeout=60, what="fulfilment on Stripe's retry")
     assert counts() == (1, 1, 1, 1, 1)
     assert [d["status"] for d in e2e.deliveries(type="checkout.session.completed")][-1] == 200
+
+
+def test_a_chunked_request_body_reaches_the_api_through_gunicorn(e2e):
+    # A client that streams its body (Transfer-Encoding: chunked, no Content-Length), as requests does for an iterator.
+    body = (b'{"planId": "starter", "billingCycle": "monthly", ',
+            b'"customer": {"name": "Chunked", "email": "chunked@example.com"}}')
+
+    response = requests.post(f"{e2e.api}/api/checkout/create-session", data=iter(body),
+                             headers={"Content-Type": "application/json"}, timeout=30)
+
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert response.status_code == 200, response.text
+    assert CheckoutSession.objects.get(stripe_session_id=response.json()["sessionId"]).email == "chunked@example.com"
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_before_django_reads_it(e2e):
+    def stream():
+        yield b'{"padding": "'
+        for _ in range(300):
+            yield b"x" * 10_000  # 3 MB, over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
+        yield b'"}'
+
+    response = requests.post(f"{e2e.api}/api/checkout/create-session", data=stream(),
+                             headers={"Content-Type": "application/json"}, timeout=30)
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert not CheckoutSession.objects.exists()
