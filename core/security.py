@@ -13,7 +13,8 @@ MASK = "********************"
 
 # Settings whose values are secrets. Anything else named like a secret is masked in error reports by its name.
 SECRET_SETTINGS = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_TEST_SECRET_KEY", "STRIPE_LIVE_SECRET_KEY",
-                   "PROVISIONING_HTTP_SECRET", "EMAIL_HOST_PASSWORD", "METRICS_BEARER_TOKEN")
+                   "PROVISIONING_HTTP_SECRET", "EMAIL_HOST_PASSWORD", "METRICS_BEARER_TOKEN",
+                   "DATABASE_APP_PASSWORD")
 # Settings that are URLs which may carry a password (redis://:pw@host, postgres://user:pw@host).
 URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL", "PROVISIONING_HTTP_URL")
 

@@ -76,6 +76,9 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Password `manage.py db_app_role` gives the role web and workers connect as (rows only, no schema changes); read where
+# that command runs, as the owner, after migrating.
+DATABASE_APP_PASSWORD = env.str("DATABASE_APP_PASSWORD", default="")
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default (`make run`): the API, the webhook and the billing sweep write at once. Each transaction
     # takes the write lock when it begins (IMMEDIATE), so writers queue for up to `timeout` seconds instead of failing

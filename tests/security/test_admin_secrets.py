@@ -3,6 +3,7 @@ with real rows (a checkout paid at the sandbox and processed by dj-stripe, which
 endpoint with its secret; a lock record), shows neither the Stripe key nor a webhook or HMAC secret, nor Django's key.
 dj-stripe's models are read-only and for superusers only."""
 
+import io
 import uuid
 
 import pytest
@@ -110,3 +111,14 @@ def test_staff_with_dj_stripe_permissions_still_do_not_see_its_pages(client, pai
 
     assert client.get(reverse("admin:djstripe_event_changelist")).status_code == 403
     assert "djstripe" not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_a_rolled_key_is_pruned_from_the_database_and_the_current_one_kept(paid_checkout, settings):
+    rolled = "sk_test_" + "R0ll3dK3yR0ll3dK3y" * 2
+    djstripe_models.APIKey.objects.create(secret=rolled, type="secret", livemode=False)
+    output = io.StringIO()
+
+    call_command("stripe_apikey_prune", stdout=output)
+
+    assert list(djstripe_models.APIKey.objects.values_list("secret", flat=True)) == [settings.STRIPE_SECRET_KEY]
+    assert rolled not in output.getvalue() and settings.STRIPE_SECRET_KEY not in output.getvalue()

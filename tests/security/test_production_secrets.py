@@ -15,7 +15,7 @@ GOOD_STRIPE_KEY = "sk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3"
 
 def load_production_settings(**overrides) -> subprocess.CompletedProcess:
     environment = {
-        "PATH": os.environ.get("PATH", ""),
+        **os.environ,
         "DJANGO_SECRET_KEY": GOOD_SECRET_KEY,
         "DJANGO_ALLOWED_HOSTS": "api.example.com",
         "DATABASE_URL": "postgres://app@db.internal:5432/checkout",
