@@ -252,11 +252,10 @@ def metrics_registry():
     database figures."""
     global _registry
     if _registry is None:
-        import os
+        from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, values
 
-        from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
-
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # What this process's counters actually write to, decided when prometheus_client was first imported.
+        if values.ValueClass is not values.MutexValue:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         else:
