@@ -4,6 +4,8 @@ endpoint with its secret; a lock record), shows neither the Stripe key nor a web
 dj-stripe's models are read-only and for superusers only."""
 
 import io
+import json
+import time
 import uuid
 
 import pytest
@@ -13,6 +15,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.test import Client
 from django.urls import NoReverseMatch, reverse
 from djstripe import models as djstripe_models
 from rest_framework.test import APIClient
@@ -42,9 +45,17 @@ def paid_checkout(stripe_sandbox, settings):
                           headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"}).json()["data"]
     for event in reversed(events):  # oldest first, as the webhook view would have them
         djstripe_models.Event.process(data=event, api_key=settings.STRIPE_SECRET_KEY)
-    djstripe_models.WebhookEndpoint.objects.create(
+    endpoint = djstripe_models.WebhookEndpoint.objects.create(
         id="we_test_secrets", url="https://shop.test/api/webhooks/stripe/x/", enabled_events=["*"], status="enabled",
         secret=WEBHOOK_SECRET, livemode=False, djstripe_uuid=uuid.uuid4())
+    # One delivery through our webhook view too, so its stored trigger (headers and body) is on a page as well.
+    body = json.dumps(events[0]).encode()
+    timestamp = int(time.time())
+    signature = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body.decode()}", WEBHOOK_SECRET)
+    delivered = Client().post(f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/", data=body,
+                              content_type="application/json", HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={signature}",
+                              HTTP_X_DJSTRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    assert delivered.status_code == 200 and djstripe_models.WebhookEventTrigger.objects.exists()
     assert djstripe_models.APIKey.objects.filter(secret=settings.STRIPE_SECRET_KEY).exists()
 
 
