@@ -11,9 +11,11 @@ CREATE_PATH = "/api/checkout/create-session"
 
 def plan_ids_enum(result, generator, request, public):
     """List the plans on sale as `planId`'s enum, read when the schema is generated (staff add plans in the admin;
-    the API answers `plan_unavailable` for any other code). Without a database the schema simply has no enum."""
+    the API answers `plan_unavailable` for any other code). Offline, or without a database, it has no enum."""
     from catalog.models import Product
 
+    if request is None:  # generated offline (`manage.py spectacular`, system checks): no database reads then
+        return result
     try:
         codes = list(Product.objects.filter(active=True).order_by("sort_order", "code").values_list("code", flat=True))
     except DatabaseError:
