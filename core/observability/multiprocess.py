@@ -2,7 +2,7 @@
 
 Each gunicorn worker is a process with counters of its own, and a scrape reaches one of them at random; in
 multiprocess mode every process writes its values to files in PROMETHEUS_MULTIPROC_DIR and /metrics adds them all
-up. Imported by config/wsgi.py before anything loads prometheus_client, which reads the variable once, at import.
+up. config/wsgi.py sets the variable before anything loads prometheus_client, which reads it once, at import.
 """
 
 import os
@@ -10,14 +10,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "checkout-service-metrics-"
 
 
-def multiprocess_dir_default() -> str:
-    """PROMETHEUS_MULTIPROC_DIR as set, or a directory of this gunicorn (named after its master process, the parent of
-    every worker), made if missing. Directories left by masters that are gone are removed."""
-    path = os.environ.get(ENV)
+def multiprocess_dir(configured: str | None) -> str:
+    """The directory as configured, or one of this gunicorn's (named after its master process, the parent of every
+    worker); made if missing. Directories left by masters that are gone are removed."""
+    path = configured
     if not path:
         master = os.getppid()
         path = str(Path(tempfile.gettempdir()) / f"{_PREFIX}{master}")
@@ -25,7 +24,6 @@ def multiprocess_dir_default() -> str:
             pid = old.name.removeprefix(_PREFIX)
             if pid.isdigit() and int(pid) != master and not _alive(int(pid)):
                 shutil.rmtree(old, ignore_errors=True)
-        os.environ[ENV] = path
     os.makedirs(path, exist_ok=True)
     return path
 
