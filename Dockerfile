@@ -30,9 +30,14 @@ RUN DJANGO_SECRET_KEY=collectstatic-build-only-never-signs-anything-0123456789ab
     STRIPE_SECRET_KEY=sk_test_collectstaticbuildonly000000000 \
     python manage.py collectstatic --noinput
 
+# Where compose's one-shot `static` service collects them again for nginx (DJANGO_STATIC_ROOT): a new named volume
+# mounted here takes this directory's owner, so the app user may write into it.
+RUN install -d -o app -g app /srv/static
+
 # The code and the static files stay owned by root: the app user can read them, not change them.
 USER app
 
 EXPOSE 8000 12111
 
+# 0.0.0.0 inside the container; docker-compose.yml publishes nginx only, never this port (deploy/nginx/).
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]

@@ -1,10 +1,12 @@
-"""The deployment files agree with the code: docker-compose.yml, Dockerfile, .env.example, .ci/run, Makefile, README.
+"""The deployment files agree with the code: docker-compose.yml, Dockerfile, .env.example, .ci/run, Makefile, README,
+deploy/ (the nginx site and the systemd units).
 
 Every command they start must name something that exists (a Django management command, an importable module, the
 WSGI application, the Celery app), every environment variable they pass must be one the project reads, and every
 variable the settings read must be documented. No database and no Docker engine needed: the files are parsed.
 """
 
+import configparser
 import importlib
 import importlib.util
 import re
@@ -24,8 +26,12 @@ ENV_EXAMPLE = ROOT / ".env.example"
 CI_RUN = ROOT / ".ci" / "run"
 RUN_LOCAL = ROOT / "scripts" / "run_local.sh"
 MAKEFILE = ROOT / "Makefile"
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "checkout.conf.template"
+SYSTEMD_DIR = ROOT / "deploy" / "systemd"
 
-REQUIRED_SERVICES = {"postgres", "redis", "sandbox", "web", "worker", "beat"}
+REQUIRED_SERVICES = {"postgres", "redis", "sandbox", "web", "worker", "beat", "nginx"}
+# What must come back by itself when it dies (a worker killed by a Redis outage, say); one-shots are not among them.
+LONG_RUNNING_SERVICES = {"postgres", "redis", "sandbox", "web", "worker", "beat", "nginx"}
 PROJECT_IMAGE_SERVICES_WITHOUT_DJANGO = {"sandbox"}  # runs the project image, but not Django
 
 # env.str("NAME", ...), env.bool("NAME"), env("NAME"), env.db("NAME") ... (django-environ), and the os module's ways.
@@ -263,7 +269,7 @@ def test_command_checker_rejects_what_does_not_exist(argv):
 # --- docker-compose.yml -----------------------------------------------------------------------------------------------
 
 
-def test_compose_has_the_six_services(services):
+def test_compose_has_the_required_services(services):
     assert REQUIRED_SERVICES <= set(services), f"missing: {sorted(REQUIRED_SERVICES - set(services))}"
 
 
@@ -275,7 +281,7 @@ def test_compose_images_of_the_backing_services(services):
         assert _runs_project_image(services[name]), f"{name} must run the project image (build: .)"
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED_SERVICES - {"postgres", "redis"}) + ["migrate"])
+@pytest.mark.parametrize("name", sorted(REQUIRED_SERVICES - {"postgres", "redis", "nginx"}) + ["migrate", "static"])
 def test_compose_command_names_only_real_things(services, name):
     if name not in services:
         pytest.skip(f"no {name} service")
@@ -329,9 +335,10 @@ def test_compose_dependencies_exist_and_health_conditions_have_healthchecks(serv
 
 
 def test_compose_healthchecks_of_the_long_running_services(services):
-    for name in ("postgres", "redis", "sandbox", "web"):
+    for name in ("postgres", "redis", "sandbox", "web", "nginx"):
         assert services[name].get("healthcheck", {}).get("test"), f"{name} needs a healthcheck"
-    assert "/api/health/" in str(services["web"]["healthcheck"]["test"])
+    for name in ("web", "nginx"):
+        assert re.search(r"/api/(health|ready)/", str(services[name]["healthcheck"]["test"])), name
     assert "/_sandbox/health" in str(services["sandbox"]["healthcheck"]["test"])
 
 
@@ -363,6 +370,162 @@ def test_compose_interpolated_variables_are_the_ones_in_env_example():
         f"only in docker-compose.yml: {sorted(interpolated - listed)}; "
         f"only in .env.example: {sorted(listed - interpolated)}"
     )
+
+
+# --- The edge: nginx in front of gunicorn (compose, deploy/nginx) -----------------------------------------------------
+
+
+def _published(service: dict) -> list[tuple[str, str]]:
+    """(host port, container port) of each `ports` entry ("8000:8000", "127.0.0.1:8000:8000" or "8000")."""
+    pairs = []
+    for entry in service.get("ports") or []:
+        parts = str(entry).split(":")
+        pairs.append((parts[-2] if len(parts) > 1 else parts[-1], parts[-1]))
+    return pairs
+
+
+def nginx_directives(text: str) -> dict[str, list[tuple[str, str]]]:
+    """{location ("" for the server level): [(directive, arguments)]}: enough of nginx's grammar for our one file."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    context = ""
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("location "):
+            context = line.removeprefix("location ").removesuffix("{").strip()
+        elif line == "}":
+            context = ""
+        elif line.endswith(";"):
+            name, _, arguments = line[:-1].partition(" ")
+            found.setdefault(context, []).append((name, arguments.strip()))
+    return found
+
+
+def _nginx_size(value: str) -> int:
+    units = {"k": 1024, "m": 1024 * 1024}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].lower() in units else int(value)
+
+
+def _directive(directives: dict, context: str, name: str) -> list[str]:
+    return [arguments for directive, arguments in directives.get(context, []) if directive == name]
+
+
+@pytest.fixture(scope="module")
+def nginx_site() -> dict:
+    return nginx_directives(NGINX_TEMPLATE.read_text())
+
+
+def test_nginx_directive_reader_sees_locations_and_comments():
+    text = "client_max_body_size 1m;  # a comment; with a semicolon\nlocation = /a {\n    return 404;\n}\nx y;\n"
+
+    assert nginx_directives(text) == {"": [("client_max_body_size", "1m"), ("x", "y")], "= /a": [("return", "404")]}
+
+
+def test_compose_publishes_nginx_and_keeps_gunicorn_inside(services):
+    """The API's port (8000, as README's URLs say) is nginx's; gunicorn has none on the host."""
+    assert not services["web"].get("ports"), "gunicorn must not be published: nginx is the one way in"
+    published = _published(services["nginx"])
+    assert ("8000", services["nginx"]["environment"]["NGINX_LISTEN"]) in published
+    web_port = _option_value(services["web"]["command"], "--bind", "-b").rsplit(":", 1)[1]
+    assert services["nginx"]["environment"]["NGINX_UPSTREAM"] == f"web:{web_port}"
+    assert services["nginx"]["image"].split(":")[0] == "nginx", "the official image renders /etc/nginx/templates/"
+
+
+def test_compose_nginx_renders_the_shipped_template_with_every_placeholder_filled(services):
+    nginx = services["nginx"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in nginx["volumes"]}
+    placeholders = set(re.findall(r"\$\{([A-Z_]+)\}", NGINX_TEMPLATE.read_text()))
+
+    assert mounts.get(f"/etc/nginx/templates/{NGINX_TEMPLATE.name}") == "./deploy/nginx/" + NGINX_TEMPLATE.name
+    assert placeholders and placeholders <= set(nginx["environment"]), placeholders - set(nginx["environment"])
+    assert all(re.match(nginx["environment"]["NGINX_ENVSUBST_FILTER"], name) for name in placeholders)
+
+
+def test_compose_static_files_reach_nginx_through_one_volume(services):
+    """`static` collects into a named volume (DJANGO_STATIC_ROOT) that nginx serves /static/ from, once it is done."""
+    static, nginx = services["static"], services["nginx"]
+    static_root = _environment(static)["DJANGO_STATIC_ROOT"]
+    collect_volume = next(v.split(":")[0] for v in static["volumes"] if v.split(":")[1] == static_root)
+    serve_volume = next(v.split(":")[0] for v in nginx["volumes"]
+                        if v.split(":")[1] == nginx["environment"]["NGINX_STATIC_ROOT"])
+
+    assert "collectstatic" in static["command"]
+    assert collect_volume == serve_volume
+    assert nginx["depends_on"]["static"]["condition"] == "service_completed_successfully"
+    assert any(instruction == "RUN" and static_root in arguments and "app" in arguments
+               for instruction, arguments in dockerfile_instructions()), \
+        f"the image must give {static_root} to the app user, or collectstatic cannot write into the new volume"
+
+
+def test_compose_trusts_exactly_one_proxy(django_services):
+    for name, service in django_services.items():
+        assert _environment(service).get("DJANGO_NUM_PROXIES", "").endswith(":-1}"), name
+
+
+def test_compose_long_running_services_come_back_by_themselves(services):
+    for name in LONG_RUNNING_SERVICES:
+        assert services[name].get("restart") == "unless-stopped", f"{name} must restart: unless-stopped"
+
+
+def test_nginx_body_limits_are_django_s(nginx_site):
+    from django.conf import settings
+    from django.urls import reverse
+
+    create_session = f"= {reverse('checkout:create-session')}"
+
+    assert [_nginx_size(v) for v in _directive(nginx_site, "", "client_max_body_size")] == \
+        [settings.DATA_UPLOAD_MAX_MEMORY_SIZE]
+    assert [_nginx_size(v) for v in _directive(nginx_site, create_session, "client_max_body_size")] == \
+        [settings.CHECKOUT_MAX_BODY_BYTES]
+
+
+def test_nginx_buffers_and_sets_the_client_address_as_the_one_proxy(nginx_site):
+    server = dict(nginx_site[""])
+    headers = dict(value.split(" ", 1) for value in _directive(nginx_site, "", "proxy_set_header"))
+
+    assert server["proxy_request_buffering"] == "on" and server["proxy_buffering"] == "on"
+    assert headers["X-Forwarded-For"] == "$remote_addr", "overwrite the client's header, never append to it"
+    assert headers["X-Forwarded-Proto"] == "$scheme"
+    assert headers["X-Request-ID"] == "$request_id"
+    for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout", "keepalive_timeout"):
+        assert int(server[timeout].removesuffix("s")) <= 15, timeout
+    assert _directive(nginx_site, "", "limit_conn")
+    assert _directive(nginx_site, "/static/", "alias") == ["${NGINX_STATIC_ROOT}/"]
+    proxied = {context for context, directives in nginx_site.items() if any(d == "proxy_pass" for d, _ in directives)}
+    assert {"/", "= /api/health/", "= /api/ready/"} <= proxied
+
+
+# --- deploy/systemd ---------------------------------------------------------------------------------------------------
+
+
+def _unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser.optionxform = str  # systemd's keys are case-sensitive
+    parser.read_string(path.read_text())
+    return parser
+
+
+@pytest.mark.parametrize("name,program", [("checkout-web", "gunicorn"), ("checkout-worker", "celery"),
+                                          ("checkout-beat", "celery")])
+def test_systemd_units_restart_run_unprivileged_and_name_real_things(name, program):
+    service = _unit(SYSTEMD_DIR / f"{name}.service")["Service"]
+    argv = shlex.split(service["ExecStart"])
+    argv[0] = Path(argv[0]).name
+
+    assert service["Restart"] == "always"
+    assert float(service["RestartSec"]) > 0
+    assert service.get("User") not in (None, "", "root", "0")
+    assert service["EnvironmentFile"]
+    assert argv[0] == program
+    assert command_problems(argv) == []
+
+
+def test_systemd_gunicorn_listens_where_the_nginx_site_points():
+    argv = shlex.split(_unit(SYSTEMD_DIR / "checkout-web.service")["Service"]["ExecStart"])
+
+    bind = _option_value(argv, "--bind", "-b")
+
+    assert bind.startswith("127.0.0.1:"), "on a host, only nginx may reach gunicorn"
+    assert f"NGINX_UPSTREAM={bind}" in README.read_text(), "README's nginx site must point at the unit's gunicorn"
 
 
 # --- Dockerfile -------------------------------------------------------------------------------------------------------
