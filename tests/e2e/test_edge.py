@@ -390,16 +390,28 @@ def test_bodies_over_our_limits_are_refused_by_nginx_in_the_api_error_shape(heal
     assert "create-session" not in edge.gunicorn_log()[log_before:]
 
 
-def test_every_answer_carries_the_request_id_nginx_made(healthy_edge):
+def test_every_answer_carries_the_request_id_nginx_made_and_django_logged(healthy_edge):
     edge = healthy_edge
 
     first = request(edge.nginx_port, "GET", "/api/health/", headers={"X-Request-ID": "client-chosen"})
-    second = request(edge.nginx_port, "GET", "/api/health/")
+    missing = request(edge.nginx_port, "GET", f"/api/no-such-thing-{uuid.uuid4().hex}")  # Django logs a 404
 
-    ids = [first.getheader("X-Request-ID"), second.getheader("X-Request-ID")]
+    ids = [first.getheader("X-Request-ID"), missing.getheader("X-Request-ID")]
     assert all(re.fullmatch(r"[0-9a-f]{32}", value or "") for value in ids), ids
     assert ids[0] != ids[1]
     assert len(first.headers.get_all("X-Request-ID")) == 1
+    assert missing.status == 404
+    wait_for(lambda: ids[1] in edge.gunicorn_log(), timeout=5, what="Django's log line with nginx's request id")
+
+
+def test_health_and_readiness_pass_through_and_metrics_stay_inside(healthy_edge):
+    """/metrics lets private addresses in; behind nginx every client would be nginx's, so nginx never passes it."""
+    edge = healthy_edge
+
+    assert request(edge.nginx_port, "GET", "/api/health/").status == 200
+    assert request(edge.nginx_port, "GET", "/api/ready/").status == 200
+    assert request(edge.nginx_port, "GET", "/metrics").status == 404
+    assert request(edge.gunicorn_port, "GET", "/metrics").status == 200  # what Prometheus, inside, scrapes
 
 
 def test_nginx_serves_the_collected_static_files_itself(healthy_edge):
