@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import re
 import shlex
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -517,6 +518,18 @@ def test_systemd_units_restart_run_unprivileged_and_name_real_things(name, progr
     assert service["EnvironmentFile"]
     assert argv[0] == program
     assert command_problems(argv) == []
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_accepts_the_units():
+    units = sorted(str(path) for path in SYSTEMD_DIR.glob("*.service"))
+
+    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True,
+                            timeout=60)
+
+    # The programs live on the production host, not here; anything else systemd says is a mistake in a unit.
+    complaints = [line for line in result.stderr.splitlines() if line.strip() and "is not executable" not in line]
+    assert complaints == [], complaints
 
 
 def test_systemd_gunicorn_listens_where_the_nginx_site_points():
