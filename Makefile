@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test bench sandbox migrate clean
+.PHONY: run test bench chaos sandbox migrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(VENV)/.dev-installed
 	$(PY) -m bench.backoffice
 	$(PY) -m bench.renewals
 	$(PY) -m bench.catalog
+
+## chaos: paid orders through faults on a production-like stack, then the counts (minutes; needs PostgreSQL and
+## redis-server; see README, Chaos run). Not part of `make test`.
+chaos: $(VENV)/.dev-installed
+	$(PY) -m tests.chaos
 
 ## sandbox: only the Stripe sandbox, in the foreground
 sandbox: $(VENV)/.runtime-installed
