@@ -7,7 +7,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 # Each dependency gets this long to connect and to answer; all are asked at once, so a probe's total stays under it
 # plus the thread start-up, far below the 2 s a probe may take.
@@ -18,8 +18,12 @@ CHECK_DEADLINE_SECONDS = 1.5
 
 
 def _database() -> str:
-    # A connection of its own (this thread's): a database that accepts no new connection is not ready either.
-    connection = connections["default"]
+    # A connection of its own, opened for this check and closed after it: a database that accepts no new connection
+    # is not ready either, and a hung one costs this thread, not a connection the request threads use.
+    connection = connections.create_connection(DEFAULT_DB_ALIAS)
+    if connection.vendor == "postgresql":
+        options = {**connection.settings_dict.get("OPTIONS", {}), "connect_timeout": 1}
+        connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
