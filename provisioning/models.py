@@ -146,7 +146,7 @@ class EmailPurpose(models.TextChoices):
 
 class EmailStatus(models.TextChoices):
     PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
+    SENDING = "sending", "Sending"  # a worker holds it (until lease_expires_at), or handed it over (handed_over_at)
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
 
@@ -167,6 +167,14 @@ class EmailNotification(TimeStampedModel):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="While sending: until when the worker that claimed it holds it. Past it, and not yet handed over, "
+                  "the e-mail is tried again.")
+    handed_over_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the message started to go to the mail server. From then on it may have been delivered, so it "
+                  "is never sent again automatically (only by staff).")
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

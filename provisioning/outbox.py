@@ -38,7 +38,9 @@ def provisioning_job_enqueue(*, job_id: int, countdown: float | None = None) -> 
 
 def email_notification_enqueue(*, email_id: int) -> bool:
     """Send the e-mail's task. True when the broker took it."""
-    sent = _send(email_notification_send_task, email_id)
+    # As for jobs: a mail server that hangs is given up before the claim's lease runs out (see
+    # services.email_notification_send for what happens to the e-mail then).
+    sent = _send(email_notification_send_task, email_id, time_limit=settings.PROVISIONING_LEASE_SECONDS)
     if sent:
         EmailNotification.objects.filter(pk=email_id).update(enqueued_at=timezone.now())
     return sent

@@ -56,19 +56,25 @@ def provisioning_job_ids_abandoned_without_attempts(*, now: datetime, limit: int
     return list(jobs.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
-def email_notification_ids_to_send(*, stale_before: datetime, limit: int) -> list[int]:
-    """Pending e-mails whose task was never sent, got lost, or whose SMTP server could not be reached."""
+def email_notification_ids_to_send(*, now: datetime, stale_before: datetime, max_attempts: int,
+                                   limit: int) -> list[int]:
+    """Pending e-mails whose task was never sent, got lost, or whose SMTP server could not be reached; and e-mails
+    claimed by a worker whose lease expired before it handed them to the mail server (it died, or lost the database),
+    with attempts left. One handed over is never among them: it may have been delivered."""
+    waiting = Q(status=EmailStatus.PENDING) & Q(waiting_since__lt=stale_before)
+    abandoned = Q(status=EmailStatus.SENDING, handed_over_at__isnull=True, lease_expires_at__lt=now,
+                  attempts__lt=max_attempts)
     emails = EmailNotification.objects.alias(waiting_since=Coalesce("enqueued_at", "created_at")).filter(
-        status=EmailStatus.PENDING, waiting_since__lt=stale_before
-    )
+        waiting | abandoned)
     return list(emails.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 def email_notification_list_needing_attention(
     *, now: datetime, queryset: QuerySet[EmailNotification] | None = None
 ) -> QuerySet[EmailNotification]:
-    """E-mails a person should look at: failed ones, and ones left in `sending` by a worker that died (maybe
-    delivered, maybe not, so never re-sent automatically)."""
+    """E-mails a person should look at: failed ones, and ones left in `sending` for long: handed to the mail server
+    by a worker that then died or lost the database (maybe delivered, maybe not, so never re-sent automatically), or
+    abandoned before the hand-over once too often."""
     queryset = EmailNotification.objects.all() if queryset is None else queryset
     return queryset.filter(
         Q(status=EmailStatus.FAILED) | Q(status=EmailStatus.SENDING, updated_at__lt=now - EMAIL_STUCK_AFTER)

@@ -5,12 +5,14 @@ one attempt at a job against the backend, one e-mail sent at most once, and the 
 import dataclasses
 import logging
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.mail import get_connection, mail_admins
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Exists, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
@@ -71,6 +73,11 @@ DECISION_EMAILS = {SUSPEND: EmailPurpose.SERVICE_SUSPENDED, TERMINATE: EmailPurp
 EMAIL_MAX_ATTEMPTS = 10
 SWEEP_BATCH_SIZE = 200
 ABANDONED = "abandoned: the worker stopped before finishing and its lease expired"
+# What a lost database connection raises (killed, server restarted, network): the server may well be back for the
+# next connection, so these are worth one more try on a new one. Not DataError, IntegrityError and the like.
+DATABASE_CONNECTION_ERRORS = (OperationalError, InterfaceError)
+
+T = TypeVar("T")
 
 
 # --- Jobs -------------------------------------------------------------------------------------------------------------
@@ -218,19 +225,61 @@ def provisioning_job_run(*, job_id: int) -> ProvisioningJob | None:
             account = backend.provision(_provisioning_request(job=job, attempt=attempt.number))
         else:
             skipped = _decision_carry_out(job=job, attempt=attempt, backend=backend)
+    except DATABASE_CONNECTION_ERRORS as error:
+        # Our database, not the backend, failed (reading what to ask for): release the job for a short retry rather
+        # than leave it `running` for the rest of its lease. Safe even had the backend been called: it is asked
+        # with the job's idempotency key.
+        logger.warning("Provisioning job %s: the database connection failed during attempt %s; released for a "
+                       "short retry: %s", job.pk, attempt.number, error)
+        _database_reconnect()
+        _on_a_new_connection_if_lost(partial(
+            _job_record_failure, job=job, attempt=attempt, error=f"database connection lost: {_error_text(error)}",
+            retryable=True, delay=provisioning_retry_delay(attempt=1)), what=f"Releasing provisioning job {job.pk}")
     except ProvisioningError as error:
-        _job_record_failure(job=job, attempt=attempt, error=str(error), retryable=error.retryable)
+        _on_a_new_connection_if_lost(partial(
+            _job_record_failure, job=job, attempt=attempt, error=str(error), retryable=error.retryable),
+            what=f"Recording provisioning job {job.pk}'s failure")
     except Exception as error:
         # A backend bug counts as a failed attempt like any other; the traceback goes to the log.
         logger.exception("Provisioning job %s: the %s backend raised", job.pk, backend.name)
-        _job_record_failure(job=job, attempt=attempt, error=_error_text(error), retryable=True)
+        _on_a_new_connection_if_lost(partial(
+            _job_record_failure, job=job, attempt=attempt, error=_error_text(error), retryable=True),
+            what=f"Recording provisioning job {job.pk}'s failure")
     else:
+        # The backend did its part: a connection killed meanwhile must not leave the job `running` until its lease
+        # expires and the backend is asked again.
         if job.action == PROVISION:
-            _job_record_success(job=job, attempt=attempt, account=account)
+            record = partial(_job_record_success, job=job, attempt=attempt, account=account)
         else:
-            _decision_record_success(job=job, attempt=attempt, skipped=skipped)
-    job.refresh_from_db()
+            record = partial(_decision_record_success, job=job, attempt=attempt, skipped=skipped)
+        _on_a_new_connection_if_lost(record, what=f"Recording provisioning job {job.pk}'s success")
+    _on_a_new_connection_if_lost(job.refresh_from_db, what=f"Reading provisioning job {job.pk}")
     return job
+
+
+def _on_a_new_connection_if_lost(write: Callable[[], T], *, what: str) -> T:
+    """Run `write`; should this process's database connection turn out to be dead (killed, the server restarted),
+    run it once more on a new connection rather than fail, or record the failure, on the dead one.
+
+    Only for writes that are safe to repeat: each is conditional (the job still held by this attempt, the e-mail
+    still claimed by it), so a first run whose COMMIT went through unseen makes the second a no-op. Should the new
+    connection fail too, the error propagates and the row's lease brings it back later.
+    """
+    try:
+        return write()
+    except DATABASE_CONNECTION_ERRORS as error:
+        logger.warning("%s: the database connection failed (%s); trying again on a new connection", what, error)
+        _database_reconnect()
+        return write()
+
+
+def _database_reconnect() -> None:
+    """Drop this process's database connection after it failed; the next query opens a new one. (Django drops a
+    broken connection only between requests or tasks: within one, every later query would fail on it too.)"""
+    try:
+        connection.close()
+    except DatabaseError:
+        pass  # closing a dead connection may complain; it is dropped all the same
 
 
 def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt,
@@ -437,10 +486,16 @@ def _plan_change_record_success(*, job: ProvisioningJob, attempt: ProvisioningAt
                 f"skipped: {skipped}" if skipped else f"done: now {result['product_code']}/{result['billing_cycle']}")
 
 
-def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, error: str, retryable: bool) -> None:
+def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, error: str, retryable: bool,
+                        delay: float | None = None) -> None:
+    """The attempt failed: retried after `delay` seconds (by default the backoff for its number) while attempts
+    remain and the error is retryable, else failed for good and staff alerted."""
     now = timezone.now()
     retry = retryable and attempt.number < job.max_attempts
-    delay = provisioning_retry_delay(attempt=attempt.number) if retry else 0.0
+    if not retry:
+        delay = 0.0
+    elif delay is None:
+        delay = provisioning_retry_delay(attempt=attempt.number)
     with transaction.atomic():
         if retry:
             fields = {"status": ProvisioningJobStatus.RETRYING, "next_attempt_at": now + timedelta(seconds=delay)}
@@ -539,29 +594,56 @@ def email_notification_create(*, checkout_session: CheckoutSession, purpose: str
 
 
 def email_notification_send(*, email_id: int) -> EmailNotification | None:
-    """Send one e-mail, at most once (the task's body). None when it is not pending (sent, being sent, given up).
+    """Send one e-mail, at most once (the task's body). None when it is not this delivery's to send: sent, given up,
+    held by a worker whose lease is still valid, or already handed to the mail server.
 
-    At most once rather than at least once: the row is claimed (pending -> sending) before anything is sent, and
-    only a failure to connect to the mail server, when certainly nothing left, puts it back to pending for the
-    sweeper. Any error once the message is handed over marks it failed, and a worker that dies after claiming
-    leaves it in `sending`: in both cases the server may have accepted it, so it is never re-sent automatically.
-    Staff see such e-mails in the admin (filter "Needs attention") and may send them again by hand.
+    At most once, and the boundary is the hand-over. `handed_over_at` is committed, by the worker that holds the
+    e-mail's current claim (status sending, same attempt number), before the first byte of the message goes to the
+    mail server; the message goes only if that write succeeded.
+
+    - Before the hand-over (building the message, connecting to the mail server, a database failure) nothing can
+      have reached the customer, so the e-mail is tried again: put back to pending at once when this worker can
+      still say so (on a new database connection if its own died), otherwise once its lease expires (the worker
+      died, the database stayed away), when the sweeper sends it again and a new claim takes it over.
+    - From the hand-over on, the server may have accepted the message whatever we hear back (an error after DATA, a
+      timeout, a worker killed mid-send), so it is never sent again automatically: it is recorded as sent or failed
+      (again on a new connection if need be), or, if even that cannot be written, left in `sending` with its
+      hand-over time. Staff see those under "Needs attention" and may send them again, knowing the customer may get
+      the message twice.
+
+    A worker that outlived its lease cannot hand over: its claim was taken over, so its conditional write changes
+    nothing. Only failures to connect, and our own database, are retried; other errors fail the e-mail.
     """
-    claimed = EmailNotification.objects.filter(pk=email_id, status=EmailStatus.PENDING).update(
-        status=EmailStatus.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
-    )
+    now = timezone.now()
+    claimable = Q(status=EmailStatus.PENDING) | Q(
+        status=EmailStatus.SENDING, handed_over_at__isnull=True, lease_expires_at__lt=now,
+        attempts__lt=EMAIL_MAX_ATTEMPTS)
+    claimed = _on_a_new_connection_if_lost(partial(
+        EmailNotification.objects.filter(claimable, pk=email_id).update,
+        # Each claim is a new attempt, not handed over yet (an e-mail staff reopened may have been, before).
+        status=EmailStatus.SENDING, attempts=F("attempts") + 1, handed_over_at=None, updated_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS),
+    ), what=f"Claiming e-mail {email_id}")
     if not claimed:
         return None
-    notification = EmailNotification.objects.select_related("checkout_session").get(pk=email_id)
+    notification = _on_a_new_connection_if_lost(
+        EmailNotification.objects.select_related("checkout_session").filter(pk=email_id).get,
+        what=f"Reading e-mail {email_id}")
     try:
         message = email_message_build(notification=notification)
+    except DATABASE_CONNECTION_ERRORS as error:
+        logger.warning("E-mail %s: the database connection failed while building it; back to pending: %s",
+                       notification.pk, error)
+        _database_reconnect()
+        return _email_finish(notification=notification, status=EmailStatus.PENDING,
+                             error=f"database connection lost: {_error_text(error)}")
     except Exception as error:
         logger.exception("E-mail %s (%s) could not be built", notification.pk, notification.purpose)
         return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
 
-    connection = get_connection()
+    mail_connection = get_connection()
     try:
-        connection.open()
+        mail_connection.open()
     except Exception as error:
         again = notification.attempts < EMAIL_MAX_ATTEMPTS
         logger.warning("E-mail %s: the mail server could not be reached (attempt %s)%s: %s", notification.pk,
@@ -569,13 +651,22 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
         return _email_finish(notification=notification, status=EmailStatus.PENDING if again else EmailStatus.FAILED,
                              error=_error_text(error))
     try:
-        sent = connection.send_messages([message])
-    except Exception as error:
-        logger.exception("E-mail %s (%s) failed while sending; not sent again automatically", notification.pk,
-                         notification.purpose)
-        return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
+        handed_over = _on_a_new_connection_if_lost(partial(
+            _email_claim_held(notification).update,
+            handed_over_at=timezone.now(), updated_at=timezone.now(),
+        ), what=f"Recording e-mail {notification.pk}'s hand-over")
+        if not handed_over:
+            logger.warning("E-mail %s: attempt %s outlived its lease and another took over; not sent by this one",
+                           notification.pk, notification.attempts)
+            return None
+        try:
+            sent = mail_connection.send_messages([message])
+        except Exception as error:
+            logger.exception("E-mail %s (%s) failed while sending; not sent again automatically", notification.pk,
+                             notification.purpose)
+            return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
     finally:
-        connection.close()
+        mail_connection.close()
     if not sent:
         return _email_finish(notification=notification, status=EmailStatus.FAILED, error="the mail server refused it")
     return _email_finish(notification=notification, status=EmailStatus.SENT)
@@ -594,13 +685,21 @@ def email_notification_send_again(*, notification: EmailNotification) -> bool:
     return bool(reopened)
 
 
+def _email_claim_held(notification: EmailNotification):
+    """The e-mail, if the claim `notification` was read under still holds it (sending, same attempt)."""
+    return EmailNotification.objects.filter(pk=notification.pk, status=EmailStatus.SENDING,
+                                            attempts=notification.attempts)
+
+
 def _email_finish(*, notification: EmailNotification, status: str, error: str = "") -> EmailNotification:
+    """Record how the attempt ended, if its claim still holds; on a new database connection if this one died."""
     now = timezone.now()
-    fields = {"status": status, "last_error": error, "updated_at": now}
+    fields = {"status": status, "last_error": error, "lease_expires_at": None, "updated_at": now}
     if status == EmailStatus.SENT:
         fields["sent_at"] = now
-    EmailNotification.objects.filter(pk=notification.pk, status=EmailStatus.SENDING).update(**fields)
-    notification.refresh_from_db()
+    _on_a_new_connection_if_lost(partial(_email_claim_held(notification).update, **fields),
+                                 what=f"Recording e-mail {notification.pk} as {status}")
+    _on_a_new_connection_if_lost(notification.refresh_from_db, what=f"Reading e-mail {notification.pk}")
     return notification
 
 
@@ -617,7 +716,8 @@ def provisioning_outbox_sweep() -> dict[str, int]:
     failed = sum(_job_fail_abandoned(job_id=job_id, now=now) for job_id in abandoned)
     job_ids = selectors.provisioning_job_ids_to_send(now=now, stale_before=stale_before, limit=SWEEP_BATCH_SIZE)
     jobs_sent = sum(provisioning_job_enqueue(job_id=job_id) for job_id in job_ids)
-    email_ids = selectors.email_notification_ids_to_send(stale_before=stale_before, limit=SWEEP_BATCH_SIZE)
+    email_ids = selectors.email_notification_ids_to_send(now=now, stale_before=stale_before,
+                                                         max_attempts=EMAIL_MAX_ATTEMPTS, limit=SWEEP_BATCH_SIZE)
     emails_sent = sum(email_notification_enqueue(email_id=email_id) for email_id in email_ids)
     if job_ids or email_ids or failed:
         logger.info("Outbox sweep: %s/%s jobs and %s/%s e-mails sent again, %s abandoned jobs failed",

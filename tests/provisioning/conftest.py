@@ -81,9 +81,15 @@ class ControlPanel:
     received: list[Received] = field(default_factory=list)
     accounts: dict[str, dict] = field(default_factory=dict)
     _answers: list[tuple[int, object, float]] = field(default_factory=list)
+    _before_answers: list = field(default_factory=list)
 
     def answer(self, status: int, body: object = None, *, delay: float = 0.0) -> None:
         self._answers.append((status, body, delay))
+
+    def before_next_answer(self, action) -> None:
+        """Call `action()` when the next request has arrived, before it is answered (e.g. to cut the caller's
+        database connection while it waits for the panel)."""
+        self._before_answers.append(action)
 
     def signature_valid(self, header: str, body: bytes) -> bool:
         parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
@@ -95,6 +101,8 @@ class ControlPanel:
     def respond(self, headers: dict, body: bytes) -> tuple[int, object, float]:
         valid = self.signature_valid(headers.get("X-Signature", ""), body)
         self.received.append(Received(headers=headers, body=body, signature_valid=valid))
+        if self._before_answers:
+            self._before_answers.pop(0)()
         if not valid:
             return 401, {"error": "bad signature"}, 0.0
         status, answer, delay = self._answers.pop(0) if self._answers else (200, None, 0.0)

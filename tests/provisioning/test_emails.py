@@ -2,12 +2,14 @@
 link that really sets a password."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
 from provisioning.emails import money
@@ -67,8 +69,10 @@ def test_a_second_delivery_of_the_task_sends_nothing():
     assert (notification.status, notification.attempts, len(mail.outbox)) == ("sent", 1, 1)
 
 
-def test_an_email_claimed_by_a_worker_that_died_is_not_sent_again():
-    notification = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1)
+def test_an_email_handed_over_by_a_worker_that_died_is_not_sent_again():
+    gone = timezone.now() - timedelta(minutes=10)
+    notification = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=gone,
+                                            handed_over_at=gone)
 
     assert send(notification).status == "sending"
     assert mail.outbox == []

@@ -127,9 +127,10 @@ def test_fresh_waiting_running_and_finished_jobs_are_left_alone(sweep):
     assert len(before) == len(jobs)
 
 
-def test_pending_emails_are_sent_but_one_claimed_by_a_worker_that_died_is_not(sweep):
+def test_pending_emails_are_sent_but_one_handed_over_by_a_worker_that_died_is_not(sweep):
     waiting = EmailNotificationFactory()
-    stuck = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1)
+    stuck = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=25),
+                                     handed_over_at=ago(minutes=25))
     fresh = EmailNotificationFactory()
     EmailNotification.objects.filter(pk__in=[waiting.pk, stuck.pk]).update(created_at=ago(minutes=30),
                                                                             updated_at=ago(minutes=30))
