@@ -4,7 +4,9 @@ webhook request and the worker's tasks for it log under one request id (JSON lin
 
 import json
 import re
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -46,15 +48,19 @@ def sample(text: str, name: str, **labels) -> float:
 
 
 def test_metrics_add_up_the_requests_every_gunicorn_worker_answered(e2e):
-    name, labels = "django_http_responses_total_by_status_view_method_total", {"view": "health", "status": "200"}
-    before = sample(scrape(e2e), name, method="GET", **labels)
+    # Requests nothing else sends (a probe of another test may still reach this port): the API's JSON 404
+    name = "django_http_responses_total_by_status_view_method_total"
+    labels = {"view": "core.views.api_not_found", "method": "GET", "status": "404"}
+    before = sample(scrape(e2e), name, **labels)
 
-    for _ in range(40):  # a new connection each: the four workers share them out
-        assert requests.get(f"{e2e.api}/api/health/", timeout=10).status_code == 200
+    for number in range(40):  # a new connection each: the four workers share them out
+        assert requests.get(f"{e2e.api}/api/observability-probe-{number}/", timeout=10).status_code == 404
 
-    # Whichever worker answers the scrape, it counts all forty
+    # Whichever worker answers the scrape, it counts all forty, though more than one worker answered them
     for _ in range(4):
-        assert sample(scrape(e2e), name, method="GET", **labels) == before + 40
+        assert sample(scrape(e2e), name, **labels) == before + 40
+    shared = Path(tempfile.gettempdir()) / f"checkout-service-metrics-{e2e.processes['web'].pid}"
+    assert len({path.stem.rsplit("_", 1)[-1] for path in shared.glob("counter_*.db")}) > 1
 
 
 def test_a_paid_orders_webhook_and_its_tasks_log_under_one_request_id_and_count_in_the_funnel(e2e):
