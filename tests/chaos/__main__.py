@@ -46,6 +46,7 @@ OUTPUT = Path(os.environ.get("CHAOS_OUTPUT") or ROOT / "artifacts" / "chaos.json
 RUN_DIR = OUTPUT.parent / "chaos"
 STRIPE_KEY = "sk_test_chaosrun00000000000000000000000"
 RUN_ID = secrets.token_hex(4)
+CODE: dict = {}  # what was under test, read at the start: the working tree may hold changes not yet committed
 
 # The schedule, in seconds from the first order. The worker is killed first: a job it held waits out its lease
 # (PROVISIONING_LEASE_SECONDS, 300 s in production) before another worker may take it, by design; the last fault comes
@@ -282,7 +283,6 @@ class Chaos:
     stack: Stack
     supervisor: Supervisor
     panel: ControlPanel
-    api_port: int
     t0: float = 0.0
     t0_wall: float = 0.0
     faults: list[dict] = field(default_factory=list)
@@ -438,6 +438,14 @@ def _database_state(sql) -> dict:
         "emails": sql("SELECT id, checkout_session_id, purpose, status, attempts, last_error "
                       "FROM provisioning_emailnotification"),
         "webhook_failures": sql("SELECT count(*) FROM djstripe_webhookeventtrigger WHERE exception <> ''")[0][0],
+        # The paid orders that became whole last: when, and what their provisioning attempts met on the way.
+        "slowest_orders": sql(
+            "SELECT c.stripe_session_id, extract(epoch FROM greatest(j.finished_at, (SELECT max(e.sent_at) FROM "
+            "provisioning_emailnotification e WHERE e.checkout_session_id = c.id))), j.attempts, (SELECT "
+            "string_agg(left(a.error, 100), ' | ' ORDER BY a.number) FROM provisioning_provisioningattempt a WHERE "
+            "a.job_id = j.id AND a.error <> '') FROM checkout_sessions c JOIN accounts_subscription s ON "
+            "s.checkout_session_id = c.id JOIN provisioning_provisioningjob j ON j.subscription_id = s.id AND "
+            "j.action = 'provision' ORDER BY 2 DESC NULLS FIRST LIMIT 5"),
         "last_finished": sql("SELECT extract(epoch FROM (SELECT max(finished_at) FROM provisioning_provisioningjob)), "
                              "extract(epoch FROM (SELECT max(sent_at) FROM provisioning_emailnotification))")[0],
     }
@@ -534,7 +542,7 @@ def figures(orders, db, panel, smtp, stack, supervisor, chaos, customers, recove
     last_fault = max(fault["end"] for fault in chaos.faults)
     return {
         # What was under test: the working tree may hold changes not yet committed.
-        "code": {"commit": git("rev-parse", "HEAD"), "uncommitted": git("status", "--short").splitlines()},
+        "code": CODE,
         "orders": dict(Counter(order.kind for order in orders)),
         "schedule": chaos.faults,
         "last_fault_end_seconds": last_fault,
@@ -555,6 +563,10 @@ def figures(orders, db, panel, smtp, stack, supervisor, chaos, customers, recove
         "smtp": {"messages": len(messages),
                  "by_purpose": dict(Counter(purpose_of.get(m["notification_id"], "unknown") for m in messages))},
         "last_job_finished_seconds": last_job,
+        "slowest_orders": [
+            {"session": session_id, "whole_at_seconds": round(float(whole) - chaos.t0_wall, 1) if whole else None,
+             "job_attempts": attempts, "attempt_errors": errors or ""}
+            for session_id, whole, attempts, errors in db["slowest_orders"]],
         "last_email_sent_seconds": last_email,
         "webhook_deliveries": {
             "attempts": len(deliveries["data"]), "pending": deliveries.get("pending"),
@@ -599,7 +611,10 @@ def report(result: dict) -> None:
     print(f"control panel: {result['control_panel']}")
     print(f"SMTP server: {result['smtp']}")
     print(f"last provisioning job finished at {result['last_job_finished_seconds']} s, last e-mail sent at "
-          f"{result['last_email_sent_seconds']} s (from the first order)")
+          f"{result['last_email_sent_seconds']} s (from the first order); the last orders to become whole:")
+    for order in result["slowest_orders"]:
+        print(f"  {order['whole_at_seconds']} s  {order['session'][:24]}...  {order['job_attempts']} attempt(s)  "
+              f"{order['attempt_errors']}")
     print(f"webhook deliveries: {result['webhook_deliveries']}; triggers with an exception: "
           f"{result['webhook_triggers_with_exception']}")
     print(f"what customers saw besides success: {result['customers_saw']}")
@@ -638,16 +653,16 @@ def prepare_database(env: dict) -> None:
 
 
 def main() -> int:
+    CODE.update(commit=git("rev-parse", "HEAD"), uncommitted=git("status", "--short").splitlines())
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     RUN_DIR.mkdir(parents=True)
-    api_port, sandbox_port, panel_port, smtp_port = (free_port() for _ in range(4))
     panel_secret = secrets.token_hex(32)
     panel, smtp = ControlPanel(secret=panel_secret), SmtpSink()
-    panel_url = panel.start(panel_port)
+    panel_url = panel.start(free_port())
+    smtp_port = free_port()
     smtp.start(smtp_port)
     redis = PersistentRedis(port=free_port())
     redis.start()
-    api, sandbox = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -658,9 +673,6 @@ def main() -> int:
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": redis.url,
         "STRIPE_SECRET_KEY": STRIPE_KEY,
-        "STRIPE_API_BASE": sandbox,
-        "STRIPE_WEBHOOK_BASE_URL": api,
-        "SITE_URL": api,
         # Every simulated customer comes from 127.0.0.1: per-IP throttling would refuse all but the first few.
         "THROTTLE_CHECKOUT_CREATE": "1000000/min",
         "THROTTLE_CHECKOUT_READ": "1000000/min",
@@ -673,21 +685,26 @@ def main() -> int:
         "PROVISIONING_HTTP_SECRET": panel_secret,
         "PYTHONUNBUFFERED": "1",
     }
-    stack = Stack(api=api, sandbox=sandbox, redis=redis, mail_dir=RUN_DIR / "mail", env=env, beat_process=True)
-    # The commands of docker-compose.yml's web, worker and beat.
-    starters = {
-        "web": lambda: stack.start("web", sys.executable, "-m", "gunicorn", "config.wsgi:application",
-                                   "--bind", f"127.0.0.1:{api_port}", "--workers", "4"),
-        "worker": lambda: stack.start("worker", sys.executable, "-m", "celery", "-A", "config", "worker", "-l",
-                                      "info"),
-        "beat": lambda: stack.start("beat", sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                                    "--schedule", str(RUN_DIR / "beat-schedule")),
-    }
-    supervisor = Supervisor(stack=stack, starters=starters, redis=redis)
-    customers = Customers(api=api, sandbox=sandbox)
+    customers = Customers(api="", sandbox="")
+    stack = supervisor = None
     try:
         log(f"preparing: database {DATABASE_URL} afresh, migrations, catalog; logs in {RUN_DIR}")
         prepare_database(env)
+        # Ports taken only now, just before the servers bind them: the preparation takes minutes on a busy machine.
+        api_port, sandbox_port = free_port(), free_port()
+        api = customers.api = env["SITE_URL"] = env["STRIPE_WEBHOOK_BASE_URL"] = f"http://127.0.0.1:{api_port}"
+        sandbox = customers.sandbox = env["STRIPE_API_BASE"] = f"http://127.0.0.1:{sandbox_port}"
+        stack = Stack(api=api, sandbox=sandbox, redis=redis, mail_dir=RUN_DIR / "mail", env=env, beat_process=True)
+        # The commands of docker-compose.yml's web, worker and beat.
+        starters = {
+            "web": lambda: stack.start("web", sys.executable, "-m", "gunicorn", "config.wsgi:application",
+                                       "--bind", f"127.0.0.1:{api_port}", "--workers", "4"),
+            "worker": lambda: stack.start("worker", sys.executable, "-m", "celery", "-A", "config", "worker", "-l",
+                                          "info"),
+            "beat": lambda: stack.start("beat", sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
+                                        "--schedule", str(RUN_DIR / "beat-schedule")),
+        }
+        supervisor = Supervisor(stack=stack, starters=starters, redis=redis)
         stack.start("sandbox", sys.executable, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port",
                     str(sandbox_port))
         wait_until(lambda: http_ok(f"{sandbox}/_sandbox/health"), 30, "the sandbox")
@@ -702,7 +719,7 @@ def main() -> int:
         for n in range(UNPAID):
             orders.insert((n + 1) * len(orders) // (UNPAID + 1),
                           Order(number=ORDERS + n + 1, kind="abandoned" if n % 2 == 0 else "declined"))
-        chaos = Chaos(stack=stack, supervisor=supervisor, panel=panel, api_port=api_port)
+        chaos = Chaos(stack=stack, supervisor=supervisor, panel=panel)
         t0 = chaos.t0 = supervisor.started = time.monotonic() + 1
         chaos.t0_wall = time.time() + 1
         threading.Thread(target=supervisor.run, daemon=True).start()
@@ -747,9 +764,11 @@ def main() -> int:
         return 0 if result["target_met"] else 1
     finally:
         customers.stop.set()
-        with supervisor._lock:
-            supervisor.stop()
-        stack.stop_all()
+        if supervisor is not None:
+            with supervisor._lock:
+                supervisor.stop()
+        if stack is not None:
+            stack.stop_all()
         redis.stop()
         panel.stop()
         smtp.stop()
