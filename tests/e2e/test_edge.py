@@ -85,6 +85,23 @@ http {{
 """
 
 
+def start_nginx(base: Path, *, port: int, upstream: str, static_root: Path) -> subprocess.Popen:
+    """Debian's nginx in the foreground with the shipped site; its configuration, logs and buffers in `base`."""
+    site = base / "checkout.conf"
+    site.write_text(render_site(listen=f"127.0.0.1:{port}", upstream=upstream, static_root=static_root))
+    main_conf = base / "nginx.conf"
+    main_conf.write_text(nginx_main_conf(base, site))
+    with open(base / "nginx.out", "ab") as out:
+        # -e: nginx's own start-up messages go here too, not to /var/log/nginx (not writable without root).
+        return subprocess.Popen([NGINX, "-p", str(base), "-c", str(main_conf), "-e", str(base / "error.log")],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for_nginx(process: subprocess.Popen, port: int, base: Path) -> None:
+    wait_for(lambda: process.poll() is not None or _port_open(port), timeout=10, what="nginx")
+    assert process.poll() is None, (base / "nginx.out").read_text() + (base / "error.log").read_text()
+
+
 def compose_web_command(bind: str) -> list[str]:
     """docker-compose.yml's `web` command, with its --bind moved to a local port."""
     command = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["web"]["command"]
@@ -155,20 +172,10 @@ def edge(django_db_setup, tmp_path_factory):
         edge.processes["gunicorn"] = subprocess.Popen(
             compose_web_command(f"127.0.0.1:{edge.gunicorn_port}"), cwd=ROOT, env=env, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True)
-    site = base / "checkout.conf"
-    site.write_text(render_site(listen=f"127.0.0.1:{edge.nginx_port}", upstream=f"127.0.0.1:{edge.gunicorn_port}",
-                                static_root=base / "static"))
-    main_conf = base / "nginx.conf"
-    main_conf.write_text(nginx_main_conf(base, site))
-    with open(base / "nginx.out", "ab") as out:
-        # -e: nginx's own start-up messages go here too, not to /var/log/nginx (not writable without root).
-        edge.processes["nginx"] = subprocess.Popen(
-            [NGINX, "-p", str(base), "-c", str(main_conf), "-e", str(base / "error.log")],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    edge.processes["nginx"] = start_nginx(base, port=edge.nginx_port, upstream=f"127.0.0.1:{edge.gunicorn_port}",
+                                          static_root=base / "static")
     try:
-        wait_for(lambda: edge.processes["nginx"].poll() is not None or _port_open(edge.nginx_port), timeout=10,
-                 what="nginx")
-        assert edge.processes["nginx"].poll() is None, edge.logs()
+        wait_for_nginx(edge.processes["nginx"], edge.nginx_port, base)
         wait_for(lambda: probe(edge.nginx_port).ok, timeout=60, what="gunicorn behind nginx")
         yield edge
     finally:
@@ -452,3 +459,20 @@ def test_one_address_gets_at_most_20_requests_in_progress(healthy_edge):
     assert statuses.count("429") == 5, statuses
     refusal = next(answer for answer in answers if answer)
     assert json.loads(refusal.split(b"\r\n\r\n", 1)[1])["code"] == "throttled"
+
+
+def test_gunicorn_out_of_reach_is_a_503_with_a_retry_hint_in_the_api_error_shape(tmp_path):
+    """nginx's own answer when gunicorn cannot be reached (stopped, restarting): JSON, not nginx's HTML 502 page."""
+    port = free_port()
+    nothing_there = f"127.0.0.1:{free_port()}"
+    process = start_nginx(tmp_path, port=port, upstream=nothing_there, static_root=tmp_path)
+    try:
+        wait_for_nginx(process, port, tmp_path)
+        response = request(port, "GET", "/api/health/")
+    finally:
+        _stop(process)
+
+    assert response.status == 503
+    assert response.getheader("Retry-After") == "5"
+    assert json.loads(response.body)["code"] == "service_unavailable"
+    assert re.fullmatch(r"[0-9a-f]{32}", response.getheader("X-Request-ID") or "")
