@@ -41,8 +41,13 @@ def stripe_time(value) -> datetime | None:
 
 
 def stripe_invoice_subscription_id(stripe_invoice: Mapping) -> str | None:
-    """The subscription an invoice bills: `parent.subscription_details.subscription` since API 2025-03-31 (the
-    top-level `subscription` of older versions is read only when the parent is missing)."""
+    """The subscription an invoice bills: `parent.subscription_details.subscription` since API 2025-03-31.basil.
+
+    The top-level `subscription` of older versions is read only when the parent is missing. Our own requests pin
+    STRIPE_API_VERSION, so what dj-stripe re-reads never has it; but when that re-read is not stored, the receivers
+    fall back to the event's snapshot (billing/webhooks.py `_fresh`), and Stripe renders a snapshot in the webhook
+    endpoint's API version: an endpoint made in the Dashboard or before the pin (kept by stripe_webhook_register)
+    can be older than basil, and then this is where the id is."""
     details = ((stripe_invoice.get("parent") or {}).get("subscription_details") or {})
     subscription = details.get("subscription") or stripe_invoice.get("subscription")
     if isinstance(subscription, Mapping):

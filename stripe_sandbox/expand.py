@@ -143,6 +143,7 @@ EXPANDABLE = {
         "payment_intent": Ref("payment_intent"),
     },
     "payment_method": {"customer": Ref("customer")},
+    "mandate": {"payment_method": Ref("payment_method")},
 }
 
 

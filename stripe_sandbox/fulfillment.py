@@ -90,6 +90,7 @@ class _Flow:
                 payment_intent=intent,
                 payment_method=payment_method,
                 status="pending" if delayed else "failed" if declined else "succeeded",
+                mandate=self.store.attached.get((payment_method["id"], "mandate")),
             )
         )
         intent["latest_charge"] = charge["id"]
@@ -235,6 +236,10 @@ def create_payment_method(
     )
     if type == CARD and TEST_CARDS[test_card]["declines"]:
         store.attached[payment_method["id"], "declines"] = True
+    if type == BANK_DEBIT:
+        # Stripe debits a bank account only under a mandate, which its payment page collects with the account.
+        mandate = store.add(objects.mandate(id=new_id("mandate_", 24), accepted_at=now, payment_method=payment_method))
+        store.attached[payment_method["id"], "mandate"] = mandate["id"]
     return payment_method
 
 

@@ -101,7 +101,8 @@ class Store:
             self._ids_by_type: dict[str, list[str]] = defaultdict(list)
             # Data that belongs to an object without being one of its fields, keyed by (object id, name):
             # a session's line items, discount, subscription_data (for the subscription it will create) and
-            # return_url; an invoice's payment intent; a webhook endpoint's signing secret.
+            # return_url; an invoice's payment intent; a webhook endpoint's signing secret; a bank account's
+            # mandate.
             self.attached: dict[tuple[str, str], object] = {}
             self.idempotent: OrderedDict[str, IdempotentResult] = OrderedDict()
             self.requests: deque[dict] = deque(maxlen=REQUEST_LOG_SIZE)

@@ -46,6 +46,14 @@ class StripeError(Exception):
         return {"error": error}
 
 
+def not_one_of(param: str, choices) -> StripeError:
+    """Stripe's answer to a value outside an enum: `Invalid locale: must be one of auto, bg, ..., or zh-TW`, with the
+    parameter's full name (`payment_method_types[1]`) and no code."""
+    *first, last = choices
+    listed = f"{', '.join(first)}, or {last}" if len(first) > 1 else " or ".join([*first, last])
+    return StripeError(f"Invalid {param}: must be one of {listed}", param=param)
+
+
 def card_declined(**extra) -> StripeError:
     """What Stripe answers (402) when a card is declined."""
     return StripeError(
@@ -138,7 +146,7 @@ class Params:
         if not isinstance(value, str):
             raise StripeError(f"Invalid string: {self.name(key)} must be a string", param=self.name(key))
         if choices is not None and value not in choices:
-            raise StripeError(f"Invalid {key}: must be one of {', '.join(choices)}", param=self.name(key))
+            raise not_one_of(self.name(key), choices)
         if len(value) > max_length:
             raise StripeError(f"Invalid {key}: must be at most {max_length} characters", param=self.name(key))
         return value
@@ -227,11 +235,14 @@ class Params:
             return [value[index] for index in sorted(value, key=int)]
         raise StripeError(f"Invalid array: {self.name(key)} must be an array", param=self.name(key))
 
-    def strings(self, key) -> list[str]:
+    def strings(self, key, *, choices=None) -> list[str]:
         values = self._array(key)
         for index, value in enumerate(values):
+            name = f"{self.name(key)}[{index}]"
             if not isinstance(value, str) or value == "":
-                raise StripeError(f"Invalid string: {self.name(key)}[{index}]", param=f"{self.name(key)}[{index}]")
+                raise StripeError(f"Invalid string: {name}", param=name)
+            if choices is not None and value not in choices:
+                raise not_one_of(name, choices)
         return values
 
     def hashes(self, key) -> list["Params"]:

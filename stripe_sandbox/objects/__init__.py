@@ -14,7 +14,7 @@ from stripe_sandbox.objects.billing import (
 from stripe_sandbox.objects.checkout import checkout_item, checkout_session, customer_details
 from stripe_sandbox.objects.core import account, coupon, customer, discount, list_object, price, product
 from stripe_sandbox.objects.events import event, webhook_endpoint
-from stripe_sandbox.objects.payments import charge, payment_intent, payment_method, refund
+from stripe_sandbox.objects.payments import charge, mandate, payment_intent, payment_method, refund
 
 __all__ = [
     "account",
@@ -32,6 +32,7 @@ __all__ = [
     "invoice_line_item",
     "invoice_payment",
     "list_object",
+    "mandate",
     "payment_intent",
     "payment_method",
     "plan",

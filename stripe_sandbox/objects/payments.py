@@ -92,6 +92,26 @@ def payment_method(
     return obj
 
 
+def mandate(*, id: str, accepted_at: int, payment_method: dict) -> dict:
+    """The customer's permission to debit a bank account, given on the payment page: multi-use, so renewals debit
+    the same account under it. Stripe records the browser's address and user agent; the sandbox records its own."""
+    return {
+        "id": id,
+        "object": "mandate",
+        "customer_acceptance": {
+            "accepted_at": accepted_at,
+            "online": {"ip_address": "127.0.0.1", "user_agent": "Stripe sandbox payment page"},
+            "type": "online",
+        },
+        "livemode": False,
+        "multi_use": {},
+        "payment_method": payment_method["id"],
+        "payment_method_details": {"type": BANK_DEBIT, BANK_DEBIT: {"collection_method": None}},
+        "status": "active",
+        "type": "multi_use",
+    }
+
+
 def payment_intent(
     *,
     id: str,
@@ -158,9 +178,10 @@ def charge(
     payment_intent: dict,
     payment_method: dict,
     status: str,
+    mandate: str | None = None,
 ) -> dict:
     """The charge a confirmed PaymentIntent makes: `succeeded` (card), `failed` (a declined card), or `pending` (bank
-    debit) until it settles."""
+    debit, under the payment method's `mandate`) until it settles."""
     succeeded = status == "succeeded"
     declined = status == "failed"
     if payment_method["type"] == CARD:
@@ -203,7 +224,7 @@ def charge(
                 "bank_name": bank["bank_name"],
                 "fingerprint": bank["fingerprint"],
                 "last4": bank["last4"],
-                "mandate": None,
+                "mandate": mandate,
                 "payment_reference": None,
                 "routing_number": bank["routing_number"],
             },

@@ -19,6 +19,24 @@ UI_MODES_NOW = {"hosted": "hosted_page", "embedded": "embedded_page"}
 UI_MODES_BEFORE = {"hosted": "hosted", "embedded": "embedded"}
 
 
+# Stripe's enums for Checkout Session create, as stripe-python 15.6.2's SessionCreateParams types them
+# (2026-08-26.dahlia; the same for 2026-05-27.dahlia). The sandbox's page pays by card or US bank account only, but it
+# refuses what Stripe refuses, not what it cannot show.
+LOCALES = (
+    "auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr", "fr-CA", "hr", "hu",
+    "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru", "sk", "sl", "sv", "th",
+    "tr", "vi", "zh", "zh-HK", "zh-TW",
+)
+PAYMENT_METHOD_TYPES = (
+    "acss_debit", "affirm", "afterpay_clearpay", "alipay", "alma", "amazon_pay", "au_becs_debit", "bacs_debit",
+    "bancontact", "billie", "bizum", "blik", "boleto", "card", "cashapp", "crypto", "customer_balance", "eps", "fpx",
+    "giropay", "grabpay", "ideal", "kakao_pay", "klarna", "konbini", "kr_card", "link", "mb_way", "mobilepay",
+    "multibanco", "naver_pay", "nz_bank_account", "oxxo", "p24", "pay_by_bank", "payco", "paynow", "paypal", "payto",
+    "pix", "promptpay", "revolut_pay", "samsung_pay", "satispay", "scalapay", "sepa_debit", "sofort", "sunbit",
+    "swish", "twint", "upi", "us_bank_account", "wechat_pay", "zip",
+)
+
+
 def ui_modes(api_version: str) -> dict[str, str]:
     return UI_MODES_NOW if api_version[:10] >= UI_MODES_RENAMED_IN else UI_MODES_BEFORE
 
@@ -72,8 +90,8 @@ def create(call: ApiCall) -> dict:
     coupon_ids = [discount.string("coupon", required=True) for discount in params.hashes("discounts")]
     allow_promotion_codes = params.boolean("allow_promotion_codes")
     expires_at = params.integer("expires_at")
-    payment_method_types = params.strings("payment_method_types")
-    locale = params.string("locale")
+    payment_method_types = params.strings("payment_method_types", choices=PAYMENT_METHOD_TYPES)
+    locale = params.string("locale", choices=LOCALES)
     billing_address_collection = params.string("billing_address_collection", choices=("auto", "required"))
     params.finish()
 

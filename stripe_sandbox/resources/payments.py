@@ -1,5 +1,5 @@
-"""`/v1/payment_intents`, `/v1/charges`, `/v1/payment_methods` (retrieve, list, attach and detach) and
-`/v1/refunds` (create, retrieve, list)."""
+"""`/v1/payment_intents`, `/v1/charges`, `/v1/payment_methods` (retrieve, list, attach and detach),
+`/v1/mandates` (retrieve) and `/v1/refunds` (create, retrieve, list)."""
 
 from stripe_sandbox import billing
 from stripe_sandbox.fulfillment import _Flow, create_payment_method
@@ -51,6 +51,11 @@ def charge_list(call: ApiCall) -> dict:
 def payment_method_retrieve(call: ApiCall, id: str) -> dict:
     call.params.finish()
     return call.store.get("payment_method", id)
+
+
+def mandate_retrieve(call: ApiCall, id: str) -> dict:
+    call.params.finish()
+    return call.store.get("mandate", id)
 
 
 def payment_method_attach(call: ApiCall, id: str) -> dict:
@@ -167,6 +172,7 @@ ROUTES = [
     ("GET", "/v1/charges/{id}", charge_retrieve),
     ("GET", "/v1/payment_methods/{id}", payment_method_retrieve),
     ("POST", "/v1/payment_methods/{id}/attach", payment_method_attach),
+    ("GET", "/v1/mandates/{id}", mandate_retrieve),
     ("POST", "/v1/payment_methods/{id}/detach", payment_method_detach),
     ("POST", "/v1/refunds", refund_create),
     ("GET", "/v1/refunds", refund_list),

@@ -1,6 +1,13 @@
-"""Every object the sandbox returns has the keys and nesting of Stripe's own fixture for its type."""
+"""Every object the sandbox returns has the keys and nesting of Stripe's own fixture for its type, and no field
+that stripe-python's types for our API version do not declare."""
+
+import re
 
 import pytest
+import requests
+import stripe
+
+from tests.sandbox.stripe_types import undeclared_fields
 
 
 def key_differences(ours, fixture, path="") -> list[str]:
@@ -287,8 +294,6 @@ def test_deleted_webhook_endpoint_matches_fixture(stripe_client, stripe_fixtures
 
 def test_renewal_refund_invoice_payment_and_test_clock_match_fixtures(stripe_client, session_params, sandbox_url,
                                                                       stripe_fixtures, list_fixture):
-    import requests
-
     clock = raw(stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_800_000_000}))
     session = stripe_client.v1.checkout.sessions.create(params=session_params())
     response = stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete")
@@ -386,3 +391,129 @@ def test_plan_change_objects_and_events_match_fixtures(stripe_client, session_pa
         expected = INVOICE_ITEM_LAGS if obj["object"] == "invoiceitem" else FIXTURE_LAGS.get(obj["object"], set())
         differences = [d for d in key_differences(obj, stripe_fixtures[obj["object"]]) if d not in expected]
         assert not differences, f"data.object of {event['type']} differs: {differences}"
+
+
+# Against stripe-python's types for the API version we pin (2026-05-27.dahlia; stripe-python 15.6.2 types
+# 2026-08-26.dahlia, the same shapes here): fields a newer version removed, which the fixture file still shows.
+
+
+def _full_life(stripe_client, session_params, sandbox_url) -> str:
+    """A card subscription that renews, changes plan and is previewed, and a bank debit that settles: most objects
+    and events the sandbox makes. Returns the card subscription's id."""
+    paid = _paid_subscription(stripe_client, session_params)
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete",
+                              payment_status="unpaid")
+    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/async_payment",
+                              result="succeeded")
+    requests.post(f"{sandbox_url}/_sandbox/clock/advance", json={"seconds": 32 * 86400}, timeout=10).raise_for_status()
+    stripe_client.v1.subscriptions.update(
+        paid.subscription, params=_change(stripe_client, paid, 1999, proration_behavior="always_invoice")
+    )
+    return paid.subscription
+
+
+def test_no_invoice_carries_the_top_level_subscription_dahlia_removed(
+    stripe_client, session_params, sandbox_url, sandbox_http, webhook_receiver
+):
+    invoice_events = ["invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_succeeded"]
+    stripe_client.v1.webhook_endpoints.create(params={"url": webhook_receiver.url, "enabled_events": invoice_events})
+    subscription = _full_life(stripe_client, session_params, sandbox_url)
+    listed = raw(stripe_client.v1.invoices.list(params={"limit": 100}))["data"]
+    retrieved = [raw(stripe_client.v1.invoices.retrieve(invoice["id"], params={"expand": ["payments"]}))
+                 for invoice in listed]
+    preview = raw(stripe_client.v1.invoices.create_preview(params={"subscription": subscription}))
+    in_events = [event["data"]["object"] for event in raw(stripe_client.v1.events.list(params={"limit": 100}))["data"]
+                 if event["data"]["object"]["object"] == "invoice"]
+    assert sandbox_http.control("POST", "deliveries/wait", json={"timeout": 10}).json()["idle"]
+    delivered = [request.json()["data"]["object"] for request in webhook_receiver.received]
+
+    invoices = [*listed, *retrieved, preview, *in_events, *delivered]
+    assert len(listed) >= 5 and in_events and delivered  # two first invoices, two renewals, a proration
+    for invoice in invoices:
+        assert "subscription" not in invoice, f"{invoice.get('id')} has a top-level subscription"
+        assert invoice["parent"]["type"] == "subscription_details"
+        assert invoice["parent"]["subscription_details"]["subscription"].startswith("sub_")
+        assert undeclared_fields(invoice) == [], invoice.get("id")
+    assert subscription in {invoice["parent"]["subscription_details"]["subscription"] for invoice in listed}
+
+
+def test_every_object_and_webhook_payload_has_only_fields_stripe_python_declares(
+    stripe_client, session_params, sandbox_url, sandbox_http, webhook_receiver
+):
+    stripe_client.v1.webhook_endpoints.create(params={"url": webhook_receiver.url, "enabled_events": ["*"]})
+    subscription = _full_life(stripe_client, session_params, sandbox_url)
+    customers = raw(stripe_client.v1.customers.list())["data"]
+    answers = [
+        raw(stripe_client.v1.subscriptions.retrieve(subscription, params={"expand": ["latest_invoice"]})),
+        *raw(stripe_client.v1.checkout.sessions.list(params={"expand": ["data.line_items"]}))["data"],
+        *raw(stripe_client.v1.charges.list(params={"limit": 100}))["data"],
+        *raw(stripe_client.v1.payment_intents.list(params={"limit": 100}))["data"],
+        *raw(stripe_client.v1.invoice_items.list())["data"],
+        *customers,
+        *[method for customer in customers
+          for method in raw(stripe_client.v1.customers.payment_methods.list(customer["id"]))["data"]],
+        raw(stripe_client.v1.accounts.retrieve_current()),
+    ]
+    assert sandbox_http.control("POST", "deliveries/wait", json={"timeout": 10}).json()["idle"]
+    payloads = [request.json() for request in webhook_receiver.received]
+
+    assert len(payloads) > 40
+    problems = {f"{obj['object']}{path}" for obj in answers for path in undeclared_fields(obj)}
+    problems |= {f"event{path}" for payload in payloads for path in undeclared_fields(payload)}
+    problems |= {f"{payload['type']} data.object{path}" for payload in payloads
+                 for path in undeclared_fields(payload["data"]["object"])}
+    assert problems == set()
+
+
+def test_undeclared_fields_finds_removed_and_unknown_keys_at_any_depth():
+    invoice = {"object": "invoice", "id": "in_1", "subscription": "sub_1",
+               "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1", "x": 1}},
+               "lines": {"object": "list", "data": [{"object": "line_item", "subscription": "sub_1", "y": 2}]},
+               "metadata": {"anything": "goes"}}
+
+    assert undeclared_fields(invoice) == [".subscription", ".parent.subscription_details.x", ".lines.y"]
+
+
+def _bank_debit_charges(stripe_client, session_params, sandbox_url) -> list[dict]:
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete",
+                              payment_status="unpaid")
+    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/async_payment",
+                              result="succeeded")
+    requests.post(f"{sandbox_url}/_sandbox/clock/advance", json={"seconds": 32 * 86400}, timeout=10).raise_for_status()
+    return raw(stripe_client.v1.charges.list(params={"limit": 100}))["data"]
+
+
+def test_a_bank_debit_charge_names_its_mandate_which_can_be_retrieved(
+    stripe_client, session_params, sandbox_url, stripe_fixtures
+):
+    renewal, first = _bank_debit_charges(stripe_client, session_params, sandbox_url)
+    mandate_id = first["payment_method_details"]["us_bank_account"]["mandate"]
+
+    assert re.fullmatch(r"mandate_[A-Za-z0-9]{24}", mandate_id)
+    assert renewal["payment_method_details"]["us_bank_account"]["mandate"] == mandate_id  # multi-use: renewals too
+    mandate = raw(stripe_client.v1.mandates.retrieve(mandate_id))
+    assert (mandate["id"], mandate["payment_method"], mandate["status"], mandate["type"]) == (
+        mandate_id, first["payment_method"], "active", "multi_use")
+    assert mandate["payment_method_details"]["type"] == "us_bank_account"
+    assert mandate["customer_acceptance"]["type"] == "online"
+    assert undeclared_fields(mandate) == []
+    # The fixture's mandate is a SEPA debit; ours is a US bank account, compared without the type's own hash.
+    fixture = {**stripe_fixtures["mandate"], "payment_method_details": {"type": "sepa_debit"}}
+    ours = {**mandate, "payment_method_details": _without_type_details(mandate["payment_method_details"],
+                                                                       "us_bank_account")}
+    assert_conforms(ours, fixture, "mandate")
+    expanded = raw(stripe_client.v1.mandates.retrieve(mandate_id, params={"expand": ["payment_method"]}))
+    assert expanded["payment_method"]["id"] == first["payment_method"]
+
+
+def test_a_card_charge_has_no_mandate_and_an_unknown_mandate_is_404(stripe_client, session_params):
+    paid = _paid_subscription(stripe_client, session_params)
+    [charge] = raw(stripe_client.v1.charges.list(params={"customer": paid.customer}))["data"]
+
+    assert charge["payment_method_details"]["card"]["mandate"] is None
+    with pytest.raises(stripe.InvalidRequestError) as raised:
+        stripe_client.v1.mandates.retrieve("mandate_unknown")
+    assert raised.value.http_status == 404
+    assert raised.value.code == "resource_missing"

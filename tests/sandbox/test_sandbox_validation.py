@@ -251,3 +251,64 @@ def test_metadata_at_the_limits_is_accepted(stripe_client):
     customer = stripe_client.v1.customers.create(params={"metadata": metadata})
 
     assert customer.metadata.to_dict() == metadata
+
+
+# Enums: Stripe refuses a value outside the list its API reference (and stripe-python's types) give.
+
+
+def test_an_unknown_locale_is_refused_as_stripe_refuses_it(sandbox_http, session_params):
+    response = sandbox_http.api(
+        "POST", "/v1/checkout/sessions",
+        data={"mode": "subscription", "success_url": "https://shop.test/s", "locale": "xx",
+              "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "799",
+              "line_items[0][price_data][recurring][interval]": "month",
+              "line_items[0][price_data][product_data][name]": "Plan", "line_items[0][quantity]": "1"},
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error.keys() == {"message", "type", "param"}
+    assert (error["type"], error["param"]) == ("invalid_request_error", "locale")
+    assert error["message"].startswith("Invalid locale: must be one of auto, bg, cs, ")
+    assert error["message"].endswith(", zh, zh-HK, or zh-TW")
+
+
+def test_an_unknown_payment_method_type_is_refused_with_its_index(stripe_client, session_params):
+    error = create_error(stripe_client, session_params(payment_method_types=["card", "cheque"]))
+
+    assert (error.http_status, error.param, error.code) == (400, "payment_method_types[1]", None)
+    assert error.user_message.startswith("Invalid payment_method_types[1]: must be one of acss_debit, affirm, ")
+    assert error.user_message.endswith(", us_bank_account, wechat_pay, or zip")
+
+
+@pytest.mark.parametrize("locale", ["auto", "fr-CA", "es-419", "zh-TW"])
+def test_every_locale_of_stripes_list_is_accepted(stripe_client, session_params, locale):
+    session = stripe_client.v1.checkout.sessions.create(params=session_params(locale=locale))
+
+    assert session.locale == locale
+
+
+def test_payment_method_types_of_stripes_list_are_accepted(stripe_client, session_params):
+    session = stripe_client.v1.checkout.sessions.create(
+        params=session_params(payment_method_types=["card", "us_bank_account", "link"])
+    )
+
+    assert session.payment_method_types == ["card", "us_bank_account", "link"]
+
+
+def test_the_sandboxs_enums_are_stripe_pythons():
+    from typing import Literal, get_args, get_origin
+
+    from stripe.params.checkout._session_create_params import SessionCreateParams
+
+    from stripe_sandbox.resources.checkout_sessions import LOCALES, PAYMENT_METHOD_TYPES
+
+    def literals(annotation) -> set[str]:
+        if get_origin(annotation) is Literal:
+            return set(get_args(annotation))
+        return {value for argument in get_args(annotation) for value in literals(argument)}
+
+    hints = SessionCreateParams.__annotations__
+    assert set(PAYMENT_METHOD_TYPES) == literals(hints["payment_method_types"])
+    # `locale` is typed as a string literal ("Literal['auto', ...]|str"): read the names from it.
+    assert set(LOCALES) == set(re.findall(r"'([^']+)'", str(hints["locale"])))
