@@ -111,7 +111,8 @@ def _resume(context: _Context) -> dict:
 
 
 def _wait(context: _Context) -> dict:
-    """`{"timeout": 10}`: answer once no delivery is pending (`idle: true`) or after the timeout (`idle: false`)."""
+    """`{"timeout": 10}`: answer once no delivery is pending and none is on the wire (`idle: true`: a request sent
+    before a reset has been answered too) or after the timeout (`idle: false`)."""
     spec = _json_object(context.body, {"timeout"})
     timeout = min(_number(spec.get("timeout", 10), "timeout"), WAIT_MAX_SECONDS)
     idle = context.dispatcher.wait_idle(timeout)

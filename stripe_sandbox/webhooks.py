@@ -91,6 +91,7 @@ class Dispatcher:
         self._ready: deque = deque()  # ("lane", endpoint id) or ("retry", delivery): work for a free thread
         self._retries: list[tuple[float, int, _Delivery]] = []  # (due on the monotonic clock, sequence, delivery)
         self._pending = 0  # deliveries not yet finished (delivered, given up or dropped)
+        self._in_flight = 0  # attempts on the wire now, whatever their generation (a reset does not recall them)
         self._paused = False
         self._stopping = False
         self._generation = 0
@@ -141,7 +142,7 @@ class Dispatcher:
 
     def reset(self) -> None:
         """Forget queued deliveries, scheduled retries and the attempt log; answers to requests already on the wire
-        are ignored. Also resumes."""
+        are ignored (`wait_idle` still waits for them). Also resumes."""
         with self._cond:
             self._generation += 1
             self._lanes.clear()
@@ -155,17 +156,20 @@ class Dispatcher:
 
     def status(self) -> dict:
         with self._cond:
-            return {"paused": self._paused, "pending": self._pending}
+            return {"paused": self._paused, "pending": self._pending, "in_flight": self._in_flight}
 
     def attempts(self) -> list[dict]:
         with self._cond:
             return list(self._attempts)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until no delivery is pending (True) or `timeout` seconds pass (False)."""
+        """Wait until no delivery is pending and none is on the wire (True) or `timeout` seconds pass (False).
+
+        After a reset nothing is pending, but a request sent before it may still be in the receiver's hands: idle
+        means that it has been answered too, so a caller may then clear what such a request would write."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending:
+            while self._pending or self._in_flight:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -232,6 +236,18 @@ class Dispatcher:
             self._lanes.pop(endpoint_id, None)
 
     def _attempt(self, delivery: _Delivery) -> None:
+        with self._cond:
+            if delivery.generation != self._generation:
+                return  # taken from its queue just before a reset: it never goes on the wire
+            self._in_flight += 1
+        try:
+            self._send(delivery)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def _send(self, delivery: _Delivery) -> None:
         with self.store.lock:
             endpoint = self.store.find("webhook_endpoint", delivery.endpoint_id)
             secret = self.store.attached.get((delivery.endpoint_id, "secret"))

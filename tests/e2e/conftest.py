@@ -269,8 +269,10 @@ def e2e(stack, transactional_db, settings):
             print(f"--- {name} log (tail) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
     print("--- deliveries ---\n" + "\n".join(
         f"{d['type']} attempt {d['attempt']}: {d['status']} {d['error'] or ''}" for d in stack.deliveries()))
-    stack.control("POST", "reset", {})  # no delivery may reach the web server while the tables are emptied
-    time.sleep(0.2)
+    # No delivery may reach the web server while the tables are emptied: the reset drops what is queued, and the
+    # wait returns once a request already on the wire has been answered too.
+    stack.control("POST", "reset", {})
+    stack.wait_deliveries_idle(timeout=15)
 
 
 def signed(payload: dict, secret: str, timestamp: int | None = None) -> tuple[bytes, str]:

@@ -268,17 +268,21 @@ def test_paused_deliveries_wait_until_resumed(stripe_client, sandbox_http, sessi
     paused = sandbox_http.control("POST", "deliveries/pause").json()
     session = stripe_client.v1.checkout.sessions.create(params=session_params())
     stripe_client.v1.checkout.sessions.expire(session.id)
-    time.sleep(0.5)
+    # The event is queued when the API call returns: the queue's own account says it is held, not on the wire and
+    # never tried (no fixed wait for something not to happen).
     held = sandbox_http.control("GET", "deliveries").json()
     received_while_paused = list(webhook_receiver.received)
+    before_resume = time.time()
 
     resumed = sandbox_http.control("POST", "deliveries/resume").json()
 
-    assert paused == {"paused": True, "pending": 0}
-    assert (held["paused"], held["pending"], held["data"]) == (True, 1, [])
+    assert paused == {"paused": True, "pending": 0, "in_flight": 0}
+    assert held == {"data": [], "paused": True, "pending": 1, "in_flight": 0}
     assert received_while_paused == []
     assert resumed["paused"] is False
-    assert webhook_receiver.wait_for(1)[0].json()["type"] == "checkout.session.expired"
+    [delivered] = webhook_receiver.wait_for(1)
+    assert delivered.json()["type"] == "checkout.session.expired"
+    assert delivered.time >= before_resume
 
 
 def test_a_waiting_call_times_out_while_paused(stripe_client, sandbox_http, session_params, webhook_receiver):
@@ -289,7 +293,7 @@ def test_a_waiting_call_times_out_while_paused(stripe_client, sandbox_http, sess
 
     status = sandbox_http.control("POST", "deliveries/wait", json={"timeout": 0.3}).json()
 
-    assert status == {"idle": False, "paused": True, "pending": 1}
+    assert status == {"idle": False, "paused": True, "pending": 1, "in_flight": 0}
 
 
 def test_an_event_can_be_delivered_again(stripe_client, sandbox_http, session_params, webhook_receiver):
@@ -341,11 +345,30 @@ def test_reset_forgets_events_endpoints_and_pending_deliveries(
     sandbox_http.control("POST", "reset")
 
     status = sandbox_http.control("GET", "deliveries").json()
-    assert status == {"data": [], "paused": False, "pending": 0}
+    assert (status["data"], status["paused"], status["pending"]) == ([], False, 0)
     assert stripe_client.v1.webhook_endpoints.list().data == []
     assert stripe_client.v1.events.list().data == []
-    time.sleep(0.3)
+    # Idle: nothing queued, nothing on the wire; what was forgotten can no longer arrive.
+    assert wait_idle(sandbox_http)["in_flight"] == 0
     assert webhook_receiver.received == []
+
+
+def test_waiting_for_idle_after_a_reset_waits_for_the_request_already_on_the_wire(
+    stripe_client, sandbox_http, session_params, webhook_receiver
+):
+    create_endpoint(stripe_client, webhook_receiver.url)
+    webhook_receiver.delay = 1.0  # the receiver holds its answer: the first delivery stays on the wire
+    session = stripe_client.v1.checkout.sessions.create(params=session_params())
+    stripe_client.v1.checkout.sessions.expire(session.id)
+    webhook_receiver.wait_for(1)
+
+    sandbox_http.control("POST", "reset")
+    on_the_wire = sandbox_http.control("GET", "deliveries").json()
+    waited = wait_idle(sandbox_http)
+
+    assert (on_the_wire["pending"], on_the_wire["in_flight"]) == (0, 1)
+    assert (waited["pending"], waited["in_flight"]) == (0, 0)
+    assert deliveries(sandbox_http) == []  # its answer, after the reset, is not logged
 
 
 # Listing events
