@@ -7,16 +7,31 @@ new one on sale (backoffice.services.price_save); the admin log records each cha
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import ValidationError
+from django.db.models import Case, IntegerField, Value, When
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
 
 from backoffice.admin_tools import AuditedChangeMessageMixin, MoneyField
 from backoffice.selectors import money_format
-from backoffice.services import price_save
-from catalog.models import BillingCycle, Coupon, PlanMove, Price, Product
+from backoffice.services import PRICE_SOLD_TERMS, price_change_is_large, price_is_used, price_save
+from catalog.models import CYCLE_TERMS, BillingCycle, Coupon, PlanMove, Price, Product
 
 # Stripe: a recurring interval of at most three years; trial_period_days of at most 730.
 MAX_BILLING_MONTHS = 36
 MAX_TRIAL_DAYS = 730
+
+
+def cycle_months_order():
+    """Billing cycles in the order of their length (monthly, yearly, biennial, triennial), not alphabetically."""
+    return Case(*[When(billing_cycle=cycle.value, then=Value(terms.months)) for cycle, terms in CYCLE_TERMS.items()],
+                default=Value(0), output_field=IntegerField())
+
+
+CONFIRM_LABEL = "Yes, this change of more than 50 % is meant"
 
 
 class PriceForm(forms.ModelForm):
@@ -24,6 +39,10 @@ class PriceForm(forms.ModelForm):
 
     They are disabled rather than read-only so they stay in the form: Django then checks the "one active price per
     product, cycle and currency" constraint with its friendly message instead of failing on the database index.
+
+    A change of the amount by more than half, either way, is saved only with `confirm_large_change` ticked: a typed
+    "1,000" for 10.00 goes on sale at once. The box is hidden until the form asks for it. A retired price that orders
+    used keeps its terms (they are what was sold): its amount and trial are shown but cannot be edited.
     """
 
     unit_amount = MoneyField(label="Amount", help_text="Per billing period, in the price's currency, e.g. 7.99. "
@@ -34,6 +53,7 @@ class PriceForm(forms.ModelForm):
         error_messages={"max_value": f"Stripe allows trials of at most {MAX_TRIAL_DAYS} days.",
                         "min_value": "A trial lasts at least one day; leave it empty for no trial."},
     )
+    confirm_large_change = forms.BooleanField(required=False, label=CONFIRM_LABEL, widget=forms.HiddenInput)
 
     class Meta:
         model = Price
@@ -45,6 +65,18 @@ class PriceForm(forms.ModelForm):
             for name in ("product", "billing_cycle", "currency"):
                 if name in self.fields:
                     self.fields[name].disabled = True
+            if not self.instance.active and price_is_used(price=self.instance):
+                on_sale = Price.objects.filter(product_id=self.instance.product_id, active=True,
+                                               billing_cycle=self.instance.billing_cycle,
+                                               currency=self.instance.currency).first()
+                where = format_html(' Edit <a href="{}">price #{} on sale</a> instead.',
+                                    reverse("admin:catalog_price_change", args=[on_sale.pk]), on_sale.pk
+                                    ) if on_sale else " Add a new price to sell this cycle again."
+                for name in PRICE_SOLD_TERMS:
+                    if name in self.fields:
+                        self.fields[name].disabled = True
+                        self.fields[name].help_text = format_html(
+                            "Retired: orders used this price, so its amount and trial stay as sold.{}", where)
 
     def clean_billing_cycle(self):
         cycle = self.cleaned_data["billing_cycle"]
@@ -54,6 +86,27 @@ class PriceForm(forms.ModelForm):
 
     def clean_currency(self):
         return (self.cleaned_data.get("currency") or "").lower()
+
+    def clean(self):
+        cleaned_data = super().clean()
+        before, after = self.initial.get("unit_amount"), cleaned_data.get("unit_amount")
+        if (self.instance.pk and "unit_amount" in self.changed_data and isinstance(before, int) and after
+                and price_change_is_large(before=before, after=after)
+                and not cleaned_data.get("confirm_large_change")):
+            currency = self.instance.currency
+            percent = round((after - before) * 100 / before)
+            self.add_error("unit_amount", f"{money_format(before, currency)} → {money_format(after, currency)} is a "
+                                          f"change of {percent:+d} %. If that is right, tick “{CONFIRM_LABEL}” and "
+                                          "save again.")
+            self.fields["confirm_large_change"].widget = forms.CheckboxInput()
+        return cleaned_data
+
+
+class PriceInlineForm(PriceForm):
+    """On the product page the confirmation is a column of its own, so the table keeps its shape."""
+
+    confirm_large_change = forms.BooleanField(required=False, label="Confirm a change over 50 %",
+                                              widget=forms.CheckboxInput)
 
 
 class PriceInlineFormSet(forms.BaseInlineFormSet):
@@ -88,14 +141,20 @@ class PriceInlineFormSet(forms.BaseInlineFormSet):
 
 
 class PriceInline(admin.TabularInline):
+    """The prices on sale, editable; retired ones are listed apart (RetiredPriceInline), read-only."""
+
     model = Price
-    form = PriceForm
+    form = PriceInlineForm
     formset = PriceInlineFormSet
-    fields = ("billing_cycle", "currency", "unit_amount", "amount", "active", "trial_days")
+    fields = ("billing_cycle", "currency", "unit_amount", "amount", "active", "trial_days", "confirm_large_change")
     readonly_fields = ("amount",)
     extra = 0
+    verbose_name_plural = "Prices on sale"
     # Prices that sessions or subscriptions refer to are protected; switch a price off instead.
     can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(active=True).order_by(cycle_months_order(), "currency")
 
     @admin.display(description="Amount")
     def amount(self, price: Price) -> str:
@@ -115,12 +174,13 @@ class ProductCycleFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _notify_replacements(admin_instance, request, replaced: list[tuple[Price, Price]]) -> None:
-    for new, old in replaced:
-        note = (f"price #{old.pk} ({old.billing_cycle} {old.currency.upper()}) was used by orders: switched off and "
-                f"kept; new price #{new.pk} on sale at {money_format(new.unit_amount, new.currency)}")
-        request._audit_notes = [*getattr(request, "_audit_notes", []), note]
-        admin_instance.message_user(request, note[0].upper() + note[1:] + ".", messages.INFO)
+def _report_price_saves(admin_instance, request, outcomes) -> None:
+    """One banner line per price saved, read from the rows as saved; the same line goes into the admin log."""
+    for outcome in outcomes:
+        if outcome.retired is not None:
+            request._audit_notes = [*getattr(request, "_audit_notes", []), outcome.message]
+        admin_instance.message_user(request, outcome.message,
+                                    messages.SUCCESS if outcome.saved.active else messages.WARNING)
 
 
 @admin.register(Product)
@@ -144,7 +204,19 @@ class ProductAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # The marketing site sends the code as planId: renaming a product would break its links.
-        return ("code",) if obj else ()
+        return ("code", "retired_prices") if obj else ()
+
+    @admin.display(description="Retired prices")
+    def retired_prices(self, product: Product) -> str:
+        """Prices no longer on sale, kept for what was sold: listed, not editable here (each opens its own page,
+        where one can be put back on sale)."""
+        retired = product.prices.filter(active=False).order_by(cycle_months_order(), "currency", "-pk")
+        items = format_html_join(
+            "", '<li><a href="{}">#{}</a> {} {} (retired {})</li>',
+            ((reverse("admin:catalog_price_change", args=[price.pk]), price.pk, price.get_billing_cycle_display(),
+              money_format(price.unit_amount, price.currency), date_format(price.updated_at, "DATETIME_FORMAT"))
+             for price in retired[:50]))
+        return format_html('<ul class="retired-prices">{}</ul>', items) if items else "None"
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not Price:
@@ -153,33 +225,87 @@ class ProductAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
         for price in formset.deleted_objects:
             price.delete()
         changed = {id(f.instance): f.changed_data for f in formset.forms}
-        replaced = []
+        outcomes = []
         # Prices being switched off are saved first: the unique index never sees two active prices at once.
         for price in sorted(prices, key=lambda price: price.active):
-            new, old = price_save(price=price, changed_fields=changed.get(id(price), []))
-            if old is not None:
-                replaced.append((new, old))
+            outcomes.append(price_save(price=price, changed_fields=changed.get(id(price), [])))
         formset.save_m2m()
-        _notify_replacements(self, request, replaced)
+        for outcome in outcomes:  # what is on sale once every row is saved
+            outcome.on_sale = Price.objects.filter(
+                product_id=outcome.saved.product_id, billing_cycle=outcome.saved.billing_cycle,
+                currency=outcome.saved.currency, active=True).first()
+        _report_price_saves(self, request, outcomes)
+
+
+class PriceOnSaleFilter(admin.SimpleListFilter):
+    """On sale by default: the list is what customers can buy now; retired prices are one click away."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("retired", "Retired (not on sale)"), ("all", "All")]
+
+    def choices(self, changelist):
+        yield {"selected": self.value() is None, "display": "On sale",
+               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        for lookup, title in self.lookup_choices:
+            yield {"selected": self.value() == lookup, "display": title,
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup})}
+
+    def queryset(self, request, queryset):
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(active=self.value() != "retired")
 
 
 @admin.register(Price)
 class PriceAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
     form = PriceForm
-    list_display = ("product", "billing_cycle", "currency", "amount", "active", "trial_days", "updated_at")
-    list_filter = ("active", "billing_cycle", "currency", "product__type")
+    list_display = ("product_name", "billing_cycle", "currency", "amount", "active", "trial_days", "updated_at")
+    list_filter = (PriceOnSaleFilter, "billing_cycle", "currency", "product__type")
     list_select_related = ("product",)
     search_fields = ("product__code", "product__name")
 
+    def get_ordering(self, request):
+        # By product, then cycle by length: monthly before yearly before biennial (alphabetically it is not).
+        return ("product__sort_order", "product__code", cycle_months_order().asc(), "currency", "-active", "-pk")
+
+    def get_fields(self, request, obj=None):
+        fields = [name for name in super().get_fields(request, obj) if name != "confirm_large_change"]
+        # The box exists only on a saved price (a change); hidden until the form asks for it.
+        return [*fields, "confirm_large_change"] if obj is not None else fields
+
     def save_model(self, request, obj, form, change):
-        new, old = price_save(price=obj, changed_fields=form.changed_data if change else [])
-        if old is not None:
-            _notify_replacements(self, request, [(new, old)])
-            # The log entry and the redirect are about the row staff edited: it now shows it switched off.
+        outcome = price_save(price=obj, changed_fields=form.changed_data if change else [])
+        request._price_outcome = outcome
+        if outcome.retired is not None:
+            request._audit_notes = [*getattr(request, "_audit_notes", []), outcome.message]
+            # The log entry is about the row staff edited: it now shows it switched off.
             obj.refresh_from_db()
+
+    def response_change(self, request, obj):
+        """The banner is the save's own account of it, and "Save and continue editing" opens the row that carries
+        the new terms (the one on sale), never the retired row that was edited."""
+        outcome = getattr(request, "_price_outcome", None)
+        if outcome is None:
+            return super().response_change(request, obj)
+        _report_price_saves(self, request, [outcome])
+        if "_continue" in request.POST:
+            url = reverse("admin:catalog_price_change", args=[outcome.saved.pk])
+        elif "_addanother" in request.POST:
+            url = reverse("admin:catalog_price_add")
+        else:
+            return self.response_post_save_change(request, obj)
+        return HttpResponseRedirect(add_preserved_filters(
+            {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url))
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    @admin.display(description="Product", ordering="product__name")
+    def product_name(self, price: Price) -> str:
+        return price.product.name
 
     @admin.display(description="Amount", ordering="unit_amount")
     def amount(self, price: Price) -> str:

@@ -95,9 +95,9 @@ def test_a_used_price_is_kept_and_a_new_one_goes_on_sale(catalog_client):
     assert (session.price_id, session.amount) == (price.pk, 799)
     new = Price.objects.get(product=price.product, active=True)
     assert new.unit_amount == 899 and new.pk != price.pk
-    assert f"new price #{new.pk} on sale at $8.99 USD" in response.content.decode()
+    assert f"Price #{new.pk} is now on sale at $8.99 USD" in response.content.decode()
     message = LogEntry.objects.get(object_id=str(price.product.pk)).get_change_message()
-    assert "unit_amount: 799 → 899" in message and f"new price #{new.pk}" in message
+    assert "unit_amount: 799 → 899" in message and f"Price #{new.pk} is now on sale" in message
 
 
 def test_the_standalone_price_page_replaces_a_used_price_too(catalog_client):

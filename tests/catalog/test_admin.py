@@ -153,16 +153,17 @@ def test_replacing_a_price_in_one_save_switches_the_old_one_off_and_the_new_one_
     assert Price.objects.get(active=True).unit_amount == 699
 
 
-def test_switching_back_to_an_older_price_in_one_save_works(admin_client):
-    older = PriceFactory(unit_amount=699, active=False)  # the lower id: Django would save it first
+def test_switching_back_to_an_older_price_takes_retiring_the_current_one_then_reactivating_it(admin_client):
+    """Retired prices are no longer rows of the product page (issue 9): the older one is put back on its own page."""
+    older = PriceFactory(unit_amount=699, active=False)
     current = PriceFactory(product=older.product, unit_amount=799)
-    rows = [{"id": older.pk, "billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"},
-            {"id": current.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""}]
+    rows = [{"id": current.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""}]
 
-    response = admin_client.post(reverse("admin:catalog_product_change", args=[older.product_id]),
-                                 product_form(older.product, rows))
+    retired = admin_client.post(reverse("admin:catalog_product_change", args=[older.product_id]),
+                                product_form(older.product, rows))
+    back = admin_client.post(reverse("admin:catalog_price_change", args=[older.pk]), price_form(older, active="on"))
 
-    assert response.status_code == 302
+    assert (retired.status_code, back.status_code) == (302, 302)
     assert Price.objects.get(active=True) == older
 
 
