@@ -83,9 +83,25 @@ class UserAdmin(DjangoUserAdmin):
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
-    readonly_fields = ("customers_links", "orders_link")
+    readonly_fields = ("customers_links", "orders_link", "password_state")
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     inlines = (MembershipInline,)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        # Read-only staff (support) would see Django's "Set password" button, which leads to a 403: they see
+        # whether a password is set instead (and never the hash's summary).
+        return tuple((name, {**options, "fields": tuple("password_state" if field == "password" else field
+                                                        for field in options["fields"])})
+                     for name, options in fieldsets)
+
+    @admin.display(description="Password")
+    def password_state(self, user: User) -> str:
+        if user.has_usable_password():
+            return "Set by the user."
+        return "Not set yet: the user has not chosen one (the set-password e-mail can be sent again from the order)."
 
     def get_search_results(self, request, queryset, search_term):
         return _email_search(queryset, search_term, email="email", stripe={
@@ -147,7 +163,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     invoices, refunds, billing decisions and jobs, and the billing actions (each on a confirmation page asking for a
     reason). Nothing of Stripe's is edited by hand: every field is read-only."""
 
-    list_display = ("__str__", "customer_email", "status", "amount_money", "domain", "current_period_end",
+    list_display = ("plan", "customer_email", "status", "amount_money", "domain", "current_period_end",
                     "created_at")
     list_filter = ("status", "cancel_at_period_end", "billing_cycle", "product")
     list_select_related = ("customer", "product")
@@ -178,6 +194,10 @@ class SubscriptionAdmin(admin.ModelAdmin):
             "cus_": "stripe_customer_id", "sub_": "stripe_subscription_id",
             "cs_": "checkout_session__stripe_session_id",
         }), True
+
+    @admin.display(description="Plan", ordering="product__name")
+    def plan(self, subscription: Subscription) -> str:
+        return f"{subscription.product.name} ({subscription.billing_cycle})"
 
     @admin.display(description="Customer e-mail", ordering="customer__email")
     def customer_email(self, subscription: Subscription) -> str:

@@ -4,6 +4,7 @@ search, Stripe links."""
 import re
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django.db import connection
 from django.db.models import Count, F, Func, Q, QuerySet, Sum, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Lower, TruncDate
+from django.utils.formats import date_format
 from djstripe.models import Event, WebhookEventTrigger
 
 from accounts.models import SUBSCRIPTION_ENDED_STATUSES
@@ -165,7 +167,7 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
                  + (f", coupon {session.coupon_code} (-{money_format(session.amount_discount, session.currency)})"
                     if session.coupon_code else "")
                  + (f", {session.trial_days}-day trial" if session.trial_days else ""),
-                 f"Domain: {(session.domain_info or {}).get('value') or '-'}; expires {session.expires_at:%Y-%m-%d %H:%M} UTC"],
+                 f"Domain: {(session.domain_info or {}).get('value') or '-'}; expires {_when(session.expires_at)}"],
         links=[("Stripe", stripe_dashboard_url(session.stripe_session_id, livemode=livemode))],
     )]
 
@@ -265,11 +267,26 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
     session_type = ContentType.objects.get_for_model(CheckoutSession)
     for log in (LogEntry.objects.select_related("user")
                 .filter(content_type=session_type, object_id=str(session.pk)).order_by("action_time")):
-        entries.append(TimelineEntry(at=log.action_time, kind="staff", title=f"Staff: {log.get_change_message()}",
+        entries.append(TimelineEntry(at=log.action_time, kind="staff",
+                                     title=f"Staff: {_without_repeated_label(log.get_change_message())}",
                                      details=[f"by {log.user}"]))
     entries.sort(key=lambda entry: (entry.at is None, entry.at or session.created_at))
     return CheckoutSessionTimeline(session=session, entries=entries, subscription=subscription, customer=customer,
                                    user=user, jobs=jobs, emails=emails)
+
+
+def _without_repeated_label(message: str) -> str:
+    """"Re-read from Stripe: Re-read from Stripe: still not paid" -> "Re-read from Stripe: still not paid": the log
+    line names the action and the action's own sentence often starts with its name too."""
+    label, separator, rest = message.partition(": ")
+    while separator and rest.startswith(label + separator):
+        rest = rest[len(label + separator):]
+    return f"{label}{separator}{rest}"
+
+
+def _when(value: datetime | None) -> str:
+    """A date and time as every back-office page shows it: the admin's DATETIME_FORMAT (config/formats)."""
+    return date_format(value, "DATETIME_FORMAT") if value else "-"
 
 
 # --- A subscription's billing: invoices, refunds, decisions, the account -------------------------------------------------
@@ -296,7 +313,7 @@ def subscription_billing_entries(*, subscription, livemode: bool = False) -> lis
             entries.append(TimelineEntry(
                 at=invoice.first_failed_at, kind="invoice", title=f"{name}: payment failed", state="error",
                 details=[f"{invoice.attempt_count} attempt(s) so far"
-                         + (f"; Stripe tries again {invoice.next_payment_attempt:%Y-%m-%d %H:%M} UTC"
+                         + (f"; Stripe tries again {_when(invoice.next_payment_attempt)}"
                             if invoice.next_payment_attempt and invoice.status == InvoiceStatus.OPEN else "")],
                 links=links, object=invoice,
             ))
@@ -351,7 +368,8 @@ def subscription_billing_entries(*, subscription, livemode: bool = False) -> lis
 def _period(start: datetime | None, end: datetime | None) -> str:
     if not start and not end:
         return "-"
-    return f"{start:%Y-%m-%d} – {end:%Y-%m-%d}" if start and end else f"{start or end:%Y-%m-%d}"
+    day = partial(date_format, format="DATE_FORMAT")
+    return f"{day(start)} – {day(end)}" if start and end else day(start or end)
 
 
 @dataclass

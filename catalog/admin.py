@@ -345,16 +345,42 @@ class CouponForm(forms.ModelForm):
 @admin.register(Coupon)
 class CouponAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
     form = CouponForm
-    list_display = ("code", "discount", "duration", "valid_from", "valid_until", "redemptions", "active")
+    list_display = ("code", "discount", "duration_text", "validity", "redemptions", "applies_to", "active")
     list_filter = ("active", "duration")
     search_fields = ("code", "name")
     filter_horizontal = ("products",)
     # Counted by the checkout when a coupon is redeemed.
     readonly_fields = ("times_redeemed",)
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("products")
+
     def has_delete_permission(self, request, obj=None):
         # Sessions keep the coupon's code; switch a coupon off (active) rather than delete it.
         return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    @admin.display(description="Duration", ordering="duration")
+    def duration_text(self, coupon: Coupon) -> str:
+        if coupon.duration == "repeating":
+            return f"Repeating: {coupon.duration_in_months} months"
+        return coupon.get_duration_display()
+
+    @admin.display(description="Valid", ordering="valid_until")
+    def validity(self, coupon: Coupon) -> str:
+        start = date_format(coupon.valid_from, "DATETIME_FORMAT") if coupon.valid_from else None
+        end = date_format(coupon.valid_until, "DATETIME_FORMAT") if coupon.valid_until else None
+        if start and end:
+            return f"{start} – {end}"
+        if start or end:
+            return f"from {start}" if start else f"until {end}"
+        return "always"
+
+    @admin.display(description="Applies to")
+    def applies_to(self, coupon: Coupon) -> str:
+        plans = ", ".join(product.name for product in coupon.products.all()) or "every plan"
+        labels = dict(BillingCycle.choices)
+        cycles = ", ".join(labels.get(cycle, cycle).lower() for cycle in coupon.billing_cycles) or "every cycle"
+        return f"{plans}; {cycles}"
 
     @admin.display(description="Discount")
     def discount(self, coupon: Coupon) -> str:
@@ -367,8 +393,9 @@ class CouponAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
 
     @admin.display(description="Redemptions")
     def redemptions(self, coupon: Coupon) -> str:
-        limit = coupon.max_redemptions if coupon.max_redemptions is not None else "no limit"
-        return f"{coupon.times_redeemed} of {limit}"
+        if coupon.max_redemptions is None:
+            return f"{coupon.times_redeemed} used, no limit"
+        return f"{coupon.times_redeemed} of {coupon.max_redemptions}"
 
 
 class PlanMoveForm(forms.ModelForm):

@@ -57,8 +57,9 @@ class BillingCycleFilter(admin.SimpleListFilter):
 
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "email", "product_code", "billing_cycle", "amount_money", "coupon_code",
+    list_display = ("created_at", "email", "product_name", "billing_cycle", "amount_money", "coupon_code",
                     "status", "completed_at")
+    list_select_related = ("price__product",)
     list_filter = ("status", ProductFilter, BillingCycleFilter)
     date_hierarchy = "created_at"
     # The search itself is get_search_results; this only makes Django show the search box.
@@ -109,6 +110,11 @@ class CheckoutSessionAdmin(admin.ModelAdmin):
     @admin.display(description="Amount", ordering="amount")
     def amount_money(self, session: CheckoutSession) -> str:
         return money_format(session.amount, session.currency)
+
+    @admin.display(description="Product", ordering="product_code")
+    def product_name(self, session: CheckoutSession) -> str:
+        # The name, as the order page and the catalog show it; the code only for a session without a price row.
+        return session.price.product.name if session.price_id else session.product_code
 
     @admin.display(description="Discount")
     def discount_money(self, session: CheckoutSession) -> str:

@@ -39,6 +39,13 @@ class JobNeedsPersonFilter(admin.SimpleListFilter):
         return queryset
 
 
+@admin.display(description="Subscription")
+def subscription_plan(obj) -> str:
+    """The plan by name and whose it is, as the pages say it (a subscription's own text carries the plan's code)."""
+    subscription = obj.subscription
+    return f"{subscription.product.name} for {subscription.customer}"
+
+
 class ProvisioningAttemptInline(admin.TabularInline):
     model = ProvisioningAttempt
     extra = 0
@@ -51,7 +58,7 @@ class ProvisioningAttemptInline(admin.TabularInline):
 
 @admin.register(ProvisioningJob)
 class ProvisioningJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "subscription", "action", "status", "decision_key", "short_reason", "requested_by",
+    list_display = ("id", subscription_plan, "action", "status", "decision_key", "short_reason", "requested_by",
                     "superseded_by", "attempts", "max_attempts", "backend", "next_attempt_at", "updated_at")
     list_filter = (JobNeedsPersonFilter, "action", "status", "backend")
     list_select_related = ("subscription__product", "subscription__customer", "requested_by", "superseded_by")
@@ -112,7 +119,7 @@ class HostingAccountStatusChangeInline(admin.TabularInline):
 @admin.register(HostingAccount)
 class HostingAccountAdmin(admin.ModelAdmin):
     list_select_related = ("subscription__product", "subscription__customer")
-    list_display = ("username", "server", "domain", "status", "status_changed_at", "subscription", "created_at")
+    list_display = ("username", "server", "domain", "status", "status_changed_at", subscription_plan, "created_at")
     list_filter = ("status",)
     search_fields = ("username", "domain", "panel_reference", "subscription__customer__email")
     # The status changes only through suspend/unsuspend/terminate jobs, which the panel confirmed.

@@ -87,6 +87,10 @@ class ProvisioningAttempt(models.Model):
         ordering = ("job", "number")
         constraints = [models.UniqueConstraint(fields=("job", "number"), name="provisioning_attempt_unique")]
 
+    def __str__(self) -> str:
+        outcome = "succeeded" if self.succeeded else "failed" if self.finished_at else "running"
+        return f"Attempt {self.number} of job #{self.job_id}: {outcome}"
+
 
 class HostingAccountStatus(models.TextChoices):
     ACTIVE = "active", "Active"
