@@ -89,6 +89,11 @@ class PriceForm(forms.ModelForm):
 
     def clean(self):
         cleaned_data = super().clean()
+        if (self.instance.pk and set(self.changed_data) & set(PRICE_SOLD_TERMS) and not cleaned_data.get("active")
+                and price_is_used(price=self.instance)):
+            # New terms nobody could buy: price_save refuses it too, this says it in the form.
+            self.add_error("active", "Orders used this price, so new terms go on sale as a new price: keep Active "
+                                     "ticked to sell them, or untick Active without changing the terms to retire it.")
         before, after = self.initial.get("unit_amount"), cleaned_data.get("unit_amount")
         if (self.instance.pk and "unit_amount" in self.changed_data and isinstance(before, int) and after
                 and price_change_is_large(before=before, after=after)

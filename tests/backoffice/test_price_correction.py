@@ -76,6 +76,17 @@ def test_correcting_the_amount_on_the_retired_row_is_refused_and_creates_no_inac
     assert reverse("admin:catalog_price_change", args=[on_sale.pk]) in page
 
 
+
+def test_new_terms_with_active_unticked_on_a_used_price_are_a_form_error_not_a_hidden_inactive_price(
+        catalog_client, used_price):
+    response = catalog_client.post(reverse("admin:catalog_price_change", args=[used_price.pk]),
+                                   price_form(used_price, unit_amount="8.49", active=""))
+
+    assert response.status_code == 200
+    assert "new terms go on sale as a new price" in response.content.decode()
+    assert list(Price.objects.filter(product=used_price.product).values_list("unit_amount", "active")) == [
+        (799, True)]
+
 def test_a_change_of_more_than_half_asks_for_confirmation_before_anything_is_saved(catalog_client, used_price):
     response = catalog_client.post(reverse("admin:catalog_price_change", args=[used_price.pk]),
                                    price_form(used_price, unit_amount="1,000"))
@@ -196,4 +207,10 @@ def test_a_catalog_manager_corrects_a_typo_and_lands_on_the_price_on_sale(chromi
     assert page.is_disabled("#id_unit_amount")
     assert "Retired: orders used this price" in page.inner_text("#content-main")
     page.screenshot(path=str(ARTIFACTS / f"backoffice-price-retired-{width}.png"), full_page=True)
+
+    page.goto(f"{live_server.url}{reverse('admin:catalog_product_change', args=[price.product_id])}")
+    assert page.locator("tr.has_original input[name$='-unit_amount']").count() == 1  # the price on sale only
+    assert page.input_value("input[name='prices-0-unit_amount']") == "8.49"
+    assert f"#{price.pk} Monthly $7.99 USD" in page.inner_text(".retired-prices")
+    page.screenshot(path=str(ARTIFACTS / f"backoffice-product-prices-{width}.png"), full_page=True)
     page.close()
