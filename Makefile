@@ -18,9 +18,12 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/activate
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
-## run: the service on 127.0.0.1:8000 with SQLite, in-process tasks and the Stripe sandbox on 127.0.0.1:12111
+## run: the service on 127.0.0.1:$(API_PORT) with SQLite, in-process tasks and the Stripe sandbox on
+## 127.0.0.1:$(SANDBOX_PORT); `make run API_PORT=8001 SANDBOX_PORT=12112` moves both, and every URL that names them
+API_PORT ?= 8000
+SANDBOX_PORT ?= 12111
 run: $(VENV)/.runtime-installed
-	PYTHON=$(PY) exec bash scripts/run_local.sh
+	PYTHON=$(PY) API_PORT=$(API_PORT) SANDBOX_PORT=$(SANDBOX_PORT) exec bash scripts/run_local.sh
 
 # axe-core for the browser tests' accessibility checks (injected by Playwright); without npm they are skipped.
 AXE := $(VENV)/node/node_modules/axe-core/axe.min.js

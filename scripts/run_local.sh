@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
 # `make run`: the whole service on one machine with nothing but Python: SQLite, Celery tasks in-process, the Stripe
-# sandbox on 127.0.0.1:12111 and the API on 127.0.0.1:8000. Ctrl-C stops everything this script started.
+# sandbox on 127.0.0.1:$SANDBOX_PORT (12111) and the API on 127.0.0.1:$API_PORT (8000). Ctrl-C stops everything this
+# script started.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 HOST=127.0.0.1
-API_PORT=8000
-SANDBOX_PORT=12111
+API_PORT=${API_PORT:-8000}
+SANDBOX_PORT=${SANDBOX_PORT:-12111}
 API_URL="http://$HOST:$API_PORT"
 SANDBOX_URL="http://$HOST:$SANDBOX_PORT"
-RUN_DIR=.run
+RUN_DIR=${RUN_DIR:-.run}  # the sandbox's log; tests that run this script give it a folder of their own
 SANDBOX_LOG="$RUN_DIR/sandbox.log"
-
-export DJANGO_SETTINGS_MODULE=config.settings.local
-export PYTHONUNBUFFERED=1  # the sandbox's "listening" line must reach its log at once
-# No worker is started here, so tasks must run in-process: a REDIS_URL left in the shell would queue them in Redis
-# where nothing consumes them. (DATABASE_URL is honoured: pointing `make run` at PostgreSQL needs no extra process.)
-unset REDIS_URL CELERY_BROKER_URL CELERY_TASK_ALWAYS_EAGER
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'run: %s\n' "$*" >&2; exit 1; }
+
+for port in "$API_PORT" "$SANDBOX_PORT"; do
+    [[ "$port" =~ ^[0-9]{1,5}$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] \
+        || die "'$port' is not a port (API_PORT and SANDBOX_PORT take 1 to 65535)"
+done
+[ "$API_PORT" != "$SANDBOX_PORT" ] || die "API_PORT and SANDBOX_PORT are both $API_PORT: give them different ports"
+
+export DJANGO_SETTINGS_MODULE=config.settings.local
+export PYTHONUNBUFFERED=1  # the sandbox's "listening" line must reach its log at once
+# Every address that names a port follows the two ports: where the API calls Stripe, where the sandbox posts
+# webhooks, where Stripe sends the customer back, the links in e-mails. A value already in the environment wins (a
+# tunnel's public address, Stripe's real test mode).
+SUCCESS_PAGE="$API_URL/checkout/success/?session_id={CHECKOUT_SESSION_ID}"
+export STRIPE_API_BASE="${STRIPE_API_BASE:-$SANDBOX_URL}"
+export STRIPE_WEBHOOK_BASE_URL="${STRIPE_WEBHOOK_BASE_URL:-$API_URL}"
+export CHECKOUT_SUCCESS_URL="${CHECKOUT_SUCCESS_URL:-$SUCCESS_PAGE}"
+export CHECKOUT_CANCEL_URL="${CHECKOUT_CANCEL_URL:-$API_URL/checkout/cancel/}"
+export SITE_URL="${SITE_URL:-$API_URL}"
+# No worker is started here, so tasks must run in-process: a REDIS_URL left in the shell would queue them in Redis
+# where nothing consumes them. (DATABASE_URL is honoured: pointing `make run` at PostgreSQL needs no extra process.)
+unset REDIS_URL CELERY_BROKER_URL CELERY_TASK_ALWAYS_EAGER
 
 SANDBOX_PID=""
 API_PID=""
@@ -103,7 +119,8 @@ PY
 for port in $API_PORT $SANDBOX_PORT; do
     if port_taken "$port"; then
         die "port $port on $HOST is already in use (another 'make run'?). Find the owner with" \
-            "'lsof -i :$port' or 'ss -ltnp', stop it, and retry."
+            "'lsof -i :$port' or 'ss -ltnp' and stop it, or pick other ports:" \
+            "make run API_PORT=8001 SANDBOX_PORT=12112"
     fi
 done
 
@@ -134,7 +151,7 @@ done
 # secret, so paying on the sandbox's page delivers a signed checkout.session.completed that the API verifies and
 # fulfils (an endpoint a previous sandbox knew is replaced).
 say "registering the webhook endpoint with the sandbox"
-STRIPE_API_BASE="$SANDBOX_URL" "$PYTHON" manage.py stripe_webhook_register --base-url "$API_URL"
+STRIPE_API_BASE="$SANDBOX_URL" "$PYTHON" manage.py stripe_webhook_register --base-url "$STRIPE_WEBHOOK_BASE_URL"
 
 # runserver rather than gunicorn: it reloads on code changes, serves the admin's and the API docs' static files
 # without collectstatic, shows Django's debug pages, and runs as one process, so a request never lands on a worker
@@ -157,10 +174,12 @@ start_group SWEEP_PID "$PYTHON" manage.py billing_sweep --every 30
 cat <<MSG
 
 Ready.
-  API           $API_URL/  (Stripe calls go to ${STRIPE_API_BASE:-$SANDBOX_URL})
+  API           $API_URL/  (Stripe calls go to $STRIPE_API_BASE)
   API docs      $API_URL/api/docs/
   Admin         $API_URL/admin/   (make a login first: $PYTHON manage.py createsuperuser)
   Sandbox       $SANDBOX_URL  (log: $SANDBOX_LOG)
+  Webhooks to   $STRIPE_WEBHOOK_BASE_URL/api/webhooks/stripe/...
+  After paying  $CHECKOUT_SUCCESS_URL
 
 Create a checkout session:
   curl -s -X POST $API_URL/api/checkout/create-session -H 'Content-Type: application/json' -d '{"planId":"starter","billingCycle":"monthly","customer":{"name":"John Doe","email":"john@example.com"}}'

@@ -218,7 +218,10 @@ CHECKOUT_CURRENCY = env.str("CHECKOUT_CURRENCY", default="usd")
 CHECKOUT_MAX_BODY_BYTES = env.int("CHECKOUT_MAX_BODY_BYTES", default=16 * 1024)
 
 # --- Celery ----------------------------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+# In-process tasks still pass through a producer from kombu's pool (Celery serialises eager calls the way it would
+# send them), and kombu warns "No hostname was supplied" for each new pooled connection to a URL without a host:
+# `memory://localhost/` names the one the memory transport would assume anyway.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://localhost/")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not bool(REDIS_URL))
 CELERY_TASK_EAGER_PROPAGATES = True
