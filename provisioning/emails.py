@@ -1,6 +1,7 @@
 """The customer e-mails: what each purpose says (templates/emails/<purpose>.txt, .html, _subject.txt) and the data
-it is rendered with. Sending, at most once, is services.email_notification_send."""
+it is rendered with. Sending, at least once and under one Message-ID, is services.email_notification_send."""
 
+import hashlib
 from datetime import date, datetime, timezone as dt_timezone
 from urllib.parse import urlsplit
 
@@ -65,11 +66,24 @@ def email_message_build(*, notification: EmailNotification) -> EmailMultiAlterna
         body=render_to_string(f"{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.to],
-        # Lets the mail log, and support, tell which outbox row a message came from.
-        headers={"X-Notification-Id": str(notification.pk)},
+        headers={
+            # Lets the mail log, and support, tell which outbox row a message came from.
+            "X-Notification-Id": str(notification.pk),
+            # The same on every attempt: should a retry follow a delivery we never heard of, the two copies are one
+            # message to the mail servers and clients that drop duplicates by Message-ID.
+            "Message-ID": email_message_id(notification),
+        },
     )
     message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     return message
+
+
+def email_message_id(notification: EmailNotification) -> str:
+    """One Message-ID per outbox row, whatever the attempt: `<notification-<id>.<deployment>@<sender's domain>>`,
+    the deployment being a hash of SITE_URL, so that staging's row 7 is not production's."""
+    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip(" >") or "localhost"
+    deployment = hashlib.sha256(settings.SITE_URL.encode()).hexdigest()[:10]
+    return f"<notification-{notification.pk}.{deployment}@{domain}>"
 
 
 def _plan_name(session: CheckoutSession) -> str:

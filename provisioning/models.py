@@ -156,7 +156,7 @@ class EmailStatus(models.TextChoices):
 
 
 class EmailNotification(TimeStampedModel):
-    """One e-mail to a customer about one order, at most once per purpose and key (the unique constraint says so)."""
+    """One e-mail to a customer about one order, one row per purpose and key (the unique constraint says so)."""
 
     checkout_session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.PROTECT,
                                          related_name="emails")
@@ -173,12 +173,12 @@ class EmailNotification(TimeStampedModel):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(
         null=True, blank=True,
-        help_text="While sending: until when the worker that claimed it holds it. Past it, and not yet handed over, "
-                  "the e-mail is tried again.")
+        help_text="While sending: until when the worker that claimed it holds it. Past it, the e-mail is tried "
+                  "again (under the same Message-ID).")
     handed_over_at = models.DateTimeField(
         null=True, blank=True,
-        help_text="When the message started to go to the mail server. From then on it may have been delivered, so it "
-                  "is never sent again automatically (only by staff).")
+        help_text="When the message started to go to the mail server, on the latest attempt: from then on the "
+                  "customer may have it, and a retry can be a second copy (same Message-ID).")
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -59,11 +59,10 @@ def provisioning_job_ids_abandoned_without_attempts(*, now: datetime, limit: int
 def email_notification_ids_to_send(*, now: datetime, stale_before: datetime, max_attempts: int,
                                    limit: int) -> list[int]:
     """Pending e-mails whose task was never sent, got lost, or whose SMTP server could not be reached; and e-mails
-    claimed by a worker whose lease expired before it handed them to the mail server (it died, or lost the database),
-    with attempts left. One handed over is never among them: it may have been delivered."""
+    claimed by a worker whose lease expired before it could record the outcome (it died, or lost the database), with
+    attempts left, handed to the mail server or not: at least once (services.email_notification_send)."""
     waiting = Q(status=EmailStatus.PENDING) & Q(waiting_since__lt=stale_before)
-    abandoned = Q(status=EmailStatus.SENDING, handed_over_at__isnull=True, lease_expires_at__lt=now,
-                  attempts__lt=max_attempts)
+    abandoned = Q(status=EmailStatus.SENDING, lease_expires_at__lt=now, attempts__lt=max_attempts)
     emails = EmailNotification.objects.alias(waiting_since=Coalesce("enqueued_at", "created_at")).filter(
         waiting | abandoned)
     return list(emails.order_by("pk").values_list("pk", flat=True)[:limit])
@@ -72,9 +71,8 @@ def email_notification_ids_to_send(*, now: datetime, stale_before: datetime, max
 def email_notification_list_needing_attention(
     *, now: datetime, queryset: QuerySet[EmailNotification] | None = None
 ) -> QuerySet[EmailNotification]:
-    """E-mails a person should look at: failed ones, and ones left in `sending` for long: handed to the mail server
-    by a worker that then died or lost the database (maybe delivered, maybe not, so never re-sent automatically), or
-    abandoned before the hand-over once too often."""
+    """E-mails a person should look at: failed ones, and ones left in `sending` for long: abandoned by a worker on
+    their last allowed attempt, or held while the database or the sweeper stayed away."""
     queryset = EmailNotification.objects.all() if queryset is None else queryset
     return queryset.filter(
         Q(status=EmailStatus.FAILED) | Q(status=EmailStatus.SENDING, updated_at__lt=now - EMAIL_STUCK_AFTER)

@@ -1,10 +1,11 @@
 """Writes of provisioning: jobs and e-mails recorded in the caller's transaction (a transactional outbox), billing's
 decisions about an account (suspend, unsuspend, terminate, change its plan) as jobs run in order per subscription,
-one attempt at a job against the backend, one e-mail sent at most once, and the sweeper that re-sends what waited."""
+one attempt at a job against the backend, one e-mail sent at least once (under one Message-ID), and the sweeper that re-sends what waited."""
 
 import dataclasses
 import logging
 import random
+import smtplib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -594,30 +595,34 @@ def email_notification_create(*, checkout_session: CheckoutSession, purpose: str
 
 
 def email_notification_send(*, email_id: int) -> EmailNotification | None:
-    """Send one e-mail, at most once (the task's body). None when it is not this delivery's to send: sent, given up,
-    held by a worker whose lease is still valid, or already handed to the mail server.
+    """Send one e-mail (the task's body). None when it is not this delivery's to send: sent, given up, or held by a
+    worker whose lease is still valid.
 
-    At most once, and the boundary is the hand-over. `handed_over_at` is committed, by the worker that holds the
-    e-mail's current claim (status sending, same attempt number), before the first byte of the message goes to the
-    mail server; the message goes only if that write succeeded.
+    At least once, under one Message-ID. A lost e-mail costs more than a second copy: a customer without the
+    set-password e-mail cannot reach what they paid for, while a second receipt is a nuisance that mail clients
+    dropping duplicates by Message-ID do not even show. So every attempt that cannot be known to have been accepted
+    is tried again, and every attempt carries the same Message-ID (emails.email_message_id).
 
     - Before the hand-over (building the message, connecting to the mail server, a database failure) nothing can
-      have reached the customer, so the e-mail is tried again: put back to pending at once when this worker can
-      still say so (on a new database connection if its own died), otherwise once its lease expires (the worker
-      died, the database stayed away), when the sweeper sends it again and a new claim takes it over.
-    - From the hand-over on, the server may have accepted the message whatever we hear back (an error after DATA, a
-      timeout, a worker killed mid-send), so it is never sent again automatically: it is recorded as sent or failed
-      (again on a new connection if need be), or, if even that cannot be written, left in `sending` with its
-      hand-over time. Staff see those under "Needs attention" and may send them again, knowing the customer may get
-      the message twice.
+      have reached the customer: the e-mail goes back to pending at once when this worker can still say so (on a
+      new database connection if its own died), otherwise once its lease expires, when the sweeper sends it again.
+    - `handed_over_at` is committed by the worker holding the e-mail's current claim (status sending, same attempt
+      number) before the first byte goes to the mail server. From then on the server may have accepted the message.
+      A refusal the server says is permanent (a 5xx: unknown recipient, rejected content) fails the e-mail for
+      staff; anything else (a dropped connection, a timeout, a 4xx, a worker killed mid-send, the outcome not
+      recordable) leaves it to be tried again, by the sweeper once the claim's lease expires. A second copy can only
+      reach the customer if the server accepted the first in the moment between its answer and our record of it.
 
     A worker that outlived its lease cannot hand over: its claim was taken over, so its conditional write changes
-    nothing. Only failures to connect, and our own database, are retried; other errors fail the e-mail.
+    nothing. After EMAIL_MAX_ATTEMPTS claims the e-mail is failed and shown to staff.
     """
     now = timezone.now()
     claimable = Q(status=EmailStatus.PENDING) | Q(
-        status=EmailStatus.SENDING, handed_over_at__isnull=True, lease_expires_at__lt=now,
-        attempts__lt=EMAIL_MAX_ATTEMPTS)
+        status=EmailStatus.SENDING, lease_expires_at__lt=now, attempts__lt=EMAIL_MAX_ATTEMPTS)
+    if EmailNotification.objects.filter(pk=email_id, status=EmailStatus.SENDING, handed_over_at__isnull=False,
+                                        lease_expires_at__lt=now).exists():
+        logger.warning("E-mail %s was handed to the mail server by a worker that did not live to record the outcome; "
+                       "sending it again under the same Message-ID", email_id)
     claimed = _on_a_new_connection_if_lost(partial(
         EmailNotification.objects.filter(claimable, pk=email_id).update,
         # Each claim is a new attempt, not handed over yet (an e-mail staff reopened may have been, before).
@@ -662,14 +667,25 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
         try:
             sent = mail_connection.send_messages([message])
         except Exception as error:
-            logger.exception("E-mail %s (%s) failed while sending; not sent again automatically", notification.pk,
-                             notification.purpose)
-            return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
+            permanent = _smtp_refusal_is_permanent(error)
+            again = not permanent and notification.attempts < EMAIL_MAX_ATTEMPTS
+            logger.warning("E-mail %s (%s) failed while sending (attempt %s)%s: %s", notification.pk,
+                           notification.purpose, notification.attempts,
+                           "; the sweeper will try again" if again else "; giving up", error)
+            return _email_finish(notification=notification, status=EmailStatus.PENDING if again else EmailStatus.FAILED,
+                                 error=_error_text(error))
     finally:
         mail_connection.close()
     if not sent:
         return _email_finish(notification=notification, status=EmailStatus.FAILED, error="the mail server refused it")
     return _email_finish(notification=notification, status=EmailStatus.SENT)
+
+
+def _smtp_refusal_is_permanent(error: Exception) -> bool:
+    """The mail server said no for good (a 5xx reply): sending again would be refused again."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
 
 
 def email_notification_send_again(*, notification: EmailNotification) -> bool:

@@ -21,16 +21,16 @@ class Migration(migrations.Migration):
             name="lease_expires_at",
             field=models.DateTimeField(
                 blank=True, null=True,
-                help_text="While sending: until when the worker that claimed it holds it. Past it, and not yet "
-                          "handed over, the e-mail is tried again."),
+                help_text="While sending: until when the worker that claimed it holds it. Past it, the e-mail is "
+                          "tried again (under the same Message-ID)."),
         ),
         migrations.AddField(
             model_name="emailnotification",
             name="handed_over_at",
             field=models.DateTimeField(
                 blank=True, null=True,
-                help_text="When the message started to go to the mail server. From then on it may have been "
-                          "delivered, so it is never sent again automatically (only by staff)."),
+                help_text="When the message started to go to the mail server, on the latest attempt: from then on "
+                          "the customer may have it, and a retry can be a second copy (same Message-ID)."),
         ),
         migrations.RunPython(sending_emails_count_as_handed_over, migrations.RunPython.noop),
     ]

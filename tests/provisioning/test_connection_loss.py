@@ -1,7 +1,7 @@
 """The database connection cut in the middle of a job or an e-mail (PostgreSQL's pg_terminate_backend, from another
 connection, as a failover, a restart or an administrator does): nothing is left `running` or `sending` for good, the
-outcome is recorded on a new connection, an e-mail not yet handed to the mail server is tried again, and one that was
-handed over is never sent twice.
+outcome is recorded on a new connection, and an e-mail whose outcome went unrecorded is tried again, under the same
+Message-ID (at least once: a lost set-password e-mail costs more than a second copy).
 
 The services run in this process, on its own connection, against a real mail server or control panel (local
 servers) that cut the connection at the chosen moment; or with a table locked, so that the service waits on it and is
@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from catalog.models import Product
+from provisioning.emails import email_message_id
 from provisioning.models import EmailNotification, EmailStatus, HostingAccount, ProvisioningJob
 from provisioning.selectors import email_notification_list_needing_attention
 from provisioning.services import email_notification_send, provisioning_job_run, provisioning_outbox_sweep
@@ -96,7 +97,8 @@ def cut_while_waiting_on(database, table: str):
 
 class _Smtp(socketserver.StreamRequestHandler):
     """Just enough SMTP for smtplib. `server.on_connect()` runs when a client connects (returning False drops the
-    connection before the greeting); `server.on_message()` runs once a message is in, before it is acknowledged."""
+    connection before the greeting); `server.on_message()` runs once a message is in, before it is acknowledged
+    (returning False drops the connection instead of answering); `server.data_reply` is that answer."""
 
     def handle(self):
         if self.server.on_connect() is False:
@@ -109,8 +111,9 @@ class _Smtp(socketserver.StreamRequestHandler):
                     in_data = False
                     self.server.messages.append(message_from_bytes(b"".join(data)))
                     data = []
-                    self.server.on_message()
-                    self.wfile.write(b"250 2.0.0 queued\r\n")
+                    if self.server.on_message() is False:
+                        return
+                    self.wfile.write(self.server.data_reply)
                 else:
                     data.append(line)
                 continue
@@ -132,6 +135,7 @@ def smtp(settings):
     server.messages = []
     server.on_connect = lambda: None
     server.on_message = lambda: None
+    server.data_reply = b"250 2.0.0 queued\r\n"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = server.server_address
@@ -235,17 +239,47 @@ def test_an_email_abandoned_before_the_hand_over_is_sent_again_once_its_lease_ex
     assert received_ids(smtp) == [abandoned.pk]
 
 
-def test_an_email_handed_over_by_a_worker_that_then_died_is_never_sent_again_but_shown_to_staff(database, smtp):
-    handed_over = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=20),
-                                           handed_over_at=ago(minutes=20))
-    EmailNotification.objects.filter(pk=handed_over.pk).update(updated_at=ago(minutes=20))
+def test_an_email_handed_over_by_a_worker_that_then_died_is_sent_again_under_the_same_message_id(database, smtp):
+    # The chaos run's case: the hand-over was recorded, then the worker was killed before the mail server had it.
+    handed_over = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=1),
+                                           handed_over_at=ago(minutes=1))
+    held = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(seconds=-60),
+                                    handed_over_at=ago(seconds=1))
 
     provisioning_outbox_sweep()
 
-    assert email_notification_send(email_id=handed_over.pk) is None
     handed_over.refresh_from_db()
-    assert handed_over.status == "sending" and smtp.messages == []
-    assert list(email_notification_list_needing_attention(now=timezone.now())) == [handed_over]
+    held.refresh_from_db()
+    assert (handed_over.status, handed_over.attempts, held.status) == ("sent", 2, "sending")
+    assert received_ids(smtp) == [handed_over.pk]
+    assert smtp.messages[0]["Message-ID"] == email_message_id(handed_over)
+    assert list(email_notification_list_needing_attention(now=timezone.now())) == []
+
+
+def test_every_attempt_at_an_email_carries_one_message_id(database, smtp):
+    notification = EmailNotificationFactory()
+    smtp.on_message = once(lambda: False)  # the first copy arrives, the answer never does: was it accepted?
+
+    first = email_notification_send(email_id=notification.pk)
+    assert first.status == "pending"  # tried again, as a worker killed at that moment would be
+    made_stale(first)
+    provisioning_outbox_sweep()
+
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("sent", 2)
+    assert [message["Message-ID"] for message in smtp.messages] == [email_message_id(first)] * 2
+
+
+def test_a_temporary_refusal_is_tried_again_and_a_permanent_one_fails_for_staff(database, smtp):
+    temporary, permanent = EmailNotificationFactory(), EmailNotificationFactory()
+
+    smtp.data_reply = b"451 4.3.0 try again later\r\n"
+    assert email_notification_send(email_id=temporary.pk).status == "pending"
+    smtp.data_reply = b"550 5.1.1 no such mailbox\r\n"
+    failed = email_notification_send(email_id=permanent.pk)
+
+    assert failed.status == "failed" and "no such mailbox" in failed.last_error
+    assert list(email_notification_list_needing_attention(now=timezone.now())) == [failed]
 
 
 def test_a_worker_whose_claim_was_taken_over_does_not_hand_the_email_over(database, smtp):
