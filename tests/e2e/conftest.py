@@ -3,6 +3,7 @@ webhooks, PostgreSQL and a Redis of the tests' own (so a test may stop it). The 
 HTTP and reads the database.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -176,13 +177,19 @@ class Stack:
         return process is not None and process.poll() is None
 
     def stop_all(self) -> None:
+        """Stop every process and its children; one that already exited (a test stopped it, or it died) is only
+        reaped."""
         for name in list(self.processes):
             process = self.processes.pop(name)
             try:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # its whole process group is gone already
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")

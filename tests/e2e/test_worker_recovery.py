@@ -1,5 +1,5 @@
-"""A Redis outage while the worker holds unacknowledged messages (retries waiting out their countdown): the worker
-stays up, reconnects, and every job is done exactly once, with no one restarting anything.
+"""A Redis outage while the worker holds unacknowledged messages (retries waiting out their countdown, a job running
+with acks_late): the worker stays up, reconnects, and every job is done exactly once, with no one restarting anything.
 
 The whole stack of tests/e2e/conftest.py, with its own redis-server, which the test stops and starts again (empty: the
 held messages are gone with it, and the outbox sweeper sends the jobs again once they are due).
@@ -18,14 +18,24 @@ from tests.provisioning.factories import ProvisioningJobFactory, subscription_fo
 pytestmark = [needs_real_services, pytest.mark.postgres, pytest.mark.redis]
 
 # A failed first attempt is retried 10 to 20 s later: long enough for the retries' messages to be held by the worker
-# (countdown) through the whole outage.
-STACK = {"env": {"PROVISIONING_RETRY_BASE_SECONDS": "20", "PROVISIONING_RETRY_CAP_SECONDS": "20"}}
+# (countdown) through the whole outage. A job may run for 30 s (the task's time limit) before it counts as abandoned.
+STACK = {"env": {"PROVISIONING_RETRY_BASE_SECONDS": "20", "PROVISIONING_RETRY_CAP_SECONDS": "20",
+                 "PROVISIONING_LEASE_SECONDS": "30"}}
 JOBS = 6
 OUTAGE_SECONDS = 5
+# Long enough for Redis to be stopped, and the loss noticed, while the job runs on a loaded machine.
+SLOW_JOB_SECONDS = 8
 
 
-def worker_log(e2e) -> str:
-    return (e2e.mail_dir.parent / "worker.log").read_text(errors="replace")
+def worker_log(e2e, since: int = 0) -> str:
+    """What the worker logged (the log is the module's: from offset `since` on, in bytes)."""
+    with open(e2e.mail_dir.parent / "worker.log", "rb") as log:
+        log.seek(since)
+        return log.read().decode(errors="replace")
+
+
+def worker_log_size(e2e) -> int:
+    return (e2e.mail_dir.parent / "worker.log").stat().st_size
 
 
 def held_retries(e2e) -> int:
@@ -69,3 +79,40 @@ def test_redis_stopped_while_the_worker_holds_retries_the_worker_survives_and_ea
     assert HostingAccount.objects.filter(subscription__in=subscriptions).count() == JOBS
     assert EmailNotification.objects.count() == JOBS
     assert len(e2e.sent_mail()) == JOBS
+
+
+def test_a_job_that_finishes_while_redis_is_down_is_acknowledged_later_without_ending_the_worker(e2e):
+    # Given a job whose backend call takes a while, running in the worker: its message is not acknowledged yet
+    # (acks_late), and the worker's other process leaves the task channel waiting on Redis (BRPOP)
+    subscription = subscription_for_domain(f"slow-{SLOW_JOB_SECONDS}s.acked-late.example")
+    job_id = ProvisioningJobFactory(subscription=subscription).pk
+    wait_for(lambda: ProvisioningJob.objects.filter(pk=job_id, status="running").exists(), timeout=30,
+             what="the job to be claimed (the sweeper sends it)")
+    since = worker_log_size(e2e)
+
+    # When Redis stops while the job runs, the worker notices and gives its connection up, the job finishes (the
+    # acknowledgement waits for the worker's event loop, which waits for a connection), and Redis comes back
+    e2e.redis.stop()
+    wait_for(lambda: "Connection to broker lost" in worker_log(e2e, since), timeout=10,
+             what="the worker to notice that Redis is gone")
+    assert ProvisioningJob.objects.get(pk=job_id).status == "running", "the job finished before the outage began"
+    wait_for(lambda: ProvisioningJob.objects.filter(pk=job_id, status="succeeded").exists(),
+             timeout=SLOW_JOB_SECONDS + 20, what="the job to finish while Redis is down")
+    e2e.redis.start()
+
+    # Then the worker reconnects and goes on (its first act is the job's acknowledgement, on the lost channel): the
+    # service-ready e-mail, decided while Redis was down, is sent, by the same worker
+    def email_sent() -> bool:
+        assert e2e.alive("worker"), "the worker exited after the outage:\n" + worker_log(e2e, since)[-3000:]
+        return EmailNotification.objects.filter(purpose="service_ready", status="sent").exists()
+
+    wait_for(email_sent, timeout=40, interval=0.5, what="the service-ready e-mail once Redis is back")
+    log = worker_log(e2e, since)
+    print("the lost channel's acknowledgement:", "guarded" if "could not be acknowledged" in log else "went through")
+    assert e2e.alive("worker")
+    assert "Unrecoverable error" not in log
+    job = ProvisioningJob.objects.get(pk=job_id)
+    assert (job.status, job.attempts) == ("succeeded", 1)
+    assert HostingAccount.objects.filter(subscription=subscription).count() == 1
+    assert EmailNotification.objects.count() == 1
+    assert len(e2e.sent_mail()) == 1
