@@ -674,11 +674,14 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
                            "; the sweeper will try again" if again else "; giving up", error)
             return _email_finish(notification=notification, status=EmailStatus.PENDING if again else EmailStatus.FAILED,
                                  error=_error_text(error))
+        # Recorded before QUIT: from the server's "250 queued" to this record is the only moment in which a worker
+        # killed would leave a copy delivered but not recorded (and so a second copy, under the same Message-ID).
+        if not sent:
+            return _email_finish(notification=notification, status=EmailStatus.FAILED,
+                                 error="the mail server refused it")
+        return _email_finish(notification=notification, status=EmailStatus.SENT)
     finally:
         mail_connection.close()
-    if not sent:
-        return _email_finish(notification=notification, status=EmailStatus.FAILED, error="the mail server refused it")
-    return _email_finish(notification=notification, status=EmailStatus.SENT)
 
 
 def _smtp_refusal_is_permanent(error: Exception) -> bool:
