@@ -468,9 +468,12 @@ def discrepancies(orders: list[Order], db: dict, panel: ControlPanel, smtp: list
         purpose_of[str(pk)] = purpose
     creations = Counter(creation["domain"] for creation in panel.creations)
     received = defaultdict(Counter)
+    message_ids = defaultdict(set)
     for message in smtp:
         for recipient in message["to"]:
-            received[recipient.lower()][purpose_of.get(message["notification_id"], "?")] += 1
+            purpose = purpose_of.get(message["notification_id"], "?")
+            received[recipient.lower()][purpose] += 1
+            message_ids[recipient.lower(), purpose].add(message.get("message_id", ""))
 
     for order in orders:
         name = f"order {order.number} ({order.kind}, {order.session_id or 'no session'})"
@@ -506,8 +509,10 @@ def discrepancies(orders: list[Order], db: dict, panel: ControlPanel, smtp: list
         got = received.pop(order.email, Counter())
         for purpose in sorted(expected | set(got)):
             if got[purpose] != (purpose in expected):
+                copies = (" (copies of one message: one Message-ID)"
+                          if got[purpose] > 1 and len(message_ids[order.email.lower(), purpose]) == 1 else "")
                 problems.append(f"{name}: the SMTP server received {got[purpose]} {purpose} e-mail(s), "
-                                f"expected {int(purpose in expected)}")
+                                f"expected {int(purpose in expected)}{copies}")
     for recipient, got in received.items():
         problems.append(f"the SMTP server received e-mail for no order: {recipient} {dict(got)}")
     known = {order.domain for order in orders}

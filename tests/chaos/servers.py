@@ -184,7 +184,8 @@ class SmtpSink:
         with self._lock:
             self.messages.append({"time": time.time(), "from": sender, "to": recipients,
                                   "subject": str(message.get("Subject", "")),
-                                  "notification_id": str(message.get("X-Notification-Id", ""))})
+                                  "notification_id": str(message.get("X-Notification-Id", "")),
+                                  "message_id": str(message.get("Message-ID", ""))})
 
     def snapshot(self) -> list[dict]:
         with self._lock:
