@@ -24,6 +24,7 @@ from tests.checkout.factories import CheckoutSessionFactory
 from tests.provisioning.factories import subscription_for_domain
 
 ROOT = Path(__file__).resolve().parents[2]
+WORKER_APPLICATION_NAME = "test-real-worker"
 
 pytestmark = [
     pytest.mark.skipif(not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
@@ -66,7 +67,9 @@ def start_worker(tasks_via_redis, tmp_path):
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "DATABASE_URL": f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            # Named, so that cutting "the worker's connections" cuts only those (not the live server's of a later test).
+            "DATABASE_URL": f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+                            f"?application_name={WORKER_APPLICATION_NAME}",
             "REDIS_URL": settings.REDIS_URL,
             # The worker's own sends (retries, e-mails, the sweeper's) go through Redis too.
             "CELERY_TASK_ALWAYS_EAGER": "false",
@@ -170,11 +173,11 @@ def test_a_real_worker_provisions_suspends_and_unsuspends_in_the_order_decided(s
 
 
 def cut_other_connections() -> int:
-    """Terminate every connection to the test database but this process's: the worker's, as a database failover or
-    restart would."""
+    """Terminate the worker's connections to the test database, as a database failover or restart would. Only the
+    worker's: a connection of this test process's other threads (a session-wide live server) must outlive the test."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                       "WHERE datname = current_database() AND application_name = %s", [WORKER_APPLICATION_NAME])
         return cursor.fetchone()[0]
 
 
