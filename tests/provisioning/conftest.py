@@ -9,6 +9,7 @@ import socketserver
 import threading
 import time
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -164,22 +165,30 @@ def control_panel(settings):
     server.server_close()
 
 
-# --- A mail server that takes the message and then reports an error ---------------------------------------------------
+# --- A mail server whose every step a test can steer --------------------------------------------------------------
 
 
-class _SmtpFailingAfterData(socketserver.StreamRequestHandler):
-    """Just enough SMTP for smtplib: accepts everything, then answers the end of DATA with a temporary error, as a
-    server can after it has in fact queued the message."""
+class _Smtp(socketserver.StreamRequestHandler):
+    """Just enough SMTP for smtplib. `server.on_connect()` runs when a client connects (returning False drops the
+    connection before the greeting); `server.on_message()` runs once a message is in, before it is acknowledged
+    (returning False drops the connection instead of answering); `server.data_reply` is that answer."""
 
     def handle(self):
+        if self.server.on_connect() is False:
+            return
         self.wfile.write(b"220 smtp.test ESMTP\r\n")
-        in_data = False
+        data, in_data = [], False
         for line in self.rfile:
             if in_data:
                 if line == b".\r\n":
                     in_data = False
-                    self.server.messages_received += 1
-                    self.wfile.write(b"451 4.3.0 Local error in processing\r\n")
+                    self.server.messages.append(message_from_bytes(b"".join(data)))
+                    data = []
+                    if self.server.on_message() is False:
+                        return
+                    self.wfile.write(self.server.data_reply)
+                else:
+                    data.append(line)
                 continue
             command = line[:4].upper()
             if command == b"DATA":
@@ -192,11 +201,22 @@ class _SmtpFailingAfterData(socketserver.StreamRequestHandler):
                 self.wfile.write(b"250 smtp.test\r\n")
 
 
+class _SmtpServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+
+    @property
+    def messages_received(self) -> int:
+        return len(self.messages)
+
+
 @pytest.fixture
-def smtp_failing_after_data(settings):
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpFailingAfterData)
-    server.daemon_threads = True
-    server.messages_received = 0
+def smtp(settings):
+    """A mail server on 127.0.0.1:<free port> that records every message, and Django's SMTP backend pointed at it."""
+    server = _SmtpServer(("127.0.0.1", 0), _Smtp)
+    server.messages = []
+    server.on_connect = lambda: None
+    server.on_message = lambda: None
+    server.data_reply = b"250 2.0.0 queued\r\n"
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = server.server_address
@@ -205,3 +225,11 @@ def smtp_failing_after_data(settings):
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def smtp_failing_after_data(smtp):
+    """The server takes the message, then answers the end of DATA with a temporary error, as a server can after it
+    has in fact queued the message."""
+    smtp.data_reply = b"451 4.3.0 Local error in processing\r\n"
+    return smtp

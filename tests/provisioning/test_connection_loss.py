@@ -8,12 +8,10 @@ servers) that cut the connection at the chosen moment; or with a table locked, s
 cut there. Needs PostgreSQL.
 """
 
-import socketserver
 import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
-from email import message_from_bytes
 
 import psycopg
 import pytest
@@ -92,58 +90,7 @@ def cut_while_waiting_on(database, table: str):
         locker.close()
 
 
-# --- A mail server that does something to our database at a chosen moment ------------------------------------------
-
-
-class _Smtp(socketserver.StreamRequestHandler):
-    """Just enough SMTP for smtplib. `server.on_connect()` runs when a client connects (returning False drops the
-    connection before the greeting); `server.on_message()` runs once a message is in, before it is acknowledged
-    (returning False drops the connection instead of answering); `server.data_reply` is that answer."""
-
-    def handle(self):
-        if self.server.on_connect() is False:
-            return
-        self.wfile.write(b"220 smtp.test ESMTP\r\n")
-        data, in_data = [], False
-        for line in self.rfile:
-            if in_data:
-                if line == b".\r\n":
-                    in_data = False
-                    self.server.messages.append(message_from_bytes(b"".join(data)))
-                    data = []
-                    if self.server.on_message() is False:
-                        return
-                    self.wfile.write(self.server.data_reply)
-                else:
-                    data.append(line)
-                continue
-            command = line[:4].upper()
-            if command == b"DATA":
-                in_data = True
-                self.wfile.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-            elif command == b"QUIT":
-                self.wfile.write(b"221 Bye\r\n")
-                return
-            else:
-                self.wfile.write(b"250 smtp.test\r\n")
-
-
-@pytest.fixture
-def smtp(settings):
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
-    server.daemon_threads = True
-    server.messages = []
-    server.on_connect = lambda: None
-    server.on_message = lambda: None
-    server.data_reply = b"250 2.0.0 queued\r\n"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = server.server_address
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_TIMEOUT = 5
-    yield server
-    server.shutdown()
-    server.server_close()
+# --- What the mail server (tests/provisioning/conftest.py `smtp`) received ----------------------------------------
 
 
 def received_ids(smtp) -> list[int]:
