@@ -6,10 +6,8 @@ Every click ends in the order page with the action's banner (no "database is loc
 expired once, and each click is in the admin log and on the order's timeline."""
 
 import os
-import random
 import re
 import select
-import socket
 import subprocess
 import sys
 import time
@@ -17,24 +15,11 @@ import time
 import pytest
 import requests
 
+from tests.e2e.conftest import free_port
 from tests.test_sqlite_writers import ROOT, migrated_sqlite, run_python, sqlite_env  # noqa: F401 (fixtures)
 
 CLICKS = 6  # one at a time from each order's page, as staff click
 BULK = 6  # then the list's action on several sessions at once
-
-
-def free_port() -> int:
-    """A free local port, within E2E_PORT_RANGE when set (machines shared by several test runs)."""
-    low, _, high = os.environ.get("E2E_PORT_RANGE", "").partition("-")
-    candidates = random.sample(range(int(low), int(high) + 1), int(high) + 1 - int(low)) if high else [0]
-    for port in candidates:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free port")
 
 
 def wait_until(condition, *, timeout: float, what: str):
