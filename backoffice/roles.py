@@ -24,6 +24,7 @@ _SUPPORT_READS = [
     ("billing", "view_subscriptioninvoice"),
     ("billing", "view_refundrecord"),
     ("billing", "view_billingaction"),
+    ("backoffice", "view_staffnote"),
 ]
 
 # (app_label, codename). No delete anywhere: prices and products that sessions used are protected, and switching
@@ -40,6 +41,12 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("backoffice", "resend_set_password_email"),
         ("backoffice", "expire_checkout_session"),
         ("backoffice", "refresh_checkout_session"),
+        ("backoffice", "fix_failed_setup"),
+        ("backoffice", "mark_set_up_by_hand"),
+        ("backoffice", "run_provisioning_job_now"),
+        ("backoffice", "export_csv"),
+        ("backoffice", "add_staffnote"),
+        ("backoffice", "change_staffnote"),
         # Cancelling and suspending are everyday support; money back and deleting a customer's data are not.
         ("billing", "cancel_subscription"),
         ("billing", "suspend_account"),
@@ -50,6 +57,9 @@ ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
         ("billing", "suspend_account"),
         ("billing", "refund_payment"),
         ("billing", "terminate_account"),
+        ("backoffice", "export_csv"),
+        ("backoffice", "add_staffnote"),
+        ("backoffice", "change_staffnote"),
     ],
 }
 

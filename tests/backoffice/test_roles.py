@@ -175,7 +175,8 @@ def test_the_data_migrations_create_the_groups_with_exactly_their_permissions(db
     Group.objects.filter(name__in=ROLE_PERMISSIONS).delete()
     # Each migration with its own (historical) models, as migrate gives them.
     loader = MigrationExecutor(connection).loader
-    for name in ("0002_staff_groups", "0004_billing_group", "0005_plan_move_permissions"):
+    for name in ("0002_staff_groups", "0004_billing_group", "0005_plan_move_permissions",
+                 "0006_staff_notes_and_setup_tools"):
         migration = import_module(f"backoffice.migrations.{name}")
         historical = loader.project_state(("backoffice", name)).apps
         (migration.groups_create if hasattr(migration, "groups_create") else migration.groups_update)(
