@@ -8,6 +8,7 @@ from core.observability.metrics_view import metrics_view
 from core.views import HealthApi, ReadinessApi, api_not_found
 
 urlpatterns = [
+    path(f"{settings.ADMIN_URL}backoffice/", include("backoffice.urls")),
     path(settings.ADMIN_URL, admin.site.urls),  # DJANGO_ADMIN_URL, default admin/
     path("account/", include("accounts.urls")),
     path("api/health/", HealthApi.as_view(), name="health"),

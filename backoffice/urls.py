@@ -1,0 +1,9 @@
+"""The back office's own pages beside the model admins (search, customer page, exports, audit log), under the admin's
+URL prefix. Each view is wrapped in `admin.site.admin_view` (staff login, CSRF, no caching) and checks its permission.
+
+Mounted before `admin.site.urls` in config/urls.py, so that these paths win over the admin's catch-all.
+"""
+
+app_name = "backoffice"
+
+urlpatterns: list = []
