@@ -20,6 +20,8 @@ from django.utils import timezone
 from catalog.models import Price
 from checkout.models import CheckoutSession
 
+FIRST_NAMES = ("Jane", "John", "Ana", "Li", "Sam", "Max", "Eva", "Noah", "Maria", "Omar", "Yuki", "Lena")
+LAST_NAMES = ("Smith", "Garcia", "Chen", "Novak", "Okafor", "Silva", "Kowalski", "Haddad", "Tanaka", "Berg")
 STATUSES = [("completed", 62), ("expired", 28), ("pending", 4), ("payment_failed", 5), ("needs_review", 1)]
 COLUMNS = ("id", "created_at", "updated_at", "stripe_session_id", "stripe_customer_id", "email", "customer_name",
            "product_code", "billing_cycle", "amount", "currency", "coupon_code", "domain_info", "status", "metadata",
@@ -71,14 +73,14 @@ class Command(BaseCommand):
             status = "expired"
         number = rng.randrange(50_000_000)
         session_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-        email = f"{rng.choice(('jane', 'john', 'ana', 'li', 'sam', 'max', 'eva', 'noah'))}.{number}@" \
-                f"{rng.choice(('example.com', 'mail.test', 'corp.example', 'shop.test'))}"
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        email = f"{first.lower()}.{number}@{rng.choice(('example.com', 'mail.test', 'corp.example', 'shop.test'))}"
         completed = created + timedelta(seconds=rng.randint(40, 900)) if status == "completed" else None
         stripe_id = f"cs_test_gen{session_id.hex}"
         return (
             session_id, created, completed or created, stripe_id,
             f"cus_gen{number:08d}" if status == "completed" else None,
-            email, "Generated Customer", price.product.code, price.billing_cycle, price.unit_amount, price.currency,
+            email, f"{first} {last}", price.product.code, price.billing_cycle, price.unit_amount, price.currency,
             None, {"mode": "new-or-transfer", "value": f"site{number}.example"}, status, {}, completed, price.pk, 0,
             None, f"https://checkout.stripe.test/c/pay/{stripe_id}", created + timedelta(hours=24),
             uuid.UUID(int=rng.getrandbits(128)).hex + uuid.UUID(int=rng.getrandbits(128)).hex,
