@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
+from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
 from backoffice.selectors import (
     billing_action_for_key,
     money_format,
@@ -138,7 +139,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
     list_display = ("__str__", "email", "stripe_customer", "created_at")
     search_fields = ("email",)
     search_help_text = SEARCH_HELP
@@ -146,6 +147,7 @@ class CustomerAdmin(admin.ModelAdmin):
     fields = ("name", "email", "stripe_customer", "created_at", "updated_at")
     readonly_fields = ("stripe_customer", "created_at", "updated_at")
     inlines = (MembershipInline, SubscriptionInline)
+    export_spec = CUSTOMERS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
 
     def get_search_results(self, request, queryset, search_term):
         return _email_search(queryset, search_term, email="email", stripe={
@@ -158,7 +160,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
     """The subscription page: Stripe's state as mirrored, the next renewal, the hosting account and its history,
     invoices, refunds, billing decisions and jobs, and the billing actions (each on a confirmation page asking for a
     reason). Nothing of Stripe's is edited by hand: every field is read-only."""
@@ -170,6 +172,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     search_fields = ("customer__email",)
     search_help_text = SEARCH_HELP + " Or a domain (exact)."
     show_full_result_count = False
+    export_spec = SUBSCRIPTIONS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
     fields = ("customer_link", "product", "price", "session_link", "status", "billing_cycle", "amount_money",
               "stripe_subscription", "stripe_customer", "domain", "current_period_start", "current_period_end",
               "cancel_at_period_end", "canceled_at", "ended_at", "stripe_test_clock_id", "created_at",

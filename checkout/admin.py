@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset
+from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.selectors import checkout_session_search, checkout_session_timeline, money_format, stripe_dashboard_url
 from backoffice.services import (
     support_checkout_session_expire,
@@ -56,7 +57,7 @@ class BillingCycleFilter(admin.SimpleListFilter):
 
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(admin.ModelAdmin):
+class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
     list_display = ("created_at", "email", "product_name", "billing_cycle", "amount_money", "coupon_code",
                     "status", "completed_at")
     list_select_related = ("price__product",)
@@ -70,6 +71,7 @@ class CheckoutSessionAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     actions = ["reread_from_stripe", "expire_at_stripe"]
+    export_spec = ORDERS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
     fieldsets = (
         ("Order", {"fields": ("email", "customer_name", "product_code", "billing_cycle", "amount_money",
                               "discount_money", "coupon_code", "trial_days", "domain", "price")}),
