@@ -15,25 +15,25 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
-INSTALLED_APPS = [
+DJANGO_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files served by us: no CDN, works offline and under a strict CSP
     "djstripe",
-    "core",
-    "accounts",
-    "catalog",
-    "checkout",
-    "provisioning",
-    "billing",
+    "axes",  # sign-in protection (below)
 ]
+# backoffice last: it is the top floor, reading every other app (the admin's dashboard, search, support tools).
+LOCAL_APPS = ["core", "accounts", "catalog", "checkout", "provisioning", "billing", "backoffice"]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     # First: every later log line of the request carries its id (README, Operations).
@@ -50,6 +50,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A locked, restarting or dropped database is a 503 with Retry-After on any page, never a 500 (core/failures.py).
     "core.failures.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a lockout into the sign-in page's 429 (core/login_lockout.py)
+    # Last, so they see the status every other middleware settled on (core/observability/).
+    "core.observability.metrics.WebhookMetricsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -73,34 +77,37 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+_SQLITE = DATABASE_URL.startswith("sqlite")
+DATABASES = {
+    "default": {
+        **env.db_url_config(DATABASE_URL),
+        "CONN_MAX_AGE": env.int("DATABASE_CONN_MAX_AGE", default=60),
+        "CONN_HEALTH_CHECKS": True,
+        # The embedded default (`make run`): the API, the webhook and the billing sweep write at once. Each
+        # transaction takes the write lock when it begins (IMMEDIATE), so writers queue for up to `timeout` seconds
+        # instead of failing at once with "database is locked" when a reader tries to become a writer; WAL lets reads
+        # go on meanwhile.
+        **({"OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }} if _SQLITE else {}),
+    }
+}
 # Password `manage.py db_app_role` gives the role web and workers connect as (rows only, no schema changes); read where
 # that command runs, as the owner, after migrating.
 DATABASE_APP_PASSWORD = env.str("DATABASE_APP_PASSWORD", default="")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded default (`make run`): the API, the webhook and the billing sweep write at once. Each transaction
-    # takes the write lock when it begins (IMMEDIATE), so writers queue for up to `timeout` seconds instead of failing
-    # at once with "database is locked" when a reader tries to become a writer; WAL lets reads go on meanwhile.
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
 
 # --- Cache (throttling counters, Stripe coupon sync marks) ------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "core.cache.DegradingRedisCache",  # Redis down: misses, not errors
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1},
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {
+        "BACKEND": "core.cache.DegradingRedisCache",  # Redis down: misses, not errors
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1},
+    } if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+}
 
 # --- Passwords, i18n, static ----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -324,7 +331,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Back office (the Django admin: backoffice/) ---------------------------------------------------------------------
-INSTALLED_APPS += ["backoffice"]
 # Where the admin lives; something other than the default keeps it out of drive-by scans.
 ADMIN_URL = env.str("DJANGO_ADMIN_URL", default="admin/").strip("/") + "/"
 # --- End of back office ------------------------------------------------------------------------------------------------
@@ -343,8 +349,6 @@ PASSWORD_RESET_MAX_PER_IP = 20
 # --- Sign-in protection (django-axes: the admin's login and the client area's sign-in) ------------------------------
 # Failures are counted per account AND client IP together, in the database (no Redis needed): a guesser locks only
 # himself out of that account, never its owner signing in from elsewhere, nor everyone else behind his address.
-INSTALLED_APPS += ["axes"]
-MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # turns a lockout into the sign-in page's 429 (core/login_lockout.py)
 AUTHENTICATION_BACKENDS = ["core.login_lockout.LoginLockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -368,9 +372,6 @@ for _handler in LOGGING["handlers"].values():
     _handler["filters"] = [*_handler.get("filters", []), "secrets"]
 # --- End of secrets out of sight ---------------------------------------------------------------------------------------
 # --- Observability (core/observability/: request ids, Prometheus metrics, readiness; README, Operations) -------------
-# Last, so they see the status every other middleware settled on.
-MIDDLEWARE += ["core.observability.metrics.WebhookMetricsMiddleware",
-               "django_prometheus.middleware.PrometheusAfterMiddleware"]
 # Who may read /metrics: a client whose address is in one of these networks (the client address as the API's throttle
 # sees it, DJANGO_NUM_PROXIES from the right of X-Forwarded-For), or one that sends `Authorization: Bearer <token>`.
 METRICS_ALLOWED_NETWORKS = env.list(

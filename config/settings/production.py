@@ -18,8 +18,10 @@ if (SECRET_KEY in ("compose-local-only-not-a-secret", "local-development-only-no
         "DJANGO_SECRET_KEY is a known default or too weak: use at least 50 random characters, e.g. "
         "python -c 'import secrets; print(secrets.token_urlsafe(64))'")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
-# No SQLite and no in-process tasks in production: both must be named.
-DATABASES = {"default": {**env.db("DATABASE_URL"), "CONN_MAX_AGE": 60, "CONN_HEALTH_CHECKS": True}}
+# No SQLite and no in-process tasks in production: both must be named. DATABASES is base's (with
+# DATABASE_CONN_MAX_AGE); only the embedded default is refused here.
+if not env.str("DATABASE_URL", default="") or DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    raise ImproperlyConfigured("Set DATABASE_URL to PostgreSQL: production never runs on the embedded SQLite.")
 if not env.str("REDIS_URL"):
     raise ImproperlyConfigured("Set REDIS_URL: production needs Redis for the cache, throttling and Celery.")
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["https://migrahosting.com", "https://www.migrahosting.com"])

@@ -7,7 +7,6 @@ DEBUG = False
 SECRET_KEY = "test-only-not-a-secret"
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 STRIPE_SECRET_KEY = "sk_test_testsuite000000000000000000000"
 STRIPE_TEST_SECRET_KEY = STRIPE_SECRET_KEY
