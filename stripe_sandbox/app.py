@@ -13,7 +13,8 @@ from stripe_sandbox.expand import expand
 from stripe_sandbox.responses import Response, json_response
 from stripe_sandbox.store import ACCOUNT_API_VERSION, IdempotentResult, Store, new_id
 from stripe_sandbox.webhooks import Dispatcher
-from stripe_sandbox.wire import ApiCall, Params, StripeError, decode_form, encode_json
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import Params, StripeError, decode_form, encode_json
 
 # What an API request without a Stripe-Version header gets; the project pins the same version.
 DEFAULT_API_VERSION = ACCOUNT_API_VERSION

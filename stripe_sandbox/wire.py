@@ -2,12 +2,7 @@
 
 import json
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
-
-if TYPE_CHECKING:
-    from stripe_sandbox.store import Store
 
 _KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
@@ -296,21 +291,3 @@ class Params:
                 raise StripeError(f"Received unknown parameter: {self.name(key)}", param=self.name(key))
         for child in self._children:
             child.finish()
-
-
-@dataclass
-class ApiCall:
-    """What an endpoint handler gets: the state, its parameters and the request context."""
-
-    store: "Store"
-    params: Params
-    now: int
-    api_version: str
-    public_url: str
-    request_id: str | None = None
-    idempotency_key: str | None = None
-
-    @property
-    def event_request(self) -> dict:
-        """The `request` of the events this call causes."""
-        return {"id": self.request_id, "idempotency_key": self.idempotency_key}

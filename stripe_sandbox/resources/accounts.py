@@ -1,6 +1,6 @@
 """`/v1/account`: the account the API key belongs to."""
 
-from stripe_sandbox.wire import ApiCall
+from stripe_sandbox.call import ApiCall
 
 
 def retrieve_current(call: ApiCall) -> dict:

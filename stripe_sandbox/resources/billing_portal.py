@@ -3,7 +3,8 @@
 
 from stripe_sandbox import objects
 from stripe_sandbox.store import new_id
-from stripe_sandbox.wire import ApiCall, Params, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import Params, StripeError
 
 # The account's default portal configuration: the one every session uses unless another is named (the sandbox has
 # no other).

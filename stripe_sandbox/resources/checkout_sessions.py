@@ -7,7 +7,8 @@ from stripe_sandbox.amounts import amounts_off
 from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.resources.products import PriceData, check_price_data, read_price_data, store_price
 from stripe_sandbox.store import Store, new_id
-from stripe_sandbox.wire import ApiCall, Params, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import Params, StripeError
 
 MIN_LIFETIME = 30 * 60
 MAX_LIFETIME = 24 * 3600

@@ -2,7 +2,8 @@
 
 from stripe_sandbox import objects
 from stripe_sandbox.store import new_id
-from stripe_sandbox.wire import ApiCall, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import StripeError
 
 DURATIONS = ("once", "forever", "repeating")
 

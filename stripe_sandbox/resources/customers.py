@@ -4,7 +4,8 @@ from stripe_sandbox import billing, objects
 from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.store import new_id
-from stripe_sandbox.wire import ApiCall, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import StripeError
 
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 

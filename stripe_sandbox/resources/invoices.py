@@ -4,7 +4,8 @@ renewals create them); `/v1/invoiceitems`: the prorations plan changes make."""
 
 from stripe_sandbox import billing, plan_changes
 from stripe_sandbox.resources.listing import created_filter, page
-from stripe_sandbox.wire import ApiCall, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import StripeError
 
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 

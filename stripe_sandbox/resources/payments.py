@@ -5,7 +5,8 @@ from stripe_sandbox import billing
 from stripe_sandbox.fulfillment import _Flow, create_payment_method
 from stripe_sandbox.objects.payments import TEST_CARDS
 from stripe_sandbox.resources.listing import created_filter, page
-from stripe_sandbox.wire import ApiCall, StripeError, missing_param
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import StripeError, missing_param
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
 

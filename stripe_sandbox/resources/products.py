@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from stripe_sandbox import objects
 from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import Store, new_id
-from stripe_sandbox.wire import ApiCall, Params, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import Params, StripeError
 
 # Stripe's longest recurring interval is three years, whatever the unit.
 INTERVAL_MAX_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}

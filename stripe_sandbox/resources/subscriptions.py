@@ -6,7 +6,8 @@ import copy
 from stripe_sandbox import billing, plan_changes
 from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
-from stripe_sandbox.wire import ApiCall, Params, StripeError, missing_param
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import Params, StripeError, missing_param
 
 FEEDBACK = ("customer_service", "low_quality", "missing_features", "other", "switched_service", "too_complex",
             "too_expensive", "unused")  # fmt: skip

@@ -4,7 +4,8 @@ time, and so do their subscriptions and invoices; advancing a clock runs their r
 from stripe_sandbox import billing, objects
 from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import new_id
-from stripe_sandbox.wire import ApiCall, StripeError
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import StripeError
 
 OBJECT = "test_helpers.test_clock"
 

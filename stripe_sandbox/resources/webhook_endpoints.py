@@ -5,7 +5,8 @@ import re
 from stripe_sandbox import objects
 from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import new_id
-from stripe_sandbox.wire import ApiCall, Params, StripeError, missing_param
+from stripe_sandbox.call import ApiCall
+from stripe_sandbox.wire import Params, StripeError, missing_param
 
 _EVENT_TYPE = re.compile(r"[a-z_]+(\.[a-z_]+)+")
 _API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
