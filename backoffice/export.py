@@ -191,7 +191,8 @@ def export_log_message(*, spec: ExportSpec, filters: str, rows: int | None = Non
     so the audit log can link back to exactly that list."""
     message = f"{EXPORT_LOG_LABEL}: {spec.name}; filters: {filters or '(none)'}"
     if rows is not None:
-        message += f"; {rows:,} rows" if complete else f"; stopped after {rows:,} rows (download interrupted)"
+        counted = f"{rows:,} row{'' if rows == 1 else 's'}"
+        message += f"; {counted}" if complete else f"; stopped after {counted} (download interrupted)"
     return message
 
 

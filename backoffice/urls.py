@@ -4,6 +4,13 @@ URL prefix. Each view is wrapped in `admin.site.admin_view` (staff login, CSRF, 
 Mounted before `admin.site.urls` in config/urls.py, so that these paths win over the admin's catch-all.
 """
 
+from django.contrib import admin
+from django.urls import path
+
+from backoffice.audit import audit_log_view
+
 app_name = "backoffice"
 
-urlpatterns: list = []
+urlpatterns: list = [
+    path("audit/", admin.site.admin_view(audit_log_view), name="audit_log"),  # backoffice.view_audit_log
+]
