@@ -153,8 +153,12 @@ def csv_lines(queryset: QuerySet, *, spec: ExportSpec, chunk_size: int = EXPORT_
     """The file line by line (header first, no BOM): what the benchmark times to the first megabyte."""
     writer = csv.writer(_Line(), lineterminator="\r\n")  # RFC 4180's line end, which Excel expects
     yield writer.writerow([column.header for column in spec.columns])
-    for row in export_rows(queryset, spec=spec, chunk_size=chunk_size):
-        yield writer.writerow([cell(column.read(row)) for column in spec.columns])
+    rows = export_rows(queryset, spec=spec, chunk_size=chunk_size)
+    try:
+        for row in rows:
+            yield writer.writerow([cell(column.read(row)) for column in spec.columns])
+    finally:
+        rows.close()  # ends the cursor's transaction at once when the reader stops early
 
 
 def csv_stream(lines: Iterable[str], *, on_done: Callable[[int, bool], None] | None = None) -> Iterator[bytes]:
@@ -174,6 +178,10 @@ def csv_stream(lines: Iterable[str], *, on_done: Callable[[int, bool], None] | N
             yield "".join(buffer).encode()
         complete = True
     finally:
+        # The rows' generator first: its transaction (and cursor) ends now, not whenever it is garbage-collected,
+        # so the log written next is not inside it (nor rolled back with it).
+        if hasattr(lines, "close"):
+            lines.close()
         if on_done is not None:
             on_done(max(rows, 0), complete)
 
@@ -278,6 +286,8 @@ class CsvExportMixin:
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist") + "?e=1")
         spec = self.export_spec
         query = request.GET.copy()
+        for ignored in ("p", "e"):
+            query.pop(ignored, None)
         filters = f"?{query.urlencode()}" if query else ""
         entry = export_log_create(user=request.user, model=self.model, spec=spec, filters=filters)
         logger.info("CSV export %s by user %s (%s)", spec.name, request.user.pk, filters or "no filters")
