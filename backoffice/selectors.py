@@ -36,6 +36,7 @@ from provisioning.models import (
     ProvisioningJob,
     ProvisioningJobStatus,
 )
+from provisioning.selectors import provisioning_job_attempts_text
 
 # --- Money and Stripe links -------------------------------------------------------------------------------------------
 
@@ -228,8 +229,9 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
         for job in jobs:
             entries.append(TimelineEntry(
                 at=job.created_at, kind="job", title=f"Provisioning job #{job.pk} ({job.action}) recorded",
-                state={"succeeded": "ok", "failed": "error", "canceled": "info"}.get(job.status, "warning"),
-                details=[f"Now {job.get_status_display().lower()}: {job.attempts} of {job.max_attempts} attempts"
+                state={"succeeded": "ok", "done_by_hand": "ok", "failed": "error", "canceled": "info"}.get(
+                    job.status, "warning"),
+                details=[f"Now {job.get_status_display().lower()}: {provisioning_job_attempts_text(job=job)}"
                          + (f"; last error: {job.last_error}" if job.last_error else "")
                          + (f"; superseded by job #{job.superseded_by_id}" if job.superseded_by_id else ""),
                          *([f"Why: {job.reason}" + (f" (by {job.requested_by})" if job.requested_by else "")]

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import User
 from backoffice.selectors import money_format
 from catalog.models import Price
 from checkout.models import CheckoutSession, CheckoutSessionStatus
@@ -21,7 +22,8 @@ from checkout.stripe_checkout import stripe_checkout_session_expire, stripe_chec
 from core.exceptions import ApplicationError
 from provisioning.models import EmailNotification, EmailPurpose, EmailStatus, ProvisioningJob
 from provisioning.outbox import email_notification_enqueue
-from provisioning.services import email_notification_create, provisioning_job_retry
+from provisioning.services import email_notification_create
+from provisioning.support import setup_job_retry
 
 logger = logging.getLogger(__name__)
 
@@ -128,12 +130,10 @@ def price_save(*, price: Price, changed_fields: list[str]) -> PriceSaveOutcome:
 # --- Support actions --------------------------------------------------------------------------------------------------
 
 
-def support_provisioning_job_retry(*, job: ProvisioningJob) -> ActionOutcome:
-    if provisioning_job_retry(job=job):
-        return ActionOutcome(True, f"Provisioning job #{job.pk} sent again with a fresh allowance of attempts.")
-    job.refresh_from_db(fields=["status"])
-    return ActionOutcome(False, f"Provisioning job #{job.pk} is {job.get_status_display().lower()}, not failed: "
-                                "nothing to retry.")
+def support_provisioning_job_retry(*, job: ProvisioningJob, by: User | None = None) -> ActionOutcome:
+    """The order page's Retry: the job page's setup tool (provisioning.support), a fresh allowance of attempts."""
+    outcome = setup_job_retry(job_id=job.pk, by=by)
+    return ActionOutcome(outcome.done, outcome.message)
 
 
 def support_set_password_email_resend(*, session: CheckoutSession, now: datetime | None = None) -> ActionOutcome:
@@ -142,8 +142,6 @@ def support_set_password_email_resend(*, session: CheckoutSession, now: datetime
     The row goes back to pending and the e-mail task sends it with a fresh link. One conditional UPDATE decides, so
     two clicks (or two staff) at once send it once; within RESEND_WINDOW of the last send nothing happens.
     """
-    from accounts.models import User
-
     now = now or timezone.now()
     user = User.objects.filter(email__iexact=session.email).first()
     if user is None:

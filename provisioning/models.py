@@ -15,6 +15,8 @@ class ProvisioningJobStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # attempts exhausted: staff were alerted
     CANCELED = "canceled", "Canceled"  # superseded by a later decision before it ran (never sent to the panel)
+    # Support made the account in the control panel themselves and recorded it: closed, but no attempt of ours made it.
+    DONE_BY_HAND = "done_by_hand", "Set up by hand"
 
 
 class ProvisioningAction(models.TextChoices):
@@ -53,8 +55,17 @@ class ProvisioningJob(TimeStampedModel):
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
                                        help_text="Sent to the control panel so a repeated call creates nothing new.")
     backend = models.CharField(max_length=50, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    max_attempts = models.PositiveIntegerField(default=5)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts made, in all (each is in the attempt log).")
+    max_attempts = models.PositiveIntegerField(
+        default=5, help_text="The attempt number after which the job fails: the allowance counted from "
+                             "allowance_attempts_before.")
+    allowance_attempts_before = models.PositiveIntegerField(
+        default=0, help_text="Attempts made before the current allowance: support's retry gives a fresh allowance "
+                             "from there, and the attempts before it stay in the log.")
+    allowance_granted_at = models.DateTimeField(null=True, blank=True,
+                                                help_text="When support last gave the job a fresh allowance.")
+    allowance_granted_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
+                                             related_name="+")
     last_error = models.TextField(blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last time a task was sent for it.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -73,6 +84,16 @@ class ProvisioningJob(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.action} #{self.pk} ({self.status})"
+
+    @property
+    def allowance(self) -> int:
+        """Attempts the current allowance holds (PROVISIONING_MAX_ATTEMPTS when it was given)."""
+        return self.max_attempts - self.allowance_attempts_before
+
+    @property
+    def attempts_in_allowance(self) -> int:
+        """Attempts made since the current allowance began: what "attempt 2 of 5" counts."""
+        return self.attempts - self.allowance_attempts_before
 
 
 class ProvisioningAttempt(models.Model):
@@ -110,6 +131,18 @@ class HostingAccount(TimeStampedModel):
     server = models.CharField(max_length=255)
     domain = models.CharField(max_length=253, blank=True)
     panel_reference = models.CharField(max_length=255, blank=True, help_text="The control panel's own id.")
+    set_up_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Staff who made the account in the control panel by hand and recorded it here; empty when the "
+                  "panel reported it to a provisioning job.")
+
+    class Meta:
+        indexes = [
+            # Exact and prefix lookups of a panel username (support's search, the by-hand check that a username is
+            # free on its server) on a table of millions: pattern ops serve both = and LIKE 'abc%'.
+            models.Index(fields=("username", "server"), name="provisioning_account_username",
+                         opclasses=("varchar_pattern_ops", "varchar_pattern_ops")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.username}@{self.server}"

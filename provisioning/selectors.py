@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from provisioning.models import EmailNotification, EmailStatus, ProvisioningJob, ProvisioningJobStatus
 
@@ -20,6 +22,22 @@ def provisioning_jobs_ahead() -> QuerySet[ProvisioningJob]:
     running. Jobs of a subscription run in id order (decisions get their ids under the subscription's row lock)."""
     return ProvisioningJob.objects.filter(subscription_id=OuterRef("subscription_id"), pk__lt=OuterRef("pk"),
                                           status__in=JOB_OPEN)
+
+
+def provisioning_jobs_ahead_of(*, job: ProvisioningJob) -> QuerySet[ProvisioningJob]:
+    """The earlier jobs of the job's subscription still waiting or running: while one exists, the job cannot be
+    claimed (provisioning_jobs_ahead, for one job)."""
+    return ProvisioningJob.objects.filter(subscription_id=job.subscription_id, pk__lt=job.pk, status__in=JOB_OPEN)
+
+
+def provisioning_job_attempts_text(*, job: ProvisioningJob) -> str:
+    """The attempts as staff read them: "2 of 5 attempts", or, after support gave a fresh allowance, "1 of 5
+    attempts since support retried it at 2026-11-30 18:03 UTC (6 in all)"."""
+    if not job.allowance_granted_at:
+        return f"{job.attempts} of {job.max_attempts} attempts"
+    when = date_format(timezone.localtime(job.allowance_granted_at), "DATETIME_FORMAT")
+    return (f"{job.attempts_in_allowance} of {job.allowance} attempts since support retried it at {when} "
+            f"({job.attempts} in all)")
 
 
 def provisioning_job_next_waiting_id(*, subscription_id: int) -> int | None:

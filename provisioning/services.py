@@ -311,38 +311,61 @@ def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt,
     return ""
 
 
-def provisioning_job_retry(*, job: ProvisioningJob) -> bool:
+def provisioning_job_retry(*, job: ProvisioningJob, by: User | None = None) -> bool:
     """Staff's "run it again" for a failed job (after fixing what failed it): a fresh allowance of attempts.
 
-    Earlier attempts stay in the log; the idempotency key stays too, so a panel that did create the account answers
-    with it. False when the job is not failed, and when running it again would undo a later decision: nothing runs
-    again once the account is terminated or terminating (but a failed termination itself), and a failed suspend or
-    unsuspend does not once a later decision about the account was taken.
+    The allowance restarts where the job stands: PROVISIONING_MAX_ATTEMPTS more attempts, counted from the attempts
+    made so far (`allowance_attempts_before`), so the job page reads "attempt 1 of 5 since support retried it"
+    rather than "6 of 10". Earlier attempts stay in the log; the idempotency key stays too, so a panel that did
+    create the account answers with it. False when the job is not failed (a second click finds it pending), and when
+    running it again would undo a later decision: nothing runs again once the account is terminated or terminating
+    (but a failed termination itself), and a failed suspend or unsuspend does not once a later decision about the
+    account was taken.
     """
     with transaction.atomic():
         Subscription.objects.select_for_update().filter(pk=job.subscription_id).values_list("pk", flat=True).get()
-        account = HostingAccount.objects.filter(subscription_id=job.subscription_id).first()
-        terminations = list(ProvisioningJob.objects.filter(subscription_id=job.subscription_id, action=TERMINATE))
-        if _subscription_terminated(account=account, jobs=terminations, exclude_job_id=job.pk):
+        if provisioning_job_retry_blocker(job=job):
             return False
-        if job.action in (SUSPEND, UNSUSPEND) and ProvisioningJob.objects.filter(
-                subscription_id=job.subscription_id, pk__gt=job.pk, action__in=(SUSPEND, UNSUSPEND, TERMINATE)).exclude(
-                status=ProvisioningJobStatus.CANCELED).exists():
-            return False
-        if job.action == CHANGE_PLAN and ProvisioningJob.objects.filter(
-                subscription_id=job.subscription_id, pk__gt=job.pk, action=CHANGE_PLAN).exclude(
-                status=ProvisioningJobStatus.CANCELED).exists():
-            return False
-        reopened = ProvisioningJob.objects.filter(pk=job.pk, status=ProvisioningJobStatus.FAILED).update(
-            status=ProvisioningJobStatus.PENDING,
-            max_attempts=F("attempts") + settings.PROVISIONING_MAX_ATTEMPTS,
-            next_attempt_at=None,
-            finished_at=None,
-            updated_at=timezone.now(),
-        )
+        reopened = provisioning_job_reopen_with_fresh_allowance(
+            ProvisioningJob.objects.filter(pk=job.pk, status=ProvisioningJobStatus.FAILED), by=by)
         if reopened:
             transaction.on_commit(partial(provisioning_job_enqueue, job_id=job.pk))
     return bool(reopened)
+
+
+def provisioning_job_retry_blocker(*, job: ProvisioningJob) -> str:
+    """Why running the job again would undo a later decision ("" when nothing stands in the way). Read under the
+    subscription's row lock by the caller that acts on it."""
+    account = HostingAccount.objects.filter(subscription_id=job.subscription_id).first()
+    terminations = list(ProvisioningJob.objects.filter(subscription_id=job.subscription_id, action=TERMINATE))
+    if _subscription_terminated(account=account, jobs=terminations, exclude_job_id=job.pk):
+        return "the account is terminated or being terminated"
+    if job.action in (SUSPEND, UNSUSPEND) and ProvisioningJob.objects.filter(
+            subscription_id=job.subscription_id, pk__gt=job.pk, action__in=(SUSPEND, UNSUSPEND, TERMINATE)).exclude(
+            status=ProvisioningJobStatus.CANCELED).exists():
+        return "a later decision about the account overrides it"
+    if job.action == CHANGE_PLAN and ProvisioningJob.objects.filter(
+            subscription_id=job.subscription_id, pk__gt=job.pk, action=CHANGE_PLAN).exclude(
+            status=ProvisioningJobStatus.CANCELED).exists():
+        return "a later plan change overrides it"
+    return ""
+
+
+def provisioning_job_reopen_with_fresh_allowance(jobs, *, by: User | None, **fields) -> int:
+    """Put the jobs of `jobs` (a queryset that also states the status they must be in) back to pending with a fresh
+    allowance of attempts, in one conditional UPDATE: of two staff clicking at once, one reopens it."""
+    now = timezone.now()
+    return jobs.update(
+        status=ProvisioningJobStatus.PENDING,
+        allowance_attempts_before=F("attempts"),
+        max_attempts=F("attempts") + settings.PROVISIONING_MAX_ATTEMPTS,
+        allowance_granted_at=now,
+        allowance_granted_by=by,
+        next_attempt_at=None,
+        finished_at=None,
+        updated_at=now,
+        **fields,
+    )
 
 
 def provisioning_retry_delay(*, attempt: int) -> float:
@@ -389,14 +412,16 @@ def _job_claim(*, job_id: int, backend_name: str) -> ProvisioningAttempt | None:
 
 
 def _provisioning_request(*, job: ProvisioningJob, attempt: int) -> ProvisioningRequest:
+    """What the panel is asked to make: the subscription's domain and plan, or the plan support set for the panel
+    when they fixed the setup (job.parameters, see provisioning.support.setup_fix_and_run_again)."""
     subscription = job.subscription
     return ProvisioningRequest(
         idempotency_key=str(job.idempotency_key),
         job_id=job.pk,
         attempt=attempt,
         subscription_id=subscription.pk,
-        product_code=subscription.product.code,
-        billing_cycle=subscription.billing_cycle,
+        product_code=job.parameters.get("product_code") or subscription.product.code,
+        billing_cycle=job.parameters.get("billing_cycle") or subscription.billing_cycle,
         domain=subscription.domain,
         customer_email=subscription.customer.email,
         customer_name=subscription.customer.name,

@@ -151,7 +151,8 @@ def test_retry_a_failed_job_twice_runs_it_once(support_client, failed_order, dja
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("succeeded", 6)
     assert "sent again with a fresh allowance" in first.content.decode()
-    assert "is succeeded, not failed: nothing to retry" in second.content.decode()
+    assert "has already succeeded" in second.content.decode()
+    assert "it was already sent again by support@migrahosting.test" in second.content.decode()
     messages = [entry.get_change_message() for entry in LogEntry.objects.filter(object_id=str(session.pk))]
     assert len(messages) == 2 and all(message.startswith("Retry provisioning:") for message in messages)
 
