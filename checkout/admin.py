@@ -179,7 +179,7 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
                                                      subscription__checkout_session=session).first()
                 if job is None:
                     raise Http404("No such provisioning job for this order")
-                outcome = support_provisioning_job_retry(job=job)
+                outcome = support_provisioning_job_retry(job=job, by=request.user)
             elif action == "resend_set_password":
                 outcome = support_set_password_email_resend(session=session)
             elif action == "expire":
