@@ -10,8 +10,12 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
+from backoffice.customer_page import customer_page, customer_pinned_notes
+from backoffice.models import StaffNote
+from backoffice.notes import StaffNoteForm, note_create, note_pin_set
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
 from backoffice.selectors import (
     billing_action_for_key,
@@ -119,35 +123,22 @@ class UserAdmin(DjangoUserAdmin):
         return format_html('<a href="{}?q={}">Checkout sessions of {}</a>', url, user.email, user.email)
 
 
-class SubscriptionInline(admin.TabularInline):
-    model = Subscription
-    extra = 0
-    can_delete = False
-    fields = ("link", "status", "billing_cycle", "amount_money", "domain", "created_at")
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Subscription")
-    def link(self, subscription: Subscription) -> str:
-        return _link(None, subscription)
-
-    @admin.display(description="Amount")
-    def amount_money(self, subscription: Subscription) -> str:
-        return money_format(subscription.amount, subscription.currency)
-
-
 @admin.register(Customer)
 class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
+    """The customer page (templates/admin/accounts/customer/change_form.html), where support starts: people, services,
+    orders, billing, e-mails and staff notes (backoffice.customer_page), and the note form (backoffice.notes)."""
+
     list_display = ("__str__", "email", "stripe_customer", "created_at")
     search_fields = ("email",)
     search_help_text = SEARCH_HELP
     show_full_result_count = False
     fields = ("name", "email", "stripe_customer", "created_at", "updated_at")
     readonly_fields = ("stripe_customer", "created_at", "updated_at")
-    inlines = (MembershipInline, SubscriptionInline)
     export_spec = CUSTOMERS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
+
+    def get_inlines(self, request, obj):
+        # Who may change the customer may add or change its people here; the others read them on the page itself.
+        return (MembershipInline,) if obj is not None and self.has_change_permission(request, obj) else ()
 
     def get_search_results(self, request, queryset, search_term):
         return _email_search(queryset, search_term, email="email", stripe={
@@ -157,6 +148,84 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
     @admin.display(description="Stripe customer", ordering="stripe_customer_id")
     def stripe_customer(self, customer: Customer) -> str:
         return _stripe_link(customer.stripe_customer_id)
+
+    # --- The customer page and its notes -------------------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        customer = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if customer is not None and self.has_view_permission(request, customer):
+            user = request.user
+            extra_context.update(
+                page=customer_page(customer=customer),
+                may={name: user.has_perm(perm) for name, perm in (
+                    ("user", "accounts.view_user"), ("subscription", "accounts.view_subscription"),
+                    ("order", "checkout.view_checkoutsession"), ("account", "provisioning.view_hostingaccount"),
+                    ("invoice", "billing.view_subscriptioninvoice"), ("refund", "billing.view_refundrecord"),
+                    ("billing_action", "billing.view_billingaction"),
+                    ("email", "provisioning.view_emailnotification"), ("note", "backoffice.view_staffnote"),
+                    ("add_note", "backoffice.add_staffnote"), ("pin_note", "backoffice.change_staffnote"))},
+                note_form=StaffNoteForm(),
+                title=f"Customer: {customer}",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        return [
+            path("<path:object_id>/notes/add/", self.admin_site.admin_view(self.note_add_view),
+                 name="accounts_customer_note_add"),
+            path("<path:object_id>/notes/<int:note_id>/pin/", self.admin_site.admin_view(self.note_pin_view),
+                 name="accounts_customer_note_pin"),
+            *super().get_urls(),
+        ]
+
+    def _customer_for_note(self, request, object_id, permission: str) -> Customer:
+        if not request.user.has_perm(permission):
+            raise PermissionDenied
+        customer = self.get_object(request, object_id)
+        if customer is None or not self.has_view_permission(request, customer):
+            raise Http404("No such customer")
+        return customer
+
+    def note_add_view(self, request, object_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        customer = self._customer_for_note(request, object_id, "backoffice.add_staffnote")
+        page_url = reverse("admin:accounts_customer_change", args=[customer.pk]) + "#notes"
+        form = StaffNoteForm(request.POST)
+        if not form.is_valid():
+            errors = "; ".join(error for errors in form.errors.values() for error in errors)
+            self.message_user(request, f"The note was not added: {errors}", messages.ERROR)
+            return HttpResponseRedirect(page_url)
+        try:
+            note, created = note_create(customer=customer, author=request.user, body=form.cleaned_data["body"],
+                                        pinned=form.cleaned_data["pinned"])
+        except ApplicationError as error:
+            self.message_user(request, f"The note was not added: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(page_url)
+        if not created:
+            self.message_user(request, "This note was already added a moment ago; it is kept once.", messages.INFO)
+            return HttpResponseRedirect(page_url)
+        pinned = " and pinned" if note.pinned else ""
+        self.log_change(request, customer, f"Staff note #{note.pk} added{pinned}: {Truncator(note.body).chars(80)}")
+        self.message_user(request, f"Note added{pinned}.", messages.SUCCESS)
+        return HttpResponseRedirect(page_url)
+
+    def note_pin_view(self, request, object_id, note_id):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        customer = self._customer_for_note(request, object_id, "backoffice.change_staffnote")
+        note = StaffNote.objects.filter(pk=note_id, customer=customer).first()
+        if note is None:
+            raise Http404("No such note on this customer")
+        pinned = request.POST.get("pinned") == "1"
+        word = "pinned" if pinned else "unpinned"
+        if note_pin_set(note=note, pinned=pinned):
+            self.log_change(request, customer, f"Staff note #{note.pk} {word}")
+            self.message_user(request, f"Note #{note.pk} {word}.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"Note #{note.pk} was already {word}.", messages.INFO)
+        return HttpResponseRedirect(reverse("admin:accounts_customer_change", args=[customer.pk]) + "#notes")
 
 
 @admin.register(Subscription)
@@ -256,6 +325,8 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
                 buttons=actions_offered(request.user, overview),
                 may_refund=request.user.has_perm(SPECS["refund"].permission),
                 may_see_jobs=request.user.has_perm("provisioning.view_provisioningjob"),
+                pinned_notes=customer_pinned_notes(customer=subscription.customer) if request.user.has_perm(
+                    "backoffice.view_staffnote") else [],
                 title=f"Subscription of {subscription.customer.email}",
             )
         return super().change_view(request, object_id, form_url, extra_context)

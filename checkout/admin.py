@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset
+from backoffice.customer_page import customer_for_order, customer_pinned_notes
 from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.selectors import checkout_session_search, checkout_session_timeline, money_format, stripe_dashboard_url
 from backoffice.services import (
@@ -143,11 +144,16 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
             timeline = checkout_session_timeline(session=session)
             for entry in timeline.entries:
                 entry.admin_url = _admin_url(request, entry.object)
+            # A pending or failed order has no subscription yet, but often a customer already (a returning buyer).
+            customer = customer_for_order(session=session, subscription_customer=timeline.customer)
             extra_context.update(
                 timeline=timeline,
+                pinned_notes=customer_pinned_notes(customer=customer) if request.user.has_perm(
+                    "backoffice.view_staffnote") else [],
+                notes_customer=customer if _admin_url(request, customer) else None,
                 related_links=[(label, url) for label, url in (
                     ("User", _admin_url(request, timeline.user)),
-                    ("Customer", _admin_url(request, timeline.customer)),
+                    ("Customer", _admin_url(request, customer)),
                     ("Subscription", _admin_url(request, timeline.subscription)),
                 ) if url],
                 support={name: request.user.has_perm(perm) for name, perm in SUPPORT_PERMISSIONS.items()},
