@@ -1,0 +1,242 @@
+"""What needs a person on an order or a customer: a setup that failed or is overdue, a payment held for review, a
+suspended service. One set of rules for the banner on the order and customer pages, the "Needs attention" list
+filters and the dashboard's counts, so the three always agree.
+
+Every query starts from a small, indexed set (jobs by status, sessions by status, accounts by status) and is bounded:
+a million orders make these no slower than a thousand while the things needing attention stay few.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from accounts.models import Customer
+from checkout.models import CheckoutSession, CheckoutSessionStatus
+from provisioning.models import (
+    HostingAccount,
+    HostingAccountStatus,
+    ProvisioningAction,
+    ProvisioningJob,
+    ProvisioningJobStatus,
+)
+
+SETUP_FAILED = "setup_failed"
+SETUP_OVERDUE = "setup_overdue"
+PAYMENT_REVIEW = "payment_review"
+SUSPENDED = "suspended"
+
+# (kind, label of the filter and the dashboard), most serious first.
+KINDS = [
+    (SETUP_FAILED, "Setup failed"),
+    (SETUP_OVERDUE, "Setup overdue"),
+    (PAYMENT_REVIEW, "Payment held for review"),
+    (SUSPENDED, "Service suspended"),
+]
+KIND_LABELS = dict(KINDS)
+
+# The filters read the ids of what needs attention first (a few, normally): past this many of one kind, a filter
+# shows the newest this many. Bounded so that a flood of failures cannot turn a filter into a table scan.
+FILTER_IDS_MAX = 5000
+# The dashboard counts up to this many of each kind, then says "1000+".
+COUNT_MAX = 1000
+# Items one banner lists at most (a customer with many suspended services gets one line each up to this).
+BANNER_ITEMS_MAX = 10
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    level: str  # "error" or "warning": the banner's colour
+    kind: str  # one of KINDS
+    message: str
+    url: str | None = None  # where to act on it (the job's setup tools, the order, the subscription)
+    link_text: str = ""
+
+
+def _provision_jobs() -> QuerySet[ProvisioningJob]:
+    return ProvisioningJob.objects.filter(action=ProvisioningAction.PROVISION)
+
+
+def setup_overdue_q(*, now: datetime) -> Q:
+    """Provision jobs waiting too long for an attempt, or held by a worker that stopped answering (the dashboard's
+    rule, backoffice.selectors.job_waiting_too_long_q)."""
+    from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
+
+    return job_waiting_too_long_q(now=now, stale_before=now - JOB_WAITING_TOO_LONG)
+
+
+def _jobs_of_kind(kind: str, *, now: datetime) -> QuerySet[ProvisioningJob]:
+    if kind == SETUP_FAILED:
+        return _provision_jobs().filter(status=ProvisioningJobStatus.FAILED)
+    return _provision_jobs().filter(setup_overdue_q(now=now))
+
+
+def _when(moment: datetime | None) -> str:
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "-"
+
+
+def _job_item(job: ProvisioningJob, *, now: datetime, about: str = "") -> AttentionItem:
+    url = reverse("admin:provisioning_provisioningjob_change", args=[job.pk]) + "#setup-tools"
+    if job.status == ProvisioningJobStatus.FAILED:
+        error = f" Last error: {job.last_error}" if job.last_error else ""
+        return AttentionItem(
+            level="error", kind=SETUP_FAILED, url=url, link_text=f"Setup tools for job #{job.pk}",
+            message=f"Paid, but the setup failed{about}: provisioning job #{job.pk} gave up after "
+                    f"{job.attempts} attempt(s); the customer has no account.{error}")
+    if job.status == ProvisioningJobStatus.RUNNING:
+        waiting = f"its worker stopped answering (lease ran out at {_when(job.lease_expires_at)})"
+    else:
+        waiting = f"it has waited since {_when(job.next_attempt_at or job.created_at)} for its next attempt"
+    return AttentionItem(
+        level="warning", kind=SETUP_OVERDUE, url=url, link_text=f"Job #{job.pk}",
+        message=f"Setup overdue{about}: provisioning job #{job.pk} is {job.get_status_display().lower()} and "
+                f"{waiting}.")
+
+
+def _review_item(session: CheckoutSession, *, about: str = "", link: bool = False) -> AttentionItem:
+    reason = (session.metadata or {}).get("review_reason")
+    return AttentionItem(
+        level="error", kind=PAYMENT_REVIEW,
+        url=reverse("admin:checkout_checkoutsession_change", args=[session.pk]) if link else None,
+        link_text="The order" if link else "",
+        message=f"Payment held for review{about}: the order was set aside and not set up"
+                + (f" ({reason})." if reason else ". Check the payment at Stripe before setting it up or refunding."))
+
+
+def _suspended_item(account: HostingAccount) -> AttentionItem:
+    subscription = account.subscription
+    domain = f" ({subscription.domain})" if subscription.domain else ""
+    since = f" since {_when(account.status_changed_at)}" if account.status_changed_at else ""
+    return AttentionItem(
+        level="warning", kind=SUSPENDED,
+        url=reverse("admin:accounts_subscription_change", args=[subscription.pk]), link_text="The subscription",
+        message=f"Service suspended{since}: hosting account {account.username}{domain}.")
+
+
+def session_attention(*, session: CheckoutSession, now: datetime | None = None) -> list[AttentionItem]:
+    """The banner of one order: at most two queries (its setup job, its hosting account) for a paid order, none for
+    one that never was."""
+    now = now or timezone.now()
+    items = []
+    if session.status == CheckoutSessionStatus.NEEDS_REVIEW:
+        items.append(_review_item(session))
+    if session.status != CheckoutSessionStatus.COMPLETED:
+        return items
+    job = (_provision_jobs().filter(subscription__checkout_session=session)
+           .filter(Q(status=ProvisioningJobStatus.FAILED) | setup_overdue_q(now=now)).order_by("pk").first())
+    if job is not None:
+        items.append(_job_item(job, now=now))
+    account = (HostingAccount.objects.select_related("subscription")
+               .filter(subscription__checkout_session=session, status=HostingAccountStatus.SUSPENDED).first())
+    if account is not None:
+        items.append(_suspended_item(account))
+    return items
+
+
+def customer_attention(*, customer: Customer, now: datetime | None = None) -> list[AttentionItem]:
+    """The banner of one customer: each of its orders and services that needs a person, in three bounded queries."""
+    from backoffice.customer_page import customer_orders
+
+    now = now or timezone.now()
+    items = []
+    for job in (_provision_jobs().filter(subscription__customer=customer)
+                .filter(Q(status=ProvisioningJobStatus.FAILED) | setup_overdue_q(now=now))
+                .select_related("subscription").order_by("-pk")[:BANNER_ITEMS_MAX]):
+        domain = job.subscription.domain
+        items.append(_job_item(job, now=now, about=f" for {domain}" if domain else ""))
+    for session in (customer_orders(customer=customer, session_ids=[])
+                    .filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by("-created_at")[:BANNER_ITEMS_MAX]):
+        domain = (session.domain_info or {}).get("value")
+        items.append(_review_item(session, about=f" for {domain}" if domain else "", link=True))
+    for account in (HostingAccount.objects.select_related("subscription")
+                    .filter(subscription__customer=customer, status=HostingAccountStatus.SUSPENDED)
+                    .order_by("-pk")[:BANNER_ITEMS_MAX]):
+        items.append(_suspended_item(account))
+    items.sort(key=lambda item: item.level != "error")
+    return items
+
+
+# --- The lists: which orders and customers need attention, by kind ---------------------------------------------------
+
+
+def _bounded_ids(queryset, field: str) -> list:
+    return list(queryset.order_by().values_list(field, flat=True)[:FILTER_IDS_MAX])
+
+
+def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None = None,
+                                        now: datetime | None = None) -> QuerySet[CheckoutSession]:
+    """The orders with this kind of trouble. The ids come first from the small indexed set (jobs or accounts by
+    status), so the list's own order and page stay an index scan on the sessions table."""
+    now = now or timezone.now()
+    queryset = CheckoutSession.objects.all() if queryset is None else queryset
+    if kind == PAYMENT_REVIEW:
+        return queryset.filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
+    if kind in (SETUP_FAILED, SETUP_OVERDUE):
+        ids = _bounded_ids(_jobs_of_kind(kind, now=now), "subscription__checkout_session_id")
+    elif kind == SUSPENDED:
+        ids = _bounded_ids(HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED),
+                           "subscription__checkout_session_id")
+    else:
+        return queryset
+    return queryset.filter(pk__in=ids)
+
+
+def customers_needing_attention(*, kind: str, queryset: QuerySet | None = None,
+                                now: datetime | None = None) -> QuerySet[Customer]:
+    """The customers with this kind of trouble on one of their orders or services (see
+    checkout_sessions_needing_attention)."""
+    now = now or timezone.now()
+    queryset = Customer.objects.all() if queryset is None else queryset
+    if kind in (SETUP_FAILED, SETUP_OVERDUE):
+        return queryset.filter(pk__in=_bounded_ids(_jobs_of_kind(kind, now=now), "subscription__customer_id"))
+    if kind == SUSPENDED:
+        return queryset.filter(pk__in=_bounded_ids(
+            HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED), "subscription__customer_id"))
+    if kind == PAYMENT_REVIEW:
+        # A session set aside has no subscription: its customer is the one with its Stripe customer id or e-mail.
+        held = list(CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by()
+                    .values_list("stripe_customer_id", "email")[:FILTER_IDS_MAX])
+        stripe_ids = {stripe_id for stripe_id, _ in held if stripe_id}
+        emails = {email.lower() for _, email in held}
+        return queryset.alias(attention_email=Lower("email")).filter(
+            Q(stripe_customer_id__in=stripe_ids) | Q(attention_email__in=emails))
+    return queryset
+
+
+def attention_counts(*, now: datetime | None = None) -> dict[str, int]:
+    """How many orders need attention, by kind, each counted up to COUNT_MAX (the dashboard shows "1000+")."""
+    now = now or timezone.now()
+    return {
+        SETUP_FAILED: _jobs_of_kind(SETUP_FAILED, now=now)[:COUNT_MAX + 1].count(),
+        SETUP_OVERDUE: _jobs_of_kind(SETUP_OVERDUE, now=now)[:COUNT_MAX + 1].count(),
+        PAYMENT_REVIEW: CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by()[
+            :COUNT_MAX + 1].count(),
+        SUSPENDED: HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)[:COUNT_MAX + 1].count(),
+    }
+
+
+class _AttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return KINDS
+
+
+class CheckoutSessionAttentionFilter(_AttentionFilter):
+    def queryset(self, request, queryset):
+        if self.value() in KIND_LABELS:
+            return checkout_sessions_needing_attention(kind=self.value(), queryset=queryset)
+        return queryset
+
+
+class CustomerAttentionFilter(_AttentionFilter):
+    def queryset(self, request, queryset):
+        if self.value() in KIND_LABELS:
+            return customers_needing_attention(kind=self.value(), queryset=queryset)
+        return queryset
