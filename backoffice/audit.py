@@ -31,6 +31,7 @@ PEOPLE_LIMIT = 500  # staff in the person filter; a hosting company's team is fa
 # backoffice.subscription_actions.new_idempotency_key ("staff-..."): the admin's log already has them.
 STAFF_KEY_PREFIX = "staff-"
 CLIENT_KEY_PREFIX = "client-"  # accounts.views: the client area's own forms
+EMAIL_SEND_AGAIN_LABEL = "Send again"  # provisioning.admin's e-mail list action
 RULES = "rules"
 CUSTOMERS = "customers"
 # Rank of each source at one same instant: a page boundary between two rows of the same microsecond stays exact.
@@ -52,11 +53,15 @@ def _labelled_actions() -> list[tuple[str, str, str | None]]:
     """(key, label, billing kind) of each action logged as "<label>: <what happened>": the order page's support
     actions and the subscription page's billing actions, read from the modules that log them, so a new one shows up
     here without a second list to keep."""
+    from backoffice.subscription_actions import SPECS
     from billing.models import BillingActionKind
     from checkout import admin as checkout_admin
-    from backoffice.subscription_actions import SPECS
+    from provisioning import admin as provisioning_admin
 
     found = [(f"support:{name}", label, None) for name, label in getattr(checkout_admin, "_ACTION_NAMES", {}).items()]
+    found += [(f"setup:{tool.name}", tool.label, None)
+              for tool in getattr(provisioning_admin, "SETUP_TOOLS", {}).values()]
+    found.append(("email:send_again", EMAIL_SEND_AGAIN_LABEL, None))
     for kind, kind_label in BillingActionKind.choices:
         spec = SPECS.get(kind)
         found.append((f"billing:{kind}", spec.label if spec else kind_label, kind))

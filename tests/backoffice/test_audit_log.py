@@ -138,6 +138,8 @@ def history(support_agent, billing_agent, catalog_manager):
         "billing_refund": log(billing_agent, subscription, CHANGE, "Refund: done $2.50 USD (reason: goodwill)",
                               at=now - timedelta(days=1)),
         "catalog_delete": log(catalog_manager, price, DELETION, "", at=now - timedelta(hours=2)),
+        "setup_fix": log(support_agent, session, CHANGE, "Fix and run again: domain a.example → b.example",
+                         at=now - timedelta(hours=1)),
         "export": LogEntry.objects.create(user=billing_agent, content_type=ContentType.objects.get_for_model(
             CheckoutSession), object_repr="orders CSV export", action_flag=EXPORT_ACTION_FLAG,
             change_message="Export CSV: orders; filters: (none); 3 rows"),
@@ -153,7 +155,7 @@ def test_every_action_the_filter_offers_selects_its_entries(auditor_client, hist
     expected = {
         "add": {"catalog_add"}, "change": {"catalog_change"}, "delete": {"catalog_delete"}, "export": {"export"},
         "support:retry_job": {"support_retry"}, "support:expire": {"support_expire"},
-        "billing:refund": {"billing_refund"}, "billing:terminate": set(),
+        "billing:refund": {"billing_refund"}, "billing:terminate": set(), "setup:fix": {"setup_fix"},
     }
     offered = {action.key for action in audit_actions()}
     assert set(expected) <= offered
@@ -166,7 +168,7 @@ def test_every_action_the_filter_offers_selects_its_entries(auditor_client, hist
 
 def test_filter_by_person(auditor_client, history, support_agent, billing_agent):
     response = auditor_client.get(AUDIT_URL, {"person": support_agent.pk})
-    assert ids(response) == {history["support_retry"].pk, history["support_expire"].pk}
+    assert ids(response) == {history["support_retry"].pk, history["support_expire"].pk, history["setup_fix"].pk}
     response = auditor_client.get(AUDIT_URL, {"person": billing_agent.pk})
     assert ids(response) == {history["billing_refund"].pk, history["export"].pk}
 
