@@ -143,9 +143,26 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
     search_fields = ("=id", "subscription__domain", "=subscription__customer__email", "=idempotency_key",
                      "=subscription__stripe_subscription_id", "=decision_key")
     readonly_fields = ["attempts_summary", *[field.name for field in ProvisioningJob._meta.fields]]
+    # What support reads first; the decision's terms next; the worker's bookkeeping folded away.
+    fieldsets = (
+        (None, {"fields": ("subscription", "action", "status", "attempts_summary", "last_error", "next_attempt_at",
+                           "finished_at", "result")}),
+        ("Decision", {"fields": ("decision_key", "reason", "requested_by", "superseded_by", "parameters",
+                                 "email_context")}),
+        ("Worker's bookkeeping", {"classes": ("collapse",), "fields": (
+            "id", "idempotency_key", "backend", "attempts", "max_attempts", "allowance_attempts_before",
+            "allowance_granted_at", "allowance_granted_by", "enqueued_at", "lease_expires_at", "started_at",
+            "created_at", "updated_at")}),
+    )
     inlines = [ProvisioningAttemptInline]
     actions = ["run_again"]
     change_form_template = "admin/provisioning/provisioningjob/change_form.html"
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and obj.action == ProvisioningAction.PROVISION:
+            # A setup carries no decision: its empty terms would only push the attempts down the page.
+            return tuple(fieldset for fieldset in self.fieldsets if fieldset[0] != "Decision")
+        return self.fieldsets
 
     def has_add_permission(self, request):
         return False
