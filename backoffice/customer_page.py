@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.formats import date_format
 
 from accounts.models import Customer, CustomerMembership, Subscription
+from backoffice.attention import customer_attention
 from backoffice.models import StaffNote
 from backoffice.selectors import money_format, stripe_dashboard_url
 from billing.models import BillingAction, InvoiceStatus, RefundRecord, SubscriptionInvoice
@@ -85,7 +86,7 @@ class CustomerPage:
     paid: list[str]  # money paid in total, one entry per currency ("$120.00 USD")
     refunded: list[str]
     stripe_url: str | None = None
-    attention: list = field(default_factory=list)
+    attention: list = field(default_factory=list)  # backoffice.attention's items: the banner at the top
 
     @property
     def pinned_notes(self) -> list[StaffNote]:
@@ -153,8 +154,9 @@ def _totals(rows) -> list[str]:
 
 
 def customer_page(*, customer: Customer) -> CustomerPage:
-    """Everything support reads about one customer, newest first in each section. Eleven queries whatever the
-    number of orders, services or e-mails (asserted in tests/backoffice/test_customer_page.py)."""
+    """Everything support reads about one customer, newest first in each section. Fourteen queries whatever the
+    number of orders, services or e-mails (asserted in tests/backoffice/test_customer_page.py), three of them the
+    "needs attention" banner's (backoffice.attention)."""
     people = [Person(membership=m, user=m.user, role=m.get_role_display(), password_set=m.user.has_usable_password())
               for m in customer.memberships.select_related("user").order_by("created_at", "pk")]
 
@@ -211,6 +213,7 @@ def customer_page(*, customer: Customer) -> CustomerPage:
         paid=_totals(paid),
         refunded=_totals(refunded),
         stripe_url=stripe_dashboard_url(customer.stripe_customer_id),
+        attention=customer_attention(customer=customer),
     )
 
 

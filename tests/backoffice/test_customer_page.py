@@ -134,6 +134,9 @@ def test_the_page_shows_people_services_orders_money_and_emails_of_this_customer
     emails = page[page.index('id="customer-emails"'):page.index('id="notes"')]
     assert "Order confirmation" in emails and "Sent" in emails
 
+    attention = page[page.index('id="needs-attention"'):page.index('id="people"')]
+    assert "Service suspended" in attention and "ujanes-blog (janes-blog.example)" in attention
+
     for other in ("other@example.com", "not-janes.example", "INV-other", "re_test_other", "goodwill other"):
         assert other not in page, other
 
@@ -185,7 +188,7 @@ def test_the_page_costs_the_same_queries_for_many_orders_as_for_one(support_clie
                                                                       django_assert_max_num_queries):
     few = CustomerFactory(email="few@example.com", stripe_customer_id="cus_test_few")
     service(few, domain="few-one.example", account="active")
-    with django_assert_num_queries(11) as few_queries:
+    with django_assert_num_queries(14) as few_queries:
         customer_page(customer=few)
 
     for n in range(30):
@@ -193,16 +196,17 @@ def test_the_page_costs_the_same_queries_for_many_orders_as_for_one(support_clie
         billing_records(subscription, f"bulk{n}")
         StaffNote.objects.create(customer=jane, author_name="Sam", body=f"note {n}", pinned=n % 5 == 0)
         CheckoutSessionFactory(email="jane@example.com", status="expired")
-    with django_assert_num_queries(11) as many_queries:
+    with django_assert_num_queries(14) as many_queries:
         page = customer_page(customer=jane)
 
     assert len(few_queries.captured_queries) == len(many_queries.captured_queries)
     assert len(page.services.rows) == SECTION_ROWS["services"] and page.services.more
     assert len(page.invoices.rows) == SECTION_ROWS["invoices"] and page.invoices.more
     assert len(page.notes.rows) == SECTION_ROWS["notes"] and page.notes.more
+    assert 10 <= len(page.attention) <= 20  # sixteen suspended services: the banner's own bound, per kind
     # The whole page as support opens it: the selector, the admin's own reads (session, user, permissions).
     support_client.get(page_url(jane))  # warms the permission cache of this request's user, as any first page does
-    with django_assert_max_num_queries(22):
+    with django_assert_max_num_queries(20):
         response = support_client.get(page_url(jane))
     assert response.status_code == 200
 
