@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from backoffice.admin_tools import EstimatedCountPaginator
 from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
 from catalog.models import BillingCycle
 from core.exceptions import ApplicationError
@@ -156,6 +157,9 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
     )
     inlines = [ProvisioningAttemptInline]
     actions = ["run_again"]
+    # A list of millions of jobs is never counted whole (as the order list).
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     change_form_template = "admin/provisioning/provisioningjob/change_form.html"
 
     def get_fieldsets(self, request, obj=None):

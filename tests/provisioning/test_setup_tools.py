@@ -555,9 +555,9 @@ def test_the_one_click_tools_answer_405_to_a_get(support_client, tool):
 
 def test_the_job_page_offers_the_tools_that_apply_and_reads_its_attempts(support_client,
                                                                          django_assert_max_num_queries):
-    job = failed_setup(attempts=2)
+    job = failed_setup(attempts=8)
 
-    with django_assert_max_num_queries(30):
+    with django_assert_max_num_queries(10):  # as many with 2 attempts: no query per attempt row
         page = support_client.get(job_page(job))
 
     content = page.content.decode()
@@ -565,8 +565,8 @@ def test_the_job_page_offers_the_tools_that_apply_and_reads_its_attempts(support
     for tool in ("retry", "fix", "by-hand"):
         assert f'id="tool-{tool}"' in content
     assert 'id="tool-run-now"' not in content  # a failed job has no attempt left to run now
-    assert "2 of 2 attempts" in content and "simulated refusal" in content
-    assert f"Attempt 1 of job #{job.pk}: failed" in content
+    assert "8 of 8 attempts" in content and "simulated refusal" in content
+    assert f"Attempt 1 of job #{job.pk}: failed" in content and f"Attempt 8 of job #{job.pk}: failed" in content
     assert "ProvisioningAttempt object" not in content
 
 
@@ -600,3 +600,70 @@ def test_the_order_page_of_a_failed_setup_links_to_the_jobs_tools(client, suppor
 
     assert f'id="setup-tools-{job.pk}"' in content and f"{job_page(job)}#setup-tools" in content
     assert f'id="setup-tools-{job.pk}"' not in for_billing
+
+
+# --- Two staff at once --------------------------------------------------------------------------------------------------
+
+
+def _at_once(*calls):
+    """Run the calls in threads released together, each on its own database connection; their results in order."""
+    import threading
+
+    from django.db import connection
+
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            results[index] = call()
+        except Exception as error:  # noqa: BLE001 - the test looks at it
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(index, call)) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_marking_one_setup_by_hand_at_once_record_one_account():
+    from provisioning.support import setup_mark_done_by_hand
+
+    job = failed_setup()
+    first, second = _at_once(
+        lambda: setup_mark_done_by_hand(job_id=job.pk, username="alice1", server="web01.example.net",
+                                        panel_reference="", by=None),
+        lambda: setup_mark_done_by_hand(job_id=job.pk, username="bob1", server="web02.example.net",
+                                        panel_reference="", by=None))
+
+    assert sorted([first.done, second.done]) == [False, True], (first, second)
+    loser = first if not first.done else second
+    assert "already marked as set up by hand" in loser.message
+    assert HostingAccount.objects.filter(subscription=job.subscription).count() == 1
+    assert EmailNotification.objects.filter(checkout_session=job.subscription.checkout_session,
+                                            purpose=EmailPurpose.SERVICE_READY).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_retrying_one_job_at_once_give_it_one_fresh_allowance(unreachable_broker, caplog):
+    from provisioning.support import setup_job_retry
+
+    job = failed_setup("always-fail.example.com", attempts=2)
+
+    def retry():
+        unreachable_broker.set_current()  # Celery's current app is per thread
+        return setup_job_retry(job_id=job.pk, by=None)
+
+    first, second = _at_once(retry, retry)
+
+    assert sorted([first.done, second.done]) == [False, True], (first, second)
+    # One task sent (to a broker that is down, so the job stays as the retry left it).
+    sends = [record for record in caplog.records if f"provisioning.job_run({job.pk}) not sent" in record.getMessage()]
+    assert len(sends) == 1
+    job.refresh_from_db()
+    assert (job.status, job.max_attempts, job.allowance_attempts_before) == (PENDING, 7, 2)
