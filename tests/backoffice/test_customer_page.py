@@ -16,11 +16,13 @@ from django.utils import timezone
 from accounts.models import Customer, CustomerMembership, CustomerRole
 from backoffice.customer_page import SECTION_ROWS, customer_page
 from backoffice.models import StaffNote
+from backoffice.notes import note_create
 from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
 from checkout.models import CheckoutSession
 from provisioning.models import EmailStatus
 from tests.accounts.factories import CustomerFactory, SubscriptionFactory, UserFactory
 from tests.checkout.factories import CheckoutSessionFactory
+from tests.concurrency import run_at_once
 from tests.provisioning.factories import EmailNotificationFactory, HostingAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -259,6 +261,19 @@ def test_a_double_submit_makes_one_note(support_client, jane):
     assert "Note added and pinned." in messages_of(first)
     assert "This note was already added a moment ago; it is kept once." in messages_of(second)
     assert LogEntry.objects.filter(object_id=str(jane.pk)).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_submits_arriving_together_make_one_note(staff_groups, support_agent):
+    """The two requests of a double click, in parallel: the customer's row lock makes the second find the first."""
+    customer = CustomerFactory(email="race@example.com")
+
+    results, errors = run_at_once(lambda: note_create(customer=customer, author=support_agent,
+                                                      body="Asked for a callback"), 4)
+
+    assert errors == []
+    assert StaffNote.objects.filter(customer=customer).count() == 1
+    assert sorted(created for _, created in results) == [False, False, False, True]
 
 
 def test_the_same_text_later_or_from_someone_else_is_a_new_note(client, support_agent, billing_agent, jane):
