@@ -348,7 +348,8 @@ class HostingAccountAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("username", "domain", "panel_reference", "subscription__customer__email")
     # The status changes only through suspend/unsuspend/terminate jobs, which the panel confirmed.
-    readonly_fields = ("customer_link", "subscription", "status", "status_changed_at", "created_at", "updated_at")
+    readonly_fields = ("customer_link", "subscription", "status", "status_changed_at", "set_up_by", "created_at",
+                       "updated_at")
     inlines = [HostingAccountStatusChangeInline]
 
     @admin.display(description="Customer")

@@ -569,7 +569,8 @@ def _job_failed_mail_admins(*, job_id: int, attempts: int, error: str) -> None:
             f"Customer:     {subscription.customer.name} <{subscription.customer.email}>\n"
             f"Domain:       {subscription.domain or '-'}\n"
             f"Last error:   {error}\n\n"
-            f"Once the cause is fixed, run it again from the admin (action \"Run again\"):\n"
+            f"On the job's page: Retry once the cause is fixed, Fix and run again to correct the domain or plan, or "
+            f"Mark as set up by hand after making the account in the control panel:\n"
             f"{settings.SITE_URL}{admin_path}\n",
         )
     except Exception:
@@ -597,7 +598,7 @@ def _decision_failed_mail_admins(*, job: ProvisioningJob, attempts: int, error: 
         f"Subscription: {subscription.pk}, {subscription.product.code} / {subscription.billing_cycle}\n"
         f"Customer:     {subscription.customer.name} <{subscription.customer.email}>\n"
         f"Last error:   {error}\n\n"
-        f"Once the cause is fixed, run it again from the admin (action \"Run again\"), or act on the panel by hand:\n"
+        f"Once the cause is fixed, Retry it on the job's page, or act on the panel by hand:\n"
         f"{settings.SITE_URL}{admin_path}\n",
     )
 
