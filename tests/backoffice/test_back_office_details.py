@@ -155,8 +155,8 @@ def test_the_coupon_list_shows_limits_validity_and_what_it_applies_to(catalog_cl
 
 SECTIONS = {
     CATALOG_MANAGERS: ["Catalog", "Checkout"],
-    SUPPORT: ["Accounts", "Billing", "Catalog", "Checkout", "Provisioning"],
-    BILLING: ["Accounts", "Billing", "Catalog", "Checkout", "Provisioning"],
+    SUPPORT: ["Accounts", "Back office", "Billing", "Catalog", "Checkout", "Provisioning"],
+    BILLING: ["Accounts", "Back office", "Billing", "Catalog", "Checkout", "Provisioning"],
 }
 
 

@@ -29,6 +29,8 @@ ALLOWED = {
         "provisioning.hostingaccount": {"view"}, "provisioning.emailnotification": {"view"},
         "catalog.product": {"view"}, "catalog.price": {"view"}, "catalog.coupon": {"view"},
         "catalog.planmove": {"view"}, "billing.subscriptioninvoice": {"view"}, "billing.refundrecord": {"view"}, "billing.billingaction": {"view"},
+        # Notes are added and pinned on the customer page; their admin list is read-only for everyone.
+        "backoffice.staffnote": {"view"},
     },
 }
 ALLOWED[BILLING] = ALLOWED[SUPPORT]
@@ -46,6 +48,7 @@ def one_of_each(db):
     """A row of every model of ours, for the object pages."""
     from django.utils import timezone
 
+    from backoffice.models import StaffNote
     from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
 
     job = ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED)
@@ -66,6 +69,8 @@ def one_of_each(db):
         "accounts.subscription": subscription, "provisioning.provisioningjob": job,
         "provisioning.hostingaccount": HostingAccountFactory(),
         "provisioning.emailnotification": EmailNotificationFactory(checkout_session=subscription.checkout_session),
+        "backoffice.staffnote": StaffNote.objects.create(customer=subscription.customer, author_name="Sam",
+                                                         body="roles"),
     }
 
 
