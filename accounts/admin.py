@@ -17,6 +17,8 @@ from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.models import StaffNote
 from backoffice.notes import StaffNoteForm, note_create, note_pin_set
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
+from backoffice.attention import CustomerAttentionFilter
+from backoffice.search import CUSTOMERS, SERVICES, queryset_search
 from backoffice.selectors import (
     billing_action_for_key,
     money_format,
@@ -36,7 +38,10 @@ from billing.models import BillingAction, BillingActionStatus, SubscriptionInvoi
 from billing.selectors import invoice_refundable_amount
 from core.exceptions import ApplicationError
 
-SEARCH_HELP = "An e-mail address (exact), the start of one, or a Stripe id (cus_... customer, sub_... subscription)."
+# The customer and subscription lists search as the box at the top of every page does (backoffice/search.py).
+SEARCH_HELP_SHARED = ("A name (or a surname), an e-mail address (or @domain), a domain (www. and case do not matter), "
+                      "a control-panel username, or the start of one; a Stripe id (cs_, cus_, sub_, pi_, in_, ch_) "
+                      "or its start.")
 
 
 def _link(request, obj, text=None) -> str:
@@ -54,7 +59,8 @@ def _stripe_link(stripe_id: str | None) -> str:
 
 
 def _email_search(queryset, term: str, *, email: str, stripe: dict[str, str]):
-    """An exact address (any case) on the Lower(email) index, a Stripe id by its prefix, else an address's start."""
+    """The user list's search (staff and customers' people): an exact address (any case) on the Lower(email) index, a
+    Stripe id by its prefix, else an address's start. Customers, orders and services: backoffice/search.py."""
     term = term.strip()
     if not term:
         return queryset
@@ -129,8 +135,9 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
     orders, billing, e-mails and staff notes (backoffice.customer_page), and the note form (backoffice.notes)."""
 
     list_display = ("__str__", "email", "stripe_customer", "created_at")
+    list_filter = (CustomerAttentionFilter,)
     search_fields = ("email",)
-    search_help_text = SEARCH_HELP
+    search_help_text = SEARCH_HELP_SHARED
     show_full_result_count = False
     fields = ("name", "email", "stripe_customer", "created_at", "updated_at")
     readonly_fields = ("stripe_customer", "created_at", "updated_at")
@@ -141,9 +148,8 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
         return (MembershipInline,) if obj is not None and self.has_change_permission(request, obj) else ()
 
     def get_search_results(self, request, queryset, search_term):
-        return _email_search(queryset, search_term, email="email", stripe={
-            "cus_": "stripe_customer_id", "sub_": "subscriptions__stripe_subscription_id",
-        }), True
+        # Related tables are read through id subqueries, never joined: no duplicate rows.
+        return queryset_search(queryset=queryset, kind=CUSTOMERS, term=search_term), False
 
     @admin.display(description="Stripe customer", ordering="stripe_customer_id")
     def stripe_customer(self, customer: Customer) -> str:
@@ -239,7 +245,7 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
     list_filter = ("status", "cancel_at_period_end", "billing_cycle", "product")
     list_select_related = ("customer", "product")
     search_fields = ("customer__email",)
-    search_help_text = SEARCH_HELP + " Or a domain (exact)."
+    search_help_text = SEARCH_HELP_SHARED
     show_full_result_count = False
     export_spec = SUBSCRIPTIONS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
     fields = ("customer_link", "product", "price", "session_link", "status", "billing_cycle", "amount_money",
@@ -259,13 +265,7 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
         return False
 
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if term and "@" not in term and "." in term and " " not in term:
-            return queryset.filter(domain__iexact=term), True
-        return _email_search(queryset, term, email="customer__email", stripe={
-            "cus_": "stripe_customer_id", "sub_": "stripe_subscription_id",
-            "cs_": "checkout_session__stripe_session_id",
-        }), True
+        return queryset_search(queryset=queryset, kind=SERVICES, term=search_term), False
 
     @admin.display(description="Plan", ordering="product__name")
     def plan(self, subscription: Subscription) -> str:

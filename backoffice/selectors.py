@@ -1,8 +1,6 @@
-"""Reads of the back office: an order's timeline, a subscription's billing page, the dashboard's figures, the support
-search, Stripe links."""
+"""Reads of the back office: an order's timeline, a subscription's billing page, the dashboard's figures, Stripe
+links. (The search is backoffice/search.py.)"""
 
-import re
-import uuid
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import date, datetime, timedelta
@@ -11,9 +9,9 @@ from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Count, F, Func, Q, QuerySet, Sum, TextField, Value
+from django.db.models import Count, F, Func, Q, Sum, TextField, Value
 from django.db.models.fields.json import KT
-from django.db.models.functions import Lower, TruncDate
+from django.db.models.functions import TruncDate
 from django.utils.formats import date_format
 from djstripe.models import Event, WebhookEventTrigger
 
@@ -67,37 +65,6 @@ def stripe_dashboard_url(stripe_id: str | None, *, livemode: bool | None = None)
     if livemode is None:
         livemode = "_live_" in stripe_id or (settings.STRIPE_LIVE_MODE and "_test_" not in stripe_id)
     return f"https://dashboard.stripe.com/{'' if livemode else 'test/'}{path}/{stripe_id}"
-
-
-# --- Search ------------------------------------------------------------------------------------------------------------
-
-_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
-
-
-def checkout_session_search(*, queryset: QuerySet, term: str) -> QuerySet:
-    """Support's search box, each kind of term on its own index (never a scan of the table):
-
-    cs_... the Stripe session; cus_... the Stripe customer; sub_... the Stripe subscription; a UUID our session id;
-    an address with @ the exact e-mail (any case); anything else: e-mails or domains starting with it.
-    """
-    term = term.strip()
-    if not term:
-        return queryset
-    if term.startswith("cs_"):
-        return queryset.filter(stripe_session_id=term)
-    if term.startswith("cus_"):
-        return queryset.filter(stripe_customer_id=term)
-    if term.startswith("sub_"):
-        return queryset.filter(subscription__stripe_subscription_id=term)
-    if _UUID.match(term):
-        return queryset.filter(pk=uuid.UUID(term))
-    lowered = term.lower()
-    queryset = queryset.alias(email_lower=Lower("email"))
-    if "@" in term:
-        return queryset.filter(email_lower=lowered)
-    return queryset.alias(domain_lower=Lower(KT("domain_info__value"))).filter(
-        Q(email_lower__startswith=lowered) | Q(domain_lower__startswith=lowered)
-    )
 
 
 def table_row_estimate(model) -> int | None:

@@ -8,9 +8,12 @@ from django.contrib import admin
 from django.urls import path
 
 from backoffice.audit import audit_log_view
+from backoffice.search import search_view
 
 app_name = "backoffice"
 
 urlpatterns: list = [
     path("audit/", admin.site.admin_view(audit_log_view), name="audit_log"),  # backoffice.view_audit_log
+    # View permission on customers, orders or subscriptions: each kind of result only for who may see it.
+    path("search/", admin.site.admin_view(search_view), name="search"),
 ]

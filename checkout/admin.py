@@ -15,7 +15,14 @@ from django.utils.html import format_html
 from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset
 from backoffice.customer_page import customer_for_order, customer_pinned_notes
 from backoffice.export import ORDERS_EXPORT, CsvExportMixin
-from backoffice.selectors import checkout_session_search, checkout_session_timeline, money_format, stripe_dashboard_url
+from backoffice.attention import (
+    CheckoutSessionAttentionFilter,
+    checkout_session_setup_annotate,
+    checkout_session_status_label,
+    session_attention,
+)
+from backoffice.search import ORDERS, queryset_search
+from backoffice.selectors import checkout_session_timeline, money_format, stripe_dashboard_url
 from backoffice.services import (
     support_checkout_session_expire,
     support_checkout_session_reread,
@@ -59,15 +66,15 @@ class BillingCycleFilter(admin.SimpleListFilter):
 
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
-    list_display = ("created_at", "email", "product_name", "billing_cycle", "amount_money", "coupon_code",
-                    "status", "completed_at")
+    # Status second, so that it is in view at any width; a paid order whose setup failed says so (status_label).
+    list_display = ("created_at", "status_label", "buyer_name", "email", "domain", "product_name", "list_amount")
     list_select_related = ("price__product",)
-    list_filter = ("status", ProductFilter, BillingCycleFilter)
+    list_filter = (CheckoutSessionAttentionFilter, "status", ProductFilter, BillingCycleFilter)
     date_hierarchy = "created_at"
     # The search itself is get_search_results; this only makes Django show the search box.
     search_fields = ("email",)
-    search_help_text = ("An e-mail address (exact), the start of an e-mail or domain, or a Stripe id: cs_... session, "
-                        "cus_... customer, sub_... subscription.")
+    search_help_text = ("A name, an e-mail address (or @domain), a domain (www. and case do not matter), or the start "
+                        "of one; a Stripe id (cs_, cus_, sub_, pi_, in_, ch_) or its start; an order id.")
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
@@ -103,10 +110,12 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         return request.user.has_perm(SUPPORT_PERMISSIONS["reread"])
 
     def get_queryset(self, request):
-        return date_range_queryset(super().get_queryset(request))
+        # The setup's and the account's status of each row shown (two indexed subqueries a row), for status_label.
+        return checkout_session_setup_annotate(date_range_queryset(super().get_queryset(request)))
 
     def get_search_results(self, request, queryset, search_term):
-        return checkout_session_search(queryset=queryset, term=search_term), False
+        # The rules of the search box at the top of every page (backoffice/search.py); no joins, so no duplicates.
+        return queryset_search(queryset=queryset, kind=ORDERS, term=search_term), False
 
     # --- Columns -------------------------------------------------------------------------------------------------
 
@@ -117,7 +126,26 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
     @admin.display(description="Product", ordering="product_code")
     def product_name(self, session: CheckoutSession) -> str:
         # The name, as the order page and the catalog show it; the code only for a session without a price row.
-        return session.price.product.name if session.price_id else session.product_code
+        name = session.price.product.name if session.price_id else session.product_code
+        return f"{name} ({session.billing_cycle})"
+
+    @admin.display(description="Amount", ordering="amount")
+    def list_amount(self, session: CheckoutSession) -> str:
+        # The coupon beside the amount it lowered, rather than a column of its own that is mostly empty.
+        money = money_format(session.amount, session.currency)
+        if not session.coupon_code:
+            return money
+        return format_html('{}<br><small>coupon {}</small>', money, session.coupon_code)
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, session: CheckoutSession) -> str:
+        label, level = checkout_session_status_label(session)
+        return format_html('<span class="bo-status bo-status-{}" style="{}">{}</span>', level,
+                           _STATUS_STYLES.get(level, ""), label)
+
+    @admin.display(description="Name", ordering="customer_name")
+    def buyer_name(self, session: CheckoutSession) -> str:
+        return session.customer_name or "-"
 
     @admin.display(description="Discount")
     def discount_money(self, session: CheckoutSession) -> str:
@@ -148,6 +176,7 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
             customer = customer_for_order(session=session, subscription_customer=timeline.customer)
             extra_context.update(
                 timeline=timeline,
+                attention=session_attention(session=session),
                 pinned_notes=customer_pinned_notes(customer=customer) if request.user.has_perm(
                     "backoffice.view_staffnote") else [],
                 notes_customer=customer if _admin_url(request, customer) else None,
@@ -224,6 +253,9 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
                                    "or failed (see each session's history).",
                           messages.SUCCESS if done else messages.WARNING)
 
+
+# Inline, as the list has no template of its own: an order needing a person stands out in the Status column.
+_STATUS_STYLES = {"error": "color: #b71c1c; font-weight: bold;", "warning": "color: #8a4500; font-weight: bold;"}
 
 _ACTION_NAMES = {
     "retry_job": "Retry provisioning",
