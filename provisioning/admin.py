@@ -61,9 +61,9 @@ class FixSetupForm(forms.Form):
                            label="Note (optional)", help_text="What was wrong, for the job's history.")
     seen = forms.CharField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, job: ProvisioningJob, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["product_code"].choices = setup_plan_choices()
+        self.fields["product_code"].choices = setup_plan_choices(job=job)
 
 
 class SetUpByHandForm(forms.Form):
@@ -278,8 +278,8 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
             initial = ({"domain": details.domain, "product_code": details.product_code,
                         "billing_cycle": details.billing_cycle, "seen": details.fingerprint}
                        if spec.name == "fix" else {})
-            return self._tool_page(request, job, spec, spec.form(initial=initial), job_url)
-        form = spec.form(request.POST)
+            return self._tool_page(request, job, spec, self._form(spec, job, initial=initial), job_url)
+        form = self._form(spec, job, data=request.POST)
         if not form.is_valid():
             return self._tool_page(request, job, spec, form, job_url)
         data = form.cleaned_data
@@ -296,6 +296,10 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
             form.add_error(error.field if error.field in form.fields else None, error.message)
             return self._tool_page(request, job, spec, form, job_url)
         return self._done(request, job, spec, outcome, job_url)
+
+    @staticmethod
+    def _form(spec, job, **kwargs):
+        return spec.form(job=job, **kwargs) if spec.form is FixSetupForm else spec.form(**kwargs)
 
     def _done(self, request, job, spec, outcome, job_url):
         self._log(request, job, spec, outcome.message)

@@ -15,6 +15,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -163,10 +164,13 @@ def setup_job_retry(*, job_id: int, by: User | None) -> SetupToolOutcome:
 # --- Fix and run again --------------------------------------------------------------------------------------------------
 
 
-def setup_plan_choices() -> list[tuple[str, str]]:
-    """The plans a setup can ask the panel for: the catalog's products on sale (a short table)."""
+def setup_plan_choices(*, job: ProvisioningJob) -> list[tuple[str, str]]:
+    """The plans a setup can ask the panel for: the catalog's products on sale (a short table), and the plan billed
+    and the plan asked for now even when retired, so that fixing only the domain of an old plan's setup works."""
+    details = setup_details(job=job)
+    products = Product.objects.filter(Q(active=True) | Q(code__in=(details.product_code, details.billed_product_code)))
     return [(code, f"{name} ({code})") for code, name in
-            Product.objects.filter(active=True).order_by("sort_order", "code").values_list("code", "name")]
+            products.order_by("sort_order", "code").values_list("code", "name")]
 
 
 def setup_fix_and_run_again(*, job_id: int, domain: str, product_code: str, billing_cycle: str, seen: str,
@@ -185,12 +189,12 @@ def setup_fix_and_run_again(*, job_id: int, domain: str, product_code: str, bill
     the wrong state or when nothing would change.
     """
     domain = _domain_clean(domain)
-    if product_code not in dict(setup_plan_choices()):
-        raise ApplicationError("Choose a plan from the catalog.", code="invalid_plan", field="product_code")
     if billing_cycle not in BillingCycle.values:
         raise ApplicationError("Choose a billing cycle.", code="invalid_billing_cycle", field="billing_cycle")
     with transaction.atomic():
         subscription, job = _locked(job_id)
+        if product_code not in dict(setup_plan_choices(job=job)):
+            raise ApplicationError("Choose a plan from the catalog.", code="invalid_plan", field="product_code")
         if job.action != ProvisioningAction.PROVISION:
             return SetupToolOutcome(False, f"Job #{job.pk} is a {job.get_action_display().lower()} decision, not a "
                                            "setup: only a setup's domain and plan can be fixed.")

@@ -245,6 +245,38 @@ def test_fix_sends_the_plan_chosen_for_the_panel_and_leaves_billing_alone(suppor
     assert "business-panel / yearly" in page and f"billed as {subscription.product.code}" in page
 
 
+def test_fix_of_a_setup_whose_plan_was_retired_keeps_that_plan_on_offer(support_client,
+                                                                        django_capture_on_commit_callbacks):
+    job = failed_setup()
+    product = job.subscription.product
+    product.active = False
+    product.save()
+    form = support_client.get(tool_url(job, "fix")).context["form"]
+    assert product.code in dict(form.fields["product_code"].choices)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = support_client.post(tool_url(job, "fix"), {
+            "domain": "fixed.example.com", "product_code": product.code,
+            "billing_cycle": job.subscription.billing_cycle, "seen": setup_details(job=job).fingerprint}, follow=True)
+
+    assert "domain: reject.example.com → fixed.example.com" in messages_of(response)
+    job.refresh_from_db()
+    assert (job.status, job.parameters) == (PENDING, {})
+
+
+def test_fix_refuses_a_plan_that_is_not_in_the_catalog(support_client):
+    job = failed_setup()
+    retired = ProductFactory(code="retired-plan", active=False)
+
+    response = support_client.post(tool_url(job, "fix"), {
+        "domain": "fixed.example.com", "product_code": retired.code,
+        "billing_cycle": job.subscription.billing_cycle, "seen": setup_details(job=job).fingerprint})
+
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    job.refresh_from_db()
+    assert job.status == FAILED
+
+
 def test_fix_refuses_a_domain_the_checkout_would_refuse_and_changes_nothing(support_client):
     job = failed_setup()
     seen = setup_details(job=job).fingerprint
