@@ -400,6 +400,8 @@ def test_only_who_may_change_a_customer_gets_its_edit_form(client, support_agent
 
     assert 'name="email"' not in read and 'name="memberships-TOTAL_FORMS"' not in read
     assert 'name="email"' in edit and 'name="memberships-TOTAL_FORMS"' in edit
+    history = reverse("admin:accounts_customer_history", args=[jane.pk])  # where the notes' log lines are
+    assert read.count(f'href="{history}"') == 1 and edit.count(f'href="{history}"') == 1
 
 
 def test_catalog_managers_cannot_see_customers_nor_their_notes(catalog_client, support_agent, jane):
