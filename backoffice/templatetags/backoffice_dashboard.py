@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from django.conf import settings
 
+from backoffice.attention import COUNT_MAX, KINDS, attention_counts
 from backoffice.selectors import dashboard_figures, failed_setups_heading_for_refund, money_format
 
 register = template.Library()
@@ -70,12 +71,24 @@ def backoffice_dashboard(context):
         {"label": "Waiting too long", "count": figures.jobs_waiting, "colour": "#ef6c00",
          "width": round(figures.jobs_waiting / jobs_peak * 300), "url": f"{job_list}?attention=waiting", "y": 22},
     ]
+    # Needs attention, by kind: each count (up to COUNT_MAX) links to the order list filtered to it.
+    attention = []
+    if may_see_sessions:
+        counts = attention_counts(now=now)
+        orders = reverse("admin:checkout_checkoutsession_changelist")
+        customers = (reverse("admin:accounts_customer_changelist") if user.has_perm("accounts.view_customer")
+                     else None)
+        attention = [{"kind": kind, "label": label, "count": counts[kind],
+                      "shown": f"{COUNT_MAX}+" if counts[kind] > COUNT_MAX else str(counts[kind]),
+                      "url": f"{orders}?attention={kind}",
+                      "customers_url": f"{customers}?attention={kind}" if customers else None}
+                     for kind, label in KINDS]
     failed_setups, failed_setups_total = failed_setups_heading_for_refund() if may_see_jobs else ([], 0)
     for setup in failed_setups:
         setup.job_url = reverse("admin:provisioning_provisioningjob_change", args=[setup.job.pk])
         setup.subscription_url = reverse("admin:accounts_subscription_change", args=[setup.job.subscription_id])
         setup.overdue = setup.refund_at is not None and setup.refund_at <= now
-    return {"failed_setups": failed_setups, "failed_setups_total": failed_setups_total,
+    return {"attention": attention, "failed_setups": failed_setups, "failed_setups_total": failed_setups_total,
             "auto_refund_hours": settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS, "now": now,
             "charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs, "since": figures.since, "first_day": figures.days[0],
             "last_day": figures.days[-1], "bar_height": BAR_AREA_HEIGHT, "bar_width": BAR_WIDTH,
