@@ -6,7 +6,7 @@ import csv
 import io
 import re
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib import admin
@@ -16,6 +16,7 @@ from django.core.signals import request_finished
 from django.db import close_old_connections, connection
 from django.http import StreamingHttpResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Customer
 from backoffice.export import (
@@ -70,15 +71,16 @@ def test_orders_export_has_every_page_of_the_filtered_list_and_nothing_else(supp
 
 
 def test_orders_export_follows_the_search_and_the_sort_order(support_client):
-    wanted = [CheckoutSessionFactory(email=f"zed{n}@shop.example", customer_name="Zed") for n in (2, 0, 1)]
+    wanted = [CheckoutSessionFactory(email=f"zed{n}@shop.example", customer_name="Zed") for n in range(3)]
+    for days, session in zip((2, 0, 1), wanted):  # created out of order
+        CheckoutSession.objects.filter(pk=session.pk).update(created_at=timezone.now() - timedelta(days=days))
     CheckoutSessionFactory(email="other@example.com", customer_name="Other")
-
     listed = support_client.get(reverse(f"{ORDERS}_changelist")).context["cl"].list_display
-    by_email = str(list(listed).index("email"))  # the list's "sort by this column" parameter
+    oldest_first = str(list(listed).index("created_at"))  # the list's "sort by this column, ascending" parameter
 
-    rows = export(support_client, ORDERS, {"q": "zed", "o": by_email})
+    rows = export(support_client, ORDERS, {"q": "zed", "o": oldest_first})
 
-    assert [row["E-mail"] for row in rows] == sorted(session.email for session in wanted)
+    assert [row["E-mail"] for row in rows] == ["zed0@shop.example", "zed2@shop.example", "zed1@shop.example"]
     assert {row["Order ID"] for row in rows} == listed_ids(support_client, ORDERS, {"q": "zed"})
 
 
