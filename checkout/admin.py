@@ -67,7 +67,7 @@ class BillingCycleFilter(admin.SimpleListFilter):
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
     # Status second, so that it is in view at any width; a paid order whose setup failed says so (status_label).
-    list_display = ("created_at", "status_label", "buyer_name", "email", "domain", "product_name", "list_amount")
+    list_display = ("created_at", "status_label", "buyer", "domain", "product_name", "list_amount")
     list_select_related = ("price__product",)
     list_filter = (CheckoutSessionAttentionFilter, "status", ProductFilter, BillingCycleFilter)
     date_hierarchy = "created_at"
@@ -84,12 +84,12 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         ("Order", {"fields": ("email", "customer_name", "product_code", "billing_cycle", "amount_money",
                               "discount_money", "coupon_code", "trial_days", "domain", "price")}),
         ("Stripe", {"fields": ("stripe_session_link", "stripe_customer_link", "stripe_url", "expires_at")}),
-        ("Status", {"fields": ("status", "created_at", "updated_at", "completed_at", "id", "metadata",
+        ("Status", {"fields": ("status_label", "created_at", "updated_at", "completed_at", "id", "metadata",
                                "request_fingerprint")}),
     )
     readonly_fields = ("email", "customer_name", "product_code", "billing_cycle", "amount_money", "discount_money",
                        "coupon_code", "trial_days", "domain", "price", "stripe_session_link", "stripe_customer_link",
-                       "stripe_url", "expires_at", "status", "created_at", "updated_at", "completed_at", "id",
+                       "stripe_url", "expires_at", "status_label", "created_at", "updated_at", "completed_at", "id",
                        "metadata", "request_fingerprint")
 
     # --- Read-only for everyone: sessions are written by the checkout and by Stripe's events only ---------------
@@ -143,9 +143,12 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         return format_html('<span class="bo-status bo-status-{}" style="{}">{}</span>', level,
                            _STATUS_STYLES.get(level, ""), label)
 
-    @admin.display(description="Name", ordering="customer_name")
-    def buyer_name(self, session: CheckoutSession) -> str:
-        return session.customer_name or "-"
+    @admin.display(description="Customer", ordering="customer_name")
+    def buyer(self, session: CheckoutSession) -> str:
+        # Name and e-mail in one column, so that the list fits beside the filters at 1440 px.
+        if not session.customer_name:
+            return session.email
+        return format_html('{}<br><small>{}</small>', session.customer_name, session.email)
 
     @admin.display(description="Discount")
     def discount_money(self, session: CheckoutSession) -> str:
@@ -177,6 +180,7 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
             extra_context.update(
                 timeline=timeline,
                 attention=session_attention(session=session),
+                status_label=checkout_session_status_label(session)[0],
                 pinned_notes=customer_pinned_notes(customer=customer) if request.user.has_perm(
                     "backoffice.view_staffnote") else [],
                 notes_customer=customer if _admin_url(request, customer) else None,

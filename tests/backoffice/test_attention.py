@@ -98,6 +98,7 @@ def test_the_order_page_shows_the_banner_with_a_link_to_the_setup_tools(troubles
     fine = support_client.get(reverse("admin:checkout_checkoutsession_change", args=[troubles["fine"].pk]))
 
     assert 'id="needs-attention"' in page and "Paid, but the setup failed" in page and "panel said no" in page
+    assert "<strong>Paid — setup failed</strong>" in page and "<strong>Completed</strong>" not in page
     assert reverse("admin:provisioning_provisioningjob_change", args=[job.pk]) + "#setup-tools" in page
     assert 'id="needs-attention"' not in fine.content.decode()
 
