@@ -295,7 +295,8 @@ def _billing_row(decision, *, user, subscription_type: ContentType) -> AuditRow:
         details.append(f"error: {decision.error}")
     return AuditRow(
         at=decision.created_at, rank=_BILLING, id=decision.pk, person=person, person_id=decision.actor_id,
-        action=decision.get_kind_display(), object_type="Subscription", object_repr=str(subscription),
+        action=decision.get_kind_display(), object_type="Subscription",
+        object_repr=f"{subscription.product.name} ({subscription.billing_cycle}) for {subscription.customer}",
         object_url=url, details=" · ".join(part for part in details if part),
     )
 

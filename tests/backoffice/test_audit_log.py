@@ -103,6 +103,9 @@ def test_billing_decisions_outside_the_admin_appear_once(superuser, client):
         ("Suspend the account", superuser.email),
     }
     assert new_idempotency_key().startswith(STAFF_KEY_PREFIX)  # what tells the two sources apart
+    rule_row = next(row for row in rows(client.get(AUDIT_URL)) if row.person.startswith("Automatic"))
+    assert rule_row.object_repr.startswith(subscription.product.name)  # the plan's name, as pages show it
+    assert "$7.99 USD" in rule_row.details and "Setup failed for good" in rule_row.details
 
 
 def test_an_export_links_back_to_the_list_it_exported(superuser, client):
