@@ -83,7 +83,7 @@ class ProvisioningJob(TimeStampedModel):
         indexes = [models.Index(fields=("subscription", "id"), name="provisioning_job_sub_order")]
 
     def __str__(self) -> str:
-        return f"{self.action} #{self.pk} ({self.status})"
+        return f"{self.get_action_display()} #{self.pk} ({self.get_status_display()})"
 
     @property
     def allowance(self) -> int:
@@ -220,6 +220,8 @@ class EmailNotification(TimeStampedModel):
             models.UniqueConstraint(fields=("checkout_session", "purpose", "key"),
                                     name="provisioning_email_once_per_purpose_key"),
         ]
+        # The customer page's "all e-mails to this address" (the e-mail list filtered by `to`).
+        indexes = [models.Index(fields=("to",), name="provisioning_email_to")]
 
     def __str__(self) -> str:
-        return f"{self.purpose} to {self.to} ({self.status})"
+        return f"{self.get_purpose_display()} to {self.to} ({self.get_status_display()})"
