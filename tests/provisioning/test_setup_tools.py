@@ -3,6 +3,7 @@ allowance, fix the domain or plan and run again, mark as set up by hand, run now
 the admin log (on the job and on the order), the state it refuses, a double submit acting once, and who may use it.
 """
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -121,6 +122,17 @@ def test_the_allowance_counts_from_the_retry_not_from_the_first_attempt(support_
     page = support_client.get(job_page(job)).content.decode()
     assert "2 of 5 attempts since support retried it" in page
     assert "3 of 7" not in page and "4 of 10" not in page
+
+
+def test_the_subscription_page_counts_attempts_from_the_retry_too(support_client, django_capture_on_commit_callbacks):
+    job = failed_setup("fail-3-times.example.com", attempts=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        support_client.post(tool_url(job, "retry"))
+
+    page = support_client.get(reverse("admin:accounts_subscription_change", args=[job.subscription_id]))
+
+    cell = re.search(r'data-label="Attempts">(.*?)</td>', page.content.decode(), re.DOTALL).group(1)
+    assert cell.startswith("2 / 5") and "4 in all" in cell
 
 
 def test_a_retry_that_fails_again_fails_after_a_whole_new_allowance(support_client,
