@@ -1,8 +1,11 @@
-"""Project-wide fixtures: the Stripe sandbox as a real process, and a clean cache for every test."""
+"""Project-wide fixtures: the Stripe sandbox as a real process, a clean cache for every test, and migrated databases
+to copy (SQLite and PostgreSQL) for tests that need a whole database of their own: dj-stripe's migrations alone take
+a minute of CPU, so each kind is migrated once per run."""
 
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +18,80 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def sqlite_environment(database: Path) -> dict:
+    """The environment of a `make run`-like process on that SQLite file: local settings, no Redis."""
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DATABASE_URL=f"sqlite:///{database}",
+               EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+    return env
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite file migrated once for the whole run; tests copy it (`sqlite_env`), never write to it."""
+    database = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=sqlite_environment(database),
+                   check=True, timeout=900)
+    return database
+
+
+@pytest.fixture
+def sqlite_env(migrated_sqlite, tmp_path) -> dict:
+    """The environment of a process on a migrated SQLite file of this test's own."""
+    database = tmp_path / "db.sqlite3"
+    shutil.copyfile(migrated_sqlite, database)  # the template is not in WAL mode after migrate exits: one file
+    return sqlite_environment(database)
+
+
+def _postgres_admin_url() -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    # DATABASE_URL's own database may not exist (pytest-django works in test_<name>): the maintenance one does.
+    return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres"))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database; on PostgreSQL also a copy of it as the migrations left it, made before any test
+    wrote to it, for `fresh_postgres_url`."""
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    import psycopg
+
+    template = f"{connection.settings_dict['NAME']}_migrated"
+    with django_db_blocker.unblock():
+        connections.close_all()  # CREATE DATABASE ... TEMPLATE needs the source to have no other session
+        with psycopg.connect(_postgres_admin_url(), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{template}" TEMPLATE "{connection.settings_dict["NAME"]}"')
+    yield
+    with psycopg.connect(_postgres_admin_url(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_postgres_url(django_db_setup, django_db_blocker):
+    """The URL of a new PostgreSQL database of this test's own, migrated (a copy of the migrated template), dropped
+    afterwards."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        template = f"{connection.settings_dict['NAME']}_migrated"
+    name = f"fresh_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_postgres_admin_url(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}"))
+    with psycopg.connect(_postgres_admin_url(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

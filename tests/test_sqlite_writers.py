@@ -3,8 +3,6 @@ then write in one transaction (the webhook, the success page's poll, the billing
 
 Real processes on a real SQLite file, whatever database the rest of the suite uses."""
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,27 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(database: Path) -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "CELERY_BROKER_URL")}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DATABASE_URL=f"sqlite:///{database}",
-               EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
-    return env
-
-
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory) -> Path:
-    """Migrated once for the module (migrating is most of these tests' time); each test gets its own copy."""
-    database = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=_env(database), check=True,
-                   timeout=600)
-    return database
-
-
-@pytest.fixture
-def sqlite_env(migrated_sqlite, tmp_path) -> dict:
-    database = tmp_path / "db.sqlite3"
-    shutil.copyfile(migrated_sqlite, database)  # the template is not in WAL mode after migrate exits: one file
-    return _env(database)
 WRITER = """
 import django
 django.setup()

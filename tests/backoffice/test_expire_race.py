@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import free_port
-from tests.test_sqlite_writers import ROOT, migrated_sqlite, run_python, sqlite_env  # noqa: F401 (fixtures)
+from tests.test_sqlite_writers import ROOT, run_python
 
 CLICKS = 6  # one at a time from each order's page, as staff click
 BULK = 6  # then the list's action on several sessions at once

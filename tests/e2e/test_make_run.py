@@ -1,19 +1,16 @@
 """`make run` for real, on ports other than its defaults: the script the Makefile runs starts the sandbox and the API,
 a plan bought through the API and paid on the sandbox's page is fulfilled by the webhook the sandbox sends to the
 API's port, without a warning on the way, and Ctrl-C stops it all. Needs nothing but Python (SQLite, in-process
-tasks), like `make run` itself; with PostgreSQL at hand (DATABASE_URL) it migrates a fresh database there instead,
-which takes seconds where SQLite's rebuilds of dj-stripe's tables take minutes on a busy machine."""
+tasks), like `make run` itself; with PostgreSQL at hand (DATABASE_URL) on a database of its own there instead."""
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 import requests
 
@@ -35,20 +32,15 @@ def test_the_makefile_hands_both_ports_to_the_script():
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    """A database nobody else uses: a new PostgreSQL database when DATABASE_URL is PostgreSQL, else SQLite."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
-        return
-    name = f"make_run_{uuid.uuid4().hex[:10]}"
-    # DATABASE_URL's own database may not exist yet (pytest-django works in test_<name>): the maintenance one does.
-    admin_url = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def database_url(request, tmp_path):
+    """A migrated database nobody else uses: a copy of the run's migrated PostgreSQL database when DATABASE_URL is
+    PostgreSQL, else of its migrated SQLite file. `make run` migrates it again (nothing left to do) as on any start:
+    what this test is about is ports, fulfilment and Ctrl-C, not a minute of dj-stripe's migrations."""
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return request.getfixturevalue("fresh_postgres_url")
+    database = tmp_path / "db.sqlite3"
+    shutil.copyfile(request.getfixturevalue("migrated_sqlite"), database)
+    return f"sqlite:///{database}"
 
 
 @pytest.fixture
