@@ -40,9 +40,10 @@ KINDS = [
 ]
 KIND_LABELS = dict(KINDS)
 
-# The filters read the ids of what needs attention first (a few, normally): past this many of one kind, a filter
-# shows the newest this many. Bounded so that a flood of failures cannot turn a filter into a table scan.
-FILTER_IDS_MAX = 5000
+# The filters read the ids of what needs attention first, newest first, on an index: past this many of one kind, a
+# filter lists the newest this many (the dashboard's count says how many there are, up to COUNT_MAX). Bounded so that
+# a flood of failures costs a filter no more than this many index entries.
+FILTER_IDS_MAX = 500
 # The dashboard counts up to this many of each kind, then says "1000+".
 COUNT_MAX = 1000
 # Items one banner lists at most (a customer with many suspended services gets one line each up to this).
@@ -165,7 +166,9 @@ def customer_attention(*, customer: Customer, now: datetime | None = None) -> li
 
 
 def _bounded_ids(queryset, field: str) -> list:
-    return list(queryset.order_by().values_list(field, flat=True)[:FILTER_IDS_MAX])
+    # Newest first: provisioning.0008's index (status, created_at) where action = 'provision' serves the failed
+    # ones in this order; accounts by status, their status index.
+    return list(queryset.order_by("-created_at").values_list(field, flat=True)[:FILTER_IDS_MAX])
 
 
 def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None = None,
@@ -177,13 +180,19 @@ def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None 
     if kind == PAYMENT_REVIEW:
         return queryset.filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
     if kind in (SETUP_FAILED, SETUP_OVERDUE):
-        ids = _bounded_ids(_jobs_of_kind(kind, now=now), "subscription__checkout_session_id")
+        source = _jobs_of_kind(kind, now=now)
     elif kind == SUSPENDED:
-        ids = _bounded_ids(HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED),
-                           "subscription__checkout_session_id")
+        source = HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)
     else:
         return queryset
-    return queryset.filter(pk__in=ids)
+    rows = list(source.order_by("-created_at").values_list(
+        "subscription__checkout_session_id", "subscription__checkout_session__created_at")[:FILTER_IDS_MAX])
+    if not rows:
+        return queryset.none()
+    # The sessions' own date range besides their ids: without it PostgreSQL reads the list's first and last dates
+    # (the date drill-down) by walking the whole created_at index in search of these few ids.
+    dates = [created for _, created in rows]
+    return queryset.filter(pk__in=[pk for pk, _ in rows], created_at__gte=min(dates), created_at__lte=max(dates))
 
 
 def customers_needing_attention(*, kind: str, queryset: QuerySet | None = None,
@@ -199,7 +208,7 @@ def customers_needing_attention(*, kind: str, queryset: QuerySet | None = None,
             HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED), "subscription__customer_id"))
     if kind == PAYMENT_REVIEW:
         # A session set aside has no subscription: its customer is the one with its Stripe customer id or e-mail.
-        held = list(CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by()
+        held = list(CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by("-created_at")
                     .values_list("stripe_customer_id", "email")[:FILTER_IDS_MAX])
         stripe_ids = {stripe_id for stripe_id, _ in held if stripe_id}
         emails = {email.lower() for _, email in held}
@@ -245,22 +254,26 @@ class CustomerAttentionFilter(_AttentionFilter):
 # --- An order's status as the lists show it: a paid order whose setup failed is not "Completed" ---------------------
 
 
-def checkout_session_setup_annotate(queryset: QuerySet) -> QuerySet:
-    """Each session with its setup job's status and its hosting account's status (`setup_status`, `account_status`):
-    two indexed lookups per row shown, never a join over the table."""
-    from django.db.models import OuterRef, Subquery
-
-    job = _provision_jobs().filter(subscription__checkout_session=OuterRef("pk")).order_by("pk")
-    return queryset.annotate(
-        setup_status=Subquery(job.values("status")[:1]),
-        account_status=Subquery(HostingAccount.objects.filter(subscription__checkout_session=OuterRef("pk"))
-                                .values("status")[:1]),
-    )
+def checkout_sessions_setup_attach(sessions: list[CheckoutSession]) -> list[CheckoutSession]:
+    """Each session of a page with its setup job's status and its hosting account's status (`setup_status`,
+    `account_status`), for checkout_session_status_label: two queries for the page's rows, nothing added to the
+    list's own query (nor to its count)."""
+    ids = [session.pk for session in sessions]
+    jobs, accounts = {}, {}
+    if ids:
+        for session_id, status in (_provision_jobs().filter(subscription__checkout_session_id__in=ids)
+                                   .order_by("-pk").values_list("subscription__checkout_session_id", "status")):
+            jobs[session_id] = status  # the first provision job, should there ever be more
+        accounts = dict(HostingAccount.objects.filter(subscription__checkout_session_id__in=ids)
+                        .values_list("subscription__checkout_session_id", "status"))
+    for session in sessions:
+        session.setup_status, session.account_status = jobs.get(session.pk), accounts.get(session.pk)
+    return sessions
 
 
 def checkout_session_status_label(session: CheckoutSession) -> tuple[str, str]:
     """(label, level) of an order for the lists: a paid order says how its setup went ("Paid — setup failed"),
-    so that an order whose customer has no account never reads "Completed". Needs checkout_session_setup_annotate."""
+    so that an order whose customer has no account never reads "Completed". Needs checkout_sessions_setup_attach."""
     if session.status != CheckoutSessionStatus.COMPLETED:
         level = {CheckoutSessionStatus.NEEDS_REVIEW: "error", CheckoutSessionStatus.PAYMENT_FAILED: "error",
                  CheckoutSessionStatus.PENDING: "info", CheckoutSessionStatus.EXPIRED: "quiet"}.get(session.status,

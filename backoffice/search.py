@@ -391,14 +391,17 @@ def _group_rows(kind: str, ways: list[Way]) -> tuple[list, bool]:
             if row.pk not in seen:
                 seen.add(row.pk)
                 rows.append(row)
-    return rows[:GROUP_ROWS], more or len(rows) > GROUP_ROWS
+    rows = rows[:GROUP_ROWS]
+    if kind == ORDERS:
+        from backoffice.attention import checkout_sessions_setup_attach
+
+        checkout_sessions_setup_attach(rows)  # for the status as the order list shows it
+    return rows, more or len(rows) > GROUP_ROWS
 
 
 def _with_related(kind: str, queryset: QuerySet) -> QuerySet:
     if kind == ORDERS:
-        from backoffice.attention import checkout_session_setup_annotate
-
-        return checkout_session_setup_annotate(queryset.select_related("price__product"))
+        return queryset.select_related("price__product")
     if kind == SERVICES:
         return queryset.select_related("customer", "product", "hosting_account")
     return queryset

@@ -7,6 +7,7 @@ the first and last dates.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
@@ -17,7 +18,7 @@ from backoffice.customer_page import customer_for_order, customer_pinned_notes
 from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.attention import (
     CheckoutSessionAttentionFilter,
-    checkout_session_setup_annotate,
+    checkout_sessions_setup_attach,
     checkout_session_status_label,
     session_attention,
 )
@@ -110,8 +111,10 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         return request.user.has_perm(SUPPORT_PERMISSIONS["reread"])
 
     def get_queryset(self, request):
-        # The setup's and the account's status of each row shown (two indexed subqueries a row), for status_label.
-        return checkout_session_setup_annotate(date_range_queryset(super().get_queryset(request)))
+        return date_range_queryset(super().get_queryset(request))
+
+    def get_changelist(self, request, **kwargs):
+        return _OrderChangeList
 
     def get_search_results(self, request, queryset, search_term):
         # The rules of the search box at the top of every page (backoffice/search.py); no joins, so no duplicates.
@@ -139,6 +142,8 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, session: CheckoutSession) -> str:
+        if not hasattr(session, "setup_status"):  # the order page's own copy of the session
+            checkout_sessions_setup_attach([session])
         label, level = checkout_session_status_label(session)
         return format_html('<span class="bo-status bo-status-{}" style="{}">{}</span>', level,
                            _STATUS_STYLES.get(level, ""), label)
@@ -180,7 +185,7 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
             extra_context.update(
                 timeline=timeline,
                 attention=session_attention(session=session),
-                status_label=checkout_session_status_label(session)[0],
+                status_label=checkout_session_status_label(checkout_sessions_setup_attach([session])[0])[0],
                 pinned_notes=customer_pinned_notes(customer=customer) if request.user.has_perm(
                     "backoffice.view_staffnote") else [],
                 notes_customer=customer if _admin_url(request, customer) else None,
@@ -256,6 +261,15 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         self.message_user(request, f"{_ACTION_NAMES[action]}: {done} session(s) changed; the others needed nothing "
                                    "or failed (see each session's history).",
                           messages.SUCCESS if done else messages.WARNING)
+
+
+class _OrderChangeList(ChangeList):
+    """The order list, whose page's rows also carry their setup's and account's status (for the Status column), read
+    in two queries for the page alone: never part of the list's query or its count."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = checkout_sessions_setup_attach(list(self.result_list))
 
 
 # Inline, as the list has no template of its own: an order needing a person stands out in the Status column.

@@ -176,3 +176,15 @@ def test_the_dashboards_counts_are_bounded(troubles, monkeypatch):
     monkeypatch.setattr("backoffice.attention.COUNT_MAX", 0)
 
     assert attention_counts()[SETUP_FAILED] == 1  # counted up to COUNT_MAX + 1, then "0+" on the page
+
+
+def test_a_flood_of_one_kind_lists_the_newest_ones_up_to_the_bound(troubles, support_client, monkeypatch):
+    newer = paid_order("newer")
+    ProvisioningJobFactory(subscription=newer, status=ProvisioningJobStatus.FAILED)
+    monkeypatch.setattr("backoffice.attention.FILTER_IDS_MAX", 1)
+
+    orders = support_client.get(reverse(ORDERS), {"attention": SETUP_FAILED})
+    customers = support_client.get(reverse(CUSTOMERS), {"attention": SETUP_FAILED})
+
+    assert list(orders.context["cl"].result_list) == [newer.checkout_session]
+    assert list(customers.context["cl"].result_list) == [newer.customer]
