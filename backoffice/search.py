@@ -119,13 +119,15 @@ def search_key(term: str) -> SearchKey | None:
 
 @dataclass(frozen=True)
 class Way:
-    """One indexed lookup: a filter on the searched model (over `aliases`, the indexed expressions), read in the
-    order of `order_by` (the index's); or ids read first from another table (`via`, a values_list of the searched
-    model's `via_field`)."""
+    """One indexed lookup: a filter on the searched model (over `aliases`, the indexed expressions), or ids read first
+    from another table (`via`, a values_list of the searched model's `via_field`).
+
+    Read without ORDER BY: the pattern-ops indexes that serve `LIKE 'x%'` do not give the collation's order, so an
+    ORDER BY would sort every match (thousands for a common name) where LIMIT alone stops after GROUP_ROWS + 1 index
+    entries. The page sorts the few rows itself."""
 
     q: Q = field(default_factory=Q)
     aliases: dict = field(default_factory=dict)
-    order_by: str | None = None
     via: QuerySet | None = None
     via_field: str = "pk"
 
@@ -155,25 +157,24 @@ def _lookup(exact: bool) -> str:
 
 def _name_ways(column: str, value: str) -> list[Way]:
     """A name's start ("jane sm") or its last word's start ("smi"), on the two indexes of the column."""
-    ways = [Way(aliases={"_name": Lower(column)}, q=Q(_name__startswith=value), order_by="_name")]
+    ways = [Way(aliases={"_name": Lower(column)}, q=Q(_name__startswith=value))]
     if " " not in value:
         if _postgresql():
-            ways.append(Way(aliases={"_last": _last_word(column)}, q=Q(_last__startswith=value), order_by="_last"))
+            ways.append(Way(aliases={"_last": _last_word(column)}, q=Q(_last__startswith=value)))
         else:  # SQLite (development): a scan of small tables
             ways.append(Way(q=Q(**{f"{column}__icontains": f" {value}"})))
     return ways
 
 
 def _email_ways(column: str, value: str) -> list[Way]:
-    return [Way(aliases={"_email": Lower(column)}, q=Q(_email__startswith=value), order_by="_email")]
+    return [Way(aliases={"_email": Lower(column)}, q=Q(_email__startswith=value))]
 
 
 def _email_domain_ways(column: str, domain: str, *, exact: bool) -> list[Way]:
     if not _postgresql():
         return [Way(q=Q(**{f"{column}__iendswith" if exact else f"{column}__icontains": f"@{domain}"}))]
     return [Way(aliases={"_email_domain": _email_domain(column)},
-                q=Q(**{f"_email_domain__{_lookup(exact)}": domain}),
-                order_by=None if exact else "_email_domain")]
+                q=Q(**{f"_email_domain__{_lookup(exact)}": domain}))]
 
 
 def _domains(domain: str) -> list[str]:
@@ -185,7 +186,7 @@ def _customer_ways(key: SearchKey, *, exact: bool) -> list[Way]:
     value, lookup = key.value, _lookup(exact)
     if key.kind == "stripe":
         if key.prefix == "cus_":
-            return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}), order_by="stripe_customer_id")]
+            return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}))]
         return [Way(via=subscription_ids_for_stripe_id(key, exact=exact, field="customer_id"))]
     if key.kind == "email":
         return [*_email_ways("email", value),
@@ -205,17 +206,16 @@ def _customer_ways(key: SearchKey, *, exact: bool) -> list[Way]:
 
 def _user_ids(ways: list[Way]) -> QuerySet:
     way = ways[0]
-    users = User.objects.alias(**way.aliases).filter(way.q)
-    return users.order_by(way.order_by).values("pk")[:GROUP_ROWS + 1] if way.order_by else users.values("pk")
+    return User.objects.alias(**way.aliases).filter(way.q).order_by().values("pk")[:GROUP_ROWS + 1]
 
 
 def _order_ways(key: SearchKey, *, exact: bool) -> list[Way]:
     value, lookup = key.value, _lookup(exact)
     if key.kind == "stripe":
         if key.prefix == "cs_":
-            return [Way(q=Q(**{f"stripe_session_id__{lookup}": value}), order_by="stripe_session_id")]
+            return [Way(q=Q(**{f"stripe_session_id__{lookup}": value}))]
         if key.prefix == "cus_":
-            return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}), order_by="stripe_customer_id")]
+            return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}))]
         return [Way(via=subscription_ids_for_stripe_id(key, exact=exact, field="checkout_session_id"))]
     if key.kind == "order_id":
         return [Way(q=Q(pk=value))]
@@ -225,12 +225,12 @@ def _order_ways(key: SearchKey, *, exact: bool) -> list[Way]:
         return _email_domain_ways("email", value, exact=True)
     session_domain = Lower(KT("domain_info__value"))
     if key.kind == "domain":
-        return [*[Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=domain), order_by="_domain")
+        return [*[Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=domain))
                   for domain in _domains(value)],
                 *_email_domain_ways("email", value, exact=False), *_email_ways("email", value)]
     if key.kind == "text":
         return [*_name_ways("customer_name", value), *_email_ways("email", value),
-                Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=value), order_by="_domain")]
+                Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=value))]
     return []
 
 
@@ -238,23 +238,23 @@ def _service_ways(key: SearchKey, *, exact: bool) -> list[Way]:
     value, lookup = key.value, _lookup(exact)
     if key.kind == "stripe":
         if key.prefix == "sub_":
-            return [Way(q=Q(**{f"stripe_subscription_id__{lookup}": value}), order_by="stripe_subscription_id")]
+            return [Way(q=Q(**{f"stripe_subscription_id__{lookup}": value}))]
         if key.prefix == "cus_":
-            return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}), order_by="stripe_customer_id")]
+            return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}))]
         return [Way(via=subscription_ids_for_stripe_id(key, exact=exact, field="pk"))]
     if key.kind == "order_id":
         return [Way(q=Q(checkout_session_id=value))]
     if key.kind == "email":
         return [Way(via=Customer.objects.alias(_email=Lower("email")).filter(_email__startswith=value)
-                    .order_by("_email").values_list("pk", flat=True), via_field="customer_id")]
-    domain_way = [Way(aliases={"_domain": Lower("domain")}, q=Q(_domain__startswith=domain), order_by="_domain")
+                    .order_by().values_list("pk", flat=True), via_field="customer_id")]
+    domain_way = [Way(aliases={"_domain": Lower("domain")}, q=Q(_domain__startswith=domain))
                   for domain in (_domains(value) if key.kind == "domain" else [value])]
     if key.kind == "domain":
         return domain_way
     if key.kind == "text":
         # Control-panel usernames are lower case (provisioning.support.PANEL_USERNAME).
         return [*domain_way,
-                Way(via=HostingAccount.objects.filter(username__startswith=value).order_by("username")
+                Way(via=HostingAccount.objects.filter(username__startswith=value).order_by()
                     .values_list("subscription_id", flat=True))]
     return []
 
@@ -380,23 +380,26 @@ def _group_rows(kind: str, ways: list[Way]) -> tuple[list, bool]:
     model = _MODELS[kind]
     seen, rows, more = set(), [], False
     for way in ways:
-        queryset = model.objects.alias(**way.aliases).filter(way.filter_q(bounded=True))
-        if way.order_by:
-            queryset = queryset.order_by(way.order_by)
-        else:
-            queryset = queryset.order_by()
+        queryset = model.objects.alias(**way.aliases).filter(way.filter_q(bounded=True)).order_by()
         found = list(_with_related(kind, queryset)[:GROUP_ROWS + 1])
         more = more or len(found) > GROUP_ROWS
         for row in found[:GROUP_ROWS]:
             if row.pk not in seen:
                 seen.add(row.pk)
                 rows.append(row)
-    rows = rows[:GROUP_ROWS]
+    rows = sorted(rows[:GROUP_ROWS], key=_ROW_ORDER[kind])
     if kind == ORDERS:
         from backoffice.attention import checkout_sessions_setup_attach
 
         checkout_sessions_setup_attach(rows)  # for the status as the order list shows it
     return rows, more or len(rows) > GROUP_ROWS
+
+
+_ROW_ORDER = {
+    CUSTOMERS: lambda customer: ((customer.name or customer.email).lower(), customer.pk),
+    ORDERS: lambda session: -session.created_at.timestamp(),
+    SERVICES: lambda subscription: (subscription.domain, subscription.pk),
+}
 
 
 def _with_related(kind: str, queryset: QuerySet) -> QuerySet:
