@@ -37,6 +37,7 @@ def walk(page, live_server, checked: CheckedPages, failed_order) -> None:
     assert inside_viewport(page, "#bo-search-q") and inside_viewport(page, "#bo-global-search button")
     counts = page.inner_text(".bo-attention-counts")
     assert "1 setup failed" in counts and "1 payment held for review" in counts
+    assert sideways_overflow(page) <= 0, "the dashboard scrolls sideways"
     checked.look("dashboard")
 
     # A search typed in the box: the results page, grouped by kind.
