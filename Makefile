@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test bench chaos sandbox migrate clean
+.PHONY: run test lint format bench chaos sandbox migrate clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,22 @@ run: $(VENV)/.runtime-installed
 # axe-core for the browser tests' accessibility checks (injected by Playwright); without npm they are skipped.
 AXE := $(VENV)/node/node_modules/axe-core/axe.min.js
 $(AXE): | $(BIN)/activate
-	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node axe-core@4; \
+	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node axe-core@4.14.1; \
 	else echo "npm not found: the accessibility checks will be skipped"; fi
 
 ## test: the whole suite (PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set)
 test: $(VENV)/.dev-installed $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff's checks and its formatting, as pyproject.toml configures them (CI runs this); `make format` fixes what
+## it can
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## bench: throughput, latency and memory figures (needs PostgreSQL; see README)
 bench: $(VENV)/.dev-installed
