@@ -165,10 +165,29 @@ def customer_attention(*, customer: Customer, now: datetime | None = None) -> li
 # --- The lists: which orders and customers need attention, by kind ---------------------------------------------------
 
 
-def _bounded_ids(queryset, field: str) -> list:
-    # Newest first: provisioning.0008's index (status, created_at) where action = 'provision' serves the failed
-    # ones in this order; accounts by status, their status index.
-    return list(queryset.order_by("-created_at").values_list(field, flat=True)[:FILTER_IDS_MAX])
+def _newest(kind: str, *fields: str, now: datetime) -> list[tuple]:
+    """`fields` of the newest FILTER_IDS_MAX jobs (or accounts) of this kind, newest first. One index range per status
+    (provisioning.0008: provision jobs by status, newest first; accounts by status), each read newest first and at
+    most FILTER_IDS_MAX entries, merged here: ORing the statuses in one query would sort all their rows instead."""
+    if kind == SUSPENDED:
+        sources = [HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)]
+    elif kind == SETUP_FAILED:
+        sources = [_provision_jobs().filter(status=ProvisioningJobStatus.FAILED)]
+    else:
+        # setup_overdue_q split by status: one plain condition per status lets PostgreSQL read each status's index
+        # range newest first and stop (the OR of the whole rule is misestimated and sorted whole).
+        from backoffice.selectors import JOB_WAITING_TOO_LONG
+
+        stale = now - JOB_WAITING_TOO_LONG
+        waiting = Q(next_attempt_at__lt=stale) | Q(next_attempt_at__isnull=True, created_at__lt=stale)
+        sources = [_provision_jobs().filter(waiting, status=ProvisioningJobStatus.PENDING),
+                   _provision_jobs().filter(waiting, status=ProvisioningJobStatus.RETRYING),
+                   _provision_jobs().filter(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)]
+    rows = []
+    for source in sources:
+        rows += source.order_by("-created_at").values_list("created_at", *fields)[:FILTER_IDS_MAX]
+    rows.sort(key=lambda row: row[0], reverse=True)
+    return [row[1:] for row in rows[:FILTER_IDS_MAX]]
 
 
 def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None = None,
@@ -179,14 +198,9 @@ def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None 
     queryset = CheckoutSession.objects.all() if queryset is None else queryset
     if kind == PAYMENT_REVIEW:
         return queryset.filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
-    if kind in (SETUP_FAILED, SETUP_OVERDUE):
-        source = _jobs_of_kind(kind, now=now)
-    elif kind == SUSPENDED:
-        source = HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)
-    else:
+    if kind not in KIND_LABELS:
         return queryset
-    rows = list(source.order_by("-created_at").values_list(
-        "subscription__checkout_session_id", "subscription__checkout_session__created_at")[:FILTER_IDS_MAX])
+    rows = _newest(kind, "subscription__checkout_session_id", "subscription__checkout_session__created_at", now=now)
     if not rows:
         return queryset.none()
     # The sessions' own date range besides their ids: without it PostgreSQL reads the list's first and last dates
@@ -201,11 +215,8 @@ def customers_needing_attention(*, kind: str, queryset: QuerySet | None = None,
     checkout_sessions_needing_attention)."""
     now = now or timezone.now()
     queryset = Customer.objects.all() if queryset is None else queryset
-    if kind in (SETUP_FAILED, SETUP_OVERDUE):
-        return queryset.filter(pk__in=_bounded_ids(_jobs_of_kind(kind, now=now), "subscription__customer_id"))
-    if kind == SUSPENDED:
-        return queryset.filter(pk__in=_bounded_ids(
-            HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED), "subscription__customer_id"))
+    if kind in (SETUP_FAILED, SETUP_OVERDUE, SUSPENDED):
+        return queryset.filter(pk__in=[row[0] for row in _newest(kind, "subscription__customer_id", now=now)])
     if kind == PAYMENT_REVIEW:
         # A session set aside has no subscription: its customer is the one with its Stripe customer id or e-mail.
         held = list(CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by("-created_at")

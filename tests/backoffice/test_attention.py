@@ -188,3 +188,21 @@ def test_a_flood_of_one_kind_lists_the_newest_ones_up_to_the_bound(troubles, sup
 
     assert list(orders.context["cl"].result_list) == [newer.checkout_session]
     assert list(customers.context["cl"].result_list) == [newer.customer]
+
+
+def test_the_overdue_filter_finds_each_way_a_setup_can_be_overdue(troubles, support_client):
+    """Waiting for a retry long past due (the fixture's), never sent (pending, no due time, recorded long ago), and
+    held by a worker whose lease ran out; a job waiting a moment only is not overdue."""
+    now = timezone.now()
+    never_sent, stuck, just_now = paid_order("neversent"), paid_order("stuck"), paid_order("justnow")
+    old_job = ProvisioningJobFactory(subscription=never_sent, status=ProvisioningJobStatus.PENDING)
+    old_job.__class__.objects.filter(pk=old_job.pk).update(created_at=now - timedelta(hours=3))
+    ProvisioningJobFactory(subscription=stuck, status=ProvisioningJobStatus.RUNNING,
+                           lease_expires_at=now - timedelta(minutes=1))
+    ProvisioningJobFactory(subscription=just_now, status=ProvisioningJobStatus.PENDING)
+
+    listed = set(support_client.get(reverse(ORDERS), {"attention": SETUP_OVERDUE}).context["cl"].result_list)
+
+    assert listed == {troubles[SETUP_OVERDUE], never_sent.checkout_session, stuck.checkout_session}
+    assert [item.kind for item in session_attention(session=stuck.checkout_session)] == [SETUP_OVERDUE]
+    assert session_attention(session=just_now.checkout_session) == []
