@@ -8,20 +8,12 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from djstripe.models import Charge, PaymentIntent
 
-from backoffice.search import (
-    CUSTOMERS,
-    GROUP_ROWS,
-    ORDERS,
-    SERVICES,
-    _WAYS,
-    _MODELS,
-    global_search,
-    search_key,
-)
+from backoffice.search import CUSTOMERS, GROUP_ROWS, ORDERS, SERVICES, global_search, search_key
 from billing.models import RefundRecord, SubscriptionInvoice
 from tests.accounts.factories import CustomerFactory, SubscriptionFactory, UserFactory
 from tests.checkout.factories import CheckoutSessionFactory
@@ -171,7 +163,7 @@ def test_the_results_page_groups_by_kind_with_links(jane, support_client):
     assert reverse("admin:accounts_customer_change", args=[jane["customer"].pk]) in page
     assert reverse("admin:checkout_checkoutsession_change", args=[jane["session"].pk]) in page
     assert "/admin/accounts/customer/?q=jane" in page
-    assert "Bob" not in page
+    assert "Bob Other" not in page and "bob@other.test" not in page
 
 
 def test_each_group_is_bounded_and_links_to_the_whole_list(db, support_client, django_assert_max_num_queries):
@@ -290,32 +282,50 @@ def test_the_lists_search_boxes_find_what_the_global_search_finds(jane, support_
 TERMS_BY_KEY = ["Jane Doe", "doe", "jane.doe@shop-example.com", "jane.doe@sho", "@shop-example.com",
                 "www.janes-bakery.example", "janes-bak", "janebake", "cs_test_a1janeorder", "cs_test_a1",
                 "cus_test_jane01", "cus_test_j", "sub_test_jane01", "sub_test", "pi_test_jane01", "pi_test",
-                "in_test_jane01", "in_test", "ch_test_jane01", "ch_test"]
+                "in_test_jane01", "in_test", "ch_test_jane01", "ch_test", "ch_test_nothere", "JANEB",
+                "3f2a1b4c-0000-4000-8000-000000000000"]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
 @pytest.mark.parametrize("term", TERMS_BY_KEY)
-def test_each_lookup_of_each_key_uses_an_index(jane, term):
-    """With sequential scans made prohibitively expensive, a plan that still scans a table has no index to use."""
-    key = search_key(term)
-    tables = {"accounts_customer", "accounts_user", "accounts_subscription", "checkout_sessions",
-              "billing_subscriptioninvoice", "billing_refundrecord", "provisioning_hostingaccount"}
+def test_each_query_of_each_key_uses_an_index(jane, term):
+    """Every query the search runs, explained with sequential scans made prohibitively expensive: a plan that still
+    reads a table (or a whole index) has no index to use for that lookup."""
+    tables = {"accounts_customer", "accounts_user", "accounts_customermembership", "accounts_subscription",
+              "checkout_sessions", "billing_subscriptioninvoice", "billing_refundrecord",
+              "provisioning_hostingaccount", "provisioning_provisioningjob", "djstripe_charge"}
+    with CaptureQueriesContext(connection) as run:
+        global_search(term=term)
+    # Not the status of the orders shown (backoffice.attention.checkout_sessions_setup_attach): keyed by the page's own
+    # ids, on tables of a few rows here the planner walks the small partial index of provision jobs whole; with real
+    # sizes it is a nested loop from the subscriptions' unique checkout_session_id index.
+    queries = [query["sql"] for query in run.captured_queries if query["sql"].startswith("SELECT")
+               and '"accounts_subscription"."checkout_session_id" IN (' not in query["sql"]]
+    assert queries
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
-    try:
-        for kind, ways in _WAYS.items():
-            for exact in (True, False) if key.kind == "stripe" else (False,):
-                for way in ways(key, exact=exact):
-                    if way.via is not None:
-                        plan = way.via[:GROUP_ROWS + 1].explain()
-                        assert not _scanned(plan, tables), (term, kind, "via", plan)
-                    queryset = _MODELS[kind].objects.alias(**way.aliases).filter(way.filter_q(bounded=True)).order_by()
-                    plan = queryset[:GROUP_ROWS + 1].explain()
-                    assert not _scanned(plan, tables), (term, kind, plan)
-    finally:
-        with connection.cursor() as cursor:
+        try:
+            for sql in queries:
+                cursor.execute(f"EXPLAIN {sql}")
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                assert not _scanned(plan, tables), (term, sql, plan)
+        finally:
             cursor.execute("SET enable_seqscan = on")
 
 
 def _scanned(plan: str, tables: set[str]) -> list[str]:
-    return [table for table in re.findall(r"Seq Scan on (\w+)", plan) if table in tables]
+    """The tables the plan reads whole: a sequential scan, or an index scan with no condition on the index (with
+    sequential scans off, the planner walks a whole index rather than the table when no index serves the lookup)."""
+    whole = []
+    for node in re.split(r"\n\s*->\s*", plan):
+        match = re.match(r"\s*(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?(?: using \w+)? on (\w+)",
+                         node)
+        if match and match.group(2) in tables and (match.group(1) == "Seq Scan" or "Index Cond" not in node):
+            whole.append(match.group(2))
+    return whole
+
+
+def test_a_domain_typed_in_unicode_finds_the_order_stored_in_a_labels(db):
+    session = CheckoutSessionFactory(domain_info={"mode": "new-or-transfer", "value": "xn--bcher-kva.example"})
+
+    assert found(global_search(term="www.Bücher.example")) == {ORDERS: {session.pk}}
