@@ -13,11 +13,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
+from backoffice.attention import CustomerAttentionFilter
 from backoffice.customer_page import customer_page, customer_pinned_notes
+from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
 from backoffice.models import StaffNote
 from backoffice.notes import StaffNoteForm, note_create, note_pin_set
-from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
-from backoffice.attention import CustomerAttentionFilter
 from backoffice.search import CUSTOMERS, SERVICES, queryset_search
 from backoffice.selectors import (
     billing_action_for_key,

@@ -14,14 +14,14 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
 from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset
-from backoffice.customer_page import customer_for_order, customer_pinned_notes
-from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.attention import (
     CheckoutSessionAttentionFilter,
-    checkout_sessions_setup_attach,
     checkout_session_status_label,
+    checkout_sessions_setup_attach,
     session_attention,
 )
+from backoffice.customer_page import customer_for_order, customer_pinned_notes
+from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.search import ORDERS, queryset_search
 from backoffice.selectors import checkout_session_timeline, money_format, stripe_dashboard_url
 from backoffice.services import (

@@ -4,10 +4,9 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import template
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
-
-from django.conf import settings
 
 from backoffice.attention import COUNT_MAX, KINDS, attention_counts
 from backoffice.selectors import dashboard_figures, failed_setups_heading_for_refund, money_format
@@ -47,11 +46,11 @@ def backoffice_dashboard(context):
         values = figures.funnel[key]
         peak = max(values) or 1
         bars = []
-        for index, (day, value) in enumerate(zip(figures.days, values)):
+        for index, (day, value) in enumerate(zip(figures.days, values, strict=True)):
             height = round(value / peak * BAR_AREA_HEIGHT)
             bars.append({
-                "x": index * (BAR_WIDTH + BAR_GAP), "y": BAR_AREA_HEIGHT - height, "height": max(height, 1 if value else 0),
-                "value": value, "day": day,
+                "x": index * (BAR_WIDTH + BAR_GAP), "y": BAR_AREA_HEIGHT - height,
+                "height": max(height, 1 if value else 0), "value": value, "day": day,
                 "url": _sessions_url(created_at__gte=_midnight(day), created_at__lt=_midnight(day + timedelta(days=1)),
                                      **filters),
             })
@@ -61,7 +60,8 @@ def backoffice_dashboard(context):
                        "url": _sessions_url(created_at__gte=_midnight(figures.days[0]), **filters)})
     peak_revenue = max((row["amount"] for row in figures.revenue), default=0) or 1
     revenue = [{
-        **row, "money": money_format(row["amount"], row["currency"]), "width": round(row["amount"] / peak_revenue * 300),
+        **row, "money": money_format(row["amount"], row["currency"]),
+        "width": round(row["amount"] / peak_revenue * 300),
         "url": _sessions_url(product=row["product_code"], status__exact="completed",
                              created_at__gte=_midnight(figures.days[0])),
         "y": index * 22,
@@ -93,6 +93,7 @@ def backoffice_dashboard(context):
         setup.overdue = setup.refund_at is not None and setup.refund_at <= now
     return {"attention": attention, "failed_setups": failed_setups, "failed_setups_total": failed_setups_total,
             "auto_refund_hours": settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS, "now": now,
-            "charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs, "since": figures.since, "first_day": figures.days[0],
-            "last_day": figures.days[-1], "bar_height": BAR_AREA_HEIGHT, "bar_width": BAR_WIDTH,
+            "charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs,
+            "since": figures.since, "first_day": figures.days[0], "last_day": figures.days[-1],
+            "bar_height": BAR_AREA_HEIGHT, "bar_width": BAR_WIDTH,
             "may_see_sessions": may_see_sessions, "may_see_jobs": may_see_jobs}

@@ -3,7 +3,6 @@ live server, as support uses them: the box in the header of every page, the resu
 Status column in view, a failed setup's banner on its order, the dashboard's counts. Photographed at 1440 and 390 px
 (artifacts/search-*.png) and checked with axe-core: no serious or critical violations."""
 
-import pytest
 
 from backoffice.attention import SETUP_FAILED
 from tests.backoffice.test_attention import troubles  # noqa: F401 (fixtures, used by name)

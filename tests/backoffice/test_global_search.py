@@ -15,7 +15,7 @@ from djstripe.models import Charge, PaymentIntent
 
 from backoffice.search import CUSTOMERS, GROUP_ROWS, ORDERS, SERVICES, global_search, search_key
 from billing.models import RefundRecord, SubscriptionInvoice
-from tests.accounts.factories import CustomerFactory, SubscriptionFactory, UserFactory
+from tests.accounts.factories import SubscriptionFactory, UserFactory
 from tests.checkout.factories import CheckoutSessionFactory
 from tests.provisioning.factories import HostingAccountFactory
 
@@ -318,8 +318,8 @@ def _scanned(plan: str, tables: set[str]) -> list[str]:
     sequential scans off, the planner walks a whole index rather than the table when no index serves the lookup)."""
     whole = []
     for node in re.split(r"\n\s*->\s*", plan):
-        match = re.match(r"\s*(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?(?: using \w+)? on (\w+)",
-                         node)
+        match = re.match(
+            r"\s*(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?(?: using \w+)? on (\w+)", node)
         if match and match.group(2) in tables and (match.group(1) == "Seq Scan" or "Index Cond" not in node):
             whole.append(match.group(2))
     return whole
