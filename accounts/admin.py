@@ -14,6 +14,7 @@ from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
 from backoffice.attention import CustomerAttentionFilter
+from backoffice.admin_tools import EstimatedCountPaginator
 from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
 from backoffice.models import StaffNote
@@ -88,6 +89,9 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_staff", "is_superuser", "is_active", "groups")
     search_fields = ("email",)
     search_help_text = "An e-mail address (exact, any case) or its start."
+    paginator = EstimatedCountPaginator  # a million customers' users are never counted whole
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("full_name", "customers_links", "orders_link")}),
@@ -139,6 +143,8 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
     search_fields = ("email",)
     search_help_text = SEARCH_HELP_SHARED
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
     fields = ("name", "email", "stripe_customer", "created_at", "updated_at")
     readonly_fields = ("stripe_customer", "created_at", "updated_at")
     export_spec = CUSTOMERS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
@@ -247,6 +253,8 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
     search_fields = ("customer__email",)
     search_help_text = SEARCH_HELP_SHARED
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER
     export_spec = SUBSCRIPTIONS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
     fields = ("customer_link", "product", "price", "session_link", "status", "billing_cycle", "amount_money",
               "stripe_subscription", "stripe_customer", "domain", "current_period_start", "current_period_end",

@@ -13,7 +13,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from accounts.models import Subscription
 from backoffice.admin_tools import EstimatedCountPaginator
+from backoffice.search import SERVICES, queryset_search
 from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
 from catalog.models import BillingCycle
 from core.exceptions import ApplicationError
@@ -135,14 +137,26 @@ class ProvisioningAttemptInline(admin.TabularInline):
         return super().get_queryset(request).select_related("job")
 
 
+def _by_service_or_own_fields(model_admin, request, queryset, search_term):
+    """A job's or an account's list searched as the subscription list is (its service: domain, username, customer,
+    Stripe ids), or by the list's own exact fields; the two ORed."""
+    own, may_have_duplicates = admin.ModelAdmin.get_search_results(model_admin, request, queryset, search_term)
+    if not search_term.strip():
+        return own, may_have_duplicates
+    services = queryset_search(queryset=Subscription.objects.order_by(), kind=SERVICES, term=search_term)
+    return own | queryset.filter(subscription__in=services.values("pk")), may_have_duplicates
+
+
 @admin.register(ProvisioningJob)
 class ProvisioningJobAdmin(admin.ModelAdmin):
     list_display = ("id", subscription_plan, "action", "status", "decision_key", "short_reason", "requested_by",
                     "superseded_by", "attempts_summary", "backend", "next_attempt_at", "updated_at")
     list_filter = (JobNeedsPersonFilter, "action", "status", "backend")
     list_select_related = ("subscription__product", "subscription__customer", "requested_by", "superseded_by")
-    search_fields = ("=id", "subscription__domain", "=subscription__customer__email", "=idempotency_key",
-                     "=subscription__stripe_subscription_id", "=decision_key")
+    # The service's rules (domain, username, customer's name or e-mail, Stripe ids; backoffice/search.py), a job's id,
+    # key or decision key: each index-backed, never a scan of millions of jobs for a substring.
+    search_fields = ("=id", "=idempotency_key", "=decision_key")
+    show_facets = admin.ShowFacets.NEVER
     readonly_fields = ["attempts_summary", *[field.name for field in ProvisioningJob._meta.fields]]
     # What support reads first; the decision's terms next; the worker's bookkeeping folded away.
     fieldsets = (
@@ -161,6 +175,9 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     change_form_template = "admin/provisioning/provisioningjob/change_form.html"
+
+    def get_search_results(self, request, queryset, search_term):
+        return _by_service_or_own_fields(self, request, queryset, search_term)
 
     def get_fieldsets(self, request, obj=None):
         if obj is not None and obj.action == ProvisioningAction.PROVISION:
@@ -350,11 +367,17 @@ class HostingAccountAdmin(admin.ModelAdmin):
     list_select_related = ("subscription__product", "subscription__customer")
     list_display = ("username", "server", "domain", "status", "status_changed_at", subscription_plan, "created_at")
     list_filter = ("status",)
-    search_fields = ("username", "domain", "panel_reference", "subscription__customer__email")
+    search_fields = ("=panel_reference",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     # The status changes only through suspend/unsuspend/terminate jobs, which the panel confirmed.
     readonly_fields = ("customer_link", "subscription", "status", "status_changed_at", "set_up_by", "created_at",
                        "updated_at")
     inlines = [HostingAccountStatusChangeInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        return _by_service_or_own_fields(self, request, queryset, search_term)
 
     @admin.display(description="Customer")
     def customer_link(self, account: HostingAccount) -> str:
@@ -380,8 +403,12 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 class EmailNotificationAdmin(admin.ModelAdmin):
     list_display = ("id", "purpose", "to", "status", "attempts", "sent_at", "updated_at")
     list_filter = (NeedsAttentionFilter, "status", "purpose")
-    search_fields = ("to", "checkout_session__stripe_session_id")
+    # The recipient exactly (as typed or lower case: provisioning_email_to) or the order's Stripe session id.
+    search_fields = ("=to", "=checkout_session__stripe_session_id")
     readonly_fields = [field.name for field in EmailNotification._meta.fields]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     actions = ["send_again"]
 
     def has_add_permission(self, request):

@@ -99,3 +99,34 @@ def test_an_accounts_page_shows_its_status_and_history_read_only(staff_client):
     assert "Invoice 1 unpaid 5 days after it failed." in content and "Suspended" in content
     assert 'name="status"' not in content  # no field to set it by hand
     assert 'name="status_changes-0-reason"' not in content
+
+
+def _listed_ids(page) -> set[int]:
+    return {row.pk for row in page.context["cl"].result_list}
+
+
+@pytest.mark.parametrize("term", ["shop.example", "WWW.Shop.Example", "shop.ex", "ushop"])
+def test_the_job_and_account_lists_find_a_service_as_the_subscription_list_does(staff_client, term):
+    shop = provisioned_subscription("shop.example")
+    shop.hosting_account.username = "ushop01"
+    shop.hosting_account.save(update_fields=["username"])
+    provisioned_subscription("other.example")
+
+    jobs = staff_client.get(reverse("admin:provisioning_provisioningjob_changelist"), {"q": term})
+    accounts = staff_client.get(reverse("admin:provisioning_hostingaccount_changelist"), {"q": term})
+
+    assert _listed_ids(jobs) == set(shop.provisioning_jobs.values_list("pk", flat=True))
+    assert _listed_ids(accounts) == {shop.hosting_account.pk}
+
+
+def test_the_job_list_finds_a_job_by_its_id_and_the_email_list_by_its_exact_recipient(staff_client):
+    job = ProvisioningJobFactory()
+    ProvisioningJobFactory()
+    wanted = EmailNotificationFactory(to="ada@example.com")
+    EmailNotificationFactory(to="ada@example.com.evil.test")
+
+    jobs = staff_client.get(reverse("admin:provisioning_provisioningjob_changelist"), {"q": str(job.pk)})
+    emails = staff_client.get(reverse("admin:provisioning_emailnotification_changelist"), {"q": "ada@example.com"})
+
+    assert _listed_ids(jobs) == {job.pk}
+    assert _listed_ids(emails) == {wanted.pk}
