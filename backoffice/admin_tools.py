@@ -10,6 +10,7 @@ from django import forms
 from django.core.paginator import Paginator
 from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
+from django.utils.html import format_html
 
 from backoffice.selectors import table_row_estimate
 
@@ -160,3 +161,13 @@ def date_range_queryset(queryset: QuerySet) -> QuerySet:
     clone = queryset.all()
     clone.__class__ = type("DateRange" + queryset.__class__.__name__, (DateRangeQuerySet, queryset.__class__), {})
     return clone
+
+
+def stripe_link(stripe_id: str | None) -> str:
+    """The id as a link to its page in Stripe's dashboard (a new tab), or as text when Stripe has no page for it."""
+    from backoffice.selectors import stripe_dashboard_url
+
+    url = stripe_dashboard_url(stripe_id)
+    if not url:
+        return stripe_id or "-"
+    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id)

@@ -55,8 +55,8 @@ def _labelled_actions() -> list[tuple[str, str, str | None]]:
     here without a second list to keep."""
     from backoffice.subscription_actions import SPECS
     from billing.models import BillingActionKind
-    from checkout import admin as checkout_admin
-    from provisioning import admin as provisioning_admin
+    from backoffice.admin import checkout as checkout_admin
+    from backoffice.admin import provisioning as provisioning_admin
 
     found = [(f"support:{name}", label, None) for name, label in getattr(checkout_admin, "_ACTION_NAMES", {}).items()]
     found += [(f"setup:{tool.name}", tool.label, None)
@@ -288,7 +288,7 @@ def _billing_row(decision, *, user, subscription_type: ContentType) -> AuditRow:
         person = _person(decision.actor)
     details = [f"{decision.get_status_display()}", decision.reason]
     if decision.amount is not None:
-        from backoffice.selectors import money_format
+        from core.money import money_format
 
         details.insert(1, money_format(decision.amount, subscription.currency))
     if decision.error:

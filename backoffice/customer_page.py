@@ -18,7 +18,8 @@ from django.utils.formats import date_format
 from accounts.models import Customer, CustomerMembership, Subscription
 from backoffice.attention import customer_attention
 from backoffice.models import StaffNote
-from backoffice.selectors import money_format, stripe_dashboard_url
+from backoffice.selectors import stripe_dashboard_url
+from core.money import money_format
 from billing.models import BillingAction, InvoiceStatus, RefundRecord, SubscriptionInvoice
 from checkout.models import CheckoutSession
 from provisioning.models import EmailNotification, HostingAccount, HostingAccountStatus

@@ -32,7 +32,7 @@ from django.urls import reverse
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
 from billing.models import RefundRecord, SubscriptionInvoice
-from checkout.domains import InvalidDomainName, domain_name_normalize
+from core.domains import InvalidDomainName, domain_name_normalize
 from checkout.models import CheckoutSession
 from provisioning.models import HostingAccount
 
@@ -83,7 +83,7 @@ class SearchKey:
 
 def domain_term_normalize(value: str) -> str:
     """A domain as staff type it, as the checkout stored it: lower case, no trailing dot, no `www.`, A-labels
-    (checkout/domains.py); a fragment that is no valid name yet is only lower-cased."""
+    (core/domains.py); a fragment that is no valid name yet is only lower-cased."""
     value = value.strip().rstrip(".").lower()
     if value.startswith("www."):
         value = value[4:]

@@ -26,6 +26,7 @@ from billing.models import (
 )
 from billing.selectors import provisioning_failures_heading_for_refund
 from checkout.models import CheckoutSession, CheckoutSessionStatus
+from core.money import money_format
 from provisioning.models import (
     EmailNotification,
     HostingAccount,
@@ -37,19 +38,6 @@ from provisioning.models import (
 from provisioning.selectors import provisioning_job_attempts_text
 
 # --- Money and Stripe links -------------------------------------------------------------------------------------------
-
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-
-
-def money_format(amount: int | None, currency: str) -> str:
-    """Cents as a person reads them, with the currency: (799, "usd") -> "$7.99 USD"; (123456, "chf") -> "1,234.56 CHF"."""
-    if amount is None:
-        return "-"
-    units, cents = divmod(abs(amount), 100)
-    number = f"{'-' if amount < 0 else ''}{units:,}.{cents:02d}"
-    symbol = CURRENCY_SYMBOLS.get((currency or "").lower())
-    return f"{symbol or ''}{number} {(currency or '').upper()}"
-
 
 _STRIPE_PATHS = {"cs_": "checkout/sessions", "cus_": "customers", "sub_": "subscriptions", "evt_": "events",
                  "in_": "invoices", "pi_": "payments", "ch_": "payments"}

@@ -10,7 +10,8 @@ from django.conf import settings
 
 from accounts.models import Subscription
 from backoffice.admin_tools import MoneyField
-from backoffice.selectors import SubscriptionBillingOverview, money_format
+from backoffice.selectors import SubscriptionBillingOverview
+from core.money import money_format
 from billing.models import BillingAction, SubscriptionInvoice
 from billing.selectors import (
     invoice_refundable_amount,

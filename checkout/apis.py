@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import BILLING_CYCLE_ALIASES, BillingCycle
-from checkout.domains import InvalidDomainName, domain_name_normalize
+from core.domains import InvalidDomainName, domain_name_normalize
 from checkout.models import CheckoutSessionStatus
 from checkout.selectors import Fulfilment, checkout_session_public
 from checkout.services import checkout_session_create, checkout_session_follow

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from backoffice.selectors import money_format
+from core.money import money_format
 from catalog.models import BillingCycle, Product
 from checkout.selectors import Fulfilment, checkout_session_public, checkout_session_trial_end
 from checkout.services import checkout_session_follow

@@ -3,6 +3,7 @@ it is rendered with. Sending, at least once and under one Message-ID, is service
 
 import hashlib
 from datetime import date, datetime, timezone as dt_timezone
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -17,11 +18,8 @@ from django.utils.http import urlsafe_base64_encode
 
 from accounts.models import User
 from catalog.models import BillingCycle, Product
-from checkout.models import CheckoutSession
+from core.money import money_format
 from provisioning.models import EmailNotification, EmailPurpose, HostingAccount
-
-CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
-
 
 class EmailContextError(ValueError):
     """The caller left out a fact the e-mail must state, or gave one in a shape it cannot be read in. A programming
@@ -30,10 +28,7 @@ class EmailContextError(ValueError):
 
 def money(amount: int, currency: str) -> str:
     """Minor units as a customer reads them: 799, "usd" -> "$7.99"; 123456, "chf" -> "1,234.56 CHF"."""
-    units, cents = divmod(abs(amount), 100)
-    number = f"{'-' if amount < 0 else ''}{units:,}.{cents:02d}"
-    symbol = CURRENCY_SYMBOLS.get(currency.lower())
-    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+    return money_format(amount, currency, code=False)
 
 
 def customer_date(value: str) -> str:
@@ -86,12 +81,29 @@ def email_message_id(notification: EmailNotification) -> str:
     return f"<notification-{notification.pk}.{deployment}@{domain}>"
 
 
-def _plan_name(session: CheckoutSession) -> str:
+class Order(Protocol):
+    """What an order e-mail reads of its order (checkout.CheckoutSession): provisioning takes the order as it is
+    given, through EmailNotification.checkout_session, and never imports checkout."""
+
+    pk: object
+    product_code: str
+    billing_cycle: str
+    amount: int
+    amount_due_first: int
+    amount_discount: int
+    currency: str
+    coupon_code: str | None
+    trial_days: int | None
+    domain_info: dict | None
+    customer_name: str
+
+
+def _plan_name(session: Order) -> str:
     product = Product.objects.filter(code=session.product_code).first()
     return product.name if product else session.product_code
 
 
-def _order_context(session: CheckoutSession) -> dict:
+def _order_context(session: Order) -> dict:
     cycle = BillingCycle(session.billing_cycle).label if session.billing_cycle in BillingCycle.values else (
         session.billing_cycle)
     return {

@@ -14,13 +14,12 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.mail import get_connection, mail_admins
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, F, Q, Value
+from django.db.models import Exists, F, Model, Q, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Subscription, User
-from checkout.models import CheckoutSession
 from provisioning import selectors
 from provisioning.backends import (
     AccountActionRequest,
@@ -606,10 +605,11 @@ def _decision_failed_mail_admins(*, job: ProvisioningJob, attempts: int, error: 
 # --- E-mails ----------------------------------------------------------------------------------------------------------
 
 
-def email_notification_create(*, checkout_session: CheckoutSession, purpose: str, to: str, key: str = "",
+def email_notification_create(*, checkout_session: Model, purpose: str, to: str, key: str = "",
                               context: dict | None = None) -> EmailNotification:
     """The order's e-mail for this purpose (and key: the invoice, refund or decision it is about), created once (the
-    unique constraint), sent after the caller commits. `context` holds the facts it states, as decided now."""
+    unique constraint), sent after the caller commits. `checkout_session` is the order (checkout.CheckoutSession), as
+    EmailNotification refers to it; provisioning does not import checkout. `context` holds the facts it states, as decided now."""
     if purpose not in EmailPurpose.values:
         raise ValueError(f"Unknown e-mail purpose {purpose!r}")
     notification, created = EmailNotification.objects.get_or_create(

@@ -21,7 +21,7 @@ from django.utils.formats import date_format
 
 from accounts.models import Subscription, User
 from catalog.models import BillingCycle, Product
-from checkout.domains import InvalidDomainName, domain_name_normalize
+from core.domains import InvalidDomainName, domain_name_normalize
 from core.exceptions import ApplicationError
 from provisioning.models import (
     EmailPurpose,
@@ -177,7 +177,7 @@ def setup_fix_and_run_again(*, job_id: int, domain: str, product_code: str, bill
                             by: User | None, note: str = "") -> SetupToolOutcome:
     """Correct what a failed (or failing) setup asks the panel for, then run it again with a fresh allowance.
 
-    - `domain`: validated and normalised as the checkout does (IDNA 2008, checkout.domains); empty means no domain,
+    - `domain`: validated and normalised as the checkout does (IDNA 2008, core.domains); empty means no domain,
       as an order may have none. Written on the subscription, where provisioning reads it; the order keeps the domain
       the customer typed.
     - `product_code`, `billing_cycle`: the plan the panel is asked for. Billing is not changed by this (Stripe bills

@@ -7,20 +7,15 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.html import format_html
 
-from backoffice.admin_tools import EstimatedCountPaginator
-from backoffice.selectors import money_format, stripe_dashboard_url
+from backoffice.admin_tools import EstimatedCountPaginator, stripe_link
+from backoffice.selectors import stripe_dashboard_url
+from core.money import money_format
 from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
 
 
 def _subscription_link(subscription) -> str:
     url = reverse("admin:accounts_subscription_change", args=[subscription.pk])
     return format_html('<a href="{}">{}</a>', url, subscription.customer.email)
-
-
-def _stripe_link(stripe_id: str) -> str:
-    url = stripe_dashboard_url(stripe_id)
-    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id) if url else (
-        stripe_id or "-")
 
 
 def _search(queryset, term: str, *, stripe: dict[str, str], number: str | None = None):
@@ -83,7 +78,7 @@ class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Stripe invoice")
     def stripe_invoice(self, invoice: SubscriptionInvoice) -> str:
-        return _stripe_link(invoice.stripe_invoice_id)
+        return stripe_link(invoice.stripe_invoice_id)
 
     @admin.display(description="Amount due", ordering="amount_due")
     def amount_due_money(self, invoice: SubscriptionInvoice) -> str:
@@ -122,7 +117,7 @@ class RefundRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Payment")
     def payment_link(self, refund: RefundRecord) -> str:
-        return _stripe_link(refund.stripe_payment_intent_id)
+        return stripe_link(refund.stripe_payment_intent_id)
 
 
 @admin.register(BillingAction)

@@ -2,7 +2,7 @@
 
 Amounts are typed and shown as money and stored in cents. An edit applies to the next checkout and never to what was
 sold: changing the amount or trial of a price that sessions or subscriptions used switches that row off and puts a
-new one on sale (backoffice.services.price_save); the admin log records each change with its before and after.
+new one on sale (catalog.services.price_save); the admin log records each change with its before and after.
 """
 
 from django import forms
@@ -16,8 +16,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from backoffice.admin_tools import AuditedChangeMessageMixin, MoneyField
-from backoffice.selectors import money_format
-from backoffice.services import PRICE_SOLD_TERMS, price_change_is_large, price_is_used, price_save
+from core.money import money_format
+from catalog.services import PRICE_SOLD_TERMS, price_change_is_large, price_is_used, price_save
 from catalog.models import CYCLE_TERMS, BillingCycle, Coupon, PlanMove, Price, Product
 
 # Stripe: a recurring interval of at most three years; trial_period_days of at most 730.

@@ -13,7 +13,7 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
-from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset
+from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset, stripe_link
 from backoffice.attention import (
     CheckoutSessionAttentionFilter,
     checkout_session_status_label,
@@ -23,7 +23,8 @@ from backoffice.attention import (
 from backoffice.customer_page import customer_for_order, customer_pinned_notes
 from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.search import ORDERS, queryset_search
-from backoffice.selectors import checkout_session_timeline, money_format, stripe_dashboard_url
+from backoffice.selectors import checkout_session_timeline, stripe_dashboard_url
+from core.money import money_format
 from backoffice.services import (
     support_checkout_session_expire,
     support_checkout_session_reread,
@@ -166,11 +167,11 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
 
     @admin.display(description="Stripe session")
     def stripe_session_link(self, session: CheckoutSession) -> str:
-        return _stripe_link(session.stripe_session_id)
+        return stripe_link(session.stripe_session_id)
 
     @admin.display(description="Stripe customer")
     def stripe_customer_link(self, session: CheckoutSession) -> str:
-        return _stripe_link(session.stripe_customer_id)
+        return stripe_link(session.stripe_customer_id)
 
     # --- The order page: the timeline and the support actions ------------------------------------------------------
 
@@ -282,13 +283,6 @@ _ACTION_NAMES = {
     "expire": "Expire at Stripe",
     "reread": "Re-read from Stripe",
 }
-
-
-def _stripe_link(stripe_id: str | None) -> str:
-    url = stripe_dashboard_url(stripe_id)
-    if not url:
-        return stripe_id or "-"
-    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id)
 
 
 def _admin_url(request, obj) -> str | None:

@@ -14,7 +14,7 @@ from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
 from backoffice.attention import CustomerAttentionFilter
-from backoffice.admin_tools import EstimatedCountPaginator
+from backoffice.admin_tools import EstimatedCountPaginator, stripe_link
 from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
 from backoffice.models import StaffNote
@@ -22,7 +22,6 @@ from backoffice.notes import StaffNoteForm, note_create, note_pin_set
 from backoffice.search import CUSTOMERS, SERVICES, queryset_search
 from backoffice.selectors import (
     billing_action_for_key,
-    money_format,
     stripe_dashboard_url,
     subscription_billing_overview,
 )
@@ -38,6 +37,7 @@ from backoffice.subscription_actions import (
 from billing.models import BillingAction, BillingActionStatus, SubscriptionInvoice
 from billing.selectors import invoice_refundable_amount
 from core.exceptions import ApplicationError
+from core.money import money_format
 
 # The customer and subscription lists search as the box at the top of every page does (backoffice/search.py).
 SEARCH_HELP_SHARED = ("A name (or a surname), an e-mail address (or @domain), a domain (www. and case do not matter), "
@@ -51,12 +51,6 @@ def _link(request, obj, text=None) -> str:
     opts = obj._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, text or str(obj))
-
-
-def _stripe_link(stripe_id: str | None) -> str:
-    url = stripe_dashboard_url(stripe_id)
-    return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id) if url else (
-        stripe_id or "-")
 
 
 def _email_search(queryset, term: str, *, email: str, stripe: dict[str, str]):
@@ -159,7 +153,7 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
 
     @admin.display(description="Stripe customer", ordering="stripe_customer_id")
     def stripe_customer(self, customer: Customer) -> str:
-        return _stripe_link(customer.stripe_customer_id)
+        return stripe_link(customer.stripe_customer_id)
 
     # --- The customer page and its notes -------------------------------------------------------------------------
 
@@ -297,11 +291,11 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
 
     @admin.display(description="Stripe subscription")
     def stripe_subscription(self, subscription: Subscription) -> str:
-        return _stripe_link(subscription.stripe_subscription_id)
+        return stripe_link(subscription.stripe_subscription_id)
 
     @admin.display(description="Stripe customer")
     def stripe_customer(self, subscription: Subscription) -> str:
-        return _stripe_link(subscription.stripe_customer_id)
+        return stripe_link(subscription.stripe_customer_id)
 
     # --- The page: billing overview and the action buttons --------------------------------------------------------
 
