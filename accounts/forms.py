@@ -38,9 +38,10 @@ def password_reset_request_allowed(request, email: str) -> bool:
     locks the address's owner out of signing in. Redis down: the cache misses and requests go through."""
     window = int(time.time() // settings.PASSWORD_RESET_WINDOW_SECONDS)
     allowed = True
-    for key, limit in ((f"password-reset:address:{email.strip().lower()}:{window}",
-                        settings.PASSWORD_RESET_MAX_PER_ADDRESS),
-                       (f"password-reset:ip:{client_ip(request) or 'unknown'}:{window}", settings.PASSWORD_RESET_MAX_PER_IP)):
+    for key, limit in (
+        (f"password-reset:address:{email.strip().lower()}:{window}", settings.PASSWORD_RESET_MAX_PER_ADDRESS),
+        (f"password-reset:ip:{client_ip(request) or 'unknown'}:{window}", settings.PASSWORD_RESET_MAX_PER_IP),
+    ):
         cache.add(key, 0, settings.PASSWORD_RESET_WINDOW_SECONDS + 5)
         try:
             count = cache.incr(key)
@@ -54,8 +55,11 @@ class ClientPasswordResetForm(forms.Form):
     """Asks for a reset link. Whatever the address, the request does the same work (count it, queue one task with
     the address) and the page says the same thing: the task alone finds out whether a user has it."""
 
-    email = forms.EmailField(label="E-mail address", max_length=254,
-                             widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}))
+    email = forms.EmailField(
+        label="E-mail address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "inputmode": "email"}),
+    )
 
     def __init__(self, *args, request=None, **kwargs):
         self.request = request
@@ -66,7 +70,9 @@ class ClientPasswordResetForm(forms.Form):
         if self.request is not None and not password_reset_request_allowed(self.request, email):
             raise ValidationError(
                 "Too many requests for a reset link. Please wait %(minutes)s minutes and try again.",
-                code="throttled", params={"minutes": max(1, settings.PASSWORD_RESET_WINDOW_SECONDS // 60)})
+                code="throttled",
+                params={"minutes": max(1, settings.PASSWORD_RESET_WINDOW_SECONDS // 60)},
+            )
         return email
 
     def save(self, **_ignored) -> None:

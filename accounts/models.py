@@ -128,11 +128,14 @@ class Subscription(TimeStampedModel):
     cancel_at_period_end = models.BooleanField(default=False)
     canceled_at = models.DateTimeField(null=True, blank=True, help_text="When Stripe recorded the cancellation.")
     ended_at = models.DateTimeField(null=True, blank=True, help_text="When the subscription ended at Stripe.")
-    stripe_test_clock_id = models.CharField(max_length=255, blank=True,
-                                            help_text="The Stripe test clock the subscription lives on, if any.")
+    stripe_test_clock_id = models.CharField(
+        max_length=255, blank=True, help_text="The Stripe test clock the subscription lives on, if any."
+    )
     stripe_state_at = models.DateTimeField(
-        null=True, blank=True,
-        help_text="Stripe's time of the newest state applied: an older event or re-read never overwrites it.")
+        null=True,
+        blank=True,
+        help_text="Stripe's time of the newest state applied: an older event or re-read never overwrites it.",
+    )
     domain = models.CharField(max_length=253, blank=True)
 
     class Meta:

@@ -18,9 +18,13 @@ def customer_stripe_id_for_email(*, email: str) -> str | None:
     """The Stripe customer of a returning buyer (the newest billing account with this e-mail that Stripe knows), so
     one person stays one Stripe customer: their card, their invoices and a test clock follow them. One indexed
     query (the index is on LOWER(email))."""
-    return (Customer.objects.annotate(email_lower=Lower("email"))
-            .filter(email_lower=email.lower(), stripe_customer_id__isnull=False)
-            .order_by("-pk").values_list("stripe_customer_id", flat=True).first())
+    return (
+        Customer.objects.annotate(email_lower=Lower("email"))
+        .filter(email_lower=email.lower(), stripe_customer_id__isnull=False)
+        .order_by("-pk")
+        .values_list("stripe_customer_id", flat=True)
+        .first()
+    )
 
 
 # --- The client area: what a signed-in user may see of the customers they belong to --------------------------------
@@ -64,8 +68,11 @@ def _service_status(subscription: Subscription, account: HostingAccount | None) 
         ended = subscription.ended_at or subscription.canceled_at
         return "ended", f"Ended on {_day(ended)}" if ended else "Ended"
     if subscription.cancel_at_period_end:
-        return "cancels", (f"Cancels on {_day(subscription.current_period_end)}" if subscription.current_period_end
-                           else "Cancels at the end of the period")
+        return "cancels", (
+            f"Cancels on {_day(subscription.current_period_end)}"
+            if subscription.current_period_end
+            else "Cancels at the end of the period"
+        )
     if subscription.status in (SubscriptionStatus.PAST_DUE, SubscriptionStatus.UNPAID):
         return "past_due", "Payment overdue"
     if account is None:
@@ -96,16 +103,20 @@ def _client_service(subscription: Subscription, role: str, coupons: dict[str, Co
     renews = status in ("active", "past_due", "setting_up", "suspended") and subscription.current_period_end
     coupon = coupons.get((subscription.checkout_session.coupon_code or "").lower())
     return ClientService(
-        subscription=subscription, role=role, account=account, status=status, status_label=label,
+        subscription=subscription,
+        role=role,
+        account=account,
+        status=status,
+        status_label=label,
         next_renewal_at=subscription.current_period_end if renews else None,
         next_renewal_amount=_renewal_amount(subscription, coupon) if renews else None,
     )
 
 
 def _client_subscriptions():
-    return (Subscription.objects.select_related("customer", "product", "price", "checkout_session",
-                                                "hosting_account")
-            .order_by("customer__name", "customer_id", "-created_at", "-id"))
+    return Subscription.objects.select_related(
+        "customer", "product", "price", "checkout_session", "hosting_account"
+    ).order_by("customer__name", "customer_id", "-created_at", "-id")
 
 
 def _coupons_for(subscriptions) -> dict[str, Coupon]:
@@ -117,15 +128,19 @@ def _coupons_for(subscriptions) -> dict[str, Coupon]:
 
 def client_services_for_user(*, user: User) -> list[tuple[Customer, str, list[ClientService]]]:
     """Every customer the user is a member of, with their role and its services (newest first), in three queries."""
-    memberships = list(CustomerMembership.objects.filter(user=user).select_related("customer")
-                       .order_by("customer__name", "customer_id"))
+    memberships = list(
+        CustomerMembership.objects.filter(user=user)
+        .select_related("customer")
+        .order_by("customer__name", "customer_id")
+    )
     roles = {m.customer_id: m.role for m in memberships}
     subscriptions = list(_client_subscriptions().filter(customer_id__in=roles))
     coupons = _coupons_for(subscriptions)
     services: dict[int, list[ClientService]] = {customer_id: [] for customer_id in roles}
     for subscription in subscriptions:
         services[subscription.customer_id].append(
-            _client_service(subscription, roles[subscription.customer_id], coupons))
+            _client_service(subscription, roles[subscription.customer_id], coupons)
+        )
     return [(m.customer, m.role, services[m.customer_id]) for m in memberships]
 
 
@@ -135,12 +150,18 @@ def client_service_get(*, user: User, subscription_id: int) -> ClientService | N
     subscription = _client_subscriptions().filter(pk=subscription_id, customer__memberships__user=user).first()
     if subscription is None:
         return None
-    role = CustomerMembership.objects.filter(user=user, customer_id=subscription.customer_id).values_list(
-        "role", flat=True).first()
+    role = (
+        CustomerMembership.objects.filter(user=user, customer_id=subscription.customer_id)
+        .values_list("role", flat=True)
+        .first()
+    )
     return _client_service(subscription, role, _coupons_for([subscription]))
 
 
 def client_service_invoices(*, subscription: Subscription) -> list[SubscriptionInvoice]:
     """The invoices a customer can read (drafts are Stripe's work in progress), newest first."""
-    return list(SubscriptionInvoice.objects.filter(subscription=subscription).exclude(status=InvoiceStatus.DRAFT)
-                .order_by("-stripe_created", "-id"))
+    return list(
+        SubscriptionInvoice.objects.filter(subscription=subscription)
+        .exclude(status=InvoiceStatus.DRAFT)
+        .order_by("-stripe_created", "-id")
+    )

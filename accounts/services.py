@@ -37,8 +37,14 @@ def customer_get_or_create_for_user(*, user: User, name: str, stripe_customer_id
     return customer
 
 
-def subscription_create(*, customer: Customer, checkout_session, stripe_subscription_id: str | None,
-                        stripe_customer_id: str | None, status: str) -> Subscription:
+def subscription_create(
+    *,
+    customer: Customer,
+    checkout_session,
+    stripe_subscription_id: str | None,
+    stripe_customer_id: str | None,
+    status: str,
+) -> Subscription:
     price = checkout_session.price
     return Subscription.objects.create(
         customer=customer,
@@ -61,14 +67,26 @@ def password_reset_email_send(*, email: str) -> int:
     set-password link has expired. Returns how many were sent."""
     sent = 0
     for user in User.objects.filter(email__iexact=email, is_active=True):
-        path = reverse("accounts:password_reset_confirm", kwargs={
-            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)})
-        context = {"user": user, "reset_url": f"{settings.SITE_URL}{path}", "site_url": settings.SITE_URL,
-                   "link_valid_days": max(settings.PASSWORD_RESET_TIMEOUT // 86400, 1)}
+        path = reverse(
+            "accounts:password_reset_confirm",
+            kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                "token": default_token_generator.make_token(user),
+            },
+        )
+        context = {
+            "user": user,
+            "reset_url": f"{settings.SITE_URL}{path}",
+            "site_url": settings.SITE_URL,
+            "link_valid_days": max(settings.PASSWORD_RESET_TIMEOUT // 86400, 1),
+        }
         subject = " ".join(render_to_string("accounts/emails/password_reset_subject.txt", context).split())
-        message = EmailMultiAlternatives(subject=subject,
-                                         body=render_to_string("accounts/emails/password_reset.txt", context),
-                                         from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email])
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string("accounts/emails/password_reset.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[user.email],
+        )
         message.send()
         sent += 1
     return sent

@@ -4,8 +4,7 @@ know and one we do not in the same way and the same time."""
 from celery import shared_task
 
 
-@shared_task(name="accounts.password_reset_email_send", acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(name="accounts.password_reset_email_send", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def password_reset_email_send_task(email: str) -> int:
     from accounts.services import password_reset_email_send
 

@@ -113,8 +113,9 @@ def _service_or_404(request, pk: int) -> ClientService:
 
 
 def _forbidden(request, service: ClientService, what: str):
-    return render(request, "accounts/forbidden.html", {
-        "title": "Not allowed", "service": service, "what": what}, status=403)
+    return render(
+        request, "accounts/forbidden.html", {"title": "Not allowed", "service": service, "what": what}, status=403
+    )
 
 
 def _service_url(service: ClientService) -> str:
@@ -129,20 +130,31 @@ def _day(moment) -> str:
 @require_GET
 def service_list(request):
     customers = client_services_for_user(user=request.user)
-    return render(request, "accounts/services.html", {
-        "title": "Your services", "customers": customers,
-        "service_count": sum(len(services) for _, _, services in customers)})
+    return render(
+        request,
+        "accounts/services.html",
+        {
+            "title": "Your services",
+            "customers": customers,
+            "service_count": sum(len(services) for _, _, services in customers),
+        },
+    )
 
 
 @login_required
 @require_GET
 def service_detail(request, pk: int):
     service = _service_or_404(request, pk)
-    return render(request, "accounts/service.html", {
-        "title": f"{service.subscription.product.name}", "service": service,
-        "invoices": client_service_invoices(subscription=service.subscription) if service.sees_billing else None,
-        "undo_key": _new_key("undo"),
-    })
+    return render(
+        request,
+        "accounts/service.html",
+        {
+            "title": f"{service.subscription.product.name}",
+            "service": service,
+            "invoices": client_service_invoices(subscription=service.subscription) if service.sees_billing else None,
+            "undo_key": _new_key("undo"),
+        },
+    )
 
 
 @login_required
@@ -154,8 +166,9 @@ def billing_portal(request, pk: int):
     if not service.sees_billing:
         return _forbidden(request, service, "manage the payment method")
     try:
-        url = billing_portal_url(subscription=service.subscription,
-                                 return_url=request.build_absolute_uri(_service_url(service)))
+        url = billing_portal_url(
+            subscription=service.subscription, return_url=request.build_absolute_uri(_service_url(service))
+        )
     except ApplicationError as error:
         messages.error(request, error.message)
         return redirect(_service_url(service))
@@ -176,22 +189,34 @@ def service_cancel(request, pk: int):
             messages.error(request, "This form is out of date; please confirm again.")
             return redirect("accounts:service_cancel", pk=pk)
         try:
-            subscription_cancel(subscription=service.subscription, at_period_end=True, reason=CANCEL_REASON,
-                                actor=request.user, idempotency_key=form.cleaned_data["idempotency_key"])
+            subscription_cancel(
+                subscription=service.subscription,
+                at_period_end=True,
+                reason=CANCEL_REASON,
+                actor=request.user,
+                idempotency_key=form.cleaned_data["idempotency_key"],
+            )
         except ApplicationError as error:
             messages.error(request, error.message)
             return redirect(_service_url(service))
         service = _service_or_404(request, pk)
         ends = _day(service.subscription.current_period_end)
-        messages.success(request, f"Your service is cancelled: it keeps running until {ends}, and nothing more "
-                                  f"is charged. You can undo this until then." if ends else
-                                  "Your service is cancelled at the end of its period.")
+        messages.success(
+            request,
+            f"Your service is cancelled: it keeps running until {ends}, and nothing more "
+            f"is charged. You can undo this until then."
+            if ends
+            else "Your service is cancelled at the end of its period.",
+        )
         return redirect(_service_url(service))
     if not service.running or service.subscription.cancel_at_period_end:
         messages.info(request, "This service is not running on a renewing plan: there is nothing to cancel.")
         return redirect(_service_url(service))
-    return render(request, "accounts/service_cancel.html", {
-        "title": "Cancel at the end of the period", "service": service, "form": form})
+    return render(
+        request,
+        "accounts/service_cancel.html",
+        {"title": "Cancel at the end of the period", "service": service, "form": form},
+    )
 
 
 @login_required
@@ -205,8 +230,12 @@ def service_cancel_undo(request, pk: int):
         messages.error(request, "This form is out of date; please try again.")
         return redirect(_service_url(service))
     try:
-        subscription_cancel_undo(subscription=service.subscription, reason=UNDO_REASON, actor=request.user,
-                                 idempotency_key=form.cleaned_data["idempotency_key"])
+        subscription_cancel_undo(
+            subscription=service.subscription,
+            reason=UNDO_REASON,
+            actor=request.user,
+            idempotency_key=form.cleaned_data["idempotency_key"],
+        )
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
@@ -235,8 +264,11 @@ def plan_change_options_page(request, pk: int):
     service, refused = _plan_change_service(request, pk)
     if refused:
         return refused
-    return render(request, "accounts/plan_change_options.html", {
-        "title": "Change plan", "service": service, "prices": plan_change_options(subscription=service.subscription)})
+    return render(
+        request,
+        "accounts/plan_change_options.html",
+        {"title": "Change plan", "service": service, "prices": plan_change_options(subscription=service.subscription)},
+    )
 
 
 @login_required
@@ -259,14 +291,19 @@ def plan_change_preview_page(request, pk: int, price_id: int):
             messages.error(request, "This form is out of date; please look at the preview again.")
             return redirect("accounts:plan_change_preview", pk=pk, price_id=price_id)
         try:
-            subscription_plan_change(subscription=service.subscription, price=price, actor=request.user,
-                                     idempotency_key=form.cleaned_data["idempotency_key"],
-                                     proration_date=form.cleaned_data["proration_date"])
+            subscription_plan_change(
+                subscription=service.subscription,
+                price=price,
+                actor=request.user,
+                idempotency_key=form.cleaned_data["idempotency_key"],
+                proration_date=form.cleaned_data["proration_date"],
+            )
         except ApplicationError as error:
             messages.error(request, error.message)
             return redirect("accounts:plan_change_options", pk=pk)
-        messages.success(request, f"Your plan is now {price.product.name}, "
-                                  f"{price.get_billing_cycle_display().lower()}.")
+        messages.success(
+            request, f"Your plan is now {price.product.name}, {price.get_billing_cycle_display().lower()}."
+        )
         return redirect(_service_url(service))
     price = next((p for p in plan_change_options(subscription=service.subscription) if p.pk == price_id), None)
     if price is None:
@@ -277,5 +314,8 @@ def plan_change_preview_page(request, pk: int, price_id: int):
         messages.error(request, error.message)
         return redirect("accounts:plan_change_options", pk=pk)
     form = PlanChangeForm(initial={"idempotency_key": _new_key("plan"), "proration_date": preview.proration_date})
-    return render(request, "accounts/plan_change_preview.html", {
-        "title": "Confirm the new plan", "service": service, "price": price, "preview": preview, "form": form})
+    return render(
+        request,
+        "accounts/plan_change_preview.html",
+        {"title": "Confirm the new plan", "service": service, "price": price, "preview": preview, "form": form},
+    )

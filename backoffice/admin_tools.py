@@ -23,8 +23,7 @@ class MoneyField(forms.CharField):
 
     def __init__(self, *, min_cents: int = 1, max_cents: int = MAX_AMOUNT_CENTS, **kwargs):
         self.min_cents, self.max_cents = min_cents, max_cents
-        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 10,
-                                                           "placeholder": "7.99"}))
+        kwargs.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal", "size": 10, "placeholder": "7.99"}))
         super().__init__(**kwargs)
 
     def prepare_value(self, value):
@@ -47,11 +46,15 @@ class MoneyField(forms.CharField):
         cents = int(amount * 100)
         if cents < self.min_cents:
             raise forms.ValidationError(
-                "The amount must be positive." if self.min_cents == 1 else
-                f"The amount must be at least {self.min_cents / 100:.2f}.", code="min_value")
+                "The amount must be positive."
+                if self.min_cents == 1
+                else f"The amount must be at least {self.min_cents / 100:.2f}.",
+                code="min_value",
+            )
         if cents > self.max_cents:
-            raise forms.ValidationError(f"The amount can be at most {self.max_cents // 100:,}.99 "
-                                        "(Stripe's limit).", code="max_value")
+            raise forms.ValidationError(
+                f"The amount can be at most {self.max_cents // 100:,}.99 (Stripe's limit).", code="max_value"
+            )
         return cents
 
     def has_changed(self, initial, data):
@@ -64,13 +67,13 @@ class MoneyField(forms.CharField):
 def _display(value) -> str:
     if value is None or value == "":
         return "(empty)"
-    if isinstance(value, (list, tuple, set)) or hasattr(value, "__iter__") and not isinstance(value, str):
+    if isinstance(value, (list, tuple, set)) or (hasattr(value, "__iter__") and not isinstance(value, str)):
         return ", ".join(str(item) for item in value) or "(none)"
     return str(value)
 
 
 def form_changes(form) -> list[str]:
-    """"field: before → after" for each field a form changed (for the admin log)."""
+    """ "field: before → after" for each field a form changed (for the admin log)."""
     changes = []
     for name in form.changed_data:
         if name not in form.fields or name not in form.cleaned_data:
@@ -101,8 +104,9 @@ class AuditedChangeMessageMixin:
                     continue
                 changes = form_changes(inline_form)
                 if changes:
-                    lines.append(f"{formset.model._meta.verbose_name} #{inline_form.instance.pk}: "
-                                 + "; ".join(changes))
+                    lines.append(
+                        f"{formset.model._meta.verbose_name} #{inline_form.instance.pk}: " + "; ".join(changes)
+                    )
             for new in formset.new_objects:
                 lines.append(f"added {formset.model._meta.verbose_name} {new}")
         lines.extend(getattr(request, "_audit_notes", []))

@@ -86,27 +86,37 @@ def _job_item(job: ProvisioningJob, *, now: datetime, about: str = "") -> Attent
     if job.status == ProvisioningJobStatus.FAILED:
         error = f" Last error: {job.last_error}" if job.last_error else ""
         return AttentionItem(
-            level="error", kind=SETUP_FAILED, url=url, link_text=f"Setup tools for job #{job.pk}",
+            level="error",
+            kind=SETUP_FAILED,
+            url=url,
+            link_text=f"Setup tools for job #{job.pk}",
             message=f"Paid, but the setup failed{about}: provisioning job #{job.pk} gave up after "
-                    f"{job.attempts} attempt(s); the customer has no account.{error}")
+            f"{job.attempts} attempt(s); the customer has no account.{error}",
+        )
     if job.status == ProvisioningJobStatus.RUNNING:
         waiting = f"its worker stopped answering (lease ran out at {_when(job.lease_expires_at)})"
     else:
         waiting = f"it has waited since {_when(job.next_attempt_at or job.created_at)} for its next attempt"
     return AttentionItem(
-        level="warning", kind=SETUP_OVERDUE, url=url, link_text=f"Job #{job.pk}",
+        level="warning",
+        kind=SETUP_OVERDUE,
+        url=url,
+        link_text=f"Job #{job.pk}",
         message=f"Setup overdue{about}: provisioning job #{job.pk} is {job.get_status_display().lower()} and "
-                f"{waiting}.")
+        f"{waiting}.",
+    )
 
 
 def _review_item(session: CheckoutSession, *, about: str = "", link: bool = False) -> AttentionItem:
     reason = (session.metadata or {}).get("review_reason")
     return AttentionItem(
-        level="error", kind=PAYMENT_REVIEW,
+        level="error",
+        kind=PAYMENT_REVIEW,
         url=reverse("admin:checkout_checkoutsession_change", args=[session.pk]) if link else None,
         link_text="The order" if link else "",
         message=f"Payment held for review{about}: the order was set aside and not set up"
-                + (f" ({reason})." if reason else ". Check the payment at Stripe before setting it up or refunding."))
+        + (f" ({reason})." if reason else ". Check the payment at Stripe before setting it up or refunding."),
+    )
 
 
 def _suspended_item(account: HostingAccount) -> AttentionItem:
@@ -114,9 +124,12 @@ def _suspended_item(account: HostingAccount) -> AttentionItem:
     domain = f" ({subscription.domain})" if subscription.domain else ""
     since = f" since {_when(account.status_changed_at)}" if account.status_changed_at else ""
     return AttentionItem(
-        level="warning", kind=SUSPENDED,
-        url=reverse("admin:accounts_subscription_change", args=[subscription.pk]), link_text="The subscription",
-        message=f"Service suspended{since}: hosting account {account.username}{domain}.")
+        level="warning",
+        kind=SUSPENDED,
+        url=reverse("admin:accounts_subscription_change", args=[subscription.pk]),
+        link_text="The subscription",
+        message=f"Service suspended{since}: hosting account {account.username}{domain}.",
+    )
 
 
 def session_attention(*, session: CheckoutSession, now: datetime | None = None) -> list[AttentionItem]:
@@ -128,12 +141,20 @@ def session_attention(*, session: CheckoutSession, now: datetime | None = None) 
         items.append(_review_item(session))
     if session.status != CheckoutSessionStatus.COMPLETED:
         return items
-    job = (_provision_jobs().filter(subscription__checkout_session=session)
-           .filter(Q(status=ProvisioningJobStatus.FAILED) | setup_overdue_q(now=now)).order_by("pk").first())
+    job = (
+        _provision_jobs()
+        .filter(subscription__checkout_session=session)
+        .filter(Q(status=ProvisioningJobStatus.FAILED) | setup_overdue_q(now=now))
+        .order_by("pk")
+        .first()
+    )
     if job is not None:
         items.append(_job_item(job, now=now))
-    account = (HostingAccount.objects.select_related("subscription")
-               .filter(subscription__checkout_session=session, status=HostingAccountStatus.SUSPENDED).first())
+    account = (
+        HostingAccount.objects.select_related("subscription")
+        .filter(subscription__checkout_session=session, status=HostingAccountStatus.SUSPENDED)
+        .first()
+    )
     if account is not None:
         items.append(_suspended_item(account))
     return items
@@ -145,18 +166,27 @@ def customer_attention(*, customer: Customer, now: datetime | None = None) -> li
 
     now = now or timezone.now()
     items = []
-    for job in (_provision_jobs().filter(subscription__customer=customer)
-                .filter(Q(status=ProvisioningJobStatus.FAILED) | setup_overdue_q(now=now))
-                .select_related("subscription").order_by("-pk")[:BANNER_ITEMS_MAX]):
+    for job in (
+        _provision_jobs()
+        .filter(subscription__customer=customer)
+        .filter(Q(status=ProvisioningJobStatus.FAILED) | setup_overdue_q(now=now))
+        .select_related("subscription")
+        .order_by("-pk")[:BANNER_ITEMS_MAX]
+    ):
         domain = job.subscription.domain
         items.append(_job_item(job, now=now, about=f" for {domain}" if domain else ""))
-    for session in (customer_orders(customer=customer, session_ids=[])
-                    .filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by("-created_at")[:BANNER_ITEMS_MAX]):
+    for session in (
+        customer_orders(customer=customer, session_ids=[])
+        .filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
+        .order_by("-created_at")[:BANNER_ITEMS_MAX]
+    ):
         domain = (session.domain_info or {}).get("value")
         items.append(_review_item(session, about=f" for {domain}" if domain else "", link=True))
-    for account in (HostingAccount.objects.select_related("subscription")
-                    .filter(subscription__customer=customer, status=HostingAccountStatus.SUSPENDED)
-                    .order_by("-pk")[:BANNER_ITEMS_MAX]):
+    for account in (
+        HostingAccount.objects.select_related("subscription")
+        .filter(subscription__customer=customer, status=HostingAccountStatus.SUSPENDED)
+        .order_by("-pk")[:BANNER_ITEMS_MAX]
+    ):
         items.append(_suspended_item(account))
     items.sort(key=lambda item: item.level != "error")
     return items
@@ -180,9 +210,11 @@ def _newest(kind: str, *fields: str, now: datetime) -> list[tuple]:
 
         stale = now - JOB_WAITING_TOO_LONG
         waiting = Q(next_attempt_at__lt=stale) | Q(next_attempt_at__isnull=True, created_at__lt=stale)
-        sources = [_provision_jobs().filter(waiting, status=ProvisioningJobStatus.PENDING),
-                   _provision_jobs().filter(waiting, status=ProvisioningJobStatus.RETRYING),
-                   _provision_jobs().filter(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)]
+        sources = [
+            _provision_jobs().filter(waiting, status=ProvisioningJobStatus.PENDING),
+            _provision_jobs().filter(waiting, status=ProvisioningJobStatus.RETRYING),
+            _provision_jobs().filter(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now),
+        ]
     rows = []
     for source in sources:
         rows += source.order_by("-created_at").values_list("created_at", *fields)[:FILTER_IDS_MAX]
@@ -190,8 +222,9 @@ def _newest(kind: str, *fields: str, now: datetime) -> list[tuple]:
     return [row[1:] for row in rows[:FILTER_IDS_MAX]]
 
 
-def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None = None,
-                                        now: datetime | None = None) -> QuerySet[CheckoutSession]:
+def checkout_sessions_needing_attention(
+    *, kind: str, queryset: QuerySet | None = None, now: datetime | None = None
+) -> QuerySet[CheckoutSession]:
     """The orders with this kind of trouble. The ids come first from the small indexed set (jobs or accounts by
     status), so the list's own order and page stay an index scan on the sessions table."""
     now = now or timezone.now()
@@ -209,8 +242,9 @@ def checkout_sessions_needing_attention(*, kind: str, queryset: QuerySet | None 
     return queryset.filter(pk__in=[pk for pk, _ in rows], created_at__gte=min(dates), created_at__lte=max(dates))
 
 
-def customers_needing_attention(*, kind: str, queryset: QuerySet | None = None,
-                                now: datetime | None = None) -> QuerySet[Customer]:
+def customers_needing_attention(
+    *, kind: str, queryset: QuerySet | None = None, now: datetime | None = None
+) -> QuerySet[Customer]:
     """The customers with this kind of trouble on one of their orders or services (see
     checkout_sessions_needing_attention)."""
     now = now or timezone.now()
@@ -219,12 +253,16 @@ def customers_needing_attention(*, kind: str, queryset: QuerySet | None = None,
         return queryset.filter(pk__in=[row[0] for row in _newest(kind, "subscription__customer_id", now=now)])
     if kind == PAYMENT_REVIEW:
         # A session set aside has no subscription: its customer is the one with its Stripe customer id or e-mail.
-        held = list(CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by("-created_at")
-                    .values_list("stripe_customer_id", "email")[:FILTER_IDS_MAX])
+        held = list(
+            CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
+            .order_by("-created_at")
+            .values_list("stripe_customer_id", "email")[:FILTER_IDS_MAX]
+        )
         stripe_ids = {stripe_id for stripe_id, _ in held if stripe_id}
         emails = {email.lower() for _, email in held}
         return queryset.alias(attention_email=Lower("email")).filter(
-            Q(stripe_customer_id__in=stripe_ids) | Q(attention_email__in=emails))
+            Q(stripe_customer_id__in=stripe_ids) | Q(attention_email__in=emails)
+        )
     return queryset
 
 
@@ -232,11 +270,12 @@ def attention_counts(*, now: datetime | None = None) -> dict[str, int]:
     """How many orders need attention, by kind, each counted up to COUNT_MAX (the dashboard shows "1000+")."""
     now = now or timezone.now()
     return {
-        SETUP_FAILED: _jobs_of_kind(SETUP_FAILED, now=now)[:COUNT_MAX + 1].count(),
-        SETUP_OVERDUE: _jobs_of_kind(SETUP_OVERDUE, now=now)[:COUNT_MAX + 1].count(),
-        PAYMENT_REVIEW: CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW).order_by()[
-            :COUNT_MAX + 1].count(),
-        SUSPENDED: HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)[:COUNT_MAX + 1].count(),
+        SETUP_FAILED: _jobs_of_kind(SETUP_FAILED, now=now)[: COUNT_MAX + 1].count(),
+        SETUP_OVERDUE: _jobs_of_kind(SETUP_OVERDUE, now=now)[: COUNT_MAX + 1].count(),
+        PAYMENT_REVIEW: CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
+        .order_by()[: COUNT_MAX + 1]
+        .count(),
+        SUSPENDED: HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)[: COUNT_MAX + 1].count(),
     }
 
 
@@ -272,11 +311,18 @@ def checkout_sessions_setup_attach(sessions: list[CheckoutSession]) -> list[Chec
     ids = [session.pk for session in sessions]
     jobs, accounts = {}, {}
     if ids:
-        for session_id, status in (_provision_jobs().filter(subscription__checkout_session_id__in=ids)
-                                   .order_by("-pk").values_list("subscription__checkout_session_id", "status")):
+        for session_id, status in (
+            _provision_jobs()
+            .filter(subscription__checkout_session_id__in=ids)
+            .order_by("-pk")
+            .values_list("subscription__checkout_session_id", "status")
+        ):
             jobs[session_id] = status  # the first provision job, should there ever be more
-        accounts = dict(HostingAccount.objects.filter(subscription__checkout_session_id__in=ids)
-                        .values_list("subscription__checkout_session_id", "status"))
+        accounts = dict(
+            HostingAccount.objects.filter(subscription__checkout_session_id__in=ids).values_list(
+                "subscription__checkout_session_id", "status"
+            )
+        )
     for session in sessions:
         session.setup_status, session.account_status = jobs.get(session.pk), accounts.get(session.pk)
     return sessions
@@ -286,11 +332,17 @@ def checkout_session_status_label(session: CheckoutSession) -> tuple[str, str]:
     """(label, level) of an order for the lists: a paid order says how its setup went ("Paid — setup failed"),
     so that an order whose customer has no account never reads "Completed". Needs checkout_sessions_setup_attach."""
     if session.status != CheckoutSessionStatus.COMPLETED:
-        level = {CheckoutSessionStatus.NEEDS_REVIEW: "error", CheckoutSessionStatus.PAYMENT_FAILED: "error",
-                 CheckoutSessionStatus.PENDING: "info", CheckoutSessionStatus.EXPIRED: "quiet"}.get(session.status,
-                                                                                                  "info")
-        label = "Payment held for review" if session.status == CheckoutSessionStatus.NEEDS_REVIEW else \
-            session.get_status_display()
+        level = {
+            CheckoutSessionStatus.NEEDS_REVIEW: "error",
+            CheckoutSessionStatus.PAYMENT_FAILED: "error",
+            CheckoutSessionStatus.PENDING: "info",
+            CheckoutSessionStatus.EXPIRED: "quiet",
+        }.get(session.status, "info")
+        label = (
+            "Payment held for review"
+            if session.status == CheckoutSessionStatus.NEEDS_REVIEW
+            else session.get_status_display()
+        )
         return label, level
     setup, account = getattr(session, "setup_status", None), getattr(session, "account_status", None)
     if account == HostingAccountStatus.SUSPENDED:

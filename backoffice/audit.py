@@ -53,14 +53,15 @@ def _labelled_actions() -> list[tuple[str, str, str | None]]:
     """(key, label, billing kind) of each action logged as "<label>: <what happened>": the order page's support
     actions and the subscription page's billing actions, read from the modules that log them, so a new one shows up
     here without a second list to keep."""
-    from backoffice.subscription_actions import SPECS
-    from billing.models import BillingActionKind
     from backoffice.admin import checkout as checkout_admin
     from backoffice.admin import provisioning as provisioning_admin
+    from backoffice.subscription_actions import SPECS
+    from billing.models import BillingActionKind
 
     found = [(f"support:{name}", label, None) for name, label in getattr(checkout_admin, "_ACTION_NAMES", {}).items()]
-    found += [(f"setup:{tool.name}", tool.label, None)
-              for tool in getattr(provisioning_admin, "SETUP_TOOLS", {}).values()]
+    found += [
+        (f"setup:{tool.name}", tool.label, None) for tool in getattr(provisioning_admin, "SETUP_TOOLS", {}).values()
+    ]
     found.append(("email:send_again", EMAIL_SEND_AGAIN_LABEL, None))
     for kind, kind_label in BillingActionKind.choices:
         spec = SPECS.get(kind)
@@ -97,9 +98,9 @@ def _log_entry_action(entry: LogEntry, labels: list[str]) -> tuple[str, str]:
         return "Deleted", message
     for label in labels:
         if message.startswith(label + ":"):
-            details = message[len(label) + 1:].strip()
+            details = message[len(label) + 1 :].strip()
             while details.startswith(label + ":"):  # "Re-read from Stripe: Re-read from Stripe: ..."
-                details = details[len(label) + 1:].strip()
+                details = details[len(label) + 1 :].strip()
             return label, details
     return "Changed", message
 
@@ -112,13 +113,18 @@ class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(required=False, label="Action")
     object_type = forms.ChoiceField(required=False, label="Object type")
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}),
-                            help_text="Inclusive.")
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}), help_text="Inclusive."
+    )
 
     def __init__(self, *args, people, actions, object_types, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["person"].choices = [("", "Everyone"), (RULES, "Automatic (billing rules)"),
-                                         (CUSTOMERS, "Customers (client area)"), *people]
+        self.fields["person"].choices = [
+            ("", "Everyone"),
+            (RULES, "Automatic (billing rules)"),
+            (CUSTOMERS, "Customers (client area)"),
+            *people,
+        ]
         self.fields["action"].choices = [("", "Any action"), *((action.key, action.label) for action in actions)]
         self.fields["object_type"].choices = [("", "Any object"), *object_types]
 
@@ -210,11 +216,15 @@ def audit_log_page(*, user, filters: dict, after: Position | None = None, size: 
     if until:
         log = log.filter(action_time__lt=_day_start(until + timedelta(days=1)))
     if after is not None:
-        log = log.filter(Q(action_time__lt=after.at) | Q(action_time=after.at, id__lt=after.id)
-                         if after.rank == _LOG else Q(action_time__lt=after.at))
+        log = log.filter(
+            Q(action_time__lt=after.at) | Q(action_time=after.at, id__lt=after.id)
+            if after.rank == _LOG
+            else Q(action_time__lt=after.at)
+        )
 
-    billing = (BillingAction.objects.select_related("actor", "subscription__customer", "subscription__product")
-               .exclude(idempotency_key__startswith=STAFF_KEY_PREFIX))
+    billing = BillingAction.objects.select_related("actor", "subscription__customer", "subscription__product").exclude(
+        idempotency_key__startswith=STAFF_KEY_PREFIX
+    )
     subscription_type = ContentType.objects.get_for_model(Subscription)
     if action is not None:
         billing = billing.filter(kind=action.billing_kind) if action.billing_kind else billing.none()
@@ -231,13 +241,17 @@ def audit_log_page(*, user, filters: dict, after: Position | None = None, size: 
     if until:
         billing = billing.filter(created_at__lt=_day_start(until + timedelta(days=1)))
     if after is not None:
-        billing = billing.filter(Q(created_at__lt=after.at) | Q(created_at=after.at, id__lt=after.id)
-                                 if after.rank == _BILLING else Q(created_at__lte=after.at))
+        billing = billing.filter(
+            Q(created_at__lt=after.at) | Q(created_at=after.at, id__lt=after.id)
+            if after.rank == _BILLING
+            else Q(created_at__lte=after.at)
+        )
 
-    rows = [_log_row(entry, user=user, labels=labels)
-            for entry in log.order_by("-action_time", "-id")[: size + 1]]
-    rows += [_billing_row(decision, user=user, subscription_type=subscription_type)
-             for decision in billing.order_by("-created_at", "-id")[: size + 1]]
+    rows = [_log_row(entry, user=user, labels=labels) for entry in log.order_by("-action_time", "-id")[: size + 1]]
+    rows += [
+        _billing_row(decision, user=user, subscription_type=subscription_type)
+        for decision in billing.order_by("-created_at", "-id")[: size + 1]
+    ]
     rows.sort(key=lambda row: (row.at, row.rank, row.id), reverse=True)
     page = rows[:size]
     return AuditPage(rows=page, older=page[-1].position if len(rows) > size else None)
@@ -251,7 +265,8 @@ def _person(person) -> str:
 
 def _may_view(user, opts) -> bool:
     return user.has_perm(f"{opts.app_label}.view_{opts.model_name}") or user.has_perm(
-        f"{opts.app_label}.change_{opts.model_name}")
+        f"{opts.app_label}.change_{opts.model_name}"
+    )
 
 
 def _log_row(entry: LogEntry, *, user, labels: list[str]) -> AuditRow:
@@ -268,9 +283,16 @@ def _log_row(entry: LogEntry, *, user, labels: list[str]) -> AuditRow:
         elif entry.action_flag != DELETION:
             url = entry.get_admin_url() or None
     return AuditRow(
-        at=entry.action_time, rank=_LOG, id=entry.pk, person=_person(entry.user), person_id=entry.user_id,
-        action=action, object_type=str(model._meta.verbose_name).capitalize() if model else "-",
-        object_repr=entry.object_repr, object_url=url, details=details,
+        at=entry.action_time,
+        rank=_LOG,
+        id=entry.pk,
+        person=_person(entry.user),
+        person_id=entry.user_id,
+        action=action,
+        object_type=str(model._meta.verbose_name).capitalize() if model else "-",
+        object_repr=entry.object_repr,
+        object_url=url,
+        details=details,
     )
 
 
@@ -278,8 +300,11 @@ def _billing_row(decision, *, user, subscription_type: ContentType) -> AuditRow:
     from accounts.models import Subscription
 
     subscription = decision.subscription
-    url = (reverse("admin:accounts_subscription_change", args=[subscription.pk])
-           if _may_view(user, Subscription._meta) else None)
+    url = (
+        reverse("admin:accounts_subscription_change", args=[subscription.pk])
+        if _may_view(user, Subscription._meta)
+        else None
+    )
     if decision.actor_id is None:
         person = "Automatic (billing rule)"
     elif decision.idempotency_key.startswith(CLIENT_KEY_PREFIX):
@@ -294,10 +319,16 @@ def _billing_row(decision, *, user, subscription_type: ContentType) -> AuditRow:
     if decision.error:
         details.append(f"error: {decision.error}")
     return AuditRow(
-        at=decision.created_at, rank=_BILLING, id=decision.pk, person=person, person_id=decision.actor_id,
-        action=decision.get_kind_display(), object_type="Subscription",
+        at=decision.created_at,
+        rank=_BILLING,
+        id=decision.pk,
+        person=person,
+        person_id=decision.actor_id,
+        action=decision.get_kind_display(),
+        object_type="Subscription",
         object_repr=f"{subscription.product.name} ({subscription.billing_cycle}) for {subscription.customer}",
-        object_url=url, details=" · ".join(part for part in details if part),
+        object_url=url,
+        details=" · ".join(part for part in details if part),
     )
 
 
@@ -308,15 +339,23 @@ def _people_choices(*, person: str | None = None) -> list[tuple[str, str]]:
     wanted = Q(is_staff=True)
     if person and person.isdigit():
         wanted |= Q(pk=int(person))
-    return [(str(pk), f"{name} ({email})" if name else email) for pk, email, name in
-            User.objects.filter(wanted).order_by("email").values_list("pk", "email", "full_name")[:PEOPLE_LIMIT]]
+    return [
+        (str(pk), f"{name} ({email})" if name else email)
+        for pk, email, name in User.objects.filter(wanted)
+        .order_by("email")
+        .values_list("pk", "email", "full_name")[:PEOPLE_LIMIT]
+    ]
 
 
 def _object_type_choices() -> list[tuple[str, str]]:
     types = ContentType.objects.get_for_models(*admin.site._registry)
-    return sorted(((str(ct.pk), f"{model._meta.app_config.verbose_name}: "
-                                f"{str(model._meta.verbose_name).capitalize()}") for model, ct in types.items()),
-                  key=lambda choice: choice[1].lower())
+    return sorted(
+        (
+            (str(ct.pk), f"{model._meta.app_config.verbose_name}: {str(model._meta.verbose_name).capitalize()}")
+            for model, ct in types.items()
+        ),
+        key=lambda choice: choice[1].lower(),
+    )
 
 
 # --- The page -------------------------------------------------------------------------------------------------------------
@@ -327,8 +366,12 @@ def audit_log_view(request):
     if not request.user.has_perm(AUDIT_PERMISSION):
         raise PermissionDenied
     actions = audit_actions()
-    form = AuditFilterForm(request.GET or None, people=_people_choices(person=request.GET.get("person")),
-                           actions=actions, object_types=_object_type_choices())
+    form = AuditFilterForm(
+        request.GET or None,
+        people=_people_choices(person=request.GET.get("person")),
+        actions=actions,
+        object_types=_object_type_choices(),
+    )
     filters = form.cleaned_data if form.is_bound and form.is_valid() else {}
     after = Position.parse(request.GET.get("after"))
     page = audit_log_page(user=request.user, filters=filters, after=after)

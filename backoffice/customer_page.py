@@ -19,15 +19,22 @@ from accounts.models import Customer, CustomerMembership, Subscription
 from backoffice.attention import customer_attention
 from backoffice.models import StaffNote
 from backoffice.selectors import stripe_dashboard_url
-from core.money import money_format
 from billing.models import BillingAction, InvoiceStatus, RefundRecord, SubscriptionInvoice
 from checkout.models import CheckoutSession
+from core.money import money_format
 from provisioning.models import EmailNotification, HostingAccount, HostingAccountStatus
 
 # How many rows each section shows before its "see all" link. A customer with thousands of orders still gets a page
 # of the same size: each section reads one row more than it shows, to know whether there are more.
-SECTION_ROWS = {"services": 20, "orders": 10, "invoices": 10, "refunds": 10, "billing_actions": 10, "emails": 10,
-                "notes": 20}
+SECTION_ROWS = {
+    "services": 20,
+    "orders": 10,
+    "invoices": 10,
+    "refunds": 10,
+    "billing_actions": 10,
+    "emails": 10,
+    "notes": 20,
+}
 # Pinned notes shown as a banner on each order and subscription page of the customer.
 PINNED_BANNER_ROWS = 5
 
@@ -96,7 +103,7 @@ class CustomerPage:
 
 def _bounded(queryset, name: str) -> tuple[list, bool]:
     limit = SECTION_ROWS[name]
-    rows = list(queryset[:limit + 1])
+    rows = list(queryset[: limit + 1])
     return rows[:limit], len(rows) > limit
 
 
@@ -128,8 +135,11 @@ def _service(subscription: Subscription) -> Service:
         when = subscription.ended_at or subscription.canceled_at
         status, level = "Cancelled" + (f" (ended {_day(when)})" if when else ""), "error"
     elif subscription.cancel_at_period_end:
-        status = "Cancels " + (f"on {_day(subscription.current_period_end)}" if subscription.current_period_end
-                               else "at the end of the period")
+        status = "Cancels " + (
+            f"on {_day(subscription.current_period_end)}"
+            if subscription.current_period_end
+            else "at the end of the period"
+        )
         level = "warning"
     elif subscription.status in ("past_due", "unpaid"):
         status, level = subscription.get_status_display(), "error"
@@ -140,10 +150,15 @@ def _service(subscription: Subscription) -> Service:
     else:
         status, level = subscription.get_status_display(), "ok"
         renews_on = subscription.current_period_end
-    return Service(subscription=subscription, account=account,
-                   plan=f"{subscription.product.name} ({subscription.billing_cycle})",
-                   amount=money_format(subscription.amount, subscription.currency), status=status, level=level,
-                   renews_on=renews_on)
+    return Service(
+        subscription=subscription,
+        account=account,
+        plan=f"{subscription.product.name} ({subscription.billing_cycle})",
+        amount=money_format(subscription.amount, subscription.currency),
+        status=status,
+        level=level,
+        renews_on=renews_on,
+    )
 
 
 def _day(moment: datetime) -> str:
@@ -158,56 +173,116 @@ def customer_page(*, customer: Customer) -> CustomerPage:
     """Everything support reads about one customer, newest first in each section. Fourteen queries whatever the
     number of orders, services or e-mails (asserted in tests/backoffice/test_customer_page.py), three of them the
     "needs attention" banner's (backoffice.attention)."""
-    people = [Person(membership=m, user=m.user, role=m.get_role_display(), password_set=m.user.has_usable_password())
-              for m in customer.memberships.select_related("user").order_by("created_at", "pk")]
+    people = [
+        Person(membership=m, user=m.user, role=m.get_role_display(), password_set=m.user.has_usable_password())
+        for m in customer.memberships.select_related("user").order_by("created_at", "pk")
+    ]
 
     # Every subscription's session (not only the newest few): the orders and e-mails sections look for these.
     session_ids = list(Subscription.objects.filter(customer=customer).values_list("checkout_session_id", flat=True))
     subscriptions, more_subscriptions = _bounded(
-        Subscription.objects.filter(customer=customer).select_related("product", "hosting_account")
-        .order_by("-created_at", "-pk"), "services")
+        Subscription.objects.filter(customer=customer)
+        .select_related("product", "hosting_account")
+        .order_by("-created_at", "-pk"),
+        "services",
+    )
 
     orders_qs = customer_orders(customer=customer, session_ids=session_ids)
     sessions, more_sessions = _bounded(orders_qs.select_related("price__product").order_by("-created_at"), "orders")
 
     invoices, more_invoices = _bounded(
-        SubscriptionInvoice.objects.filter(subscription__customer=customer).select_related("subscription__product")
-        .order_by("-stripe_created", "-pk"), "invoices")
+        SubscriptionInvoice.objects.filter(subscription__customer=customer)
+        .select_related("subscription__product")
+        .order_by("-stripe_created", "-pk"),
+        "invoices",
+    )
     refunds, more_refunds = _bounded(
-        RefundRecord.objects.filter(subscription__customer=customer).select_related("subscription__product")
-        .order_by("-stripe_created", "-pk"), "refunds")
+        RefundRecord.objects.filter(subscription__customer=customer)
+        .select_related("subscription__product")
+        .order_by("-stripe_created", "-pk"),
+        "refunds",
+    )
     actions, more_actions = _bounded(
-        BillingAction.objects.filter(subscription__customer=customer).select_related("subscription__product", "actor")
-        .order_by("-created_at", "-pk"), "billing_actions")
+        BillingAction.objects.filter(subscription__customer=customer)
+        .select_related("subscription__product", "actor")
+        .order_by("-created_at", "-pk"),
+        "billing_actions",
+    )
     emails, more_emails = _bounded(
         EmailNotification.objects.filter(checkout_session__in=orders_qs.values("pk"))
-        .defer("context", "last_error").order_by("-created_at", "-pk"), "emails")
-    notes, more_notes = _bounded(StaffNote.objects.filter(customer=customer).order_by("-pinned", "-created_at", "-pk"),
-                                 "notes")
-    paid = (SubscriptionInvoice.objects.filter(subscription__customer=customer, status=InvoiceStatus.PAID)
-            .order_by().values("currency").annotate(total=Sum("amount_paid")).order_by("currency"))
-    refunded = (RefundRecord.objects.filter(subscription__customer=customer, status__in=("succeeded", "pending"))
-                .order_by().values("currency").annotate(total=Sum("amount")).order_by("currency"))
+        .defer("context", "last_error")
+        .order_by("-created_at", "-pk"),
+        "emails",
+    )
+    notes, more_notes = _bounded(
+        StaffNote.objects.filter(customer=customer).order_by("-pinned", "-created_at", "-pk"), "notes"
+    )
+    paid = (
+        SubscriptionInvoice.objects.filter(subscription__customer=customer, status=InvoiceStatus.PAID)
+        .order_by()
+        .values("currency")
+        .annotate(total=Sum("amount_paid"))
+        .order_by("currency")
+    )
+    refunded = (
+        RefundRecord.objects.filter(subscription__customer=customer, status__in=("succeeded", "pending"))
+        .order_by()
+        .values("currency")
+        .annotate(total=Sum("amount"))
+        .order_by("currency")
+    )
 
     by_email = customer.email
     return CustomerPage(
         customer=customer,
         people=people,
-        services=Section([_service(s) for s in subscriptions], more_subscriptions,
-                         _changelist("accounts_subscription", customer__id__exact=customer.pk)),
-        orders=Section([Order(session=s, plan=(f"{s.price.product.name} ({s.billing_cycle})" if s.price_id
-                                               else f"{s.product_code} ({s.billing_cycle})"),
-                              amount=money_format(s.amount, s.currency),
-                              domain=(s.domain_info or {}).get("value") or "")
-                        for s in sessions], more_sessions, _changelist("checkout_checkoutsession", q=by_email)),
-        invoices=Section([Money(row=i, amount=money_format(i.amount_due, i.currency),
-                                extra={"paid": money_format(i.amount_paid, i.currency) if i.amount_paid else ""})
-                          for i in invoices], more_invoices, _changelist("billing_subscriptioninvoice", q=by_email)),
-        refunds=Section([Money(row=r, amount=money_format(r.amount, r.currency)) for r in refunds], more_refunds,
-                        _changelist("billing_refundrecord", q=by_email)),
-        billing_actions=Section([Money(row=a, amount=money_format(a.amount, a.subscription.currency)
-                                       if a.amount is not None else "") for a in actions], more_actions,
-                                _changelist("billing_billingaction", q=by_email)),
+        services=Section(
+            [_service(s) for s in subscriptions],
+            more_subscriptions,
+            _changelist("accounts_subscription", customer__id__exact=customer.pk),
+        ),
+        orders=Section(
+            [
+                Order(
+                    session=s,
+                    plan=(
+                        f"{s.price.product.name} ({s.billing_cycle})"
+                        if s.price_id
+                        else f"{s.product_code} ({s.billing_cycle})"
+                    ),
+                    amount=money_format(s.amount, s.currency),
+                    domain=(s.domain_info or {}).get("value") or "",
+                )
+                for s in sessions
+            ],
+            more_sessions,
+            _changelist("checkout_checkoutsession", q=by_email),
+        ),
+        invoices=Section(
+            [
+                Money(
+                    row=i,
+                    amount=money_format(i.amount_due, i.currency),
+                    extra={"paid": money_format(i.amount_paid, i.currency) if i.amount_paid else ""},
+                )
+                for i in invoices
+            ],
+            more_invoices,
+            _changelist("billing_subscriptioninvoice", q=by_email),
+        ),
+        refunds=Section(
+            [Money(row=r, amount=money_format(r.amount, r.currency)) for r in refunds],
+            more_refunds,
+            _changelist("billing_refundrecord", q=by_email),
+        ),
+        billing_actions=Section(
+            [
+                Money(row=a, amount=money_format(a.amount, a.subscription.currency) if a.amount is not None else "")
+                for a in actions
+            ],
+            more_actions,
+            _changelist("billing_billingaction", q=by_email),
+        ),
         # EmailNotification has no index on `to`: the exact-match filter reads only this customer's address.
         emails=Section(emails, more_emails, _changelist("provisioning_emailnotification", to=by_email)),
         notes=Section(notes, more_notes, _changelist("backoffice_staffnote", customer__id__exact=customer.pk)),
@@ -231,13 +306,18 @@ def customer_for_order(*, session: CheckoutSession, subscription_customer: Custo
         customer = Customer.objects.filter(stripe_customer_id=session.stripe_customer_id).first()
         if customer is not None:
             return customer
-    return (Customer.objects.alias(email_lower=Lower("email")).filter(email_lower=session.email.lower())
-            .order_by("-pk").first())
+    return (
+        Customer.objects.alias(email_lower=Lower("email"))
+        .filter(email_lower=session.email.lower())
+        .order_by("-pk")
+        .first()
+    )
 
 
 def customer_pinned_notes(*, customer: Customer | None) -> list[StaffNote]:
     """The customer's pinned notes, newest first, for the banner on its order and subscription pages."""
     if customer is None:
         return []
-    return list(StaffNote.objects.filter(customer=customer, pinned=True)
-                .order_by("-created_at", "-pk")[:PINNED_BANNER_ROWS])
+    return list(
+        StaffNote.objects.filter(customer=customer, pinned=True).order_by("-created_at", "-pk")[:PINNED_BANNER_ROWS]
+    )

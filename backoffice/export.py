@@ -22,7 +22,6 @@ Choices made once for every export:
 """
 
 import csv
-import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -187,7 +186,7 @@ def csv_stream(lines: Iterable[str], *, on_done: Callable[[int, bool], None] | N
 
 
 def export_filename(spec: ExportSpec, *, now: datetime | None = None) -> str:
-    """"orders-20261130T160905Z.csv": the list and the moment, with nothing a file system refuses."""
+    """ "orders-20261130T160905Z.csv": the list and the moment, with nothing a file system refuses."""
     return f"{spec.name}-{(now or timezone.now()).astimezone(UTC):%Y%m%dT%H%M%SZ}.csv"
 
 
@@ -195,7 +194,7 @@ def export_filename(spec: ExportSpec, *, now: datetime | None = None) -> str:
 
 
 def export_log_message(*, spec: ExportSpec, filters: str, rows: int | None = None, complete: bool = True) -> str:
-    """"Export CSV: orders; filters: ?status=completed&q=example.com; 120 rows". `filters` is the list's query string,
+    """ "Export CSV: orders; filters: ?status=completed&q=example.com; 120 rows". `filters` is the list's query string,
     so the audit log can link back to exactly that list."""
     message = f"{EXPORT_LOG_LABEL}: {spec.name}; filters: {filters or '(none)'}"
     if rows is not None:
@@ -217,8 +216,11 @@ def export_log_create(*, user, model, spec: ExportSpec, filters: str) -> LogEntr
     """Written when the download starts (an export stopped half-way was still made), completed with the row count at
     the end."""
     return LogEntry.objects.create(
-        user_id=user.pk, content_type=ContentType.objects.get_for_model(model, for_concrete_model=False),
-        object_id=None, object_repr=f"{spec.name} CSV export"[:200], action_flag=EXPORT_ACTION_FLAG,
+        user_id=user.pk,
+        content_type=ContentType.objects.get_for_model(model, for_concrete_model=False),
+        object_id=None,
+        object_repr=f"{spec.name} CSV export"[:200],
+        action_flag=EXPORT_ACTION_FLAG,
         change_message=export_log_message(spec=spec, filters=filters),
     )
 
@@ -242,8 +244,11 @@ class CsvExportMixin:
     def get_urls(self):
         opts = self.model._meta
         return [
-            path("export/", self.admin_site.admin_view(self.export_csv_view),
-                 name=f"{opts.app_label}_{opts.model_name}_export"),
+            path(
+                "export/",
+                self.admin_site.admin_view(self.export_csv_view),
+                name=f"{opts.app_label}_{opts.model_name}_export",
+            ),
             *super().get_urls(),
         ]
 
@@ -254,8 +259,9 @@ class CsvExportMixin:
             query = request.GET.copy()
             for ignored in ("p", "e"):  # the page and the error flag say nothing about which rows
                 query.pop(ignored, None)
-            extra_context["export_csv_url"] = (reverse(f"admin:{opts.app_label}_{opts.model_name}_export")
-                                               + (f"?{query.urlencode()}" if query else ""))
+            extra_context["export_csv_url"] = reverse(f"admin:{opts.app_label}_{opts.model_name}_export") + (
+                f"?{query.urlencode()}" if query else ""
+            )
         return super().changelist_view(request, extra_context)
 
     def get_changelist(self, request, **kwargs):
@@ -294,10 +300,12 @@ class CsvExportMixin:
 
         def finish(rows: int, complete: bool) -> None:
             LogEntry.objects.filter(pk=entry.pk).update(
-                change_message=export_log_message(spec=spec, filters=filters, rows=rows, complete=complete))
+                change_message=export_log_message(spec=spec, filters=filters, rows=rows, complete=complete)
+            )
 
-        response = StreamingHttpResponse(csv_stream(csv_lines(queryset, spec=spec), on_done=finish),
-                                         content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(
+            csv_stream(csv_lines(queryset, spec=spec), on_done=finish), content_type="text/csv; charset=utf-8"
+        )
         response["Content-Disposition"] = f'attachment; filename="{export_filename(spec)}"'
         return response
 
@@ -315,27 +323,36 @@ def _orders_spec() -> ExportSpec:
     from catalog.models import BillingCycle
     from checkout.models import CheckoutSessionStatus
 
-    return ExportSpec(name="orders", columns=(
-        text("Order ID", "id"),
-        text("Created (UTC)", "created_at"),
-        label("Status", "status", CheckoutSessionStatus.choices),
-        text("E-mail", "email"),
-        text("Name", "customer_name"),
-        Column("Domain", ("domain_info",), lambda row: (row["domain_info"] or {}).get("value")
-               if isinstance(row["domain_info"], dict) else None),
-        Column("Plan", ("price__product__name", "product_code"),
-               lambda row: row["price__product__name"] or row["product_code"]),
-        label("Billing cycle", "billing_cycle", BillingCycle.choices),
-        money("Amount", "amount"),
-        money("Discount", "amount_discount"),
-        currency("Currency", "currency"),
-        text("Coupon", "coupon_code"),
-        text("Trial days", "trial_days"),
-        text("Completed (UTC)", "completed_at"),
-        text("Stripe session ID", "stripe_session_id"),
-        text("Stripe customer ID", "stripe_customer_id"),
-        text("Stripe subscription ID", "subscription__stripe_subscription_id"),
-    ))
+    return ExportSpec(
+        name="orders",
+        columns=(
+            text("Order ID", "id"),
+            text("Created (UTC)", "created_at"),
+            label("Status", "status", CheckoutSessionStatus.choices),
+            text("E-mail", "email"),
+            text("Name", "customer_name"),
+            Column(
+                "Domain",
+                ("domain_info",),
+                lambda row: (row["domain_info"] or {}).get("value") if isinstance(row["domain_info"], dict) else None,
+            ),
+            Column(
+                "Plan",
+                ("price__product__name", "product_code"),
+                lambda row: row["price__product__name"] or row["product_code"],
+            ),
+            label("Billing cycle", "billing_cycle", BillingCycle.choices),
+            money("Amount", "amount"),
+            money("Discount", "amount_discount"),
+            currency("Currency", "currency"),
+            text("Coupon", "coupon_code"),
+            text("Trial days", "trial_days"),
+            text("Completed (UTC)", "completed_at"),
+            text("Stripe session ID", "stripe_session_id"),
+            text("Stripe customer ID", "stripe_customer_id"),
+            text("Stripe subscription ID", "subscription__stripe_subscription_id"),
+        ),
+    )
 
 
 def _customer_domains():
@@ -346,47 +363,59 @@ def _customer_domains():
     else:  # SQLite (make run): its GROUP_CONCAT, in no promised order
         domains = Func(F("domain"), Value(", "), function="GROUP_CONCAT", output_field=TextField())
     # One indexed lookup per customer (subscriptions by customer_id), inside the same streamed query.
-    return Subquery(Subscription.objects.filter(customer_id=OuterRef("pk"), domain__gt="")
-                    .order_by().values("customer_id").annotate(domains=domains).values("domains")[:1])
+    return Subquery(
+        Subscription.objects.filter(customer_id=OuterRef("pk"), domain__gt="")
+        .order_by()
+        .values("customer_id")
+        .annotate(domains=domains)
+        .values("domains")[:1]
+    )
 
 
 def _customers_spec() -> ExportSpec:
-    return ExportSpec(name="customers", columns=(
-        text("Customer ID", "id"),
-        text("Name", "name"),
-        text("E-mail", "email"),
-        Column("E-mail domain", ("email",), lambda row: row["email"].rpartition("@")[2].lower() or None),
-        text("Domains", "export_domains"),
-        text("Stripe customer ID", "stripe_customer_id"),
-        text("Created (UTC)", "created_at"),
-    ), annotations={"export_domains": _customer_domains})
+    return ExportSpec(
+        name="customers",
+        columns=(
+            text("Customer ID", "id"),
+            text("Name", "name"),
+            text("E-mail", "email"),
+            Column("E-mail domain", ("email",), lambda row: row["email"].rpartition("@")[2].lower() or None),
+            text("Domains", "export_domains"),
+            text("Stripe customer ID", "stripe_customer_id"),
+            text("Created (UTC)", "created_at"),
+        ),
+        annotations={"export_domains": _customer_domains},
+    )
 
 
 def _subscriptions_spec() -> ExportSpec:
     from accounts.models import SubscriptionStatus
     from catalog.models import BillingCycle
 
-    return ExportSpec(name="subscriptions", columns=(
-        text("Subscription ID", "id"),
-        label("Status", "status", SubscriptionStatus.choices),
-        text("Plan", "product__name"),
-        label("Billing cycle", "billing_cycle", BillingCycle.choices),
-        money("Amount", "amount"),
-        currency("Currency", "currency"),
-        text("Domain", "domain"),
-        text("Customer ID", "customer_id"),
-        text("Customer name", "customer__name"),
-        text("Customer e-mail", "customer__email"),
-        text("Current period start (UTC)", "current_period_start"),
-        text("Current period end (UTC)", "current_period_end"),
-        text("Cancels at period end", "cancel_at_period_end"),
-        text("Canceled (UTC)", "canceled_at"),
-        text("Ended (UTC)", "ended_at"),
-        text("Created (UTC)", "created_at"),
-        text("Order ID", "checkout_session_id"),
-        text("Stripe subscription ID", "stripe_subscription_id"),
-        text("Stripe customer ID", "stripe_customer_id"),
-    ))
+    return ExportSpec(
+        name="subscriptions",
+        columns=(
+            text("Subscription ID", "id"),
+            label("Status", "status", SubscriptionStatus.choices),
+            text("Plan", "product__name"),
+            label("Billing cycle", "billing_cycle", BillingCycle.choices),
+            money("Amount", "amount"),
+            currency("Currency", "currency"),
+            text("Domain", "domain"),
+            text("Customer ID", "customer_id"),
+            text("Customer name", "customer__name"),
+            text("Customer e-mail", "customer__email"),
+            text("Current period start (UTC)", "current_period_start"),
+            text("Current period end (UTC)", "current_period_end"),
+            text("Cancels at period end", "cancel_at_period_end"),
+            text("Canceled (UTC)", "canceled_at"),
+            text("Ended (UTC)", "ended_at"),
+            text("Created (UTC)", "created_at"),
+            text("Order ID", "checkout_session_id"),
+            text("Stripe subscription ID", "stripe_subscription_id"),
+            text("Stripe customer ID", "stripe_customer_id"),
+        ),
+    )
 
 
 ORDERS_EXPORT = _orders_spec()

@@ -24,6 +24,9 @@ class SupportAction(models.Model):
             ("view_audit_log", "Can read the team's audit log"),
         ]
 
+    def __str__(self) -> str:
+        return "Support actions"
+
 
 class StaffNote(TimeStampedModel):
     """What one staff member wrote about a customer. Notes are kept, not edited: a pinned note shows on every order of

@@ -31,8 +31,11 @@ _SUPPORT_READS = [
 # something off (active) is how catalog staff retire it.
 ROLE_PERMISSIONS: dict[str, list[tuple[str, str]]] = {
     CATALOG_MANAGERS: [
-        *[("catalog", f"{action}_{model}") for model in ("product", "price", "coupon", "planmove")
-          for action in ("add", "change", "view")],
+        *[
+            ("catalog", f"{action}_{model}")
+            for model in ("product", "price", "coupon", "planmove")
+            for action in ("add", "change", "view")
+        ],
         ("checkout", "view_checkoutsession"),
     ],
     SUPPORT: [

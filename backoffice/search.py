@@ -32,8 +32,8 @@ from django.urls import reverse
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
 from billing.models import RefundRecord, SubscriptionInvoice
-from core.domains import InvalidDomainName, domain_name_normalize
 from checkout.models import CheckoutSession
+from core.domains import InvalidDomainName, domain_name_normalize
 from provisioning.models import HostingAccount
 
 MIN_TERM_LENGTH = 3
@@ -56,8 +56,14 @@ KIND_CHANGELISTS = {
 
 STRIPE_PREFIXES = ("cs_", "cus_", "sub_", "pi_", "in_", "ch_")
 # The kind a Stripe id's page belongs to: one exact hit of that kind opens its page directly.
-STRIPE_PRIMARY_KIND = {"cs_": ORDERS, "cus_": CUSTOMERS, "sub_": SERVICES, "pi_": SERVICES, "in_": SERVICES,
-                       "ch_": SERVICES}
+STRIPE_PRIMARY_KIND = {
+    "cs_": ORDERS,
+    "cus_": CUSTOMERS,
+    "sub_": SERVICES,
+    "pi_": SERVICES,
+    "in_": SERVICES,
+    "ch_": SERVICES,
+}
 _STRIPE_ID = re.compile(r"^(cs|cus|sub|pi|in|ch)_[A-Za-z0-9_]*$")
 _UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$", re.I)
 _DOMAIN_LIKE = re.compile(r"^[^\s@/:]+\.[^\s@/:]*$")
@@ -75,8 +81,11 @@ class SearchKey:
     @property
     def description(self) -> str:
         return {
-            "stripe": f"a Stripe id ({self.prefix}…)", "order_id": "an order id", "email": "an e-mail address",
-            "email_domain": "the domain of e-mail addresses", "domain": "a domain",
+            "stripe": f"a Stripe id ({self.prefix}…)",
+            "order_id": "an order id",
+            "email": "an e-mail address",
+            "email_domain": "the domain of e-mail addresses",
+            "domain": "a domain",
             "text": "a name, e-mail, domain or username (its start)",
         }[self.kind]
 
@@ -134,7 +143,7 @@ class Way:
     def filter_q(self, *, bounded: bool) -> Q:
         if self.via is None:
             return self.q
-        ids = list(self.via[:GROUP_ROWS + 1]) if bounded else self.via
+        ids = list(self.via[: GROUP_ROWS + 1]) if bounded else self.via
         return Q(**{f"{self.via_field}__in": ids})
 
 
@@ -173,8 +182,7 @@ def _email_ways(column: str, value: str) -> list[Way]:
 def _email_domain_ways(column: str, domain: str, *, exact: bool) -> list[Way]:
     if not _postgresql():
         return [Way(q=Q(**{f"{column}__iendswith" if exact else f"{column}__icontains": f"@{domain}"}))]
-    return [Way(aliases={"_email_domain": _email_domain(column)},
-                q=Q(**{f"_email_domain__{_lookup(exact)}": domain}))]
+    return [Way(aliases={"_email_domain": _email_domain(column)}, q=Q(**{f"_email_domain__{_lookup(exact)}": domain}))]
 
 
 def _domains(domain: str) -> list[str]:
@@ -189,24 +197,38 @@ def _customer_ways(key: SearchKey, *, exact: bool) -> list[Way]:
             return [Way(q=Q(**{f"stripe_customer_id__{lookup}": value}))]
         return [Way(via=subscription_ids_for_stripe_id(key, exact=exact, field="customer_id"))]
     if key.kind == "email":
-        return [*_email_ways("email", value),
-                Way(via=CustomerMembership.objects.filter(user__in=_user_ids(_email_ways("email", value)))
-                    .values_list("customer_id", flat=True))]
+        return [
+            *_email_ways("email", value),
+            Way(
+                via=CustomerMembership.objects.filter(user__in=_user_ids(_email_ways("email", value))).values_list(
+                    "customer_id", flat=True
+                )
+            ),
+        ]
     if key.kind == "email_domain":
         return _email_domain_ways("email", value, exact=True)
     if key.kind == "domain":
         # "jane.d" may be the start of an address as well as of a domain.
         return [*_email_domain_ways("email", value, exact=False), *_email_ways("email", value)]
     if key.kind == "text":
-        return [*_name_ways("name", value), *_email_ways("email", value),
-                *[Way(via=CustomerMembership.objects.filter(user__in=_user_ids([way]))
-                      .values_list("customer_id", flat=True)) for way in _name_ways("full_name", value)]]
+        return [
+            *_name_ways("name", value),
+            *_email_ways("email", value),
+            *[
+                Way(
+                    via=CustomerMembership.objects.filter(user__in=_user_ids([way])).values_list(
+                        "customer_id", flat=True
+                    )
+                )
+                for way in _name_ways("full_name", value)
+            ],
+        ]
     return []
 
 
 def _user_ids(ways: list[Way]) -> QuerySet:
     way = ways[0]
-    return User.objects.alias(**way.aliases).filter(way.q).order_by().values("pk")[:GROUP_ROWS + 1]
+    return User.objects.alias(**way.aliases).filter(way.q).order_by().values("pk")[: GROUP_ROWS + 1]
 
 
 def _order_ways(key: SearchKey, *, exact: bool) -> list[Way]:
@@ -225,12 +247,17 @@ def _order_ways(key: SearchKey, *, exact: bool) -> list[Way]:
         return _email_domain_ways("email", value, exact=True)
     session_domain = Lower(KT("domain_info__value"))
     if key.kind == "domain":
-        return [*[Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=domain))
-                  for domain in _domains(value)],
-                *_email_domain_ways("email", value, exact=False), *_email_ways("email", value)]
+        return [
+            *[Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=domain)) for domain in _domains(value)],
+            *_email_domain_ways("email", value, exact=False),
+            *_email_ways("email", value),
+        ]
     if key.kind == "text":
-        return [*_name_ways("customer_name", value), *_email_ways("email", value),
-                Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=value))]
+        return [
+            *_name_ways("customer_name", value),
+            *_email_ways("email", value),
+            Way(aliases={"_domain": session_domain}, q=Q(_domain__startswith=value)),
+        ]
     return []
 
 
@@ -245,17 +272,31 @@ def _service_ways(key: SearchKey, *, exact: bool) -> list[Way]:
     if key.kind == "order_id":
         return [Way(q=Q(checkout_session_id=value))]
     if key.kind == "email":
-        return [Way(via=Customer.objects.alias(_email=Lower("email")).filter(_email__startswith=value)
-                    .order_by().values_list("pk", flat=True), via_field="customer_id")]
-    domain_way = [Way(aliases={"_domain": Lower("domain")}, q=Q(_domain__startswith=domain))
-                  for domain in (_domains(value) if key.kind == "domain" else [value])]
+        return [
+            Way(
+                via=Customer.objects.alias(_email=Lower("email"))
+                .filter(_email__startswith=value)
+                .order_by()
+                .values_list("pk", flat=True),
+                via_field="customer_id",
+            )
+        ]
+    domain_way = [
+        Way(aliases={"_domain": Lower("domain")}, q=Q(_domain__startswith=domain))
+        for domain in (_domains(value) if key.kind == "domain" else [value])
+    ]
     if key.kind == "domain":
         return domain_way
     if key.kind == "text":
         # Control-panel usernames are lower case (provisioning.support.PANEL_USERNAME).
-        return [*domain_way,
-                Way(via=HostingAccount.objects.filter(username__startswith=value).order_by()
-                    .values_list("subscription_id", flat=True))]
+        return [
+            *domain_way,
+            Way(
+                via=HostingAccount.objects.filter(username__startswith=value)
+                .order_by()
+                .values_list("subscription_id", flat=True)
+            ),
+        ]
     return []
 
 
@@ -266,10 +307,10 @@ def subscription_ids_for_stripe_id(key: SearchKey, *, exact: bool, field: str) -
     lookup, value = _lookup(exact), key.value
     if key.prefix == "cs_":
         return Subscription.objects.filter(**{f"checkout_session__stripe_session_id__{lookup}": value}).values_list(
-            field, flat=True)
+            field, flat=True
+        )
     if key.prefix == "sub_":
-        return Subscription.objects.filter(**{f"stripe_subscription_id__{lookup}": value}).values_list(
-            field, flat=True)
+        return Subscription.objects.filter(**{f"stripe_subscription_id__{lookup}": value}).values_list(field, flat=True)
     if key.prefix == "cus_":
         return Subscription.objects.filter(**{f"stripe_customer_id__{lookup}": value}).values_list(field, flat=True)
     # Invoices and refunds: their subscriptions' ids first (each lookup bounded, on its own index), as one query
@@ -278,8 +319,9 @@ def subscription_ids_for_stripe_id(key: SearchKey, *, exact: bool, field: str) -
     if key.prefix == "in_":
         ids = _ids(SubscriptionInvoice, f"stripe_invoice_id__{lookup}", value)
     elif key.prefix == "pi_":
-        ids = (_ids(SubscriptionInvoice, f"stripe_payment_intent_id__{lookup}", value)
-               + _ids(RefundRecord, f"stripe_payment_intent_id__{lookup}", value))
+        ids = _ids(SubscriptionInvoice, f"stripe_payment_intent_id__{lookup}", value) + _ids(
+            RefundRecord, f"stripe_payment_intent_id__{lookup}", value
+        )
     elif key.prefix == "ch_":
         ids = _ids(RefundRecord, f"stripe_charge_id__{lookup}", value)
         if exact:
@@ -288,8 +330,9 @@ def subscription_ids_for_stripe_id(key: SearchKey, *, exact: bool, field: str) -
 
 
 def _ids(model, lookup: str, value: str) -> list[int]:
-    return list(model.objects.filter(**{lookup: value}).order_by().values_list("subscription_id", flat=True)[
-        :GROUP_ROWS + 1])
+    return list(
+        model.objects.filter(**{lookup: value}).order_by().values_list("subscription_id", flat=True)[: GROUP_ROWS + 1]
+    )
 
 
 def _charge_subscription_ids(charge_id: str) -> list[int]:
@@ -381,7 +424,7 @@ def _group_rows(kind: str, ways: list[Way]) -> tuple[list, bool]:
     seen, rows, more = set(), [], False
     for way in ways:
         queryset = model.objects.alias(**way.aliases).filter(way.filter_q(bounded=True)).order_by()
-        found = list(_with_related(kind, queryset)[:GROUP_ROWS + 1])
+        found = list(_with_related(kind, queryset)[: GROUP_ROWS + 1])
         more = more or len(found) > GROUP_ROWS
         for row in found[:GROUP_ROWS]:
             if row.pk not in seen:
@@ -424,8 +467,15 @@ def global_search(*, term: str, kinds: frozenset[str] = frozenset(_WAYS)) -> Sea
         groups = []
         for kind in order:
             rows, more = _group_rows(kind, _WAYS[kind](key, exact=exact))
-            groups.append(SearchGroup(kind=kind, label=KIND_LABELS[kind], rows=rows, more=more,
-                                      see_all_url=f"{reverse(KIND_CHANGELISTS[kind])}?{urlencode({'q': term})}"))
+            groups.append(
+                SearchGroup(
+                    kind=kind,
+                    label=KIND_LABELS[kind],
+                    rows=rows,
+                    more=more,
+                    see_all_url=f"{reverse(KIND_CHANGELISTS[kind])}?{urlencode({'q': term})}",
+                )
+            )
         results = SearchResults(term=term, key=key, groups=groups, exact=exact)
         if results.found:
             break
@@ -434,8 +484,7 @@ def global_search(*, term: str, kinds: frozenset[str] = frozenset(_WAYS)) -> Sea
         group = next((group for group in results.groups if group.kind == primary), None)
         if group is not None and len(group.rows) == 1:
             row = group.rows[0]
-            results.redirect_url = reverse(f"admin:{row._meta.app_label}_{row._meta.model_name}_change",
-                                           args=[row.pk])
+            results.redirect_url = reverse(f"admin:{row._meta.app_label}_{row._meta.model_name}_change", args=[row.pk])
     return results
 
 

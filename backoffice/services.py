@@ -14,8 +14,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from core.money import money_format
-from catalog.models import Price
 from checkout.models import CheckoutSession, CheckoutSessionStatus
 from checkout.services import checkout_session_fulfill, checkout_session_mark_expired, checkout_session_refresh
 from checkout.stripe_checkout import stripe_checkout_session_expire, stripe_checkout_session_retrieve
@@ -57,9 +55,8 @@ def support_set_password_email_resend(*, session: CheckoutSession, now: datetime
     if user is None:
         return ActionOutcome(False, "No user account exists for this order yet: there is no password to set.")
     if user.has_usable_password():
-        return ActionOutcome(False, f"{user.email} has already set a password; they can use \"Forgot password\".")
-    notification = EmailNotification.objects.filter(checkout_session=session,
-                                                     purpose=EmailPurpose.SET_PASSWORD).first()
+        return ActionOutcome(False, f'{user.email} has already set a password; they can use "Forgot password".')
+    notification = EmailNotification.objects.filter(checkout_session=session, purpose=EmailPurpose.SET_PASSWORD).first()
     if notification is None:
         with transaction.atomic():
             email_notification_create(checkout_session=session, purpose=EmailPurpose.SET_PASSWORD, to=user.email)
@@ -67,7 +64,9 @@ def support_set_password_email_resend(*, session: CheckoutSession, now: datetime
     with transaction.atomic():
         reopened = EmailNotification.objects.filter(
             Q(sent_at__isnull=True) | Q(sent_at__lt=now - RESEND_WINDOW),
-            pk=notification.pk, status__in=(EmailStatus.SENT, EmailStatus.FAILED), updated_at__lt=now - RESEND_WINDOW,
+            pk=notification.pk,
+            status__in=(EmailStatus.SENT, EmailStatus.FAILED),
+            updated_at__lt=now - RESEND_WINDOW,
         ).update(status=EmailStatus.PENDING, to=user.email, last_error="", updated_at=now)
         if reopened:
             transaction.on_commit(partial(email_notification_enqueue, email_id=notification.pk))
@@ -78,8 +77,11 @@ def support_set_password_email_resend(*, session: CheckoutSession, now: datetime
         return ActionOutcome(False, "The set-password e-mail is already on its way; not sent again.")
     last = notification.sent_at or notification.updated_at
     minutes = max(1, int((now - last).total_seconds() // 60))
-    return ActionOutcome(False, f"The set-password e-mail went out {minutes} minute(s) ago; not sent again. "
-                                f"Try again after {(last + RESEND_WINDOW):%H:%M} UTC if it has not arrived.")
+    return ActionOutcome(
+        False,
+        f"The set-password e-mail went out {minutes} minute(s) ago; not sent again. "
+        f"Try again after {(last + RESEND_WINDOW):%H:%M} UTC if it has not arrived.",
+    )
 
 
 def support_checkout_session_expire(*, session: CheckoutSession) -> ActionOutcome:
@@ -89,8 +91,9 @@ def support_checkout_session_expire(*, session: CheckoutSession) -> ActionOutcom
     ones marked expired, so the click still leaves both sides agreeing.
     """
     if session.status != CheckoutSessionStatus.PENDING:
-        return ActionOutcome(False, f"The session is {session.get_status_display().lower()}, not pending: "
-                                    "nothing to expire.")
+        return ActionOutcome(
+            False, f"The session is {session.get_status_display().lower()}, not pending: nothing to expire."
+        )
     try:
         stripe_checkout_session_expire(session.stripe_session_id, idempotency_key=f"backoffice-expire-{session.pk}")
     except ApplicationError as error:
@@ -99,8 +102,11 @@ def support_checkout_session_expire(*, session: CheckoutSession) -> ActionOutcom
         if stripe_session.get("status") == "complete":
             checkout_session_fulfill(stripe_session=stripe_session)
             session.refresh_from_db()
-            return ActionOutcome(False, "Stripe says this session was paid, so it was not expired; it is now "
-                                        f"{session.get_status_display().lower()}.")
+            return ActionOutcome(
+                False,
+                "Stripe says this session was paid, so it was not expired; it is now "
+                f"{session.get_status_display().lower()}.",
+            )
         if stripe_session.get("status") != "expired":
             return ActionOutcome(False, f"Stripe refused to expire the session: {error}")
     checkout_session_mark_expired(stripe_session_id=session.stripe_session_id)
@@ -112,8 +118,9 @@ def support_checkout_session_reread(*, session: CheckoutSession) -> ActionOutcom
     """Re-read a pending session from Stripe now (past the success page's rate limit), fulfilling it when it is
     paid and marking it expired when Stripe expired it."""
     if session.status != CheckoutSessionStatus.PENDING:
-        return ActionOutcome(False, f"The session is already {session.get_status_display().lower()}: "
-                                    "nothing to re-read.")
+        return ActionOutcome(
+            False, f"The session is already {session.get_status_display().lower()}: nothing to re-read."
+        )
     before = session.status
     session = checkout_session_refresh(session=session, force=True)
     session.refresh_from_db()

@@ -47,6 +47,7 @@ ENV = {
 
 # --- The load: its own process, threads with keep-alive connections; a client may keep and send its ETag -------------
 
+
 def load(path: str, requests: int, concurrency: int, send_etag: bool, edit_at: int | None = None) -> dict:
     counter = iter(range(requests))
     lock = threading.Lock()
@@ -99,10 +100,15 @@ def load(path: str, requests: int, concurrency: int, send_etag: bool, edit_at: i
         thread.join()
     wall = time.perf_counter() - started
     latencies.sort()
-    return {"requests": len(latencies), "seconds": wall, "rps": len(latencies) / wall,
-            "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-            "statuses": {str(k): v for k, v in sorted(statuses.items())}, "etags": len(etags_seen)}
+    return {
+        "requests": len(latencies),
+        "seconds": wall,
+        "rps": len(latencies) / wall,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "etags": len(etags_seen),
+    }
 
 
 def measured(path: str, requests: int, send_etag: bool = False, edit_at: int | None = None) -> dict:
@@ -112,6 +118,7 @@ def measured(path: str, requests: int, send_etag: bool = False, edit_at: int | N
 
 
 # --- The service ------------------------------------------------------------------------------------------------------
+
 
 def prepare_database() -> None:
     import psycopg
@@ -143,17 +150,34 @@ def price_edit() -> None:
     import psycopg
 
     with psycopg.connect(DATABASE_URL, autocommit=True) as connection:
-        connection.execute("UPDATE catalog_price SET unit_amount = unit_amount + 1, updated_at = now() "
-                           "WHERE id = (SELECT min(id) FROM catalog_price WHERE active)")
+        connection.execute(
+            "UPDATE catalog_price SET unit_amount = unit_amount + 1, updated_at = now() "
+            "WHERE id = (SELECT min(id) FROM catalog_price WHERE active)"
+        )
 
 
 def main() -> None:
     print("catalog: fresh database, migrations, catalog ...", flush=True)
     prepare_database()
     gunicorn = subprocess.Popen(
-        [PY, "-m", "gunicorn", "config.wsgi:application", "--workers", "4", "--bind", f"127.0.0.1:{PORT}",
-         "--log-level", "warning"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            PY,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--workers",
+            "4",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for(f"{API}/api/health/")
         for path in ("/api/health/", "/api/catalog/"):  # warm every worker: imports, connections, the built answer
@@ -176,21 +200,30 @@ def main() -> None:
 
     health = rps(totals["/api/health/"])
     print(f"\n{'endpoint':44} {'req/s':>8} {'x health':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
-    rows = [("GET /api/health/", totals["/api/health/"]), ("GET /api/catalog/", totals["/api/catalog/"]),
-            ("GET /api/catalog/ sending its ETag", [conditional])]
+    rows = [
+        ("GET /api/health/", totals["/api/health/"]),
+        ("GET /api/catalog/", totals["/api/catalog/"]),
+        ("GET /api/catalog/ sending its ETag", [conditional]),
+    ]
     for name, runs in rows:
         statuses: dict[str, int] = {}
         for r in runs:
             for status, count in r["statuses"].items():
                 statuses[status] = statuses.get(status, 0) + count
-        print(f"{name:44} {rps(runs):8.0f} {rps(runs) / health:9.2f} {runs[-1]['p50_ms']:8.1f} "
-              f"{runs[-1]['p99_ms']:8.1f}  {statuses}")
+        print(
+            f"{name:44} {rps(runs):8.0f} {rps(runs) / health:9.2f} {runs[-1]['p50_ms']:8.1f} "
+            f"{runs[-1]['p99_ms']:8.1f}  {statuses}"
+        )
     ratio = rps(totals["/api/catalog/"]) / health
     share_304 = conditional["statuses"].get("304", 0) / conditional["requests"]
-    print(f"\ncatalog / health: {ratio:.2f} (target >= 0.8){'' if ratio >= 0.8 else '  BELOW TARGET'}; "
-          f"{ROUNDS} alternating rounds of {REQUESTS} requests, {CONCURRENCY} clients")
-    print(f"304 share for clients sending their ETag: {share_304:.1%} of {conditional['requests']} "
-          f"({conditional['etags']} ETags seen: a price was edited halfway, so each client fetched the new one once)")
+    print(
+        f"\ncatalog / health: {ratio:.2f} (target >= 0.8){'' if ratio >= 0.8 else '  BELOW TARGET'}; "
+        f"{ROUNDS} alternating rounds of {REQUESTS} requests, {CONCURRENCY} clients"
+    )
+    print(
+        f"304 share for clients sending their ETag: {share_304:.1%} of {conditional['requests']} "
+        f"({conditional['etags']} ETags seen: a price was edited halfway, so each client fetched the new one once)"
+    )
 
 
 if __name__ == "__main__":
@@ -202,7 +235,9 @@ if __name__ == "__main__":
     parser.add_argument("--edit-at", type=int, help="edit a price before sending this request (its number)")
     arguments = parser.parse_args()
     if arguments.load:
-        json.dump(load(arguments.load, arguments.requests, arguments.concurrency, arguments.send_etag,
-                       arguments.edit_at), sys.stdout)
+        json.dump(
+            load(arguments.load, arguments.requests, arguments.concurrency, arguments.send_etag, arguments.edit_at),
+            sys.stdout,
+        )
     else:
         main()

@@ -12,11 +12,13 @@ import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
-def run(url: str, method: str, body_template: str | None, requests: int, concurrency: int,
-        paths: list[str] | None = None) -> dict:
+def run(
+    url: str, method: str, body_template: str | None, requests: int, concurrency: int, paths: list[str] | None = None
+) -> dict:
     target = urlsplit(url)
     counter = iter(range(requests))
     lock = threading.Lock()
@@ -34,7 +36,7 @@ def run(url: str, method: str, body_template: str | None, requests: int, concurr
             body = body_template.replace("{n}", str(n)).encode() if body_template else None
             headers = {"Content-Type": "application/json"} if body else {}
             started = time.perf_counter()
-            for attempt in range(2):
+            for _attempt in range(2):
                 try:
                     if connection is None:
                         connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
@@ -86,7 +88,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    paths = open(args.paths_file).read().split() if args.paths_file else None
+    paths = Path(args.paths_file).read_text().split() if args.paths_file else None
     json.dump(run(args.url, args.method, args.body_template, args.requests, args.concurrency, paths), sys.stdout)
 
 

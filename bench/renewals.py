@@ -44,13 +44,17 @@ TARGET_WEBHOOK_P50_RATIO = 15
 TARGET_QUERIES = 15
 SAMPLE_PAYING, SAMPLE_FAILING = 20, 10
 
-BODY = json.dumps({
-    "planId": "starter", "billingCycle": "monthly",
-    "customer": {"name": "Renewing Customer", "email": "renew{n}@example.com"},
-    "domain": {"mode": "new-or-transfer", "value": "renew{n}.example.com"},
-})
-OUR_CODE = tuple(str(ROOT / app) + os.sep for app in ("accounts", "billing", "catalog", "checkout", "core",
-                                                      "provisioning"))
+BODY = json.dumps(
+    {
+        "planId": "starter",
+        "billingCycle": "monthly",
+        "customer": {"name": "Renewing Customer", "email": "renew{n}@example.com"},
+        "domain": {"mode": "new-or-transfer", "value": "renew{n}.example.com"},
+    }
+)
+OUR_CODE = tuple(
+    str(ROOT / app) + os.sep for app in ("accounts", "billing", "catalog", "checkout", "core", "provisioning")
+)
 
 
 def sql(query: str, *params):
@@ -61,9 +65,12 @@ def sql(query: str, *params):
 
 
 def sandbox_control(method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(f"{SANDBOX}/_sandbox/{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{SANDBOX}/_sandbox/{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=600) as response:
         return json.loads(response.read())
 
@@ -87,14 +94,20 @@ def subscribe_all() -> tuple[list[str], list[str]]:
     """RENEWALS paid monthly checkouts, provisioned; the first FAILING of them then move to a declining card.
     (paying, failing) Stripe subscription ids."""
     load(f"{API}/api/checkout/create-session", RENEWALS, 8, "POST", BODY)
-    sessions = [row[0] for row in sql("SELECT stripe_session_id FROM checkout_sessions WHERE email LIKE 'renew%%' "
-                                      "ORDER BY id")]
+    sessions = [
+        row[0] for row in sql("SELECT stripe_session_id FROM checkout_sessions WHERE email LIKE 'renew%%' ORDER BY id")
+    ]
     assert len(sessions) == RENEWALS, len(sessions)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda i: sandbox_call("POST", f"/v1/test_helpers/checkout/sessions/{i}/complete"), sessions))
-    wait_until("every subscription provisioned and its first e-mails sent", lambda: sql(
-        "SELECT (SELECT count(*) FROM provisioning_hostingaccount) = %s AND NOT EXISTS (SELECT 1 FROM "
-        "provisioning_emailnotification WHERE status IN ('pending', 'sending'))", RENEWALS)[0][0])
+    wait_until(
+        "every subscription provisioned and its first e-mails sent",
+        lambda: sql(
+            "SELECT (SELECT count(*) FROM provisioning_hostingaccount) = %s AND NOT EXISTS (SELECT 1 FROM "
+            "provisioning_emailnotification WHERE status IN ('pending', 'sending'))",
+            RENEWALS,
+        )[0][0],
+    )
     rows = sql("SELECT stripe_subscription_id, stripe_customer_id FROM accounts_subscription ORDER BY id")
 
     def decline(row):
@@ -113,14 +126,14 @@ def decided() -> tuple[int, int, int, int]:
         "SELECT count(*) FILTER (WHERE status = 'paid'), count(*) FILTER (WHERE status = 'open' AND first_failed_at "
         "IS NOT NULL), (SELECT count(*) FROM provisioning_emailnotification WHERE purpose = 'renewal_receipt' AND "
         "status = 'sent'), (SELECT count(*) FROM provisioning_emailnotification WHERE purpose = 'renewal_failed' AND "
-        "status = 'sent') FROM billing_subscriptioninvoice WHERE billing_reason = 'subscription_cycle'")[0]
+        "status = 'sent') FROM billing_subscriptioninvoice WHERE billing_reason = 'subscription_cycle'"
+    )[0]
 
 
 def renewal_storm(paying: int, failing: int) -> dict:
     """One clock jump renews every subscription; the time until our database shows every renewal recorded and
     every decision taken."""
-    end = max(row[0] for row in sql("SELECT extract(epoch FROM current_period_end)::bigint FROM "
-                                    "accounts_subscription"))
+    end = max(row[0] for row in sql("SELECT extract(epoch FROM current_period_end)::bigint FROM accounts_subscription"))
     delivered_before = len(sandbox_control("GET", "deliveries")["data"])
     target = (paying, failing, paying, failing)
     started = time.perf_counter()
@@ -173,13 +186,18 @@ def queries_per_event(sample: set[str]) -> dict[str, list[tuple[int, int]]]:
 
     since = sandbox_control("GET", "clock")["now"]
     sandbox_control("POST", "deliveries/pause", {})
-    end = max(row[0] for row in sql("SELECT extract(epoch FROM current_period_end)::bigint FROM "
-                                    "accounts_subscription WHERE status = 'active'"))
+    end = max(
+        row[0]
+        for row in sql(
+            "SELECT extract(epoch FROM current_period_end)::bigint FROM accounts_subscription WHERE status = 'active'"
+        )
+    )
     sandbox_control("POST", "clock/advance", {"seconds": end + 3600 - since})
     events, after = [], None
     while True:
-        page = sandbox_call("GET", "/v1/events?limit=100&created[gte]=" + str(since)
-                            + (f"&starting_after={after}" if after else ""))
+        page = sandbox_call(
+            "GET", "/v1/events?limit=100&created[gte]=" + str(since) + (f"&starting_after={after}" if after else "")
+        )
         events += page["data"]
         if not page["has_more"]:
             break
@@ -199,24 +217,61 @@ def queries_per_event(sample: set[str]) -> dict[str, list[tuple[int, int]]]:
 
 
 def main():
-    print(f"renewals: preparing (fresh database, {RENEWALS} monthly subscriptions, {FAILING} on a declining card) ...",
-          flush=True)
+    print(
+        f"renewals: preparing (fresh database, {RENEWALS} monthly subscriptions, {FAILING} on a declining card) ...",
+        flush=True,
+    )
     prepare_database()
     # Several first attempts on the wire at once: live Stripe sends an endpoint's events concurrently and in no
     # promised order, and our receivers are built for that (the sandbox's default, one at a time, would measure the
     # sandbox's queue instead). Two, one per core of these machines: more raises throughput and latency together.
-    processes = [start(PY, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT),
-                       "--webhook-concurrency", str(WEBHOOK_CONCURRENCY))]
-    gunicorn = start(PY, "-m", "gunicorn", "config.wsgi:application", "--workers", "4", "--bind",
-                     f"127.0.0.1:{API.rsplit(':', 1)[1]}", "--log-level", "warning")
+    processes = [
+        start(
+            PY,
+            "-m",
+            "stripe_sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(SANDBOX_PORT),
+            "--webhook-concurrency",
+            str(WEBHOOK_CONCURRENCY),
+        )
+    ]
+    gunicorn = start(
+        PY,
+        "-m",
+        "gunicorn",
+        "config.wsgi:application",
+        "--workers",
+        "4",
+        "--bind",
+        f"127.0.0.1:{API.rsplit(':', 1)[1]}",
+        "--log-level",
+        "warning",
+    )
     processes.append(gunicorn)
     try:
         wait_for(f"{SANDBOX}/_sandbox/health")
         wait_for(f"{API}/api/health/")
         register_webhook()
         # One worker process (concurrency 2 = the cores), as for the first payments' figures.
-        processes.append(start(PY, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "warning",
-                               "--without-gossip", "--without-mingle"))
+        processes.append(
+            start(
+                PY,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-c",
+                "2",
+                "-l",
+                "warning",
+                "--without-gossip",
+                "--without-mingle",
+            )
+        )
         load(f"{API}/api/health/", 400, 8)  # warm every gunicorn worker
         paying, failing = subscribe_all()
         health = load(f"{API}/api/health/", 4000, 8)  # the baseline, in this run, the worker idle
@@ -233,22 +288,35 @@ def main():
         def verdict(ok: bool) -> str:
             return "meets the target" if ok else "MISSES the target"
 
-        print(f"\nrenewals: {RENEWALS} monthly subscriptions ({len(failing)} on a declining card) renewed in one jump "
-              f"of the sandbox's clock ({storm['steps']} billing steps, {storm['jumped']:.1f} s inside the sandbox; "
-              f"webhooks {WEBHOOK_CONCURRENCY} at a time, as Stripe sends them concurrently)")
-        print(f"  GET /api/health/ baseline: {health['rps']:.0f} req/s, p50 {health['p50_ms']:.1f} ms "
-              f"(8 clients, same run)")
-        print(f"  every renewal recorded and decided ({len(paying)} receipts, {len(failing)} pay-link e-mails sent, "
-              f"one worker): {storm['elapsed']:.1f} s = {rate:.2f} renewals/s = "
-              f"{rate / health['rps']:.4f}x health's req/s (target >= {TARGET_DECIDED_RATIO}x: "
-              f"{verdict(rate / health['rps'] >= TARGET_DECIDED_RATIO)})")
-        print(f"  renewal webhooks: {len(deliveries)} deliveries ({not_2xx} not 2xx), p50 {p50:.0f} ms = "
-              f"{p50 / health['p50_ms']:.1f}x health's p50 (target <= {TARGET_WEBHOOK_P50_RATIO}x: "
-              f"{verdict(p50 / health['p50_ms'] <= TARGET_WEBHOOK_P50_RATIO)}), p99 {p99:.0f} ms = "
-              f"{p99 / health['p50_ms']:.1f}x")
-        print("    by type: " + ", ".join(
-            f"{kind} {count} (p50 {percentile([d['duration_ms'] for d in deliveries if d['type'] == kind], 0.5):.0f} ms)"
-            for kind, count in sorted(by_type.items())), flush=True)
+        print(
+            f"\nrenewals: {RENEWALS} monthly subscriptions ({len(failing)} on a declining card) renewed in one jump "
+            f"of the sandbox's clock ({storm['steps']} billing steps, {storm['jumped']:.1f} s inside the sandbox; "
+            f"webhooks {WEBHOOK_CONCURRENCY} at a time, as Stripe sends them concurrently)"
+        )
+        print(
+            f"  GET /api/health/ baseline: {health['rps']:.0f} req/s, p50 {health['p50_ms']:.1f} ms "
+            f"(8 clients, same run)"
+        )
+        print(
+            f"  every renewal recorded and decided ({len(paying)} receipts, {len(failing)} pay-link e-mails sent, "
+            f"one worker): {storm['elapsed']:.1f} s = {rate:.2f} renewals/s = "
+            f"{rate / health['rps']:.4f}x health's req/s (target >= {TARGET_DECIDED_RATIO}x: "
+            f"{verdict(rate / health['rps'] >= TARGET_DECIDED_RATIO)})"
+        )
+        print(
+            f"  renewal webhooks: {len(deliveries)} deliveries ({not_2xx} not 2xx), p50 {p50:.0f} ms = "
+            f"{p50 / health['p50_ms']:.1f}x health's p50 (target <= {TARGET_WEBHOOK_P50_RATIO}x: "
+            f"{verdict(p50 / health['p50_ms'] <= TARGET_WEBHOOK_P50_RATIO)}), p99 {p99:.0f} ms = "
+            f"{p99 / health['p50_ms']:.1f}x"
+        )
+        print(
+            "    by type: "
+            + ", ".join(
+                f"{kind} {count} (p50 {percentile([d['duration_ms'] for d in deliveries if d['type'] == kind], 0.5):.0f} ms)"
+                for kind, count in sorted(by_type.items())
+            ),
+            flush=True,
+        )
         # In this process, after the figures above are out: it imports the working tree's models, which must match
         # the schema migrated at the start.
         sample = set(paying[:SAMPLE_PAYING]) | set(failing[:SAMPLE_FAILING])
@@ -256,15 +324,19 @@ def main():
         ours = [o for per_type in figures.values() for o, _ in per_type]
         theirs = [t for per_type in figures.values() for _, t in per_type]
         mean_ours = sum(ours) / len(ours)
-        print(f"  queries of ours per renewal event ({len(ours)} events of {len(sample)} subscriptions' next renewal, "
-              f"processed in-process by dj-stripe's Event.process): mean {mean_ours:.1f}, max {max(ours)} "
-              f"(target <= {TARGET_QUERIES}: {verdict(mean_ours <= TARGET_QUERIES and max(ours) <= TARGET_QUERIES)}); "
-              f"dj-stripe's own: mean {sum(theirs) / len(theirs):.1f}")
+        print(
+            f"  queries of ours per renewal event ({len(ours)} events of {len(sample)} subscriptions' next renewal, "
+            f"processed in-process by dj-stripe's Event.process): mean {mean_ours:.1f}, max {max(ours)} "
+            f"(target <= {TARGET_QUERIES}: {verdict(mean_ours <= TARGET_QUERIES and max(ours) <= TARGET_QUERIES)}); "
+            f"dj-stripe's own: mean {sum(theirs) / len(theirs):.1f}"
+        )
         for kind, per_type in sorted(figures.items()):
             kind_ours = [o for o, _ in per_type]
             kind_theirs = [t for _, t in per_type]
-            print(f"    {kind:34} {len(per_type):4} events  ours mean {sum(kind_ours) / len(kind_ours):5.1f} "
-                  f"max {max(kind_ours):3}   dj-stripe mean {sum(kind_theirs) / len(kind_theirs):5.1f}")
+            print(
+                f"    {kind:34} {len(per_type):4} events  ours mean {sum(kind_ours) / len(kind_ours):5.1f} "
+                f"max {max(kind_ours):3}   dj-stripe mean {sum(kind_theirs) / len(kind_theirs):5.1f}"
+            )
     finally:
         for process in processes:
             try:

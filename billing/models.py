@@ -33,8 +33,9 @@ class SubscriptionInvoice(TimeStampedModel):
     currency = models.CharField(max_length=3)
     attempt_count = models.PositiveIntegerField(default=0)
     next_payment_attempt = models.DateTimeField(null=True, blank=True)
-    first_failed_at = models.DateTimeField(null=True, blank=True,
-                                           help_text="Stripe's time of the first failed attempt at paying it.")
+    first_failed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Stripe's time of the first failed attempt at paying it."
+    )
     paid_at = models.DateTimeField(null=True, blank=True)
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
@@ -102,20 +103,33 @@ class BillingAction(TimeStampedModel):
     Its `idempotency_key` goes to Stripe with the call, so a click repeated or a task run twice asks once.
     """
 
-    subscription = models.ForeignKey("accounts.Subscription", on_delete=models.PROTECT,
-                                     related_name="billing_actions")
+    subscription = models.ForeignKey("accounts.Subscription", on_delete=models.PROTECT, related_name="billing_actions")
     kind = models.CharField(max_length=30, choices=BillingActionKind.choices)
-    status = models.CharField(max_length=20, choices=BillingActionStatus.choices,
-                              default=BillingActionStatus.REQUESTED)
+    status = models.CharField(max_length=20, choices=BillingActionStatus.choices, default=BillingActionStatus.REQUESTED)
     reason = models.TextField()
-    actor = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
-                              help_text="Empty when a rule of ours decided.")
+    actor = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when a rule of ours decided.",
+    )
     amount = models.PositiveIntegerField(null=True, blank=True, help_text="Refunds: in cents.")
-    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-                              help_text="Plan changes: the price moved to.")
-    details = models.JSONField(default=dict, blank=True,
-                               help_text="Plan changes: the plan moved from, the proration date and behaviour "
-                                         "Stripe was asked for, and what it charged.")
+    price = models.ForeignKey(
+        "catalog.Price",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Plan changes: the price moved to.",
+    )
+    details = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Plan changes: the plan moved from, the proration date and behaviour "
+        "Stripe was asked for, and what it charged.",
+    )
     idempotency_key = models.CharField(max_length=255, unique=True, default=uuid.uuid4)
     stripe_object_id = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)

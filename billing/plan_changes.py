@@ -62,19 +62,25 @@ def plan_change_options(*, subscription: Subscription) -> list[Price]:
     subscription cannot change plan (see subscription_plan_change_blocker)."""
     if subscription_plan_change_blocker(subscription=subscription) is not None:
         return []
-    prices = (_allowed_prices(subscription)
-              .exclude(product_id=subscription.product_id, billing_cycle=subscription.billing_cycle)
-              .select_related("product"))
-    return sorted(prices, key=lambda price: (price.product.sort_order, price.product.code,
-                                             _months(price.billing_cycle)))
+    prices = (
+        _allowed_prices(subscription)
+        .exclude(product_id=subscription.product_id, billing_cycle=subscription.billing_cycle)
+        .select_related("product")
+    )
+    return sorted(
+        prices, key=lambda price: (price.product.sort_order, price.product.code, _months(price.billing_cycle))
+    )
 
 
 def _allowed_prices(subscription: Subscription):
-    moves_to = PlanMove.objects.filter(from_product_id=subscription.product_id, active=True,
-                                       to_product__type=subscription.product.type).values("to_product_id")
+    moves_to = PlanMove.objects.filter(
+        from_product_id=subscription.product_id, active=True, to_product__type=subscription.product.type
+    ).values("to_product_id")
     return Price.objects.filter(
         Q(product_id=subscription.product_id) | Q(product_id__in=moves_to),
-        active=True, product__active=True, currency=subscription.currency,
+        active=True,
+        product__active=True,
+        currency=subscription.currency,
     )
 
 
@@ -82,8 +88,11 @@ def _plan_change_check(subscription: Subscription, price: Price) -> None:
     if blocker := subscription_plan_change_blocker(subscription=subscription):
         raise ApplicationError(blocker, code="plan_change_unavailable")
     if price.currency != subscription.currency:
-        raise ApplicationError(f"This service is billed in {subscription.currency.upper()}; pick a price in that "
-                               f"currency.", code="currency_mismatch", field="price")
+        raise ApplicationError(
+            f"This service is billed in {subscription.currency.upper()}; pick a price in that currency.",
+            code="currency_mismatch",
+            field="price",
+        )
     if price.product_id == subscription.product_id and price.billing_cycle == subscription.billing_cycle:
         raise ApplicationError("This service is already on that plan and cycle.", code="same_plan", field="price")
     if not _allowed_prices(subscription).filter(pk=price.pk).exists():
@@ -144,8 +153,9 @@ def plan_change_preview(*, subscription: Subscription, price: Price) -> PlanChan
         "items": [{"id": _item_id(stripe_subscription), "price_data": _price_data(price)}],
         "proration_behavior": CHARGE_NOW if charged_now else CREDIT_LATER,
     }
-    invoice = _stripe_post("/v1/invoices/create_preview", subscription=subscription.stripe_subscription_id,
-                           subscription_details=details)
+    invoice = _stripe_post(
+        "/v1/invoices/create_preview", subscription=subscription.stripe_subscription_id, subscription_details=details
+    )
     lines = tuple(_line(line) for line in ((invoice.get("lines") or {}).get("data") or []))
     prorations = [line for line in lines if line.proration]
     renewals = [line for line in lines if not line.proration]
@@ -167,9 +177,15 @@ def plan_change_preview(*, subscription: Subscription, price: Price) -> PlanChan
     proration_starts = [line.period_start for line in prorations if line.period_start]
     proration_date = int(min(proration_starts).timestamp()) if proration_starts else None
     return PlanChangePreview(
-        price=price, charged_now=charged_now, amount_due_now=amount_due_now, credit=credit,
-        currency=invoice.get("currency") or price.currency, next_renewal_amount=next_renewal_amount,
-        next_renewal_at=next_renewal_at, lines=lines, proration_date=proration_date,
+        price=price,
+        charged_now=charged_now,
+        amount_due_now=amount_due_now,
+        credit=credit,
+        currency=invoice.get("currency") or price.currency,
+        next_renewal_amount=next_renewal_amount,
+        next_renewal_at=next_renewal_at,
+        lines=lines,
+        proration_date=proration_date,
     )
 
 
@@ -178,19 +194,27 @@ def _line(line: dict) -> PlanChangeLine:
     item = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
     period = line.get("period") or {}
     return PlanChangeLine(
-        description=line.get("description") or "", amount=int(line.get("amount") or 0),
+        description=line.get("description") or "",
+        amount=int(line.get("amount") or 0),
         # API versions before 2025-03-31 had `proration` on the line itself.
         proration=bool(item.get("proration", line.get("proration", False))),
-        period_start=stripe_time(period.get("start")), period_end=stripe_time(period.get("end")),
+        period_start=stripe_time(period.get("start")),
+        period_end=stripe_time(period.get("end")),
     )
 
 
 # --- The change -------------------------------------------------------------------------------------------------------
 
 
-def subscription_plan_change(*, subscription: Subscription, price: Price, actor: User | None,
-                             idempotency_key: str | None = None, proration_date: int | None = None,
-                             reason: str = "") -> BillingAction:
+def subscription_plan_change(
+    *,
+    subscription: Subscription,
+    price: Price,
+    actor: User | None,
+    idempotency_key: str | None = None,
+    proration_date: int | None = None,
+    reason: str = "",
+) -> BillingAction:
     """Move the subscription to `price`: at Stripe first (outside any lock; an upgrade is charged now and a declined
     card changes nothing), then, in one transaction, our subscription's plan and a `change_plan` job for the panel.
 
@@ -214,18 +238,27 @@ def subscription_plan_change(*, subscription: Subscription, price: Price, actor:
             return done  # the same form, submitted twice at once: the first submission's action
         if (locked.price_id, locked.billing_cycle) != (subscription.price_id, subscription.billing_cycle):
             raise ApplicationError("The plan was changed meanwhile; reload the page.", code="plan_changed_meanwhile")
-        if BillingAction.objects.filter(subscription=locked, kind=BillingActionKind.CHANGE_PLAN,
-                                        status=BillingActionStatus.REQUESTED).exists():
-            raise ApplicationError("A plan change for this service is already under way; reload the page in a "
-                                   "minute.", code="plan_change_in_progress")
+        if BillingAction.objects.filter(
+            subscription=locked, kind=BillingActionKind.CHANGE_PLAN, status=BillingActionStatus.REQUESTED
+        ).exists():
+            raise ApplicationError(
+                "A plan change for this service is already under way; reload the page in a minute.",
+                code="plan_change_in_progress",
+            )
         fields = {
-            "subscription": locked, "kind": BillingActionKind.CHANGE_PLAN, "actor": actor, "price": price,
-            "reason": (reason or "").strip() or f"Plan change from {from_plan} to {to_plan}"
-                                                f"{f' asked by {actor.email}' if actor else ''}.",
+            "subscription": locked,
+            "kind": BillingActionKind.CHANGE_PLAN,
+            "actor": actor,
+            "price": price,
+            "reason": (reason or "").strip()
+            or f"Plan change from {from_plan} to {to_plan}{f' asked by {actor.email}' if actor else ''}.",
             "details": {
-                "from_price_id": subscription.price_id, "from_product_code": subscription.product.code,
-                "from_billing_cycle": subscription.billing_cycle, "from_amount": subscription.amount,
-                "to_product_code": price.product.code, "to_billing_cycle": price.billing_cycle,
+                "from_price_id": subscription.price_id,
+                "from_product_code": subscription.product.code,
+                "from_billing_cycle": subscription.billing_cycle,
+                "from_amount": subscription.amount,
+                "to_product_code": price.product.code,
+                "to_billing_cycle": price.billing_cycle,
                 "proration_behavior": CHARGE_NOW if charged_now else CREDIT_LATER,
                 "proration_date": proration_date,
             },
@@ -233,8 +266,15 @@ def subscription_plan_change(*, subscription: Subscription, price: Price, actor:
         if idempotency_key:
             fields["idempotency_key"] = idempotency_key
         action = BillingAction.objects.create(**fields)
-    logger.info("Plan change %s of subscription %s: %s -> %s (%s) requested by %s", action.pk, subscription.pk,
-                from_plan, to_plan, fields["details"]["proration_behavior"], actor or "a rule")
+    logger.info(
+        "Plan change %s of subscription %s: %s -> %s (%s) requested by %s",
+        action.pk,
+        subscription.pk,
+        from_plan,
+        to_plan,
+        fields["details"]["proration_behavior"],
+        actor or "a rule",
+    )
     action = plan_change_perform(action_id=action.pk)
     _raise_if_failed(action)
     if action.status == BillingActionStatus.REQUESTED:
@@ -246,8 +286,11 @@ def _stale_changes_finish(subscription: Subscription) -> None:
     """A change whose process died between Stripe's answer and ours (or that could not tell Stripe's outcome) is
     finished before another is taken: with its own key, so Stripe answers as it did, or says it never happened."""
     stale = BillingAction.objects.filter(
-        subscription=subscription, kind=BillingActionKind.CHANGE_PLAN, status=BillingActionStatus.REQUESTED,
-        updated_at__lt=timezone.now() - ACTION_STALE_AFTER).values_list("pk", flat=True)
+        subscription=subscription,
+        kind=BillingActionKind.CHANGE_PLAN,
+        status=BillingActionStatus.REQUESTED,
+        updated_at__lt=timezone.now() - ACTION_STALE_AFTER,
+    ).values_list("pk", flat=True)
     for action_id in stale:
         plan_change_perform(action_id=action_id)
 
@@ -257,8 +300,9 @@ def _action_already_taken(subscription: Subscription, idempotency_key: str) -> B
     if action is None:
         return None
     if action.subscription_id != subscription.pk or action.kind != BillingActionKind.CHANGE_PLAN:
-        raise ApplicationError("This form was already used for another action; reload the page.",
-                               code="idempotency_key_reused")
+        raise ApplicationError(
+            "This form was already used for another action; reload the page.", code="idempotency_key_reused"
+        )
     _raise_if_failed(action)
     return action
 
@@ -274,11 +318,15 @@ def _proration_date_check(subscription: Subscription, proration_date: int) -> No
 
     at = stripe_time(proration_date)
     now = stripe_now(scope=subscription.stripe_test_clock_id)
-    in_period = ((subscription.current_period_start is None or at >= subscription.current_period_start)
-                 and (subscription.current_period_end is None or at < subscription.current_period_end))
+    in_period = (subscription.current_period_start is None or at >= subscription.current_period_start) and (
+        subscription.current_period_end is None or at < subscription.current_period_end
+    )
     if not in_period or at < now - PREVIEW_VALID_FOR:
-        raise ApplicationError("The figures shown are out of date; look at the change again.",
-                               code="preview_expired", field="proration_date")
+        raise ApplicationError(
+            "The figures shown are out of date; look at the change again.",
+            code="preview_expired",
+            field="proration_date",
+        )
 
 
 def plan_change_perform(*, action_id: int) -> BillingAction:
@@ -297,29 +345,41 @@ def plan_change_perform(*, action_id: int) -> BillingAction:
             try:
                 stripe_subscription = _stripe_subscription_if_changed(action)
             except ApplicationError:
-                logger.warning("Plan change %s: Stripe's outcome unknown (%s); it stays requested", action.pk,
-                               _stripe_error_text(error))
+                logger.warning(
+                    "Plan change %s: Stripe's outcome unknown (%s); it stays requested",
+                    action.pk,
+                    _stripe_error_text(error),
+                )
                 BillingAction.objects.filter(pk=action.pk).update(error=error.message, updated_at=timezone.now())
                 action.refresh_from_db()
                 return action
     if stripe_subscription is None:
         BillingAction.objects.filter(pk=action.pk, status=BillingActionStatus.REQUESTED).update(
-            status=BillingActionStatus.FAILED, error=failure.message, updated_at=timezone.now(),
-            details={**action.details, "error_code": failure.code, "stripe_error": _stripe_error_text(failure)})
-        logger.warning("Plan change %s of subscription %s refused: %s (%s)", action.pk, action.subscription_id,
-                       failure.code, _stripe_error_text(failure))
+            status=BillingActionStatus.FAILED,
+            error=failure.message,
+            updated_at=timezone.now(),
+            details={**action.details, "error_code": failure.code, "stripe_error": _stripe_error_text(failure)},
+        )
+        logger.warning(
+            "Plan change %s of subscription %s refused: %s (%s)",
+            action.pk,
+            action.subscription_id,
+            failure.code,
+            _stripe_error_text(failure),
+        )
         action.refresh_from_db()
         return action
     if failure is not None:
-        logger.warning("Plan change %s: Stripe's answer was lost (%s) but the change is there", action.pk,
-                       failure.code)
+        logger.warning("Plan change %s: Stripe's answer was lost (%s) but the change is there", action.pk, failure.code)
     with transaction.atomic():
-        subscription = Subscription.objects.select_for_update().select_related("product").get(
-            pk=action.subscription_id)
+        subscription = Subscription.objects.select_for_update().select_related("product").get(pk=action.subscription_id)
         done = BillingAction.objects.filter(pk=action.pk, status=BillingActionStatus.REQUESTED).update(
-            status=BillingActionStatus.DONE, error="", updated_at=timezone.now(),
+            status=BillingActionStatus.DONE,
+            error="",
+            updated_at=timezone.now(),
             stripe_object_id=stripe_subscription.get("id") or "",
-            details={**action.details, "latest_invoice": _id(stripe_subscription.get("latest_invoice"))})
+            details={**action.details, "latest_invoice": _id(stripe_subscription.get("latest_invoice"))},
+        )
         if done:
             _subscription_plan_apply(subscription, action)
     action.refresh_from_db()
@@ -333,13 +393,26 @@ def _subscription_plan_apply(subscription: Subscription, action: BillingAction) 
     subscription.amount, subscription.billing_cycle = price.unit_amount, price.billing_cycle
     subscription.save(update_fields=["price", "product", "amount", "billing_cycle", "updated_at"])
     job = hosting_account_action_request(
-        subscription=subscription, action=ProvisioningAction.CHANGE_PLAN,
-        decision_key=f"change_plan:{action.idempotency_key}", reason=action.reason, requested_by=action.actor,
-        parameters={"product_code": price.product.code, "billing_cycle": price.billing_cycle,
-                    "previous_product_code": previous[0], "previous_billing_cycle": previous[1]},
+        subscription=subscription,
+        action=ProvisioningAction.CHANGE_PLAN,
+        decision_key=f"change_plan:{action.idempotency_key}",
+        reason=action.reason,
+        requested_by=action.actor,
+        parameters={
+            "product_code": price.product.code,
+            "billing_cycle": price.billing_cycle,
+            "previous_product_code": previous[0],
+            "previous_billing_cycle": previous[1],
+        },
     )
-    logger.info("Subscription %s is now %s/%s (plan change %s); panel job %s", subscription.pk, price.product.code,
-                price.billing_cycle, action.pk, job.pk if job else "not needed")
+    logger.info(
+        "Subscription %s is now %s/%s (plan change %s); panel job %s",
+        subscription.pk,
+        price.product.code,
+        price.billing_cycle,
+        action.pk,
+        job.pk if job else "not needed",
+    )
 
 
 # --- Stripe -----------------------------------------------------------------------------------------------------------
@@ -351,16 +424,20 @@ def _stripe_plan_change(action: BillingAction) -> dict:
     params: dict = {
         "items": [{"id": _item_id(stripe_subscription), "price_data": _price_data(price)}],
         "proration_behavior": action.details["proration_behavior"],
-        "metadata": {"product_code": price.product.code, "billing_cycle": price.billing_cycle,
-                     "price_id": str(price.pk)},
+        "metadata": {
+            "product_code": price.product.code,
+            "billing_cycle": price.billing_cycle,
+            "price_id": str(price.pk),
+        },
     }
     if action.details["proration_behavior"] == CHARGE_NOW:
         # All or nothing: a declined card leaves the subscription as it was (Stripe answers 402).
         params["payment_behavior"] = "error_if_incomplete"
     if action.details.get("proration_date"):
         params["proration_date"] = action.details["proration_date"]
-    return _stripe_post(f"/v1/subscriptions/{subscription.stripe_subscription_id}",
-                        idempotency_key=action.idempotency_key, **params)
+    return _stripe_post(
+        f"/v1/subscriptions/{subscription.stripe_subscription_id}", idempotency_key=action.idempotency_key, **params
+    )
 
 
 def _stripe_subscription_if_changed(action: BillingAction) -> dict | None:
@@ -372,10 +449,19 @@ def _stripe_subscription_if_changed(action: BillingAction) -> dict | None:
     for item in items:
         price = item.get("price") or {}
         recurring = price.get("recurring") or {}
-        if (_id(price.get("product")), price.get("unit_amount"), price.get("currency"), recurring.get("interval"),
-                recurring.get("interval_count")) == (wanted["product"], wanted["unit_amount"], wanted["currency"],
-                                                     wanted["recurring"]["interval"],
-                                                     wanted["recurring"]["interval_count"]):
+        if (
+            _id(price.get("product")),
+            price.get("unit_amount"),
+            price.get("currency"),
+            recurring.get("interval"),
+            recurring.get("interval_count"),
+        ) == (
+            wanted["product"],
+            wanted["unit_amount"],
+            wanted["currency"],
+            wanted["recurring"]["interval"],
+            wanted["recurring"]["interval_count"],
+        ):
             return stripe_subscription
     return None
 
@@ -384,16 +470,20 @@ def _item_id(stripe_subscription: dict) -> str:
     items = (stripe_subscription.get("items") or {}).get("data") or []
     if len(items) != 1:
         # Our checkout makes one item per subscription; anything else was edited at Stripe by hand.
-        raise ApplicationError("This service cannot change plan here; please contact support.",
-                               code="subscription_items_unexpected")
+        raise ApplicationError(
+            "This service cannot change plan here; please contact support.", code="subscription_items_unexpected"
+        )
     return items[0]["id"]
 
 
 def _price_data(price: Price) -> dict:
     terms = price.cycle_terms
-    return {"currency": price.currency, "product": stripe_product_ensure(price.product),
-            "unit_amount": price.unit_amount,
-            "recurring": {"interval": terms.interval, "interval_count": terms.interval_count}}
+    return {
+        "currency": price.currency,
+        "product": stripe_product_ensure(price.product),
+        "unit_amount": price.unit_amount,
+        "recurring": {"interval": terms.interval, "interval_count": terms.interval_count},
+    }
 
 
 def stripe_product_id(product: Product) -> str:
@@ -408,8 +498,13 @@ def stripe_product_ensure(product: Product) -> str:
     if cache.get(mark):
         return product_id
     try:
-        _stripe_post("/v1/products", idempotency_key=f"product-create-{product_id}", id=product_id,
-                     name=product.name, metadata={"product_code": product.code})
+        _stripe_post(
+            "/v1/products",
+            idempotency_key=f"product-create-{product_id}",
+            id=product_id,
+            name=product.name,
+            metadata={"product_code": product.code},
+        )
     except ApplicationError as error:
         if error.code != "resource_already_exists":
             raise
@@ -436,21 +531,31 @@ def _stripe(request) -> dict:
         raise ApplicationError(
             f"Your card was declined{f' ({error.user_message})' if error.user_message else ''}: nothing was changed "
             f"and nothing was charged. Update your payment method, then try again.",
-            code="card_declined", status_code=402) from error
+            code="card_declined",
+            status_code=402,
+        ) from error
     except stripe.InvalidRequestError as error:
         if error.code == "resource_already_exists":
             raise ApplicationError(str(error), code=error.code) from error
         logger.warning("Stripe refused a plan change request: %s %s", error.code, error.user_message or error)
-        raise ApplicationError("The plan change could not be made; nothing was changed. Please contact support.",
-                               code="plan_change_refused") from error
+        raise ApplicationError(
+            "The plan change could not be made; nothing was changed. Please contact support.",
+            code="plan_change_refused",
+        ) from error
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         logger.warning("Stripe unreachable or busy: %s", error)
-        raise ApplicationError("Our payment provider could not be reached; nothing was changed. Try again in a "
-                               "minute.", code="payment_provider_unavailable", status_code=503) from error
+        raise ApplicationError(
+            "Our payment provider could not be reached; nothing was changed. Try again in a minute.",
+            code="payment_provider_unavailable",
+            status_code=503,
+        ) from error
     except stripe.StripeError as error:
         logger.warning("Stripe failed: %s %s", error.http_status, error.user_message)
-        raise ApplicationError("Our payment provider failed; nothing was changed. Try again in a minute.",
-                               code="payment_provider_error", status_code=502) from error
+        raise ApplicationError(
+            "Our payment provider failed; nothing was changed. Try again in a minute.",
+            code="payment_provider_error",
+            status_code=502,
+        ) from error
 
 
 def _stripe_error_text(error: ApplicationError) -> str:

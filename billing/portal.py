@@ -16,8 +16,13 @@ logger = logging.getLogger(__name__)
 PORTAL_FLOWS = ("payment_method_update",)
 
 
-def billing_portal_url(*, return_url: str, subscription: Subscription | None = None,
-                       customer: Customer | None = None, flow: str | None = None) -> str:
+def billing_portal_url(
+    *,
+    return_url: str,
+    subscription: Subscription | None = None,
+    customer: Customer | None = None,
+    flow: str | None = None,
+) -> str:
     """The URL of a new Billing Portal session (`POST /v1/billing_portal/sessions`) for the subscription's Stripe
     customer, or the customer's; redirect the customer to it at once (a session is short-lived and single-use).
 
@@ -32,8 +37,7 @@ def billing_portal_url(*, return_url: str, subscription: Subscription | None = N
         raise ValueError(f"Unknown portal flow {flow!r} (one of {', '.join(PORTAL_FLOWS)})")
     stripe_customer_id = subscription.stripe_customer_id if subscription is not None else customer.stripe_customer_id
     if not stripe_customer_id:
-        raise ApplicationError("There is no billing account to manage yet.", code="no_billing_account",
-                               status_code=404)
+        raise ApplicationError("There is no billing account to manage yet.", code="no_billing_account", status_code=404)
     params: dict = {"customer": stripe_customer_id, "return_url": return_url}
     if flow:
         params["flow_data"] = {"type": flow}
@@ -41,12 +45,23 @@ def billing_portal_url(*, return_url: str, subscription: Subscription | None = N
         session = stripe_client().raw_request("post", "/v1/billing_portal/sessions", **params).data
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         logger.warning("Billing portal for %s: Stripe unreachable or busy: %s", stripe_customer_id, error)
-        raise ApplicationError("The billing portal could not be opened just now; try again in a minute.",
-                               code="payment_provider_unavailable", status_code=503) from error
+        raise ApplicationError(
+            "The billing portal could not be opened just now; try again in a minute.",
+            code="payment_provider_unavailable",
+            status_code=503,
+        ) from error
     except stripe.StripeError as error:
-        logger.error("Billing portal for %s: Stripe refused (%s %s): %s", stripe_customer_id, error.http_status,
-                     error.code, error.user_message or error)
-        raise ApplicationError("The billing portal could not be opened; please try again later or contact us.",
-                               code="billing_portal_unavailable", status_code=502) from error
+        logger.error(
+            "Billing portal for %s: Stripe refused (%s %s): %s",
+            stripe_customer_id,
+            error.http_status,
+            error.code,
+            error.user_message or error,
+        )
+        raise ApplicationError(
+            "The billing portal could not be opened; please try again later or contact us.",
+            code="billing_portal_unavailable",
+            status_code=502,
+        ) from error
     logger.info("Billing portal session %s for %s", session.get("id"), stripe_customer_id)
     return session["url"]

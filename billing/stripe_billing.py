@@ -13,22 +13,31 @@ logger = logging.getLogger(__name__)
 
 
 def stripe_subscription_cancel(stripe_subscription_id: str, *, comment: str, idempotency_key: str) -> dict:
-    return _call(lambda: stripe_client().v1.subscriptions.cancel(
-        stripe_subscription_id, {"cancellation_details": {"comment": comment[:500]}},
-        {"idempotency_key": idempotency_key}))
+    return _call(
+        lambda: stripe_client().v1.subscriptions.cancel(
+            stripe_subscription_id,
+            {"cancellation_details": {"comment": comment[:500]}},
+            {"idempotency_key": idempotency_key},
+        )
+    )
 
 
-def stripe_subscription_cancel_at_period_end(stripe_subscription_id: str, *, cancel: bool, comment: str,
-                                             idempotency_key: str) -> dict:
+def stripe_subscription_cancel_at_period_end(
+    stripe_subscription_id: str, *, cancel: bool, comment: str, idempotency_key: str
+) -> dict:
     params: dict = {"cancel_at_period_end": cancel}
     if cancel:
         params["cancellation_details"] = {"comment": comment[:500]}
-    return _call(lambda: stripe_client().v1.subscriptions.update(
-        stripe_subscription_id, params, {"idempotency_key": idempotency_key}))
+    return _call(
+        lambda: stripe_client().v1.subscriptions.update(
+            stripe_subscription_id, params, {"idempotency_key": idempotency_key}
+        )
+    )
 
 
-def stripe_refund_create(*, payment_intent: str, amount: int | None, metadata: dict[str, str],
-                         idempotency_key: str) -> dict:
+def stripe_refund_create(
+    *, payment_intent: str, amount: int | None, metadata: dict[str, str], idempotency_key: str
+) -> dict:
     params: dict = {"payment_intent": payment_intent, "reason": "requested_by_customer", "metadata": metadata}
     if amount is not None:
         params["amount"] = amount
@@ -48,8 +57,11 @@ def stripe_invoice_payment_intent(stripe_invoice_id: str) -> str | None:
 
 def stripe_invoice_for_payment_intent(payment_intent: str) -> dict | None:
     """The invoice a payment intent paid, or None (a payment that was not for an invoice)."""
-    payments = _call(lambda: stripe_client().v1.invoice_payments.list(
-        {"payment": {"type": "payment_intent", "payment_intent": payment_intent}, "limit": 1}))
+    payments = _call(
+        lambda: stripe_client().v1.invoice_payments.list(
+            {"payment": {"type": "payment_intent", "payment_intent": payment_intent}, "limit": 1}
+        )
+    )
     if not payments.data:
         return None
     invoice = payments.data[0].get("invoice")
@@ -59,8 +71,11 @@ def stripe_invoice_for_payment_intent(payment_intent: str) -> dict | None:
 
 
 def stripe_subscription_paid_invoices(stripe_subscription_id: str) -> list[dict]:
-    invoices = _call(lambda: stripe_client().v1.invoices.list(
-        {"subscription": stripe_subscription_id, "status": "paid", "limit": 100}))
+    invoices = _call(
+        lambda: stripe_client().v1.invoices.list(
+            {"subscription": stripe_subscription_id, "status": "paid", "limit": 100}
+        )
+    )
     return [invoice.to_dict() for invoice in invoices.data]
 
 
@@ -70,16 +85,24 @@ def _call(request):
     try:
         return request()
     except stripe.InvalidRequestError as error:
-        raise ApplicationError(f"Stripe refused: {error.user_message or error}", code=error.code or "stripe_refused",
-                               status_code=400) from error
+        raise ApplicationError(
+            f"Stripe refused: {error.user_message or error}", code=error.code or "stripe_refused", status_code=400
+        ) from error
     except stripe.CardError as error:
-        raise ApplicationError(f"Stripe refused the card: {error.user_message or error}", code="card_error",
-                               status_code=402) from error
+        raise ApplicationError(
+            f"Stripe refused the card: {error.user_message or error}", code="card_error", status_code=402
+        ) from error
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         logger.warning("Stripe unreachable or busy: %s", error)
-        raise ApplicationError("Stripe could not be reached; nothing was changed. Try again in a minute.",
-                               code="payment_provider_unavailable", status_code=503) from error
+        raise ApplicationError(
+            "Stripe could not be reached; nothing was changed. Try again in a minute.",
+            code="payment_provider_unavailable",
+            status_code=503,
+        ) from error
     except stripe.StripeError as error:
         logger.warning("Stripe failed: %s %s", error.http_status, error.user_message)
-        raise ApplicationError(f"Stripe failed ({error.http_status}); try again in a minute.",
-                               code="payment_provider_error", status_code=502) from error
+        raise ApplicationError(
+            f"Stripe failed ({error.http_status}); try again in a minute.",
+            code="payment_provider_error",
+            status_code=502,
+        ) from error

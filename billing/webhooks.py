@@ -17,12 +17,21 @@ from billing.services import (
 )
 
 INVOICE_EVENTS = [
-    "invoice.created", "invoice.finalized", "invoice.updated", "invoice.paid", "invoice.payment_succeeded",
-    "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
 ]
 SUBSCRIPTION_EVENTS = [
-    "customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted",
-    "customer.subscription.paused", "customer.subscription.resumed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
 ]
 REFUND_EVENTS = ["refund.created", "refund.updated", "charge.refund.updated"]
 TEST_CLOCK_EVENTS = ["test_helpers.test_clock.advancing", "test_helpers.test_clock.ready"]
@@ -40,14 +49,16 @@ def _fresh(model, event) -> dict:
 
 @djstripe_receiver(INVOICE_EVENTS)
 def invoice_received(sender, event, **kwargs):
-    invoice_event_apply(event_type=event.type, stripe_invoice=_fresh(djstripe_models.Invoice, event),
-                        event_created=event.created)
+    invoice_event_apply(
+        event_type=event.type, stripe_invoice=_fresh(djstripe_models.Invoice, event), event_created=event.created
+    )
 
 
 @djstripe_receiver(SUBSCRIPTION_EVENTS)
 def subscription_received(sender, event, **kwargs):
-    subscription_event_apply(stripe_subscription=_fresh(djstripe_models.Subscription, event),
-                             event_created=event.created)
+    subscription_event_apply(
+        stripe_subscription=_fresh(djstripe_models.Subscription, event), event_created=event.created
+    )
 
 
 @djstripe_receiver(REFUND_EVENTS)
@@ -76,15 +87,20 @@ def checkout_session_completed_received(sender, event, **kwargs):
     invoice_id = invoice_id.get("id") if isinstance(invoice_id, dict) else invoice_id
     stripe_invoice = None
     if invoice_id:
-        stripe_invoice = djstripe_models.Invoice.objects.filter(id=invoice_id).values_list(
-            "stripe_data", flat=True).first()
-    subscription_first_invoice_record(stripe_session=session, stripe_invoice=stripe_invoice,
-                                      event_created=event.created)
+        stripe_invoice = (
+            djstripe_models.Invoice.objects.filter(id=invoice_id).values_list("stripe_data", flat=True).first()
+        )
+    subscription_first_invoice_record(
+        stripe_session=session, stripe_invoice=stripe_invoice, event_created=event.created
+    )
     # The subscription's own events may have come before fulfilment made our row: start from its state as dj-stripe
     # stored it while processing this event (period, status, test clock).
     subscription_id = session.get("subscription")
     subscription_id = subscription_id.get("id") if isinstance(subscription_id, dict) else subscription_id
-    stripe_subscription = djstripe_models.Subscription.objects.filter(id=subscription_id).values_list(
-        "stripe_data", flat=True).first() if subscription_id else None
+    stripe_subscription = (
+        djstripe_models.Subscription.objects.filter(id=subscription_id).values_list("stripe_data", flat=True).first()
+        if subscription_id
+        else None
+    )
     if stripe_subscription:
         subscription_event_apply(stripe_subscription=stripe_subscription, event_created=event.created)

@@ -28,7 +28,8 @@ class CatalogPriceSerializer(serializers.Serializer):
     amount = serializers.IntegerField(help_text="Charged once per billing period, in cents.")
     currency = serializers.CharField(help_text="Three-letter ISO code in lower case, e.g. usd.")
     amount_per_month = serializers.IntegerField(
-        help_text="The per-month equivalent, in cents, rounded to the nearest cent: for display only.")
+        help_text="The per-month equivalent, in cents, rounded to the nearest cent: for display only."
+    )
     trial_days = serializers.IntegerField(allow_null=True, help_text="Free trial offered on request; null: none.")
 
 
@@ -54,8 +55,15 @@ class CatalogApi(APIView):
         "equivalent and the trial offered. Served with an `ETag` and `Cache-Control: public, no-cache`: send the "
         "ETag back in `If-None-Match` and an unchanged catalog answers 304 with no body. A price edited in the "
         "admin is in the next answer.",
-        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
-                                     description="The ETag of the catalog you have.")],
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The ETag of the catalog you have.",
+            )
+        ],
         responses={200: CatalogSerializer, 304: OpenApiResponse(description="Not modified since that ETag.")},
     )
     def get(self, request):

@@ -21,8 +21,20 @@ SUPPORTED_VERSION = 1
 _TOP_KEYS = {"version", "about", "currency", "products", "coupons"}
 _PRODUCT_KEYS = {"code", "name", "type", "description", "sort_order", "active", "prices", "moves_to"}
 _PRICE_KEYS = {"per_month", "unit_amount", "trial_days", "note"}
-_COUPON_KEYS = {"code", "name", "percent_off", "amount_off", "duration", "duration_in_months", "valid_from",
-                "valid_until", "max_redemptions", "active", "products", "billing_cycles"}
+_COUPON_KEYS = {
+    "code",
+    "name",
+    "percent_off",
+    "amount_off",
+    "duration",
+    "duration_in_months",
+    "valid_from",
+    "valid_until",
+    "max_redemptions",
+    "active",
+    "products",
+    "billing_cycles",
+}
 
 
 @dataclass(frozen=True)
@@ -95,15 +107,17 @@ def catalog_file_read(*, path: Path) -> dict:
         keys = [key for key, _ in pairs]
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
-            raise ApplicationError(f"{path}: key {duplicates[0]!r} appears twice in one object.",
-                                   code="catalog_file_invalid")
+            raise ApplicationError(
+                f"{path}: key {duplicates[0]!r} appears twice in one object.", code="catalog_file_invalid"
+            )
         return dict(pairs)
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
-        raise ApplicationError(f"Cannot read the catalog file {path}: {error.strerror}.",
-                               code="catalog_file_unreadable") from error
+        raise ApplicationError(
+            f"Cannot read the catalog file {path}: {error.strerror}.", code="catalog_file_unreadable"
+        ) from error
     try:
         return json.loads(text, object_pairs_hook=reject_duplicates)
     except json.JSONDecodeError as error:
@@ -122,7 +136,7 @@ def catalog_file_parse(*, data: dict) -> CatalogFile:
         problems.add("catalog", f"version must be {SUPPORTED_VERSION}, the layout this loader reads; got {version!r}")
     currency = data.get("currency")
     if not isinstance(currency, str):
-        problems.add("catalog", "currency: a three-letter code such as \"usd\" is required")
+        problems.add("catalog", 'currency: a three-letter code such as "usd" is required')
         currency = ""
     else:
         try:
@@ -131,20 +145,24 @@ def catalog_file_parse(*, data: dict) -> CatalogFile:
             problems.add("catalog", f"currency {currency!r}: {' '.join(error.messages)}")
 
     products = tuple(
-        entry for index, raw in enumerate(_list_of_objects(data, "products", problems))
+        entry
+        for index, raw in enumerate(_list_of_objects(data, "products", problems))
         if (entry := _product_parse(raw, index, problems)) is not None
     )
     _duplicates_report("product", [p.code for p in products], problems)
     _moves_check(products, problems)
     coupons = tuple(
-        entry for index, raw in enumerate(_list_of_objects(data, "coupons", problems))
+        entry
+        for index, raw in enumerate(_list_of_objects(data, "coupons", problems))
         if (entry := _coupon_parse(raw, index, currency, {p.code for p in products}, problems)) is not None
     )
     _duplicates_report("coupon", [c.code.lower() for c in coupons], problems)
 
     if problems.messages:
-        raise ApplicationError("The catalog file is invalid; nothing was written.\n- " + "\n- ".join(problems.messages),
-                               code="catalog_file_invalid")
+        raise ApplicationError(
+            "The catalog file is invalid; nothing was written.\n- " + "\n- ".join(problems.messages),
+            code="catalog_file_invalid",
+        )
     return CatalogFile(version=version, currency=currency, products=products, coupons=coupons)
 
 
@@ -203,7 +221,8 @@ def _product_parse(raw: dict, index: int, problems: _Problems) -> ProductEntry |
         problems.add(where, "prices must be an object mapping billing cycles to prices, with at least one cycle")
         prices = {}
     price_entries = tuple(
-        entry for cycle, price in prices.items()
+        entry
+        for cycle, price in prices.items()
         if (entry := _price_parse(cycle, price, f"{where}, {cycle} price", problems)) is not None
     )
     moves_to = raw.get("moves_to", [])
@@ -212,8 +231,16 @@ def _product_parse(raw: dict, index: int, problems: _Problems) -> ProductEntry |
         moves_to = []
     if len(problems.messages) > count_before:
         return None
-    return ProductEntry(code=product.code, name=product.name, type=product_type, description=product.description,
-                        sort_order=sort_order, active=active, prices=price_entries, moves_to=tuple(moves_to))
+    return ProductEntry(
+        code=product.code,
+        name=product.name,
+        type=product_type,
+        description=product.description,
+        sort_order=sort_order,
+        active=active,
+        prices=price_entries,
+        moves_to=tuple(moves_to),
+    )
 
 
 def _moves_check(products: tuple[ProductEntry, ...], problems: _Problems) -> None:
@@ -262,8 +289,9 @@ def _price_parse(cycle: str, raw, where: str, problems: _Problems) -> PriceEntry
     return PriceEntry(billing_cycle=cycle, unit_amount=unit_amount, trial_days=trial_days)
 
 
-def _coupon_parse(raw: dict, index: int, currency: str, product_codes: set[str],
-                  problems: _Problems) -> CouponEntry | None:
+def _coupon_parse(
+    raw: dict, index: int, currency: str, product_codes: set[str], problems: _Problems
+) -> CouponEntry | None:
     code = raw.get("code")
     where = f"coupon {code!r}" if isinstance(code, str) else f"coupons[{index}]"
     count_before = len(problems.messages)
@@ -312,12 +340,20 @@ def _coupon_parse(raw: dict, index: int, currency: str, product_codes: set[str],
             problems.add(where, f"unknown billing cycle {cycle!r} (expected one of: {', '.join(BillingCycle.values)})")
 
     # The model's own field rules: code length, percent range, positive amounts, known duration.
-    coupon = Coupon(code=code, name=raw.get("name", ""), percent_off=percent_off, amount_off=amount_off,
-                    currency=currency, duration=duration, duration_in_months=duration_in_months,
-                    max_redemptions=max_redemptions)
+    coupon = Coupon(
+        code=code,
+        name=raw.get("name", ""),
+        percent_off=percent_off,
+        amount_off=amount_off,
+        currency=currency,
+        duration=duration,
+        duration_in_months=duration_in_months,
+        max_redemptions=max_redemptions,
+    )
     try:
-        coupon.clean_fields(exclude={"currency", "valid_from", "valid_until", "active", "billing_cycles",
-                                     "times_redeemed"})
+        coupon.clean_fields(
+            exclude={"currency", "valid_from", "valid_until", "active", "billing_cycles", "times_redeemed"}
+        )
     except ValidationError as error:
         problems.add_validation_error(where, error)
     if len(problems.messages) > count_before:
@@ -326,9 +362,17 @@ def _coupon_parse(raw: dict, index: int, currency: str, product_codes: set[str],
         # Two decimal places, as the database stores it, so that comparing with a stored coupon is exact.
         percent_off = percent_off.quantize(Decimal("0.01"))
     return CouponEntry(
-        code=coupon.code, name=coupon.name, percent_off=percent_off, amount_off=amount_off, duration=duration,
-        duration_in_months=duration_in_months, valid_from=valid_from, valid_until=valid_until,
-        max_redemptions=max_redemptions, active=active, product_codes=tuple(restricted_to),
+        code=coupon.code,
+        name=coupon.name,
+        percent_off=percent_off,
+        amount_off=amount_off,
+        duration=duration,
+        duration_in_months=duration_in_months,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        max_redemptions=max_redemptions,
+        active=active,
+        product_codes=tuple(restricted_to),
         billing_cycles=tuple(billing_cycles),
     )
 
@@ -338,7 +382,7 @@ def _datetime_parse(value, where: str, problems: _Problems) -> datetime | None:
         return None
     parsed = parse_datetime(value) if isinstance(value, str) else None
     if parsed is None:
-        problems.add(where, f"must be an ISO 8601 date and time such as \"2026-12-31T23:59:59Z\"; got {value!r}")
+        problems.add(where, f'must be an ISO 8601 date and time such as "2026-12-31T23:59:59Z"; got {value!r}')
         return None
     if parsed.tzinfo is None:
         problems.add(where, f"needs a time zone, such as a trailing Z for UTC; got {value!r}")

@@ -59,8 +59,12 @@ currency_validator = RegexValidator(r"^[a-z]{3}$", "A three-letter ISO currency 
 
 
 class Product(TimeStampedModel):
-    code = models.CharField(max_length=100, unique=True, validators=[code_validator],
-                            help_text="Stable identifier the marketing site sends as planId, e.g. starter.")
+    code = models.CharField(
+        max_length=100,
+        unique=True,
+        validators=[code_validator],
+        help_text="Stable identifier the marketing site sends as planId, e.g. starter.",
+    )
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=20, choices=ProductType.choices, db_index=True)
     description = models.TextField(blank=True)
@@ -83,7 +87,9 @@ class Price(TimeStampedModel):
     )
     active = models.BooleanField(default=True)
     trial_days = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(730)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(730)],
         help_text="Free trial offered when the customer asks for one; empty: no trial.",
     )
 
@@ -121,12 +127,16 @@ class Coupon(TimeStampedModel):
     code = models.CharField(max_length=50, help_text="What the customer types; matched without regard to case.")
     name = models.CharField(max_length=200, blank=True)
     percent_off = models.DecimalField(
-        max_digits=5, decimal_places=2, null=True, blank=True,
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(0.01), MaxValueValidator(100)],
     )
     # Stripe refuses amount_off=0, so a zero coupon would only fail later, at a customer's checkout.
-    amount_off = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
-                                             help_text="In cents of `currency`.")
+    amount_off = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="In cents of `currency`."
+    )
     currency = models.CharField(max_length=3, default="usd", validators=[currency_validator])
     duration = models.CharField(max_length=10, choices=CouponDuration.choices, default=CouponDuration.ONCE)
     duration_in_months = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -135,18 +145,24 @@ class Coupon(TimeStampedModel):
     max_redemptions = models.PositiveIntegerField(null=True, blank=True)
     times_redeemed = models.PositiveIntegerField(default=0)
     active = models.BooleanField(default=True)
-    products = models.ManyToManyField(Product, blank=True, related_name="coupons",
-                                      help_text="Empty: valid for every product.")
+    products = models.ManyToManyField(
+        Product, blank=True, related_name="coupons", help_text="Empty: valid for every product."
+    )
     billing_cycles = models.JSONField(default=list, blank=True, help_text="Empty: valid for every billing cycle.")
 
     class Meta:
         ordering = ("code",)
         constraints = [
-            models.UniqueConstraint(Lower("code"), name="catalog_coupon_code_ci_unique",
-                                    violation_error_message="A coupon with this code already exists."),
+            models.UniqueConstraint(
+                Lower("code"),
+                name="catalog_coupon_code_ci_unique",
+                violation_error_message="A coupon with this code already exists.",
+            ),
             models.CheckConstraint(
-                condition=(Q(percent_off__isnull=False, amount_off__isnull=True)
-                           | Q(percent_off__isnull=True, amount_off__isnull=False)),
+                condition=(
+                    Q(percent_off__isnull=False, amount_off__isnull=True)
+                    | Q(percent_off__isnull=True, amount_off__isnull=False)
+                ),
                 name="catalog_coupon_percent_xor_amount",
                 violation_error_message="Give either a percentage or an amount off, not both.",
             ),
@@ -174,12 +190,16 @@ class PlanMove(TimeStampedModel):
     class Meta:
         ordering = ("from_product__sort_order", "to_product__sort_order")
         constraints = [
-            models.UniqueConstraint(fields=("from_product", "to_product"), name="catalog_plan_move_unique",
-                                    violation_error_message="This move already exists."),
-            models.CheckConstraint(condition=~Q(from_product=models.F("to_product")),
-                                   name="catalog_plan_move_other_product",
-                                   violation_error_message="Another cycle of the same plan is always allowed; a "
-                                                           "move names another plan."),
+            models.UniqueConstraint(
+                fields=("from_product", "to_product"),
+                name="catalog_plan_move_unique",
+                violation_error_message="This move already exists.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(from_product=models.F("to_product")),
+                name="catalog_plan_move_other_product",
+                violation_error_message="Another cycle of the same plan is always allowed; a move names another plan.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -187,6 +207,10 @@ class PlanMove(TimeStampedModel):
 
     def clean(self) -> None:
         if self.from_product_id and self.to_product_id and self.from_product.type != self.to_product.type:
-            raise ValidationError({"to_product": f"Moves stay within one product type: {self.from_product.code} is "
-                                                 f"{self.from_product.get_type_display()}, {self.to_product.code} is "
-                                                 f"{self.to_product.get_type_display()}."})
+            raise ValidationError(
+                {
+                    "to_product": f"Moves stay within one product type: {self.from_product.code} is "
+                    f"{self.from_product.get_type_display()}, {self.to_product.code} is "
+                    f"{self.to_product.get_type_display()}."
+                }
+            )

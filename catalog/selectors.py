@@ -16,8 +16,13 @@ def price_get_active(*, product_code: str, billing_cycle: str, currency: str) ->
     """The price a plan sells at now, with its product, in one query; None when the plan or cycle is not on sale."""
     return (
         Price.objects.select_related("product")
-        .filter(product__code=product_code, product__active=True, billing_cycle=billing_cycle, currency=currency,
-                active=True)
+        .filter(
+            product__code=product_code,
+            product__active=True,
+            billing_cycle=billing_cycle,
+            currency=currency,
+            active=True,
+        )
         .first()
     )
 
@@ -34,8 +39,10 @@ def coupon_get_redeemable(*, code: str, product_id: int, billing_cycle: str, cur
         Coupon.objects.alias(code_lower=Lower("code"))
         # Lower on both sides, as the case-insensitive unique index does, so the index serves the lookup.
         .filter(code_lower=Lower(Value(code)))
-        .annotate(restricted_to_products=Exists(restrictions),
-                  allowed_for_product=Exists(restrictions.filter(product_id=product_id)))
+        .annotate(
+            restricted_to_products=Exists(restrictions),
+            allowed_for_product=Exists(restrictions.filter(product_id=product_id)),
+        )
         .first()
     )
 
@@ -51,8 +58,9 @@ def coupon_get_redeemable(*, code: str, product_id: int, billing_cycle: str, cur
     if coupon.amount_off is not None and coupon.currency != currency:
         raise refuse(f"Coupon {coupon.code} is not valid for payments in {currency.upper()}.", "coupon_invalid")
     if coupon.valid_from is not None and at < coupon.valid_from:
-        raise refuse(f"Coupon {coupon.code} is not valid yet: it starts on {_day(coupon.valid_from)}.",
-                     "coupon_expired")
+        raise refuse(
+            f"Coupon {coupon.code} is not valid yet: it starts on {_day(coupon.valid_from)}.", "coupon_expired"
+        )
     if coupon.valid_until is not None and at >= coupon.valid_until:
         raise refuse(f"Coupon {coupon.code} expired on {_day(coupon.valid_until)}.", "coupon_expired")
     if coupon.max_redemptions is not None and coupon.times_redeemed >= coupon.max_redemptions:
@@ -95,25 +103,34 @@ _VERSION_SQL = (
 def catalog_public() -> dict:
     """What the marketing site advertises: active plans in their order, each with its active prices by cycle
     (cents and currency, the per-month equivalent, trial days). One query."""
-    prices = (Price.objects.select_related("product")
-              .filter(active=True, product__active=True)
-              .order_by("product__sort_order", "product__code", "currency", "id"))
+    prices = (
+        Price.objects.select_related("product")
+        .filter(active=True, product__active=True)
+        .order_by("product__sort_order", "product__code", "currency", "id")
+    )
     plans: dict[int, dict] = {}
     for price in prices:
         product = price.product
         plan = plans.get(product.pk)
         if plan is None:
-            plan = plans[product.pk] = {"code": product.code, "name": product.name, "type": product.type,
-                                        "description": product.description, "prices": []}
+            plan = plans[product.pk] = {
+                "code": product.code,
+                "name": product.name,
+                "type": product.type,
+                "description": product.description,
+                "prices": [],
+            }
         months = CYCLE_TERMS[BillingCycle(price.billing_cycle)].months
-        plan["prices"].append({
-            "billing_cycle": price.billing_cycle,
-            "months": months,
-            "amount": price.unit_amount,
-            "currency": price.currency,
-            "amount_per_month": _per_month(price.unit_amount, months),
-            "trial_days": price.trial_days,
-        })
+        plan["prices"].append(
+            {
+                "billing_cycle": price.billing_cycle,
+                "months": months,
+                "amount": price.unit_amount,
+                "currency": price.currency,
+                "amount_per_month": _per_month(price.unit_amount, months),
+                "trial_days": price.trial_days,
+            }
+        )
     for plan in plans.values():
         plan["prices"].sort(key=lambda entry: (entry["currency"], entry["months"]))
     return {"plans": list(plans.values())}

@@ -56,8 +56,10 @@ class CatalogLoadReport:
             f"plan moves: {self.moves_created} created, {self.moves_updated} updated.",
         ]
         if self.kept:
-            lines.append(f"{len(self.kept)} entries differ from the file and were kept as they are "
-                         f"(run with --overwrite to replace them{'' if verbose else '; -v 2 lists them'}).")
+            lines.append(
+                f"{len(self.kept)} entries differ from the file and were kept as they are "
+                f"(run with --overwrite to replace them{'' if verbose else '; -v 2 lists them'})."
+            )
             if verbose:
                 lines.extend(f"  - {difference}" for difference in self.kept)
         if self.dry_run:
@@ -115,8 +117,9 @@ def _products_load(*, catalog: CatalogFile, overwrite: bool, report: CatalogLoad
     return products
 
 
-def _prices_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
-                 report: CatalogLoadReport) -> None:
+def _prices_load(
+    *, catalog: CatalogFile, products: dict[str, Product], overwrite: bool, report: CatalogLoadReport
+) -> None:
     rows_by_key: dict[tuple[int, str], list[Price]] = defaultdict(list)
     for row in Price.objects.filter(product__in=products.values(), currency=catalog.currency).order_by("pk"):
         rows_by_key[(row.product_id, row.billing_cycle)].append(row)
@@ -125,12 +128,14 @@ def _prices_load(*, catalog: CatalogFile, products: dict[str, Product], overwrit
         product = products[product_entry.code]
         for entry in product_entry.prices:
             rows = rows_by_key[(product.pk, entry.billing_cycle)]
-            _price_load(product=product, entry=entry, rows=rows, currency=catalog.currency, overwrite=overwrite,
-                        report=report)
+            _price_load(
+                product=product, entry=entry, rows=rows, currency=catalog.currency, overwrite=overwrite, report=report
+            )
 
 
-def _price_load(*, product: Product, entry: PriceEntry, rows: list[Price], currency: str, overwrite: bool,
-                report: CatalogLoadReport) -> None:
+def _price_load(
+    *, product: Product, entry: PriceEntry, rows: list[Price], currency: str, overwrite: bool, report: CatalogLoadReport
+) -> None:
     where = f"price {product.code} {entry.billing_cycle} {currency}"
     active = next((row for row in rows if row.active), None)
     if not rows:
@@ -160,20 +165,30 @@ def _price_load(*, product: Product, entry: PriceEntry, rows: list[Price], curre
             report.prices_updated += 1
         else:
             report.kept.append(
-                f"{where}: trial_days {active.trial_days} in the database, {entry.trial_days} in the file")
+                f"{where}: trial_days {active.trial_days} in the database, {entry.trial_days} in the file"
+            )
 
 
 def _price_create(*, product: Product, entry: PriceEntry, currency: str) -> Price:
-    return Price.objects.create(product=product, billing_cycle=entry.billing_cycle, currency=currency,
-                                unit_amount=entry.unit_amount, trial_days=entry.trial_days, active=True)
+    return Price.objects.create(
+        product=product,
+        billing_cycle=entry.billing_cycle,
+        currency=currency,
+        unit_amount=entry.unit_amount,
+        trial_days=entry.trial_days,
+        active=True,
+    )
 
 
-def _moves_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
-                report: CatalogLoadReport) -> None:
+def _moves_load(
+    *, catalog: CatalogFile, products: dict[str, Product], overwrite: bool, report: CatalogLoadReport
+) -> None:
     """The file's plan moves that the database lacks; a move staff switched off stays off unless `overwrite`. Moves
     the file does not list (added by staff) are left alone."""
-    existing = {(move.from_product_id, move.to_product_id): move
-                for move in PlanMove.objects.filter(from_product__in=products.values())}
+    existing = {
+        (move.from_product_id, move.to_product_id): move
+        for move in PlanMove.objects.filter(from_product__in=products.values())
+    }
     for entry in catalog.products:
         for target in dict.fromkeys(entry.moves_to):
             source, destination = products[entry.code], products[target]
@@ -189,8 +204,9 @@ def _moves_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite
                 report.kept.append(f"plan move {entry.code} -> {target}: switched off in the database")
 
 
-def _coupons_load(*, catalog: CatalogFile, products: dict[str, Product], overwrite: bool,
-                  report: CatalogLoadReport) -> None:
+def _coupons_load(
+    *, catalog: CatalogFile, products: dict[str, Product], overwrite: bool, report: CatalogLoadReport
+) -> None:
     # Codes are unique without regard to case, so a staff-made "welcome10" is the file's WELCOME10.
     existing = {
         coupon.code.lower(): coupon
@@ -252,9 +268,13 @@ def price_is_used(*, price: Price) -> bool:
     """True when any row refers to the price: an order, a subscription, a plan change (each one indexed lookup). Every
     such reference protects the price from deletion (PROTECT), and the catalog need not know who makes them."""
     for relation in Price._meta.get_fields(include_hidden=True):
-        if relation.one_to_many and relation.auto_created and not relation.concrete:
-            if relation.related_model._default_manager.filter(**{relation.field.name: price.pk}).exists():
-                return True
+        if (
+            relation.one_to_many
+            and relation.auto_created
+            and not relation.concrete
+            and relation.related_model._default_manager.filter(**{relation.field.name: price.pk}).exists()
+        ):
+            return True
     return False
 
 
@@ -279,16 +299,21 @@ class PriceSaveOutcome:
         else:
             head += f"amount {money(price.unit_amount)} unchanged."
         if self.retired is not None:
-            return (f"{head} Price #{self.retired.pk} was used by orders: retired and kept as sold. "
-                    f"Price #{price.pk} is now on sale at {money(price.unit_amount)}.")
+            return (
+                f"{head} Price #{self.retired.pk} was used by orders: retired and kept as sold. "
+                f"Price #{price.pk} is now on sale at {money(price.unit_amount)}."
+            )
         if self.amount_before is not None and self.amount_before != price.unit_amount:
             head += f" Price #{price.pk} was not used by orders yet: changed in place;"
         else:
             head += f" Price #{price.pk}"
         if price.active:
             return f"{head} it is on sale."
-        on_sale = (f" Price #{self.on_sale.pk} is on sale at {money(self.on_sale.unit_amount)}."
-                   if self.on_sale else " No price is on sale for this cycle and currency.")
+        on_sale = (
+            f" Price #{self.on_sale.pk} is on sale at {money(self.on_sale.unit_amount)}."
+            if self.on_sale
+            else " No price is on sale for this cycle and currency."
+        )
         return f"{head} it is not on sale (retired).{on_sale}"
 
 
@@ -316,13 +341,19 @@ def price_save(*, price: Price, changed_fields: list[str]) -> PriceSaveOutcome:
                     raise ApplicationError(
                         f"Price #{old.pk} is not on sale and orders used it: its amount and trial stay as sold. "
                         "Edit the price on sale instead, or tick Active to put these terms on sale as a new price.",
-                        code="price_retired_and_used", field="unit_amount")
+                        code="price_retired_and_used",
+                        field="unit_amount",
+                    )
                 # The old row first: the "one active price per product, cycle and currency" index never sees two.
                 Price.objects.filter(pk=old.pk).update(active=False, updated_at=timezone.now())
                 retired = Price.objects.select_related("product").get(pk=old.pk)
                 price = Price.objects.create(
-                    product_id=old.product_id, billing_cycle=old.billing_cycle, currency=old.currency,
-                    unit_amount=price.unit_amount, trial_days=price.trial_days, active=True,
+                    product_id=old.product_id,
+                    billing_cycle=old.billing_cycle,
+                    currency=old.currency,
+                    unit_amount=price.unit_amount,
+                    trial_days=price.trial_days,
+                    active=True,
                 )
                 logger.info("Price %s replaced by %s (%s)", old.pk, price.pk, ", ".join(changed_fields))
             else:
@@ -330,6 +361,7 @@ def price_save(*, price: Price, changed_fields: list[str]) -> PriceSaveOutcome:
         else:
             price.save()
         saved = Price.objects.select_related("product").get(pk=price.pk)
-        on_sale = Price.objects.filter(product_id=saved.product_id, billing_cycle=saved.billing_cycle,
-                                       currency=saved.currency, active=True).first()
+        on_sale = Price.objects.filter(
+            product_id=saved.product_id, billing_cycle=saved.billing_cycle, currency=saved.currency, active=True
+        ).first()
     return PriceSaveOutcome(on_sale=on_sale, saved=saved, retired=retired, amount_before=amount_before)

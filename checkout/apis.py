@@ -15,10 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import BILLING_CYCLE_ALIASES, BillingCycle
-from core.domains import InvalidDomainName, domain_name_normalize
 from checkout.models import CheckoutSessionStatus
 from checkout.selectors import Fulfilment, checkout_session_public
 from checkout.services import checkout_session_create, checkout_session_follow
+from core.domains import InvalidDomainName, domain_name_normalize
 from core.exceptions import ApplicationError
 from core.throttling import ClientIpThrottle
 
@@ -115,8 +115,10 @@ class CheckoutSessionCreateApi(APIView):
     throttle_classes = [CheckoutCreateThrottle]
 
     class InputSerializer(serializers.Serializer):
-        planId = StrictCharField(max_length=100, help_text="The plan's code; the schema lists the plans on sale "
-                                 "when it was generated (config/schema.py).")
+        planId = StrictCharField(
+            max_length=100,
+            help_text="The plan's code; the schema lists the plans on sale when it was generated (config/schema.py).",
+        )
         billingCycle = BillingCycleField(max_length=20)
         trialActive = StrictBooleanField(required=False, default=False)
         couponCode = StrictCharField(required=False, allow_blank=True, allow_null=True, max_length=50)
@@ -143,21 +145,40 @@ class CheckoutSessionCreateApi(APIView):
         "ignored. Repeating the same request (or sending the same `Idempotency-Key` header) while the session is "
         "still open returns the same session instead of creating another.",
         request=InputSerializer,
-        parameters=[OpenApiParameter(
-            "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
-            OpenApiParameter.HEADER, required=False,
-            description="Optional; 1 to 255 characters, no control characters. Reusing a key with a different body "
-            "within 24 hours is a 400 `idempotency_error`.")],
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Optional; 1 to 255 characters, no control characters. Reusing a key with a different body "
+                "within 24 hours is a 400 `idempotency_error`.",
+            )
+        ],
         responses={200: OutputSerializer, **ERROR_RESPONSES},
         examples=[
-            OpenApiExample("Starter, monthly, with a coupon and a domain", request_only=True, value={
-                "planId": "starter", "billingCycle": "monthly", "trialActive": False, "couponCode": "WELCOME10",
-                "customer": {"name": "John Doe", "email": "john@example.com"},
-                "domain": {"mode": "new-or-transfer", "value": "example.com"},
-            }),
-            OpenApiExample("Unknown plan", response_only=True, status_codes=["400"], value={
-                "error": "No active price for plan invalid (monthly)", "code": "plan_unavailable", "field": "planId",
-            }),
+            OpenApiExample(
+                "Starter, monthly, with a coupon and a domain",
+                request_only=True,
+                value={
+                    "planId": "starter",
+                    "billingCycle": "monthly",
+                    "trialActive": False,
+                    "couponCode": "WELCOME10",
+                    "customer": {"name": "John Doe", "email": "john@example.com"},
+                    "domain": {"mode": "new-or-transfer", "value": "example.com"},
+                },
+            ),
+            OpenApiExample(
+                "Unknown plan",
+                response_only=True,
+                status_codes=["400"],
+                value={
+                    "error": "No active price for plan invalid (monthly)",
+                    "code": "plan_unavailable",
+                    "field": "planId",
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -166,8 +187,11 @@ class CheckoutSessionCreateApi(APIView):
             raise ApplicationError("The request body is too large.", code="payload_too_large", status_code=413)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise ApplicationError("Idempotency-Key must be 1 to 255 characters, none of them a control character.",
-                                   code="invalid", field="Idempotency-Key")
+            raise ApplicationError(
+                "Idempotency-Key must be 1 to 255 characters, none of them a control character.",
+                code="invalid",
+                field="Idempotency-Key",
+            )
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -196,17 +220,20 @@ class CheckoutSessionPublicSerializer(serializers.Serializer):
     amount = serializers.IntegerField(help_text="Catalog price of one billing period, in cents, before any discount.")
     status = serializers.ChoiceField(choices=CheckoutSessionStatus.values)
     amount_total = serializers.IntegerField(
-        help_text="What the first payment charges, in cents: the price less the discount, 0 during a free trial.")
+        help_text="What the first payment charges, in cents: the price less the discount, 0 during a free trial."
+    )
     amount_discount = serializers.IntegerField(help_text="The coupon's discount on the first invoice, in cents.")
     currency = serializers.CharField(help_text="Three-letter ISO code in lower case, e.g. usd.")
     trial_end = serializers.DateTimeField(
-        allow_null=True, help_text="When the free trial ends (the first charge); null without a trial or before "
-        "payment.")
+        allow_null=True,
+        help_text="When the free trial ends (the first charge); null without a trial or before payment.",
+    )
     fulfilment = serializers.ChoiceField(
         choices=Fulfilment.ALL,
         help_text="The order's state: pending (payment not confirmed yet) → paid → setting_up (the hosting account "
         "is being created) → ready; or payment_failed, expired, needs_review (we will be in touch). ready, "
-        "payment_failed, expired and needs_review are final for a success page.")
+        "payment_failed, expired and needs_review are final for a success page.",
+    )
 
 
 class CheckoutSessionEnvelopeSerializer(serializers.Serializer):

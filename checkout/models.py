@@ -40,8 +40,9 @@ class CheckoutSession(TimeStampedModel):
     completed_at = models.DateTimeField(null=True, blank=True)
 
     # Beyond the seed's columns.
-    price = models.ForeignKey("catalog.Price", on_delete=models.PROTECT, null=True, blank=True,
-                              related_name="checkout_sessions")
+    price = models.ForeignKey(
+        "catalog.Price", on_delete=models.PROTECT, null=True, blank=True, related_name="checkout_sessions"
+    )
     amount_discount = models.IntegerField(default=0, help_text="Discount on the first invoice, in cents.")
     trial_days = models.PositiveSmallIntegerField(null=True, blank=True)
     stripe_url = models.URLField(max_length=2048, help_text="Stripe's hosted payment page for this session.")
@@ -50,7 +51,9 @@ class CheckoutSession(TimeStampedModel):
         max_length=64, db_index=True, help_text="Hash of the normalised request: a retry finds this session by it."
     )
     idempotency_key = models.CharField(
-        max_length=255, null=True, blank=True,
+        max_length=255,
+        null=True,
+        blank=True,
         help_text="The client's Idempotency-Key header, if it sent one: the same key with another body is refused.",
     )
 
@@ -59,8 +62,11 @@ class CheckoutSession(TimeStampedModel):
         ordering = ("-created_at",)
         indexes = [
             models.Index(fields=("request_fingerprint", "-created_at"), name="checkout_fingerprint_recent"),
-            models.Index(fields=("idempotency_key", "-created_at"), name="checkout_idemkey_recent",
-                         condition=models.Q(idempotency_key__isnull=False)),
+            models.Index(
+                fields=("idempotency_key", "-created_at"),
+                name="checkout_idemkey_recent",
+                condition=models.Q(idempotency_key__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

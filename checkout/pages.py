@@ -7,33 +7,48 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from core.money import money_format
 from catalog.models import BillingCycle, Product
 from checkout.selectors import Fulfilment, checkout_session_public, checkout_session_trial_end
 from checkout.services import checkout_session_follow
+from core.money import money_format
 
 _STRIPE_SESSION_ID = re.compile(r"^cs_[A-Za-z0-9_]{1,250}$")
 
 # The heading and the one sentence under it, per state: the page and its live updates say the same.
 HEADLINES = {
-    Fulfilment.PENDING: ("We are confirming your payment",
-                         "Stripe is telling us about your payment; this usually takes a few seconds."),
-    Fulfilment.PAID: ("Payment received, thank you",
-                      "Your payment is confirmed. We are starting to set up your hosting account."),
-    Fulfilment.SETTING_UP: ("Setting up your hosting account",
-                            "Your payment is confirmed and your account is being created; this usually takes "
-                            "under a minute."),
+    Fulfilment.PENDING: (
+        "We are confirming your payment",
+        "Stripe is telling us about your payment; this usually takes a few seconds.",
+    ),
+    Fulfilment.PAID: (
+        "Payment received, thank you",
+        "Your payment is confirmed. We are starting to set up your hosting account.",
+    ),
+    Fulfilment.SETTING_UP: (
+        "Setting up your hosting account",
+        "Your payment is confirmed and your account is being created; this usually takes under a minute.",
+    ),
     Fulfilment.READY: ("Your hosting is ready", "Your hosting account is set up and ready to use."),
-    Fulfilment.PAYMENT_FAILED: ("Your payment did not go through",
-                                "Your bank declined the payment, so this order was not completed."),
-    Fulfilment.EXPIRED: ("This checkout has expired",
-                         "The payment page was not completed in time, so this order was not placed."),
-    Fulfilment.NEEDS_REVIEW: ("We are checking your order",
-                              "Something about this order needs one of us to look at it before we set it up."),
+    Fulfilment.PAYMENT_FAILED: (
+        "Your payment did not go through",
+        "Your bank declined the payment, so this order was not completed.",
+    ),
+    Fulfilment.EXPIRED: (
+        "This checkout has expired",
+        "The payment page was not completed in time, so this order was not placed.",
+    ),
+    Fulfilment.NEEDS_REVIEW: (
+        "We are checking your order",
+        "Something about this order needs one of us to look at it before we set it up.",
+    ),
 }
 
-PERIOD_PHRASES = {BillingCycle.MONTHLY: "a month", BillingCycle.YEARLY: "a year",
-                  BillingCycle.BIENNIAL: "every 2 years", BillingCycle.TRIENNIAL: "every 3 years"}
+PERIOD_PHRASES = {
+    BillingCycle.MONTHLY: "a month",
+    BillingCycle.YEARLY: "a year",
+    BillingCycle.BIENNIAL: "every 2 years",
+    BillingCycle.TRIENNIAL: "every 3 years",
+}
 
 
 @require_safe
@@ -45,8 +60,11 @@ def checkout_success_page(request):
     JSON endpoint and swaps in this page's new state only when it changed.
     """
     session_id = request.GET.get("session_id", "")
-    session = checkout_session_follow(stripe_session_id=session_id, full=True) \
-        if _STRIPE_SESSION_ID.match(session_id) else None
+    session = (
+        checkout_session_follow(stripe_session_id=session_id, full=True)
+        if _STRIPE_SESSION_ID.match(session_id)
+        else None
+    )
     if session is None:
         return render(request, "checkout/not_found.html", {"storefront_url": settings.STOREFRONT_URL}, status=404)
 
@@ -58,8 +76,13 @@ def checkout_success_page(request):
     paid = state in (Fulfilment.PAID, Fulfilment.SETTING_UP, Fulfilment.READY)
     steps = [
         _step("Confirming your payment", "Payment confirmed", done=paid, current=state == Fulfilment.PENDING),
-        _step("Setting up your hosting account", "Hosting account set up", done=state == Fulfilment.READY,
-              current=state in (Fulfilment.PAID, Fulfilment.SETTING_UP), upcoming="Hosting account set-up"),
+        _step(
+            "Setting up your hosting account",
+            "Hosting account set up",
+            done=state == Fulfilment.READY,
+            current=state in (Fulfilment.PAID, Fulfilment.SETTING_UP),
+            upcoming="Hosting account set-up",
+        ),
         _step("Ready to use", "Ready to use", done=state == Fulfilment.READY, current=False),
     ]
     context = {

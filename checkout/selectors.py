@@ -51,8 +51,7 @@ def checkout_session_get_with_order(*, stripe_session_id: str, full: bool = Fals
     compile its subqueries.
     """
     columns = "s.*" if full else ", ".join(f"s.{name}" for name in _ORDER_COLUMNS)
-    return next(iter(CheckoutSession.objects.raw(_WITH_ORDER_SQL.format(columns=columns), [stripe_session_id])),
-                None)
+    return next(iter(CheckoutSession.objects.raw(_WITH_ORDER_SQL.format(columns=columns), [stripe_session_id])), None)
 
 
 _ORDER_COLUMNS = tuple(CheckoutSession._meta.get_field(name).column for name in _ORDER_FIELDS)

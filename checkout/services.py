@@ -6,8 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -71,8 +70,14 @@ def checkout_session_create(
     """
     now = timezone.now()
     fingerprint = _request_fingerprint(
-        plan_code=plan_code, billing_cycle=billing_cycle, email=email, customer_name=customer_name,
-        coupon_code=coupon_code, domain=domain, trial=trial, client_idempotency_key=client_idempotency_key,
+        plan_code=plan_code,
+        billing_cycle=billing_cycle,
+        email=email,
+        customer_name=customer_name,
+        coupon_code=coupon_code,
+        domain=domain,
+        trial=trial,
+        client_idempotency_key=client_idempotency_key,
     )
     latest = _latest_for_request(fingerprint=fingerprint, client_idempotency_key=client_idempotency_key, now=now)
     if latest and latest.status == CheckoutSessionStatus.PENDING and latest.expires_at - now >= REUSE_MIN_REMAINING:
@@ -80,19 +85,22 @@ def checkout_session_create(
 
     price = price_get_active(product_code=plan_code, billing_cycle=billing_cycle, currency=settings.CHECKOUT_CURRENCY)
     if price is None:
-        raise ApplicationError(f"No active price for plan {plan_code} ({billing_cycle})",
-                               code="plan_unavailable", field="planId")
+        raise ApplicationError(
+            f"No active price for plan {plan_code} ({billing_cycle})", code="plan_unavailable", field="planId"
+        )
     trial_days = None
     if trial:
         if not price.trial_days:
-            raise ApplicationError(f"Plan {plan_code} ({billing_cycle}) has no free trial",
-                                   code="trial_unavailable", field="trialActive")
+            raise ApplicationError(
+                f"Plan {plan_code} ({billing_cycle}) has no free trial", code="trial_unavailable", field="trialActive"
+            )
         trial_days = price.trial_days
     coupon = None
     amount_discount = 0
     if coupon_code:
-        coupon = coupon_get_redeemable(code=coupon_code, product_id=price.product_id,
-                                       billing_cycle=billing_cycle, currency=price.currency, at=now)
+        coupon = coupon_get_redeemable(
+            code=coupon_code, product_id=price.product_id, billing_cycle=billing_cycle, currency=price.currency, at=now
+        )
         amount_discount = coupon_discount_amount(coupon=coupon, amount=price.unit_amount)
 
     window = int(now.timestamp()) // IDEMPOTENCY_WINDOW_SECONDS
@@ -110,8 +118,14 @@ def checkout_session_create(
         metadata["domain"] = domain["value"]
 
     stripe_session = _stripe_session_create(
-        checkout_id=checkout_id, price=price, email=email, coupon=coupon, trial_days=trial_days,
-        expires_at=expires_at, metadata=metadata, stripe_customer_id=customer_stripe_id_for_email(email=email),
+        checkout_id=checkout_id,
+        price=price,
+        email=email,
+        coupon=coupon,
+        trial_days=trial_days,
+        expires_at=expires_at,
+        metadata=metadata,
+        stripe_customer_id=customer_stripe_id_for_email(email=email),
     )
     session = CheckoutSession(
         id=checkout_id,
@@ -153,14 +167,22 @@ def _latest_for_request(*, fingerprint: str, client_idempotency_key: str | None,
     if now - latest.created_at < IDEMPOTENCY_KEY_MEMORY:
         raise ApplicationError(
             "This Idempotency-Key was already used with a different request body; use a new key for a new order.",
-            code="idempotency_error", field="Idempotency-Key")
+            code="idempotency_error",
+            field="Idempotency-Key",
+        )
     return None
 
 
-def _stripe_session_create(*, checkout_id, price, email, coupon, trial_days, expires_at, metadata,
-                           stripe_customer_id):
-    params = dict(checkout_id=str(checkout_id), price=price, email=email, trial_days=trial_days,
-                  expires_at=expires_at, metadata=metadata, stripe_customer_id=stripe_customer_id)
+def _stripe_session_create(*, checkout_id, price, email, coupon, trial_days, expires_at, metadata, stripe_customer_id):
+    params = {
+        "checkout_id": str(checkout_id),
+        "price": price,
+        "email": email,
+        "trial_days": trial_days,
+        "expires_at": expires_at,
+        "metadata": metadata,
+        "stripe_customer_id": stripe_customer_id,
+    }
     if coupon is None:
         return stripe_checkout_session_create(coupon_id=None, **params)
     try:
@@ -182,7 +204,7 @@ def _request_fingerprint(**normalized) -> str:
 def _expiry_for_window(window: int) -> datetime:
     ttl = timedelta(minutes=settings.CHECKOUT_SESSION_TTL_MINUTES)
     ttl = min(max(ttl, TTL_BOUNDS[0]), TTL_BOUNDS[1])
-    return datetime.fromtimestamp(window * IDEMPOTENCY_WINDOW_SECONDS, tz=dt_timezone.utc) + ttl
+    return datetime.fromtimestamp(window * IDEMPOTENCY_WINDOW_SECONDS, tz=UTC) + ttl
 
 
 # --- Fulfilment: from Stripe's word that a session is paid to rows and work for the workers ---------------------------
@@ -200,8 +222,12 @@ def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | No
     if stripe_session.get("payment_status") not in PAID_STATUSES:
         return checkout_session_get_by_stripe_id(stripe_session_id=stripe_session["id"])
     with transaction.atomic():
-        session = (CheckoutSession.objects.select_for_update(of=("self",)).select_related("price")
-                   .filter(stripe_session_id=stripe_session["id"]).first())
+        session = (
+            CheckoutSession.objects.select_for_update(of=("self",))
+            .select_related("price")
+            .filter(stripe_session_id=stripe_session["id"])
+            .first()
+        )
         if session is None:
             logger.warning("Stripe reported checkout session %s, which we never made: ignored", stripe_session["id"])
             return None
@@ -215,10 +241,12 @@ def checkout_session_fulfill(*, stripe_session: Mapping) -> CheckoutSession | No
 
         stripe_customer_id = _stripe_id(stripe_session.get("customer"))
         user, _ = user_get_or_create(email=session.email, full_name=session.customer_name or "")
-        customer = customer_get_or_create_for_user(user=user, name=session.customer_name or "",
-                                                   stripe_customer_id=stripe_customer_id)
+        customer = customer_get_or_create_for_user(
+            user=user, name=session.customer_name or "", stripe_customer_id=stripe_customer_id
+        )
         subscription = subscription_create(
-            customer=customer, checkout_session=session,
+            customer=customer,
+            checkout_session=session,
             stripe_subscription_id=_stripe_id(stripe_session.get("subscription")),
             stripe_customer_id=stripe_customer_id,
             status="trialing" if session.trial_days else "active",
@@ -316,8 +344,10 @@ def _locked(stripe_session_id: str) -> CheckoutSession | None:
 def _charge_mismatch(session: CheckoutSession, stripe_session: Mapping) -> str | None:
     charged, currency = stripe_session.get("amount_total"), stripe_session.get("currency")
     if currency != session.currency or charged != session.amount_due_first:
-        return (f"Stripe charged {charged} {currency}; we expected {session.amount_due_first} {session.currency} "
-                f"(price {session.amount}, discount {session.amount_discount}, trial {session.trial_days or 0} days)")
+        return (
+            f"Stripe charged {charged} {currency}; we expected {session.amount_due_first} {session.currency} "
+            f"(price {session.amount}, discount {session.amount_discount}, trial {session.trial_days or 0} days)"
+        )
     reference = stripe_session.get("client_reference_id")
     if reference and reference != str(session.pk):
         return f"Stripe's client_reference_id {reference} is not this session's id {session.pk}"
@@ -329,9 +359,13 @@ def _checkout_session_set_aside(session: CheckoutSession, problem: str) -> None:
     session.metadata = {**session.metadata, "review_reason": problem}
     session.save(update_fields=["status", "metadata", "updated_at"])
     logger.error("Checkout session %s needs review: %s", session.stripe_session_id, problem)
-    transaction.on_commit(lambda: mail_admins(
-        f"Checkout session {session.stripe_session_id} needs review",
-        f"{problem}\n\nThe order was not provisioned. Customer: {session.email}.", fail_silently=True))
+    transaction.on_commit(
+        lambda: mail_admins(
+            f"Checkout session {session.stripe_session_id} needs review",
+            f"{problem}\n\nThe order was not provisioned. Customer: {session.email}.",
+            fail_silently=True,
+        )
+    )
 
 
 def _coupon_redeem(code: str) -> None:

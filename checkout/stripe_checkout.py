@@ -33,8 +33,12 @@ def stripe_coupon_ensure(coupon: Coupon) -> str:
     mark = f"stripe-coupon:{settings.STRIPE_API_BASE}:{coupon_id}"
     if cache.get(mark):
         return coupon_id
-    params: dict = {"id": coupon_id, "name": coupon.name or coupon.code, "duration": coupon.duration,
-                    "metadata": {"coupon_code": coupon.code}}
+    params: dict = {
+        "id": coupon_id,
+        "name": coupon.name or coupon.code,
+        "duration": coupon.duration,
+        "metadata": {"coupon_code": coupon.code},
+    }
     if coupon.percent_off is not None:
         params["percent_off"] = str(coupon.percent_off)
     else:
@@ -111,8 +115,9 @@ def stripe_checkout_session_create(
     try:
         # The raw call: we need two fields of the answer, and turning Stripe's whole session into nested
         # StripeObjects costs about a millisecond, a tenth of a checkout.
-        return _call(lambda: stripe_client().raw_request(
-            "post", "/v1/checkout/sessions", idempotency_key=key, **params).data)
+        return _call(
+            lambda: stripe_client().raw_request("post", "/v1/checkout/sessions", idempotency_key=key, **params).data
+        )
     except ApplicationError as error:
         if isinstance(error.__cause__, stripe.APIError):
             cache.set(generation_mark, generation + 1, 24 * 60 * 60)
@@ -124,8 +129,11 @@ def stripe_checkout_session_retrieve(stripe_session_id: str) -> stripe.checkout.
 
 
 def stripe_checkout_session_expire(stripe_session_id: str, *, idempotency_key: str) -> stripe.checkout.Session:
-    return _call(lambda: stripe_client().v1.checkout.sessions.expire(
-        stripe_session_id, options={"idempotency_key": idempotency_key}))
+    return _call(
+        lambda: stripe_client().v1.checkout.sessions.expire(
+            stripe_session_id, options={"idempotency_key": idempotency_key}
+        )
+    )
 
 
 def _call(request):
@@ -135,8 +143,9 @@ def _call(request):
     except stripe.InvalidRequestError as error:
         code = error.code or "invalid_request"
         if code in ("resource_already_exists", "resource_missing"):
-            raise ApplicationError(error.user_message or str(error), code=code, status_code=502,
-                                   field=getattr(error, "param", None)) from error
+            raise ApplicationError(
+                error.user_message or str(error), code=code, status_code=502, field=getattr(error, "param", None)
+            ) from error
         logger.error("Stripe rejected our request: %s (param %s)", error.user_message, getattr(error, "param", None))
         raise _provider_error("rejected the request", 502) from error
     except (stripe.AuthenticationError, stripe.PermissionError) as error:

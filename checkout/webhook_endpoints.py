@@ -10,7 +10,6 @@ from djstripe.models import WebhookEndpoint
 from core.stripe_api import stripe_client
 
 
-
 def webhook_endpoint_register(*, base_url: str) -> tuple[WebhookEndpoint, bool]:
     """Our endpoint at Stripe and its signing secret stored locally; (endpoint, created).
 
@@ -35,13 +34,15 @@ def webhook_endpoint_register(*, base_url: str) -> tuple[WebhookEndpoint, bool]:
             endpoint.save(update_fields=["enabled_events"])
         return endpoint, False
     endpoint_uuid = uuid.uuid4()
-    created = stripe_client().v1.webhook_endpoints.create({
-        "url": f"{prefix}{endpoint_uuid}/",
-        "enabled_events": settings.STRIPE_WEBHOOK_EVENTS,
-        "api_version": settings.STRIPE_API_VERSION,
-        "description": "Checkout service: fulfilment of paid checkout sessions and the subscriptions' life",
-        "metadata": {"djstripe_uuid": str(endpoint_uuid)},
-    })
+    created = stripe_client().v1.webhook_endpoints.create(
+        {
+            "url": f"{prefix}{endpoint_uuid}/",
+            "enabled_events": settings.STRIPE_WEBHOOK_EVENTS,
+            "api_version": settings.STRIPE_API_VERSION,
+            "description": "Checkout service: fulfilment of paid checkout sessions and the subscriptions' life",
+            "metadata": {"djstripe_uuid": str(endpoint_uuid)},
+        }
+    )
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
             id=created.id,

@@ -28,7 +28,9 @@ class StripeWebhookView(ProcessWebhookView):
             return JsonResponse(error_body("Unknown webhook endpoint.", "not_found"), status=404)
         try:
             stripe.WebhookSignature.verify_header(
-                request.body.decode("utf-8"), request.headers.get("Stripe-Signature", ""), endpoint.secret,
+                request.body.decode("utf-8"),
+                request.headers.get("Stripe-Signature", ""),
+                endpoint.secret,
                 endpoint.djstripe_tolerance,
             )
         except (stripe.SignatureVerificationError, UnicodeDecodeError):

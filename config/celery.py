@@ -62,8 +62,11 @@ class RecoveringConsumer(Consumer):
                 except AttributeError as error:
                     if not _is_detached_transport_error(error):
                         raise
-                    logger.warning("The lost broker connection could not be closed cleanly (%r); its unacknowledged "
-                                   "messages stay with the broker, the worker reconnects", error)
+                    logger.warning(
+                        "The lost broker connection could not be closed cleanly (%r); its unacknowledged "
+                        "messages stay with the broker, the worker reconnects",
+                        error,
+                    )
 
             # Only this connection object, which celery drops right after closing it.
             connection.close = close_collected_connection
@@ -86,9 +89,13 @@ def _settle_unless_transport_detached(settle, what: str):
         except AttributeError as error:
             if not _is_detached_transport_error(error):
                 raise
-            logger.warning("Message %s could not be %s: its broker connection was lost and closed (%r); it stays "
-                           "in the broker's unacked set and is delivered again after the visibility timeout",
-                           delivery_tag, what, error)
+            logger.warning(
+                "Message %s could not be %s: its broker connection was lost and closed (%r); it stays "
+                "in the broker's unacked set and is delivered again after the visibility timeout",
+                delivery_tag,
+                what,
+                error,
+            )
 
     return settle_unless_transport_detached
 

@@ -13,6 +13,7 @@ class CoreConfig(AppConfig):
         # dj-stripe calls Stripe through stripe-python's module-level client: the same timing as our own client's
         # (core/stripe_api.py), with stripe-python's defaults otherwise.
         if not isinstance(stripe.default_http_client, InstrumentedRequestsClient):
-            stripe.default_http_client = InstrumentedRequestsClient(verify_ssl_certs=stripe.verify_ssl_certs,
-                                                                    proxy=stripe.proxy)
+            stripe.default_http_client = InstrumentedRequestsClient(
+                verify_ssl_certs=stripe.verify_ssl_certs, proxy=stripe.proxy
+            )
         webhook_signals_connect()

@@ -33,6 +33,7 @@ class DegradingRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = _ClientReusingRedisCacheClient
+
     def _degrade(self, operation: str, fallback):
         logger.warning("Cache %s skipped: Redis unavailable", operation)
         return fallback

@@ -30,7 +30,11 @@ def domain_name_normalize(value: str) -> str:
     except (idna.IDNAError, UnicodeError):
         raise InvalidDomainName("Not a valid domain name.") from None
     labels = name.split(".")
-    if len(name) > 253 or len(labels) < 2 or not all(_LABEL.match(label) for label in labels) \
-            or not _TLD.match(labels[-1]):
+    if (
+        len(name) > 253
+        or len(labels) < 2
+        or not all(_LABEL.match(label) for label in labels)
+        or not _TLD.match(labels[-1])
+    ):
         raise InvalidDomainName("Not a valid domain name.")
     return name

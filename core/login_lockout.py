@@ -56,9 +56,11 @@ class LoginLockoutBackend(AxesStandaloneBackend):
 def lockout_minutes_left(request) -> int:
     """Whole minutes until the account can sign in again from this client (at least 1)."""
     cool_off = get_cool_off(request)
-    attempt = (AccessAttempt.objects
-               .filter(username=login_username(request, None), ip_address=client_ip(request))
-               .order_by("-attempt_time").first())
+    attempt = (
+        AccessAttempt.objects.filter(username=login_username(request, None), ip_address=client_ip(request))
+        .order_by("-attempt_time")
+        .first()
+    )
     if attempt is None or cool_off is None:
         return max(1, math.ceil((cool_off.total_seconds() if cool_off else 0) / 60))
     seconds = (attempt.attempt_time + cool_off - timezone.now()).total_seconds()
@@ -71,8 +73,9 @@ class LockoutMessageFormMixin:
 
     def get_invalid_login_error(self):
         if self.request is not None and getattr(self.request, "axes_locked_out", False):
-            return ValidationError(LOCKED_OUT_MESSAGE, code="locked_out",
-                                   params={"minutes": lockout_minutes_left(self.request)})
+            return ValidationError(
+                LOCKED_OUT_MESSAGE, code="locked_out", params={"minutes": lockout_minutes_left(self.request)}
+            )
         return super().get_invalid_login_error()
 
 
@@ -83,5 +86,4 @@ def lockout_response(request, original_response=None, credentials=None):
         original_response.status_code = 429
         return original_response
     minutes = lockout_minutes_left(request)
-    return HttpResponse(LOCKED_OUT_MESSAGE % {"minutes": minutes}, status=429,
-                        content_type="text/plain; charset=utf-8")
+    return HttpResponse(LOCKED_OUT_MESSAGE % {"minutes": minutes}, status=429, content_type="text/plain; charset=utf-8")

@@ -12,9 +12,16 @@ from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 MASK = "********************"
 
 # Settings whose values are secrets. Anything else named like a secret is masked in error reports by its name.
-SECRET_SETTINGS = ("SECRET_KEY", "STRIPE_SECRET_KEY", "STRIPE_TEST_SECRET_KEY", "STRIPE_LIVE_SECRET_KEY",
-                   "PROVISIONING_HTTP_SECRET", "EMAIL_HOST_PASSWORD", "METRICS_BEARER_TOKEN",
-                   "DATABASE_APP_PASSWORD")
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_TEST_SECRET_KEY",
+    "STRIPE_LIVE_SECRET_KEY",
+    "PROVISIONING_HTTP_SECRET",
+    "EMAIL_HOST_PASSWORD",
+    "METRICS_BEARER_TOKEN",
+    "DATABASE_APP_PASSWORD",
+)
 # Settings that are URLs which may carry a password (redis://:pw@host, postgres://user:pw@host).
 URL_SETTINGS = ("REDIS_URL", "CELERY_BROKER_URL", "PROVISIONING_HTTP_URL")
 
@@ -89,7 +96,8 @@ class SecretsExceptionReporterFilter(SafeExceptionReporterFilter):
 
     hidden_settings = re.compile(
         "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|CREDENTIAL|DATABASE_URL|BROKER_URL|REDIS_URL|DSN|WHSEC",
-        flags=re.I)
+        flags=re.I,
+    )
 
     def cleanse_setting(self, key, value):
         cleansed = super().cleanse_setting(key, value)
@@ -198,8 +206,10 @@ class StripeMirrorAdminMixin(SuperuserOnlyAdminMixin):
         return _without_secrets(super().get_fields(request, obj))
 
     def get_fieldsets(self, request, obj=None):
-        return [(title, {**options, "fields": _without_secrets(options.get("fields", ()))})
-                for title, options in super().get_fieldsets(request, obj)]
+        return [
+            (title, {**options, "fields": _without_secrets(options.get("fields", ()))})
+            for title, options in super().get_fieldsets(request, obj)
+        ]
 
     def get_search_fields(self, request):
         return _without_secrets(super().get_search_fields(request))
@@ -216,12 +226,17 @@ def _stripe_properties_shown_safely(model, admin_class) -> dict:
                 return getattr(obj, name)
             except (KeyError, TypeError, AttributeError):
                 return None
+
         show.short_description = name.replace("_", " ")
         return show
 
-    return {name: shown(name) for name in dir(model)
-            if isinstance(getattr(model, name, None), property) and not hasattr(admin_class, name)
-            and not SECRET_FIELD.search(name)}
+    return {
+        name: shown(name)
+        for name in dir(model)
+        if isinstance(getattr(model, name, None), property)
+        and not hasattr(admin_class, name)
+        and not SECRET_FIELD.search(name)
+    }
 
 
 def admin_site_lock_down(site: admin.AdminSite) -> None:
@@ -241,7 +256,9 @@ def admin_site_lock_down(site: admin.AdminSite) -> None:
             continue
         if isinstance(model_admin, mixin):
             continue
-        attributes = _stripe_properties_shown_safely(model, type(model_admin)) if mixin is StripeMirrorAdminMixin else {}
+        attributes = (
+            _stripe_properties_shown_safely(model, type(model_admin)) if mixin is StripeMirrorAdminMixin else {}
+        )
         admin_class = type(type(model_admin).__name__, (mixin, type(model_admin)), attributes)
         site.unregister(model)
         site.register(model, admin_class)

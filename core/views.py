@@ -20,7 +20,9 @@ class HealthApi(APIView):
     @extend_schema(
         responses={
             200: inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()}),
-            503: inline_serializer("HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}),
+            503: inline_serializer(
+                "HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}
+            ),
         }
     )
     def get(self, request):
@@ -38,16 +40,23 @@ class ReadinessApi(APIView):
     not; within 2 s either way. Liveness (/api/health/) stays the database alone: a Redis outage makes an instance
     unready, which should take it out of a load balancer, not get it restarted."""
 
-    _results = inline_serializer("ReadinessChecks", {
-        "database": serializers.CharField(help_text="ok, or failed: <error type>, or timeout"),
-        "redis": serializers.CharField(help_text="ok, not used (no REDIS_URL), failed: <error type>, or timeout"),
-        "broker": serializers.CharField(help_text="ok, not used (tasks in-process), failed: <error type>, or timeout"),
-    })
+    _results = inline_serializer(
+        "ReadinessChecks",
+        {
+            "database": serializers.CharField(help_text="ok, or failed: <error type>, or timeout"),
+            "redis": serializers.CharField(help_text="ok, not used (no REDIS_URL), failed: <error type>, or timeout"),
+            "broker": serializers.CharField(
+                help_text="ok, not used (tasks in-process), failed: <error type>, or timeout"
+            ),
+        },
+    )
 
-    @extend_schema(responses={
-        200: inline_serializer("Ready", {"status": serializers.CharField(), "checks": _results}),
-        503: inline_serializer("NotReady", {"status": serializers.CharField(), "checks": _results}),
-    })
+    @extend_schema(
+        responses={
+            200: inline_serializer("Ready", {"status": serializers.CharField(), "checks": _results}),
+            503: inline_serializer("NotReady", {"status": serializers.CharField(), "checks": _results}),
+        }
+    )
     def get(self, request):
         ready, checks = readiness_check()
         return Response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -12,8 +12,9 @@ import json
 from django.conf import settings
 
 _TOO_LARGE = json.dumps({"error": "The request body is too large.", "code": "payload_too_large"}).encode()
-_NO_LENGTH = json.dumps({"error": "A request body needs a Content-Length or chunked encoding.",
-                         "code": "length_required"}).encode()
+_NO_LENGTH = json.dumps(
+    {"error": "A request body needs a Content-Length or chunked encoding.", "code": "length_required"}
+).encode()
 
 
 class ChunkedBodyMiddleware:
@@ -35,6 +36,7 @@ class ChunkedBodyMiddleware:
 
 
 def _answer(start_response, status: str, body: bytes):
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                            ("Connection", "close")])
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
+    )
     return [body]

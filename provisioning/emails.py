@@ -2,7 +2,7 @@
 it is rendered with. Sending, at least once and under one Message-ID, is services.email_notification_send."""
 
 import hashlib
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import UTC, date, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ from accounts.models import User
 from catalog.models import BillingCycle, Product
 from core.money import money_format
 from provisioning.models import EmailNotification, EmailPurpose, HostingAccount
+
 
 class EmailContextError(ValueError):
     """The caller left out a fact the e-mail must state, or gave one in a shape it cannot be read in. A programming
@@ -40,7 +41,7 @@ def customer_date(value: str) -> str:
     except (TypeError, ValueError) as error:
         raise EmailContextError(f"{value!r} is not an ISO 8601 date") from error
     if isinstance(parsed, datetime):
-        aware = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=dt_timezone.utc)
+        aware = parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
         parsed = timezone.localtime(aware).date()
     return date_format(parsed, "j F Y")
 
@@ -104,8 +105,11 @@ def _plan_name(session: Order) -> str:
 
 
 def _order_context(session: Order) -> dict:
-    cycle = BillingCycle(session.billing_cycle).label if session.billing_cycle in BillingCycle.values else (
-        session.billing_cycle)
+    cycle = (
+        BillingCycle(session.billing_cycle).label
+        if session.billing_cycle in BillingCycle.values
+        else (session.billing_cycle)
+    )
     return {
         "reference": str(session.pk),
         "plan": _plan_name(session),
@@ -124,11 +128,18 @@ def _set_password_context(notification: EmailNotification) -> dict:
     # The token is made now, at sending: it stops working once the password is set (it hashes the password) and
     # after PASSWORD_RESET_TIMEOUT.
     user = User.objects.get(email__iexact=notification.to)
-    path = reverse("accounts:password_set", kwargs={
-        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user),
-    })
-    return {"user": user, "set_password_url": f"{settings.SITE_URL}{path}",
-            "link_valid_days": max(settings.PASSWORD_RESET_TIMEOUT // 86400, 1)}
+    path = reverse(
+        "accounts:password_set",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return {
+        "user": user,
+        "set_password_url": f"{settings.SITE_URL}{path}",
+        "link_valid_days": max(settings.PASSWORD_RESET_TIMEOUT // 86400, 1),
+    }
 
 
 def _service_ready_context(notification: EmailNotification) -> dict:
@@ -156,8 +167,10 @@ class _Facts:
         return self.context.get(key) in (None, "")
 
     def _error(self, key: str, problem: str) -> EmailContextError:
-        return EmailContextError(f"The {self.notification.purpose} e-mail (notification {self.notification.pk}) "
-                                 f"{problem} {key!r} in its context")
+        return EmailContextError(
+            f"The {self.notification.purpose} e-mail (notification {self.notification.pk}) "
+            f"{problem} {key!r} in its context"
+        )
 
     def raw(self, key: str, *, required: bool = True):
         if self._missing(key):
@@ -208,8 +221,11 @@ def _hosting_context(notification: EmailNotification) -> dict:
     session = notification.checkout_session
     account = HostingAccount.objects.filter(subscription__checkout_session=session).first()
     domain = (account.domain if account else "") or (session.domain_info or {}).get("value", "")
-    return {"account": account, "domain": domain,
-            "service": f"hosting for {domain}" if domain else f"{_plan_name(session)} plan"}
+    return {
+        "account": account,
+        "domain": domain,
+        "service": f"hosting for {domain}" if domain else f"{_plan_name(session)} plan",
+    }
 
 
 def _renewal_receipt_context(notification: EmailNotification) -> dict:
@@ -256,8 +272,11 @@ def _service_suspended_context(notification: EmailNotification) -> dict:
 
 def _termination_warning_context(notification: EmailNotification) -> dict:
     facts = _Facts(notification)
-    return {**_hosting_context(notification), "terminate_on": facts.date("terminate_on"),
-            "reason": facts.text("reason")}
+    return {
+        **_hosting_context(notification),
+        "terminate_on": facts.date("terminate_on"),
+        "reason": facts.text("reason"),
+    }
 
 
 def _service_terminated_context(notification: EmailNotification) -> dict:
@@ -266,19 +285,30 @@ def _service_terminated_context(notification: EmailNotification) -> dict:
 
 def _cancellation_confirmed_context(notification: EmailNotification) -> dict:
     facts = _Facts(notification)
-    return {**_hosting_context(notification), "at_period_end": facts.flag("at_period_end"),
-            "ends_at": facts.date("ends_at"), "reason": facts.text("reason", required=False)}
+    return {
+        **_hosting_context(notification),
+        "at_period_end": facts.flag("at_period_end"),
+        "ends_at": facts.date("ends_at"),
+        "reason": facts.text("reason", required=False),
+    }
 
 
 def _refund_issued_context(notification: EmailNotification) -> dict:
     facts = _Facts(notification)
-    return {**_hosting_context(notification), "refund_id": facts.text("refund_id"), "amount": facts.money("amount"),
-            "full": facts.flag("full")}
+    return {
+        **_hosting_context(notification),
+        "refund_id": facts.text("refund_id"),
+        "amount": facts.money("amount"),
+        "full": facts.flag("full"),
+    }
 
 
 def _setup_failed_refunded_context(notification: EmailNotification) -> dict:
-    return {**_hosting_context(notification), "amount": _Facts(notification).money("amount"),
-            "storefront_url": settings.STOREFRONT_URL}
+    return {
+        **_hosting_context(notification),
+        "amount": _Facts(notification).money("amount"),
+        "storefront_url": settings.STOREFRONT_URL,
+    }
 
 
 PURPOSE_CONTEXT = {

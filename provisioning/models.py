@@ -31,41 +31,66 @@ class ProvisioningAction(models.TextChoices):
 
 
 class ProvisioningJob(TimeStampedModel):
-    subscription = models.ForeignKey("accounts.Subscription", on_delete=models.PROTECT,
-                                     related_name="provisioning_jobs")
+    subscription = models.ForeignKey(
+        "accounts.Subscription", on_delete=models.PROTECT, related_name="provisioning_jobs"
+    )
     action = models.CharField(max_length=20, choices=ProvisioningAction.choices, default=ProvisioningAction.PROVISION)
     decision_key = models.CharField(
-        max_length=200, unique=True, null=True, blank=True,
+        max_length=200,
+        unique=True,
+        null=True,
+        blank=True,
         help_text="The billing decision this job carries out (e.g. suspend:in_123): the same decision, reached "
-                  "twice by a duplicated or late event, makes no second job.")
+        "twice by a duplicated or late event, makes no second job.",
+    )
     reason = models.TextField(blank=True, help_text="Why: the rule or the staff member's words.")
     parameters = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="What the panel is asked for beyond the action, as decided: for change_plan the new product_code "
-                  "and billing_cycle (and the previous ones).")
+        "and billing_cycle (and the previous ones).",
+    )
     email_context = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="Facts the customer's e-mail about this decision states, as decided (the amount owed, the pay "
-                  "link); sent with the reason once the panel carried the decision out.")
-    requested_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
-                                     related_name="+", help_text="Staff who decided it; empty for automatic rules.")
+        "link); sent with the reason once the panel carried the decision out.",
+    )
+    requested_by = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Staff who decided it; empty for automatic rules.",
+    )
     superseded_by = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    status = models.CharField(max_length=20, choices=ProvisioningJobStatus.choices,
-                              default=ProvisioningJobStatus.PENDING, db_index=True)
-    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
-                                       help_text="Sent to the control panel so a repeated call creates nothing new.")
+    status = models.CharField(
+        max_length=20, choices=ProvisioningJobStatus.choices, default=ProvisioningJobStatus.PENDING, db_index=True
+    )
+    idempotency_key = models.UUIDField(
+        default=uuid.uuid4,
+        unique=True,
+        editable=False,
+        help_text="Sent to the control panel so a repeated call creates nothing new.",
+    )
     backend = models.CharField(max_length=50, blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts made, in all (each is in the attempt log).")
     max_attempts = models.PositiveIntegerField(
-        default=5, help_text="The attempt number after which the job fails: the allowance counted from "
-                             "allowance_attempts_before.")
+        default=5,
+        help_text="The attempt number after which the job fails: the allowance counted from allowance_attempts_before.",
+    )
     allowance_attempts_before = models.PositiveIntegerField(
-        default=0, help_text="Attempts made before the current allowance: support's retry gives a fresh allowance "
-                             "from there, and the attempts before it stay in the log.")
-    allowance_granted_at = models.DateTimeField(null=True, blank=True,
-                                                help_text="When support last gave the job a fresh allowance.")
-    allowance_granted_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, blank=True,
-                                             related_name="+")
+        default=0,
+        help_text="Attempts made before the current allowance: support's retry gives a fresh allowance "
+        "from there, and the attempts before it stay in the log.",
+    )
+    allowance_granted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When support last gave the job a fresh allowance."
+    )
+    allowance_granted_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     last_error = models.TextField(blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="Last time a task was sent for it.")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -77,8 +102,9 @@ class ProvisioningJob(TimeStampedModel):
     class Meta:
         ordering = ("-created_at",)
         constraints = [
-            models.UniqueConstraint(fields=("subscription",), condition=models.Q(action="provision"),
-                                    name="provisioning_job_one_provision"),
+            models.UniqueConstraint(
+                fields=("subscription",), condition=models.Q(action="provision"), name="provisioning_job_one_provision"
+            ),
         ]
         indexes = [models.Index(fields=("subscription", "id"), name="provisioning_job_sub_order")]
 
@@ -122,26 +148,36 @@ class HostingAccountStatus(models.TextChoices):
 class HostingAccount(TimeStampedModel):
     """The service a provisioning job delivered, as the control panel reported it."""
 
-    status = models.CharField(max_length=20, choices=HostingAccountStatus.choices,
-                              default=HostingAccountStatus.ACTIVE, db_index=True)
+    status = models.CharField(
+        max_length=20, choices=HostingAccountStatus.choices, default=HostingAccountStatus.ACTIVE, db_index=True
+    )
     status_changed_at = models.DateTimeField(null=True, blank=True)
-    subscription = models.OneToOneField("accounts.Subscription", on_delete=models.PROTECT,
-                                        related_name="hosting_account")
+    subscription = models.OneToOneField(
+        "accounts.Subscription", on_delete=models.PROTECT, related_name="hosting_account"
+    )
     username = models.CharField(max_length=64)
     server = models.CharField(max_length=255)
     domain = models.CharField(max_length=253, blank=True)
     panel_reference = models.CharField(max_length=255, blank=True, help_text="The control panel's own id.")
     set_up_by = models.ForeignKey(
-        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Staff who made the account in the control panel by hand and recorded it here; empty when the "
-                  "panel reported it to a provisioning job.")
+        "panel reported it to a provisioning job.",
+    )
 
     class Meta:
         indexes = [
             # Exact and prefix lookups of a panel username (support's search, the by-hand check that a username is
             # free on its server) on a table of millions: pattern ops serve both = and LIKE 'abc%'.
-            models.Index(fields=("username", "server"), name="provisioning_account_username",
-                         opclasses=("varchar_pattern_ops", "varchar_pattern_ops")),
+            models.Index(
+                fields=("username", "server"),
+                name="provisioning_account_username",
+                opclasses=("varchar_pattern_ops", "varchar_pattern_ops"),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -191,34 +227,41 @@ class EmailStatus(models.TextChoices):
 class EmailNotification(TimeStampedModel):
     """One e-mail to a customer about one order, one row per purpose and key (the unique constraint says so)."""
 
-    checkout_session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.PROTECT,
-                                         related_name="emails")
+    checkout_session = models.ForeignKey("checkout.CheckoutSession", on_delete=models.PROTECT, related_name="emails")
     purpose = models.CharField(max_length=30, choices=EmailPurpose.choices)
-    key = models.CharField(max_length=100, blank=True, default="",
-                           help_text="What this e-mail is about when a purpose recurs (an invoice, a refund, a "
-                                     "decision); empty for the once-per-order e-mails.")
+    key = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="What this e-mail is about when a purpose recurs (an invoice, a refund, a "
+        "decision); empty for the once-per-order e-mails.",
+    )
     context = models.JSONField(default=dict, blank=True, help_text="Facts the e-mail states, as decided.")
     to = models.EmailField(max_length=254)
-    status = models.CharField(max_length=20, choices=EmailStatus.choices, default=EmailStatus.PENDING,
-                              db_index=True)
+    status = models.CharField(max_length=20, choices=EmailStatus.choices, default=EmailStatus.PENDING, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="While sending: until when the worker that claimed it holds it. Past it, the e-mail is tried "
-                  "again (under the same Message-ID).")
+        "again (under the same Message-ID).",
+    )
     handed_over_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="When the message started to go to the mail server, on the latest attempt: from then on the "
-                  "customer may have it, and a retry can be a second copy (same Message-ID).")
+        "customer may have it, and a retry can be a second copy (same Message-ID).",
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
         constraints = [
-            models.UniqueConstraint(fields=("checkout_session", "purpose", "key"),
-                                    name="provisioning_email_once_per_purpose_key"),
+            models.UniqueConstraint(
+                fields=("checkout_session", "purpose", "key"), name="provisioning_email_once_per_purpose_key"
+            ),
         ]
         # The customer page's "all e-mails to this address" (the e-mail list filtered by `to`).
         indexes = [models.Index(fields=("to",), name="provisioning_email_to")]

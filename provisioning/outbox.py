@@ -29,8 +29,7 @@ def provisioning_job_enqueue(*, job_id: int, countdown: float | None = None) -> 
     """Send the job's task (after `countdown` seconds, for a retry). True when the broker took it."""
     # The hard time limit ends a hung backend call before the job's lease runs out, so no second worker ever
     # reclaims a job whose first worker is still calling the backend.
-    sent = _send(provisioning_job_run_task, job_id, countdown=countdown,
-                 time_limit=settings.PROVISIONING_LEASE_SECONDS)
+    sent = _send(provisioning_job_run_task, job_id, countdown=countdown, time_limit=settings.PROVISIONING_LEASE_SECONDS)
     if sent:
         ProvisioningJob.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
     return sent
@@ -49,8 +48,7 @@ def email_notification_enqueue(*, email_id: int) -> bool:
 def _send(task, object_id: int, **options) -> bool:
     broker = task.app.conf.broker_url
     if time.monotonic() < _broker_paused_until.get(broker, 0.0):
-        logger.warning("%s(%s) not sent: the broker failed moments ago; the sweeper will send it", task.name,
-                       object_id)
+        logger.warning("%s(%s) not sent: the broker failed moments ago; the sweeper will send it", task.name, object_id)
         return False
     try:
         # One try: the sweeper is the retry, and a web request must not wait through kombu's retry policy.
@@ -58,8 +56,9 @@ def _send(task, object_id: int, **options) -> bool:
     except OperationalError as error:
         _broker_paused_until[broker] = time.monotonic() + BROKER_PAUSE_SECONDS
         # An outage, not a bug: one line per send, without a traceback.
-        logger.error("%s(%s) not sent: the broker is unreachable (%s); the sweeper will send it", task.name, object_id,
-                     error)
+        logger.error(
+            "%s(%s) not sent: the broker is unreachable (%s); the sweeper will send it", task.name, object_id, error
+        )
         return False
     except Exception:
         # With tasks running in-process (tests, `make run`) this is the task's own error; the row stays for the

@@ -20,8 +20,9 @@ EMAIL_STUCK_AFTER = timedelta(minutes=15)
 def provisioning_jobs_ahead() -> QuerySet[ProvisioningJob]:
     """For Exists() in a query over jobs: the earlier jobs of the outer job's subscription that are still waiting or
     running. Jobs of a subscription run in id order (decisions get their ids under the subscription's row lock)."""
-    return ProvisioningJob.objects.filter(subscription_id=OuterRef("subscription_id"), pk__lt=OuterRef("pk"),
-                                          status__in=JOB_OPEN)
+    return ProvisioningJob.objects.filter(
+        subscription_id=OuterRef("subscription_id"), pk__lt=OuterRef("pk"), status__in=JOB_OPEN
+    )
 
 
 def provisioning_jobs_ahead_of(*, job: ProvisioningJob) -> QuerySet[ProvisioningJob]:
@@ -36,14 +37,20 @@ def provisioning_job_attempts_text(*, job: ProvisioningJob) -> str:
     if not job.allowance_granted_at:
         return f"{job.attempts} of {job.max_attempts} attempts"
     when = date_format(timezone.localtime(job.allowance_granted_at), "DATETIME_FORMAT")
-    return (f"{job.attempts_in_allowance} of {job.allowance} attempts since support retried it at {when} "
-            f"({job.attempts} in all)")
+    return (
+        f"{job.attempts_in_allowance} of {job.allowance} attempts since support retried it at {when} "
+        f"({job.attempts} in all)"
+    )
 
 
 def provisioning_job_next_waiting_id(*, subscription_id: int) -> int | None:
     """The subscription's first unfinished job, if it is waiting for a worker (None when one is running)."""
-    first = ProvisioningJob.objects.filter(subscription_id=subscription_id, status__in=JOB_OPEN).order_by("pk").values(
-        "pk", "status").first()
+    first = (
+        ProvisioningJob.objects.filter(subscription_id=subscription_id, status__in=JOB_OPEN)
+        .order_by("pk")
+        .values("pk", "status")
+        .first()
+    )
     return first["pk"] if first and first["status"] != ProvisioningJobStatus.RUNNING else None
 
 
@@ -58,7 +65,8 @@ def provisioning_job_ids_to_send(*, now: datetime, stale_before: datetime, limit
     send be lost, a later sweep does, the job's wait being long by then).
     """
     waiting = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)) & ~Exists(
-        provisioning_jobs_ahead())
+        provisioning_jobs_ahead()
+    )
     abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now, attempts__lt=F("max_attempts"))
     jobs = ProvisioningJob.objects.alias(
         waiting_since=Greatest(Coalesce("enqueued_at", "created_at"), Coalesce("next_attempt_at", "created_at"))
@@ -74,15 +82,17 @@ def provisioning_job_ids_abandoned_without_attempts(*, now: datetime, limit: int
     return list(jobs.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
-def email_notification_ids_to_send(*, now: datetime, stale_before: datetime, max_attempts: int,
-                                   limit: int) -> list[int]:
+def email_notification_ids_to_send(
+    *, now: datetime, stale_before: datetime, max_attempts: int, limit: int
+) -> list[int]:
     """Pending e-mails whose task was never sent, got lost, or whose SMTP server could not be reached; and e-mails
     claimed by a worker whose lease expired before it could record the outcome (it died, or lost the database), with
     attempts left, handed to the mail server or not: at least once (services.email_notification_send)."""
     waiting = Q(status=EmailStatus.PENDING) & Q(waiting_since__lt=stale_before)
     abandoned = Q(status=EmailStatus.SENDING, lease_expires_at__lt=now, attempts__lt=max_attempts)
     emails = EmailNotification.objects.alias(waiting_since=Coalesce("enqueued_at", "created_at")).filter(
-        waiting | abandoned)
+        waiting | abandoned
+    )
     return list(emails.order_by("pk").values_list("pk", flat=True)[:limit])
 
 

@@ -99,9 +99,16 @@ def provisioning_job_create(*, subscription: Subscription) -> ProvisioningJob:
     return job
 
 
-def hosting_account_action_request(*, subscription: Subscription, action: str, decision_key: str, reason: str,
-                                   requested_by: User | None = None, email_context: dict | None = None,
-                                   parameters: dict | None = None) -> ProvisioningJob | None:
+def hosting_account_action_request(
+    *,
+    subscription: Subscription,
+    action: str,
+    decision_key: str,
+    reason: str,
+    requested_by: User | None = None,
+    email_context: dict | None = None,
+    parameters: dict | None = None,
+) -> ProvisioningJob | None:
     """Record billing's (or staff's) decision to suspend, unsuspend or terminate the subscription's account, or to
     change its plan, as a job run after the subscription's earlier jobs; its task is sent when the caller's
     transaction commits.
@@ -136,18 +143,30 @@ def hosting_account_action_request(*, subscription: Subscription, action: str, d
         existing = ProvisioningJob.objects.filter(decision_key=decision_key).first()
         if existing is not None:
             if (existing.subscription_id, existing.action) != (subscription.pk, action):
-                raise ValueError(f"Decision key {decision_key!r} already names job {existing.pk}, "
-                                 f"{existing.action} of subscription {existing.subscription_id}")
+                raise ValueError(
+                    f"Decision key {decision_key!r} already names job {existing.pk}, "
+                    f"{existing.action} of subscription {existing.subscription_id}"
+                )
             return existing
         account = HostingAccount.objects.filter(subscription=subscription).first()
         # Locked so that no worker claims one of them while we decide (its claim waits, then finds it canceled).
-        jobs = list(ProvisioningJob.objects.select_for_update().filter(subscription=subscription).filter(
-            Q(status__in=OPEN) | Q(status=ProvisioningJobStatus.FAILED, action__in=DECISION_ACTIONS)
-            | Q(action=TERMINATE, status=ProvisioningJobStatus.SUCCEEDED)
-        ).order_by("pk"))
+        jobs = list(
+            ProvisioningJob.objects.select_for_update()
+            .filter(subscription=subscription)
+            .filter(
+                Q(status__in=OPEN)
+                | Q(status=ProvisioningJobStatus.FAILED, action__in=DECISION_ACTIONS)
+                | Q(action=TERMINATE, status=ProvisioningJobStatus.SUCCEEDED)
+            )
+            .order_by("pk")
+        )
         if _subscription_terminated(account=account, jobs=jobs):
-            logger.info("Decision %s (%s of subscription %s): nothing to do after termination", decision_key,
-                        action, subscription.pk)
+            logger.info(
+                "Decision %s (%s of subscription %s): nothing to do after termination",
+                decision_key,
+                action,
+                subscription.pk,
+            )
             return None
 
         overridden = [job for job in jobs if _job_overridden(job, by=action)]
@@ -159,20 +178,33 @@ def hosting_account_action_request(*, subscription: Subscription, action: str, d
         job = None
         if action == CHANGE_PLAN or status != ACTION_STATUS[action] or maybe_acted:
             job = ProvisioningJob.objects.create(
-                subscription=subscription, action=action, decision_key=decision_key, reason=reason,
-                requested_by=requested_by, email_context=email_context or {}, parameters=parameters or {},
+                subscription=subscription,
+                action=action,
+                decision_key=decision_key,
+                reason=reason,
+                requested_by=requested_by,
+                email_context=email_context or {},
+                parameters=parameters or {},
                 backend=provisioning_backend_get().name,
                 max_attempts=settings.PROVISIONING_MAX_ATTEMPTS,
             )
         if overridden:
             now = timezone.now()
             ProvisioningJob.objects.filter(pk__in=[old.pk for old in overridden]).update(
-                status=ProvisioningJobStatus.CANCELED, superseded_by=job, next_attempt_at=None,
-                finished_at=Coalesce("finished_at", Value(now)), updated_at=now,
+                status=ProvisioningJobStatus.CANCELED,
+                superseded_by=job,
+                next_attempt_at=None,
+                finished_at=Coalesce("finished_at", Value(now)),
+                updated_at=now,
                 result={"canceled_by_decision": decision_key, "reason": reason},
             )
-            logger.info("Decision %s (%s of subscription %s) canceled jobs %s", decision_key, action,
-                        subscription.pk, [old.pk for old in overridden])
+            logger.info(
+                "Decision %s (%s of subscription %s) canceled jobs %s",
+                decision_key,
+                action,
+                subscription.pk,
+                [old.pk for old in overridden],
+            )
         if job is not None and not ahead:
             transaction.on_commit(partial(provisioning_job_enqueue, job_id=job.pk))
         elif job is None and overridden:
@@ -188,13 +220,18 @@ def provisioning_job_next_enqueue(*, subscription_id: int) -> bool:
     return provisioning_job_enqueue(job_id=job_id) if job_id else False
 
 
-def _subscription_terminated(*, account: HostingAccount | None, jobs: list[ProvisioningJob],
-                             exclude_job_id: int | None = None) -> bool:
+def _subscription_terminated(
+    *, account: HostingAccount | None, jobs: list[ProvisioningJob], exclude_job_id: int | None = None
+) -> bool:
     """Terminated, or on its way there: every later decision is moot."""
     if account is not None and account.status == HostingAccountStatus.TERMINATED:
         return True
-    return any(job.action == TERMINATE and job.pk != exclude_job_id and job.status not in (
-        ProvisioningJobStatus.FAILED, ProvisioningJobStatus.CANCELED) for job in jobs)
+    return any(
+        job.action == TERMINATE
+        and job.pk != exclude_job_id
+        and job.status not in (ProvisioningJobStatus.FAILED, ProvisioningJobStatus.CANCELED)
+        for job in jobs
+    )
 
 
 def _job_overridden(job: ProvisioningJob, *, by: str) -> bool:
@@ -229,22 +266,36 @@ def provisioning_job_run(*, job_id: int) -> ProvisioningJob | None:
         # Our database, not the backend, failed (reading what to ask for): release the job for a short retry rather
         # than leave it `running` for the rest of its lease. Safe even had the backend been called: it is asked
         # with the job's idempotency key.
-        logger.warning("Provisioning job %s: the database connection failed during attempt %s; released for a "
-                       "short retry: %s", job.pk, attempt.number, error)
+        logger.warning(
+            "Provisioning job %s: the database connection failed during attempt %s; released for a short retry: %s",
+            job.pk,
+            attempt.number,
+            error,
+        )
         _database_reconnect()
-        _on_a_new_connection_if_lost(partial(
-            _job_record_failure, job=job, attempt=attempt, error=f"database connection lost: {_error_text(error)}",
-            retryable=True, delay=provisioning_retry_delay(attempt=1)), what=f"Releasing provisioning job {job.pk}")
+        _on_a_new_connection_if_lost(
+            partial(
+                _job_record_failure,
+                job=job,
+                attempt=attempt,
+                error=f"database connection lost: {_error_text(error)}",
+                retryable=True,
+                delay=provisioning_retry_delay(attempt=1),
+            ),
+            what=f"Releasing provisioning job {job.pk}",
+        )
     except ProvisioningError as error:
-        _on_a_new_connection_if_lost(partial(
-            _job_record_failure, job=job, attempt=attempt, error=str(error), retryable=error.retryable),
-            what=f"Recording provisioning job {job.pk}'s failure")
+        _on_a_new_connection_if_lost(
+            partial(_job_record_failure, job=job, attempt=attempt, error=str(error), retryable=error.retryable),
+            what=f"Recording provisioning job {job.pk}'s failure",
+        )
     except Exception as error:
         # A backend bug counts as a failed attempt like any other; the traceback goes to the log.
         logger.exception("Provisioning job %s: the %s backend raised", job.pk, backend.name)
-        _on_a_new_connection_if_lost(partial(
-            _job_record_failure, job=job, attempt=attempt, error=_error_text(error), retryable=True),
-            what=f"Recording provisioning job {job.pk}'s failure")
+        _on_a_new_connection_if_lost(
+            partial(_job_record_failure, job=job, attempt=attempt, error=_error_text(error), retryable=True),
+            what=f"Recording provisioning job {job.pk}'s failure",
+        )
     else:
         # The backend did its part: a connection killed meanwhile must not leave the job `running` until its lease
         # expires and the backend is asked again.
@@ -282,8 +333,7 @@ def _database_reconnect() -> None:
         pass  # closing a dead connection may complain; it is dropped all the same
 
 
-def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt,
-                        backend: ProvisioningBackend) -> str:
+def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt, backend: ProvisioningBackend) -> str:
     """Ask the panel to carry out the decision. Returns why it was not asked ("" when it was)."""
     account = HostingAccount.objects.filter(subscription_id=job.subscription_id).first()
     if account is None:
@@ -292,21 +342,40 @@ def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt,
     if account.status == HostingAccountStatus.TERMINATED:
         return "account terminated"
     if job.action == CHANGE_PLAN:
-        backend.change_plan(PlanChangeRequest(
-            idempotency_key=str(job.idempotency_key), job_id=job.pk, attempt=attempt.number,
-            subscription_id=job.subscription_id, action=job.action, username=account.username, server=account.server,
-            domain=account.domain, panel_reference=account.panel_reference, reason=job.reason,
-            product_code=job.parameters.get("product_code", ""), billing_cycle=job.parameters.get("billing_cycle", ""),
-            previous_product_code=job.parameters.get("previous_product_code", ""),
-            previous_billing_cycle=job.parameters.get("previous_billing_cycle", ""),
-        ))
+        backend.change_plan(
+            PlanChangeRequest(
+                idempotency_key=str(job.idempotency_key),
+                job_id=job.pk,
+                attempt=attempt.number,
+                subscription_id=job.subscription_id,
+                action=job.action,
+                username=account.username,
+                server=account.server,
+                domain=account.domain,
+                panel_reference=account.panel_reference,
+                reason=job.reason,
+                product_code=job.parameters.get("product_code", ""),
+                billing_cycle=job.parameters.get("billing_cycle", ""),
+                previous_product_code=job.parameters.get("previous_product_code", ""),
+                previous_billing_cycle=job.parameters.get("previous_billing_cycle", ""),
+            )
+        )
         return ""
     act = {SUSPEND: backend.suspend, UNSUSPEND: backend.unsuspend, TERMINATE: backend.terminate}[job.action]
-    act(AccountActionRequest(
-        idempotency_key=str(job.idempotency_key), job_id=job.pk, attempt=attempt.number,
-        subscription_id=job.subscription_id, action=job.action, username=account.username, server=account.server,
-        domain=account.domain, panel_reference=account.panel_reference, reason=job.reason,
-    ))
+    act(
+        AccountActionRequest(
+            idempotency_key=str(job.idempotency_key),
+            job_id=job.pk,
+            attempt=attempt.number,
+            subscription_id=job.subscription_id,
+            action=job.action,
+            username=account.username,
+            server=account.server,
+            domain=account.domain,
+            panel_reference=account.panel_reference,
+            reason=job.reason,
+        )
+    )
     return ""
 
 
@@ -326,7 +395,8 @@ def provisioning_job_retry(*, job: ProvisioningJob, by: User | None = None) -> b
         if provisioning_job_retry_blocker(job=job):
             return False
         reopened = provisioning_job_reopen_with_fresh_allowance(
-            ProvisioningJob.objects.filter(pk=job.pk, status=ProvisioningJobStatus.FAILED), by=by)
+            ProvisioningJob.objects.filter(pk=job.pk, status=ProvisioningJobStatus.FAILED), by=by
+        )
         if reopened:
             transaction.on_commit(partial(provisioning_job_enqueue, job_id=job.pk))
     return bool(reopened)
@@ -339,13 +409,21 @@ def provisioning_job_retry_blocker(*, job: ProvisioningJob) -> str:
     terminations = list(ProvisioningJob.objects.filter(subscription_id=job.subscription_id, action=TERMINATE))
     if _subscription_terminated(account=account, jobs=terminations, exclude_job_id=job.pk):
         return "the account is terminated or being terminated"
-    if job.action in (SUSPEND, UNSUSPEND) and ProvisioningJob.objects.filter(
-            subscription_id=job.subscription_id, pk__gt=job.pk, action__in=(SUSPEND, UNSUSPEND, TERMINATE)).exclude(
-            status=ProvisioningJobStatus.CANCELED).exists():
+    if (
+        job.action in (SUSPEND, UNSUSPEND)
+        and ProvisioningJob.objects.filter(
+            subscription_id=job.subscription_id, pk__gt=job.pk, action__in=(SUSPEND, UNSUSPEND, TERMINATE)
+        )
+        .exclude(status=ProvisioningJobStatus.CANCELED)
+        .exists()
+    ):
         return "a later decision about the account overrides it"
-    if job.action == CHANGE_PLAN and ProvisioningJob.objects.filter(
-            subscription_id=job.subscription_id, pk__gt=job.pk, action=CHANGE_PLAN).exclude(
-            status=ProvisioningJobStatus.CANCELED).exists():
+    if (
+        job.action == CHANGE_PLAN
+        and ProvisioningJob.objects.filter(subscription_id=job.subscription_id, pk__gt=job.pk, action=CHANGE_PLAN)
+        .exclude(status=ProvisioningJobStatus.CANCELED)
+        .exists()
+    ):
         return "a later plan change overrides it"
     return ""
 
@@ -390,7 +468,9 @@ def _job_claim(*, job_id: int, backend_name: str) -> ProvisioningAttempt | None:
     abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)
     with transaction.atomic():
         claimed = ProvisioningJob.objects.filter(
-            due | abandoned, ~Exists(selectors.provisioning_jobs_ahead()), pk=job_id,
+            due | abandoned,
+            ~Exists(selectors.provisioning_jobs_ahead()),
+            pk=job_id,
             attempts__lt=F("max_attempts"),
         ).update(
             status=ProvisioningJobStatus.RUNNING,
@@ -432,8 +512,12 @@ def _job_update_if_held(*, job: ProvisioningJob, attempt: ProvisioningAttempt, *
         pk=job.pk, status=ProvisioningJobStatus.RUNNING, attempts=attempt.number
     ).update(lease_expires_at=None, updated_at=timezone.now(), **fields)
     if not held:
-        logger.warning("Provisioning job %s: attempt %s ended after its lease expired and another attempt took "
-                       "over; its outcome is not recorded", job.pk, attempt.number)
+        logger.warning(
+            "Provisioning job %s: attempt %s ended after its lease expired and another attempt took "
+            "over; its outcome is not recorded",
+            job.pk,
+            attempt.number,
+        )
     return bool(held)
 
 
@@ -441,19 +525,34 @@ def _job_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, a
     now = timezone.now()
     subscription = job.subscription
     with transaction.atomic():
-        if not _job_update_if_held(job=job, attempt=attempt, status=ProvisioningJobStatus.SUCCEEDED, finished_at=now,
-                                   last_error="", result={**dataclasses.asdict(account), "backend": job.backend}):
+        if not _job_update_if_held(
+            job=job,
+            attempt=attempt,
+            status=ProvisioningJobStatus.SUCCEEDED,
+            finished_at=now,
+            last_error="",
+            result={**dataclasses.asdict(account), "backend": job.backend},
+        ):
             return
         ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
-        HostingAccount.objects.get_or_create(subscription=subscription, defaults={
-            "username": account.username, "server": account.server, "domain": account.domain,
-            "panel_reference": account.reference,
-        })
-        email_notification_create(checkout_session=subscription.checkout_session, purpose=EmailPurpose.SERVICE_READY,
-                                  to=subscription.customer.email)
+        HostingAccount.objects.get_or_create(
+            subscription=subscription,
+            defaults={
+                "username": account.username,
+                "server": account.server,
+                "domain": account.domain,
+                "panel_reference": account.reference,
+            },
+        )
+        email_notification_create(
+            checkout_session=subscription.checkout_session,
+            purpose=EmailPurpose.SERVICE_READY,
+            to=subscription.customer.email,
+        )
         transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
-    logger.info("Provisioning job %s succeeded on attempt %s: %s@%s", job.pk, attempt.number, account.username,
-                account.server)
+    logger.info(
+        "Provisioning job %s succeeded on attempt %s: %s@%s", job.pk, attempt.number, account.username, account.server
+    )
 
 
 def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, skipped: str) -> None:
@@ -467,8 +566,14 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
     status = ACTION_STATUS[job.action]
     result = {"skipped": skipped} if skipped else {"action": job.action, "status": status, "backend": job.backend}
     with transaction.atomic():
-        if not _job_update_if_held(job=job, attempt=attempt, status=ProvisioningJobStatus.SUCCEEDED, finished_at=now,
-                                   last_error="", result=result):
+        if not _job_update_if_held(
+            job=job,
+            attempt=attempt,
+            status=ProvisioningJobStatus.SUCCEEDED,
+            finished_at=now,
+            last_error="",
+            result=result,
+        ):
             return
         ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
         transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
@@ -483,36 +588,60 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
             # Already so (a repeat made because an overridden attempt may have acted), or terminated: final.
             logger.info("Provisioning job %s (%s): the account was already %s", job.pk, job.action, account.status)
             return
-        HostingAccountStatusChange.objects.create(account=account, from_status=account.status, to_status=status,
-                                                  job=job, reason=job.reason)
+        HostingAccountStatusChange.objects.create(
+            account=account, from_status=account.status, to_status=status, job=job, reason=job.reason
+        )
         account.status, account.status_changed_at = status, now
         account.save(update_fields=["status", "status_changed_at", "updated_at"])
         if purpose := DECISION_EMAILS.get(job.action):
-            email_notification_create(checkout_session=subscription.checkout_session, purpose=purpose,
-                                      to=subscription.customer.email, key=job.decision_key or f"job:{job.pk}",
-                                      context={**job.email_context, "reason": job.reason})
+            email_notification_create(
+                checkout_session=subscription.checkout_session,
+                purpose=purpose,
+                to=subscription.customer.email,
+                key=job.decision_key or f"job:{job.pk}",
+                context={**job.email_context, "reason": job.reason},
+            )
     logger.info("Provisioning job %s: account %s@%s is %s", job.pk, account.username, account.server, status)
 
 
-def _plan_change_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, skipped: str,
-                                now: datetime) -> None:
+def _plan_change_record_success(
+    *, job: ProvisioningJob, attempt: ProvisioningAttempt, skipped: str, now: datetime
+) -> None:
     """The panel moved the account to the new plan: the job's result says which (the account's status is
     unchanged; the subscription already names the plan, billing wrote it with the decision)."""
-    result = {"skipped": skipped} if skipped else {
-        "action": job.action, "product_code": job.parameters.get("product_code", ""),
-        "billing_cycle": job.parameters.get("billing_cycle", ""), "backend": job.backend}
+    result = (
+        {"skipped": skipped}
+        if skipped
+        else {
+            "action": job.action,
+            "product_code": job.parameters.get("product_code", ""),
+            "billing_cycle": job.parameters.get("billing_cycle", ""),
+            "backend": job.backend,
+        }
+    )
     with transaction.atomic():
-        if not _job_update_if_held(job=job, attempt=attempt, status=ProvisioningJobStatus.SUCCEEDED, finished_at=now,
-                                   last_error="", result=result):
+        if not _job_update_if_held(
+            job=job,
+            attempt=attempt,
+            status=ProvisioningJobStatus.SUCCEEDED,
+            finished_at=now,
+            last_error="",
+            result=result,
+        ):
             return
         ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
         transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=job.subscription_id))
-    logger.info("Provisioning job %s (change_plan of subscription %s) %s", job.pk, job.subscription_id,
-                f"skipped: {skipped}" if skipped else f"done: now {result['product_code']}/{result['billing_cycle']}")
+    logger.info(
+        "Provisioning job %s (change_plan of subscription %s) %s",
+        job.pk,
+        job.subscription_id,
+        f"skipped: {skipped}" if skipped else f"done: now {result['product_code']}/{result['billing_cycle']}",
+    )
 
 
-def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, error: str, retryable: bool,
-                        delay: float | None = None) -> None:
+def _job_record_failure(
+    *, job: ProvisioningJob, attempt: ProvisioningAttempt, error: str, retryable: bool, delay: float | None = None
+) -> None:
     """The attempt failed: retried after `delay` seconds (by default the backoff for its number) while attempts
     remain and the error is retryable, else failed for good and staff alerted."""
     now = timezone.now()
@@ -530,8 +659,14 @@ def _job_record_failure(*, job: ProvisioningJob, attempt: ProvisioningAttempt, e
             return
         ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, error=error)
         if retry:
-            logger.warning("Provisioning job %s: attempt %s of %s failed, next in %.0f s: %s", job.pk, attempt.number,
-                           job.max_attempts, delay, error)
+            logger.warning(
+                "Provisioning job %s: attempt %s of %s failed, next in %.0f s: %s",
+                job.pk,
+                attempt.number,
+                job.max_attempts,
+                delay,
+                error,
+            )
             # The retry's message carries the countdown; should it be lost, the sweeper sends the job once due.
             transaction.on_commit(partial(provisioning_job_enqueue, job_id=job.pk, countdown=delay))
         else:
@@ -547,8 +682,13 @@ def _job_failed_alert(*, job: ProvisioningJob, attempts: int, error: str) -> Non
     empty or the mail server is down. Mailed after commit: no alert for a failure that was rolled back, and nothing
     in the e-mail's making can undo the transition.
     """
-    logger.error("Provisioning job %s (subscription %s) failed after %s attempts: %s", job.pk, job.subscription_id,
-                 attempts, error)
+    logger.error(
+        "Provisioning job %s (subscription %s) failed after %s attempts: %s",
+        job.pk,
+        job.subscription_id,
+        attempts,
+        error,
+    )
     transaction.on_commit(partial(_job_failed_mail_admins, job_id=job.pk, attempts=attempts, error=error))
 
 
@@ -585,7 +725,7 @@ def _decision_failed_mail_admins(*, job: ProvisioningJob, attempts: int, error: 
         UNSUSPEND: "The customer's account is still suspended although they are entitled to it.",
         TERMINATE: "The account still exists on the control panel although it was to be terminated.",
         CHANGE_PLAN: f"The account is not on the plan the customer moved to "
-                     f"({job.parameters.get('product_code', '?')} / {job.parameters.get('billing_cycle', '?')}).",
+        f"({job.parameters.get('product_code', '?')} / {job.parameters.get('billing_cycle', '?')}).",
     }[job.action]
     mail_admins(
         f"{job.get_action_display()} failed: {subscription.domain or subscription.customer.email} (job {job.pk})",
@@ -605,8 +745,9 @@ def _decision_failed_mail_admins(*, job: ProvisioningJob, attempts: int, error: 
 # --- E-mails ----------------------------------------------------------------------------------------------------------
 
 
-def email_notification_create(*, checkout_session: Model, purpose: str, to: str, key: str = "",
-                              context: dict | None = None) -> EmailNotification:
+def email_notification_create(
+    *, checkout_session: Model, purpose: str, to: str, key: str = "", context: dict | None = None
+) -> EmailNotification:
     """The order's e-mail for this purpose (and key: the invoice, refund or decision it is about), created once (the
     unique constraint), sent after the caller commits. `checkout_session` is the order (checkout.CheckoutSession), as
     EmailNotification refers to it; provisioning does not import checkout. `context` holds the facts it states, as decided now."""
@@ -644,30 +785,46 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
     """
     now = timezone.now()
     claimable = Q(status=EmailStatus.PENDING) | Q(
-        status=EmailStatus.SENDING, lease_expires_at__lt=now, attempts__lt=EMAIL_MAX_ATTEMPTS)
-    if EmailNotification.objects.filter(pk=email_id, status=EmailStatus.SENDING, handed_over_at__isnull=False,
-                                        lease_expires_at__lt=now).exists():
-        logger.warning("E-mail %s was handed to the mail server by a worker that did not live to record the outcome; "
-                       "sending it again under the same Message-ID", email_id)
-    claimed = _on_a_new_connection_if_lost(partial(
-        EmailNotification.objects.filter(claimable, pk=email_id).update,
-        # Each claim is a new attempt, not handed over yet (an e-mail staff reopened may have been, before).
-        status=EmailStatus.SENDING, attempts=F("attempts") + 1, handed_over_at=None, updated_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS),
-    ), what=f"Claiming e-mail {email_id}")
+        status=EmailStatus.SENDING, lease_expires_at__lt=now, attempts__lt=EMAIL_MAX_ATTEMPTS
+    )
+    if EmailNotification.objects.filter(
+        pk=email_id, status=EmailStatus.SENDING, handed_over_at__isnull=False, lease_expires_at__lt=now
+    ).exists():
+        logger.warning(
+            "E-mail %s was handed to the mail server by a worker that did not live to record the outcome; "
+            "sending it again under the same Message-ID",
+            email_id,
+        )
+    claimed = _on_a_new_connection_if_lost(
+        partial(
+            EmailNotification.objects.filter(claimable, pk=email_id).update,
+            # Each claim is a new attempt, not handed over yet (an e-mail staff reopened may have been, before).
+            status=EmailStatus.SENDING,
+            attempts=F("attempts") + 1,
+            handed_over_at=None,
+            updated_at=now,
+            lease_expires_at=now + timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS),
+        ),
+        what=f"Claiming e-mail {email_id}",
+    )
     if not claimed:
         return None
     notification = _on_a_new_connection_if_lost(
         EmailNotification.objects.select_related("checkout_session").filter(pk=email_id).get,
-        what=f"Reading e-mail {email_id}")
+        what=f"Reading e-mail {email_id}",
+    )
     try:
         message = email_message_build(notification=notification)
     except DATABASE_CONNECTION_ERRORS as error:
-        logger.warning("E-mail %s: the database connection failed while building it; back to pending: %s",
-                       notification.pk, error)
+        logger.warning(
+            "E-mail %s: the database connection failed while building it; back to pending: %s", notification.pk, error
+        )
         _database_reconnect()
-        return _email_finish(notification=notification, status=EmailStatus.PENDING,
-                             error=f"database connection lost: {_error_text(error)}")
+        return _email_finish(
+            notification=notification,
+            status=EmailStatus.PENDING,
+            error=f"database connection lost: {_error_text(error)}",
+        )
     except Exception as error:
         logger.exception("E-mail %s (%s) could not be built", notification.pk, notification.purpose)
         return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
@@ -677,34 +834,58 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
         mail_connection.open()
     except Exception as error:
         again = notification.attempts < EMAIL_MAX_ATTEMPTS
-        logger.warning("E-mail %s: the mail server could not be reached (attempt %s)%s: %s", notification.pk,
-                       notification.attempts, "; the sweeper will try again" if again else "; giving up", error)
-        return _email_finish(notification=notification, status=EmailStatus.PENDING if again else EmailStatus.FAILED,
-                             error=_error_text(error))
+        logger.warning(
+            "E-mail %s: the mail server could not be reached (attempt %s)%s: %s",
+            notification.pk,
+            notification.attempts,
+            "; the sweeper will try again" if again else "; giving up",
+            error,
+        )
+        return _email_finish(
+            notification=notification,
+            status=EmailStatus.PENDING if again else EmailStatus.FAILED,
+            error=_error_text(error),
+        )
     try:
-        handed_over = _on_a_new_connection_if_lost(partial(
-            _email_claim_held(notification).update,
-            handed_over_at=timezone.now(), updated_at=timezone.now(),
-        ), what=f"Recording e-mail {notification.pk}'s hand-over")
+        handed_over = _on_a_new_connection_if_lost(
+            partial(
+                _email_claim_held(notification).update,
+                handed_over_at=timezone.now(),
+                updated_at=timezone.now(),
+            ),
+            what=f"Recording e-mail {notification.pk}'s hand-over",
+        )
         if not handed_over:
-            logger.warning("E-mail %s: attempt %s outlived its lease and another took over; not sent by this one",
-                           notification.pk, notification.attempts)
+            logger.warning(
+                "E-mail %s: attempt %s outlived its lease and another took over; not sent by this one",
+                notification.pk,
+                notification.attempts,
+            )
             return None
         try:
             sent = mail_connection.send_messages([message])
         except Exception as error:
             permanent = _smtp_refusal_is_permanent(error)
             again = not permanent and notification.attempts < EMAIL_MAX_ATTEMPTS
-            logger.warning("E-mail %s (%s) failed while sending (attempt %s)%s: %s", notification.pk,
-                           notification.purpose, notification.attempts,
-                           "; the sweeper will try again" if again else "; giving up", error)
-            return _email_finish(notification=notification, status=EmailStatus.PENDING if again else EmailStatus.FAILED,
-                                 error=_error_text(error))
+            logger.warning(
+                "E-mail %s (%s) failed while sending (attempt %s)%s: %s",
+                notification.pk,
+                notification.purpose,
+                notification.attempts,
+                "; the sweeper will try again" if again else "; giving up",
+                error,
+            )
+            return _email_finish(
+                notification=notification,
+                status=EmailStatus.PENDING if again else EmailStatus.FAILED,
+                error=_error_text(error),
+            )
         # Recorded before QUIT: from the server's "250 queued" to this record is the only moment in which a worker
         # killed would leave a copy delivered but not recorded (and so a second copy, under the same Message-ID).
         if not sent:
-            return _email_finish(notification=notification, status=EmailStatus.FAILED,
-                                 error="the mail server refused it")
+            return _email_finish(
+                notification=notification, status=EmailStatus.FAILED, error="the mail server refused it"
+            )
         return _email_finish(notification=notification, status=EmailStatus.SENT)
     finally:
         mail_connection.close()
@@ -732,8 +913,9 @@ def email_notification_send_again(*, notification: EmailNotification) -> bool:
 
 def _email_claim_held(notification: EmailNotification):
     """The e-mail, if the claim `notification` was read under still holds it (sending, same attempt)."""
-    return EmailNotification.objects.filter(pk=notification.pk, status=EmailStatus.SENDING,
-                                            attempts=notification.attempts)
+    return EmailNotification.objects.filter(
+        pk=notification.pk, status=EmailStatus.SENDING, attempts=notification.attempts
+    )
 
 
 def _email_finish(*, notification: EmailNotification, status: str, error: str = "") -> EmailNotification:
@@ -742,8 +924,10 @@ def _email_finish(*, notification: EmailNotification, status: str, error: str = 
     fields = {"status": status, "last_error": error, "lease_expires_at": None, "updated_at": now}
     if status == EmailStatus.SENT:
         fields["sent_at"] = now
-    _on_a_new_connection_if_lost(partial(_email_claim_held(notification).update, **fields),
-                                 what=f"Recording e-mail {notification.pk} as {status}")
+    _on_a_new_connection_if_lost(
+        partial(_email_claim_held(notification).update, **fields),
+        what=f"Recording e-mail {notification.pk} as {status}",
+    )
     _on_a_new_connection_if_lost(notification.refresh_from_db, what=f"Reading e-mail {notification.pk}")
     return notification
 
@@ -761,12 +945,19 @@ def provisioning_outbox_sweep() -> dict[str, int]:
     failed = sum(_job_fail_abandoned(job_id=job_id, now=now) for job_id in abandoned)
     job_ids = selectors.provisioning_job_ids_to_send(now=now, stale_before=stale_before, limit=SWEEP_BATCH_SIZE)
     jobs_sent = sum(provisioning_job_enqueue(job_id=job_id) for job_id in job_ids)
-    email_ids = selectors.email_notification_ids_to_send(now=now, stale_before=stale_before,
-                                                         max_attempts=EMAIL_MAX_ATTEMPTS, limit=SWEEP_BATCH_SIZE)
+    email_ids = selectors.email_notification_ids_to_send(
+        now=now, stale_before=stale_before, max_attempts=EMAIL_MAX_ATTEMPTS, limit=SWEEP_BATCH_SIZE
+    )
     emails_sent = sum(email_notification_enqueue(email_id=email_id) for email_id in email_ids)
     if job_ids or email_ids or failed:
-        logger.info("Outbox sweep: %s/%s jobs and %s/%s e-mails sent again, %s abandoned jobs failed",
-                    jobs_sent, len(job_ids), emails_sent, len(email_ids), failed)
+        logger.info(
+            "Outbox sweep: %s/%s jobs and %s/%s e-mails sent again, %s abandoned jobs failed",
+            jobs_sent,
+            len(job_ids),
+            emails_sent,
+            len(email_ids),
+            failed,
+        )
     return {"jobs_sent": jobs_sent, "emails_sent": emails_sent, "jobs_failed": failed}
 
 
@@ -774,8 +965,13 @@ def _job_fail_abandoned(*, job_id: int, now: datetime) -> bool:
     with transaction.atomic():
         failed = ProvisioningJob.objects.filter(
             pk=job_id, status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now, attempts__gte=F("max_attempts")
-        ).update(status=ProvisioningJobStatus.FAILED, lease_expires_at=None, finished_at=now, last_error=ABANDONED,
-                 updated_at=now)
+        ).update(
+            status=ProvisioningJobStatus.FAILED,
+            lease_expires_at=None,
+            finished_at=now,
+            last_error=ABANDONED,
+            updated_at=now,
+        )
         if not failed:
             return False
         job = ProvisioningJob.objects.get(pk=job_id)

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stripe_sandbox import billing, control, fulfillment, invoice_pages, pages, portal_pages, resources
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.expand import expand
 from stripe_sandbox.responses import Response, json_response
 from stripe_sandbox.store import ACCOUNT_API_VERSION, IdempotentResult, Store, new_id
 from stripe_sandbox.webhooks import Dispatcher
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import Params, StripeError, decode_form, encode_json
 
 # What an API request without a Stripe-Version header gets; the project pins the same version.

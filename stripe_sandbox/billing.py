@@ -348,8 +348,9 @@ def _retries_exhausted(flow: _Flow, subscription: dict) -> None:
         end_subscription(flow, subscription, reason="payment_failed")
 
 
-def end_subscription(flow: _Flow, subscription: dict, *, reason: str, comment: str | None = None,
-                     feedback: str | None = None) -> None:
+def end_subscription(
+    flow: _Flow, subscription: dict, *, reason: str, comment: str | None = None, feedback: str | None = None
+) -> None:
     """Cancel now: customer.subscription.deleted; its open invoices are no longer retried."""
     subscription.update(status="canceled", ended_at=flow.now, canceled_at=subscription["canceled_at"] or flow.now)
     details = subscription["cancellation_details"]
@@ -366,9 +367,7 @@ def end_subscription(flow: _Flow, subscription: dict, *, reason: str, comment: s
 # Paying an open invoice now (API or hosted invoice page)
 
 
-def pay_invoice_now(
-    store: Store, invoice: dict, *, payment_method_id: str | None, request: dict | None
-) -> dict:
+def pay_invoice_now(store: Store, invoice: dict, *, payment_method_id: str | None, request: dict | None) -> dict:
     """`POST /v1/invoices/{id}/pay`: charge an open invoice now; success ends the dunning, a decline is a 402."""
     if invoice["status"] == "paid":
         raise StripeError("Invoice is already paid.")
@@ -476,8 +475,7 @@ def advance_clock(store: Store, clock: dict, frozen_time: int, request: dict | N
     does (`advancing`), though it is `ready` again by the time anyone can ask."""
     if frozen_time <= clock["frozen_time"]:
         raise StripeError(
-            "The frozen_time must be after the test clock's current frozen_time "
-            f"({clock['frozen_time']}).",
+            f"The frozen_time must be after the test clock's current frozen_time ({clock['frozen_time']}).",
             param="frozen_time",
         )
     limit = advance_limit(store, clock)

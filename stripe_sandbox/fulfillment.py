@@ -53,9 +53,7 @@ class _Flow:
         self.request = request
 
     def emit(self, type: str, obj: dict, previous_attributes: dict | None = None) -> None:
-        self.store.emit(
-            type, obj, request=self.request, previous_attributes=previous_attributes, created=self.now
-        )
+        self.store.emit(type, obj, request=self.request, previous_attributes=previous_attributes, created=self.now)
 
     # Payments
 

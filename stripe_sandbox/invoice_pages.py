@@ -28,7 +28,7 @@ def _message(status: int, title: str, text: str) -> Response:
 def _rows(invoice: dict) -> str:
     currency = invoice["currency"]
     rows = [
-        f'<tr><td>{escape(line["description"] or "")}</td>'
+        f"<tr><td>{escape(line['description'] or '')}</td>"
         f'<td class="amount">{money(line["amount"], currency)}</td></tr>'
         for line in invoice["lines"]["data"]
     ]

@@ -311,8 +311,15 @@ def plan_change(
     return ChangePlan(changes, at, behavior, reset, prorations, new_periods)
 
 
-def _line(spec: LineSpec, *, id: str, invoice: str | None, subscription: dict, invoice_item: str | None,
-          discount_amounts: list[dict] | None = None) -> dict:
+def _line(
+    spec: LineSpec,
+    *,
+    id: str,
+    invoice: str | None,
+    subscription: dict,
+    invoice_item: str | None,
+    discount_amounts: list[dict] | None = None,
+) -> dict:
     return objects.invoice_line_item(
         id=id,
         invoice=invoice,
@@ -361,7 +368,7 @@ def check_payment(store: Store, subscription: dict, plan: ChangePlan) -> None:
     specs = plan.prorations + plan.new_periods
     offs, _ = _discounted(store, subscription, plan.new_periods, plan.at)
     total = sum(item["amount"] for item in pending) + sum(spec.amount for spec in specs)
-    total -= sum(entry["amount"] for entry in sum(offs, []))
+    total -= sum(entry["amount"] for entries in offs for entry in entries)
     due = max(0, total + customer["balance"])
     if not due:
         return
@@ -442,8 +449,9 @@ def apply_change(flow: _Flow, subscription: dict, plan: ChangePlan, previous: di
     billing.reschedule(store, subscription)
 
 
-def _invoice_now(flow: _Flow, subscription: dict, customer: dict, plan: ChangePlan, invoice_id: str,
-                 previous: dict) -> None:
+def _invoice_now(
+    flow: _Flow, subscription: dict, customer: dict, plan: ChangePlan, invoice_id: str, previous: dict
+) -> None:
     """Invoice the pending items (the prorations among them) and any new periods now, and charge the invoice."""
     store = flow.store
     lines = billing.take_pending_invoice_items(store, subscription, invoice_id)
@@ -451,8 +459,14 @@ def _invoice_now(flow: _Flow, subscription: dict, customer: dict, plan: ChangePl
     for spec, discount_amounts in zip(plan.new_periods, offs, strict=True):
         lines.append(
             store.add(
-                _line(spec, id=new_id("il_", 24), invoice=invoice_id, subscription=subscription,
-                      invoice_item=None, discount_amounts=discount_amounts)
+                _line(
+                    spec,
+                    id=new_id("il_", 24),
+                    invoice=invoice_id,
+                    subscription=subscription,
+                    invoice_item=None,
+                    discount_amounts=discount_amounts,
+                )
             )
         )
     invoice = store.add(
@@ -546,8 +560,14 @@ def preview(store: Store, subscription: dict, plan: ChangePlan | None) -> dict:
     offs, discounts = _discounted(store, subscription, full, at)
     for spec, discount_amounts in zip(full, offs, strict=True):
         lines.append(
-            _line(spec, id=new_id("il_tmp_", 24), invoice=None, subscription=subscription, invoice_item=None,
-                  discount_amounts=discount_amounts)
+            _line(
+                spec,
+                id=new_id("il_tmp_", 24),
+                invoice=None,
+                subscription=subscription,
+                invoice_item=None,
+                discount_amounts=discount_amounts,
+            )
         )
     invoice = objects.invoice(
         id="",

@@ -123,16 +123,22 @@ def _page(store: Store, session: dict, notice: str = "") -> str:
     sections = [
         f"<h1>Billing</h1>{notice}<p>{escape(customer['name'] or '')} {escape(customer['email'] or '')}</p>",
         "<section><h2>Subscriptions</h2>"
-        + (f'<ul class="cards">{"".join(_subscription_entry(store, session_id, s) for s in subscriptions)}</ul>'
-           if subscriptions else "<p>No current subscriptions.</p>")
+        + (
+            f'<ul class="cards">{"".join(_subscription_entry(store, session_id, s) for s in subscriptions)}</ul>'
+            if subscriptions
+            else "<p>No current subscriptions.</p>"
+        )
         + "</section>",
         f"<section><h2>Payment method</h2><p>{escape(_card(method))}</p>"
         f'<form method="post" action="{escape(quote(session_id), quote=True)}/payment_method">'
         f"<fieldset><legend>Use a test card</legend>{choices}</fieldset>"
         '<button class="pay">Update card</button></form></section>',
         "<section><h2>Invoices</h2>"
-        + (f'<ul class="cards">{"".join(_invoice_entry(invoice) for invoice in invoices)}</ul>'
-           if invoices else "<p>No invoices yet.</p>")
+        + (
+            f'<ul class="cards">{"".join(_invoice_entry(invoice) for invoice in invoices)}</ul>'
+            if invoices
+            else "<p>No invoices yet.</p>"
+        )
         + "</section>",
     ]
     if session["return_url"]:
@@ -160,7 +166,10 @@ def handle(store: Store, method: str, path: str, body: bytes = b"", query: str =
     if match is None:
         return _message(404, "Page not found", "There is no page at this address.")
     session_id, card_action, subscription_id, subscription_action = (
-        unquote(match[1]), match[2], match[3] and unquote(match[3]), match[4],
+        unquote(match[1]),
+        match[2],
+        match[3] and unquote(match[3]),
+        match[4],
     )
     action = card_action or subscription_action
     if (method == "GET") != (action is None) or method not in ("GET", "POST"):

@@ -12,23 +12,35 @@ CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 AXE = ROOT / ".venv" / "node" / "node_modules" / "axe-core" / "axe.min.js"  # `make test` installs it
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
+
 def chromium_launch(playwright):
     return playwright.chromium.launch(
-        executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=LAUNCH_ARGS)
+        executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=LAUNCH_ARGS
+    )
 
 
 BROWSER_TEST_MARKS = [
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed (pip install -r requirements-dev.txt)"),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
-                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+    pytest.mark.skipif(
+        sync_playwright is None, reason="playwright is not installed (pip install -r requirements-dev.txt)"
+    ),
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM) and not shutil.which("chromium"),
+        reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)",
+    ),
     pytest.mark.django_db(transaction=True),
 ]
 
@@ -46,8 +58,11 @@ class CheckedPages:
             return
         self.page.add_script_tag(path=str(AXE))
         results = self.page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        found = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-                 for v in results["violations"] if v["impact"] in ("serious", "critical")]
+        found = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in results["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
         if found:
             self.violations[name] = found
         self.checked += 1
@@ -55,5 +70,7 @@ class CheckedPages:
     def assert_accessible(self) -> None:
         assert self.violations == {}, self.violations
         if not AXE.exists():
-            pytest.skip(f"the flow passed, but no accessibility check: {AXE} is missing (make test installs it: "
-                        f"npm install --prefix .venv/node axe-core@4.14.1)")
+            pytest.skip(
+                f"the flow passed, but no accessibility check: {AXE} is missing (make test installs it: "
+                f"npm install --prefix .venv/node axe-core@4.14.1)"
+            )

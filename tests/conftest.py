@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def sqlite_environment(database: Path) -> dict:
     """The environment of a `make run`-like process on that SQLite file: local settings, no Redis."""
     env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "CELERY_BROKER_URL")}
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", DATABASE_URL=f"sqlite:///{database}",
-               EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DATABASE_URL=f"sqlite:///{database}",
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+    )
     return env
 
 
@@ -32,8 +35,13 @@ def sqlite_environment(database: Path) -> dict:
 def migrated_sqlite(tmp_path_factory) -> Path:
     """A SQLite file migrated once for the whole run; tests copy it (`sqlite_env`), never write to it."""
     database = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=sqlite_environment(database),
-                   check=True, timeout=900)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"],
+        cwd=ROOT,
+        env=sqlite_environment(database),
+        check=True,
+        timeout=900,
+    )
     return database
 
 
@@ -102,8 +110,9 @@ class Sandbox:
 
     def _control(self, method: str, path: str, body: dict | None = None):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}/_sandbox/{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/_sandbox/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read() or b"null")
 
@@ -124,7 +133,10 @@ def stripe_sandbox_process():
     """One sandbox process for the whole run, on a free port, exactly as `make run` starts it."""
     process = subprocess.Popen(
         [sys.executable, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     ready, _, _ = select.select([process.stdout], [], [], 20)
     line = process.stdout.readline() if ready else ""

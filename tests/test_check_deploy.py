@@ -12,15 +12,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def check_deploy(**extra) -> str:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
-           "DJANGO_SECRET_KEY": secrets.token_urlsafe(64), "DJANGO_ALLOWED_HOSTS": "api.migrahosting.com",
-           "DATABASE_URL": os.environ.get("DATABASE_URL") or "postgres://app@db.internal:5432/checkout",
-           "REDIS_URL": os.environ.get("REDIS_URL") or "redis://redis.internal:6379/0",
-           "STRIPE_SECRET_KEY": "rk_live_" + "a1B2c3D4" * 12, "STRIPE_LIVE_MODE": "true",
-           "DJANGO_CSRF_TRUSTED_ORIGINS": "https://api.migrahosting.com", **extra}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "DJANGO_ALLOWED_HOSTS": "api.migrahosting.com",
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or "postgres://app@db.internal:5432/checkout",
+        "REDIS_URL": os.environ.get("REDIS_URL") or "redis://redis.internal:6379/0",
+        "STRIPE_SECRET_KEY": "rk_live_" + "a1B2c3D4" * 12,
+        "STRIPE_LIVE_MODE": "true",
+        "DJANGO_CSRF_TRUSTED_ORIGINS": "https://api.migrahosting.com",
+        **extra,
+    }
     env.pop("STRIPE_API_BASE", None)
-    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
 

@@ -65,7 +65,7 @@ def settings_sources() -> list[Path]:
 
 def config_sources() -> list[Path]:
     """Everything that configures the process: the settings, config/ (wsgi, celery) and manage.py."""
-    return sorted((ROOT / "config").rglob("*.py")) + [ROOT / "manage.py"]
+    return [*sorted((ROOT / "config").rglob("*.py")), ROOT / "manage.py"]
 
 
 @cache
@@ -92,7 +92,7 @@ def _option_value(argv: list[str], *names: str) -> str | None:
             if name.startswith("--") and arg.startswith(name + "="):
                 return arg.split("=", 1)[1]
             if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
-                return arg[len(name):]
+                return arg[len(name) :]
     return None
 
 
@@ -271,7 +271,7 @@ def test_command_checker_rejects_what_does_not_exist(argv):
 
 
 def test_compose_has_the_required_services(services):
-    assert REQUIRED_SERVICES <= set(services), f"missing: {sorted(REQUIRED_SERVICES - set(services))}"
+    assert set(services) >= REQUIRED_SERVICES, f"missing: {sorted(REQUIRED_SERVICES - set(services))}"
 
 
 def test_compose_images_of_the_backing_services(services):
@@ -282,7 +282,7 @@ def test_compose_images_of_the_backing_services(services):
         assert _runs_project_image(services[name]), f"{name} must run the project image (build: .)"
 
 
-@pytest.mark.parametrize("name", sorted(REQUIRED_SERVICES - {"postgres", "redis", "nginx"}) + ["migrate", "static"])
+@pytest.mark.parametrize("name", [*sorted(REQUIRED_SERVICES - {"postgres", "redis", "nginx"}), "migrate", "static"])
 def test_compose_command_names_only_real_things(services, name):
     if name not in services:
         pytest.skip(f"no {name} service")
@@ -309,9 +309,7 @@ def test_compose_commands_are_the_expected_processes(services):
 
 def test_compose_web_starts_after_migrations(services):
     """Whatever runs `manage.py migrate` must have finished before web, worker and beat start."""
-    migrating = [
-        name for name, service in services.items() if "manage.py migrate" in str(service.get("command", ""))
-    ]
+    migrating = [name for name, service in services.items() if "manage.py migrate" in str(service.get("command", ""))]
     assert migrating, "no service runs `manage.py migrate`"
     for name in ("web", "worker", "beat"):
         depends_on = services[name].get("depends_on") or {}
@@ -331,8 +329,9 @@ def test_compose_dependencies_exist_and_health_conditions_have_healthchecks(serv
             condition = spec.get("condition")
             assert condition in {"service_started", "service_healthy", "service_completed_successfully"}, condition
             if condition == "service_healthy":
-                assert "healthcheck" in services[dependency], f"{name} waits for {dependency} to be healthy, " \
-                                                              f"but {dependency} has no healthcheck"
+                assert "healthcheck" in services[dependency], (
+                    f"{name} waits for {dependency} to be healthy, but {dependency} has no healthcheck"
+                )
 
 
 def test_compose_healthchecks_of_the_long_running_services(services):
@@ -358,8 +357,7 @@ def test_compose_django_services_run_production_settings_against_the_sandbox(dja
         assert importlib.util.find_spec(environment["DJANGO_SETTINGS_MODULE"]) is not None
         assert environment.get("STRIPE_API_BASE", "").endswith("http://sandbox:12111}"), name
         assert environment.get("DJANGO_SECURE_SSL_REDIRECT", "").endswith(":-false}"), name
-        for required in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
-                         "STRIPE_SECRET_KEY"):
+        for required in ("DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "STRIPE_SECRET_KEY"):
             assert environment.get(required), f"{name} lacks {required}, which production needs"
 
 
@@ -446,15 +444,17 @@ def test_compose_static_files_reach_nginx_through_one_volume(services):
     static, nginx = services["static"], services["nginx"]
     static_root = _environment(static)["DJANGO_STATIC_ROOT"]
     collect_volume = next(v.split(":")[0] for v in static["volumes"] if v.split(":")[1] == static_root)
-    serve_volume = next(v.split(":")[0] for v in nginx["volumes"]
-                        if v.split(":")[1] == nginx["environment"]["NGINX_STATIC_ROOT"])
+    serve_volume = next(
+        v.split(":")[0] for v in nginx["volumes"] if v.split(":")[1] == nginx["environment"]["NGINX_STATIC_ROOT"]
+    )
 
     assert "collectstatic" in static["command"]
     assert collect_volume == serve_volume
     assert nginx["depends_on"]["static"]["condition"] == "service_completed_successfully"
-    assert any(instruction == "RUN" and static_root in arguments and "app" in arguments
-               for instruction, arguments in dockerfile_instructions()), \
-        f"the image must give {static_root} to the app user, or collectstatic cannot write into the new volume"
+    assert any(
+        instruction == "RUN" and static_root in arguments and "app" in arguments
+        for instruction, arguments in dockerfile_instructions()
+    ), f"the image must give {static_root} to the app user, or collectstatic cannot write into the new volume"
 
 
 def test_compose_trusts_exactly_one_proxy(django_services):
@@ -473,10 +473,12 @@ def test_nginx_body_limits_are_django_s(nginx_site):
 
     create_session = f"= {reverse('checkout:create-session')}"
 
-    assert [_nginx_size(v) for v in _directive(nginx_site, "", "client_max_body_size")] == \
-        [settings.DATA_UPLOAD_MAX_MEMORY_SIZE]
-    assert [_nginx_size(v) for v in _directive(nginx_site, create_session, "client_max_body_size")] == \
-        [settings.CHECKOUT_MAX_BODY_BYTES]
+    assert [_nginx_size(v) for v in _directive(nginx_site, "", "client_max_body_size")] == [
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    ]
+    assert [_nginx_size(v) for v in _directive(nginx_site, create_session, "client_max_body_size")] == [
+        settings.CHECKOUT_MAX_BODY_BYTES
+    ]
 
 
 def test_nginx_buffers_and_sets_the_client_address_as_the_one_proxy(nginx_site):
@@ -505,8 +507,9 @@ def _unit(path: Path) -> configparser.ConfigParser:
     return parser
 
 
-@pytest.mark.parametrize("name,program", [("checkout-web", "gunicorn"), ("checkout-worker", "celery"),
-                                          ("checkout-beat", "celery")])
+@pytest.mark.parametrize(
+    "name,program", [("checkout-web", "gunicorn"), ("checkout-worker", "celery"), ("checkout-beat", "celery")]
+)
 def test_systemd_units_restart_run_unprivileged_and_name_real_things(name, program):
     service = _unit(SYSTEMD_DIR / f"{name}.service")["Service"]
     argv = shlex.split(service["ExecStart"])
@@ -524,8 +527,9 @@ def test_systemd_units_restart_run_unprivileged_and_name_real_things(name, progr
 def test_systemd_accepts_the_units():
     units = sorted(str(path) for path in SYSTEMD_DIR.glob("*.service"))
 
-    result = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True, timeout=60
+    )
 
     # The programs live on the production host, not here; anything else systemd says is a mistake in a unit.
     complaints = [line for line in result.stderr.splitlines() if line.strip() and "is not executable" not in line]
@@ -549,8 +553,10 @@ def test_dockerfile_base_image_and_non_root_user():
     assert instructions[0] == ("FROM", "python:3.11-slim")
     users = [arguments for instruction, arguments in instructions if instruction == "USER"]
     assert users and users[-1] not in ("root", "0"), "the image must end on a non-root USER"
-    assert any(instruction == "RUN" and "pip install -r requirements.txt" in arguments
-               for instruction, arguments in instructions)
+    assert any(
+        instruction == "RUN" and "pip install -r requirements.txt" in arguments
+        for instruction, arguments in instructions
+    )
 
 
 def test_dockerfile_cmd_and_entrypoint_name_only_real_things():
@@ -566,13 +572,17 @@ def test_dockerfile_cmd_and_entrypoint_name_only_real_things():
 def test_dockerfile_manage_py_commands_exist_and_env_is_read():
     instructions = dockerfile_instructions()
     manage_commands = [
-        match for instruction, arguments in instructions if instruction == "RUN"
+        match
+        for instruction, arguments in instructions
+        if instruction == "RUN"
         for match in re.findall(r"manage\.py\s+([a-z_]+)", arguments)
     ]
     assert "collectstatic" in manage_commands
     assert set(manage_commands) <= django_command_names()
     env_names = {
-        name for instruction, arguments in instructions if instruction == "ENV"
+        name
+        for instruction, arguments in instructions
+        if instruction == "ENV"
         for name in re.findall(r"(?:^|\s)([A-Z][A-Z0-9_]*)=", arguments)
     }
     project_names = {name for name in env_names if not name.startswith(("PYTHON", "PIP_"))}
@@ -599,7 +609,8 @@ def test_readme_documents_only_variables_that_are_read():
 def test_readme_mentions_every_variable_any_module_reads():
     """Apps, the sandbox and the tests may read variables of their own (STRIPE_FIXTURES ...): README names them."""
     sources = [
-        path for path in ROOT.rglob("*.py")
+        path
+        for path in ROOT.rglob("*.py")
         if not {".venv", "migrations", "node_modules"} & set(path.relative_to(ROOT).parts)
         and path != Path(__file__).resolve()
     ]

@@ -26,8 +26,11 @@ def _imports(package: str) -> list[tuple[str, int, str]]:
 
 
 def _reaching(package: str, target: str) -> list[str]:
-    return [f"{file}:{line} imports {module}" for file, line, module in _imports(package)
-            if module == target or module.startswith(f"{target}.")]
+    return [
+        f"{file}:{line} imports {module}"
+        for file, line, module in _imports(package)
+        if module == target or module.startswith(f"{target}.")
+    ]
 
 
 @pytest.mark.parametrize("app", APPS)

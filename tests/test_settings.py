@@ -20,8 +20,13 @@ def _assigned_names(module: Path) -> Counter:
     for node in ast.walk(ast.parse(module.read_text())):
         if isinstance(node, ast.FunctionDef):
             continue
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AugAssign | ast.AnnAssign)
+            else []
+        )
         for target in targets:
             while isinstance(target, ast.Subscript):
                 target = target.value
@@ -60,8 +65,9 @@ def _production(**overrides) -> subprocess.CompletedProcess:
     }
     environment = {key: value for key, value in environment.items() if value is not None}
     code = "import config.settings.production as p; d = p.DATABASES['default']; print(d['CONN_MAX_AGE'], d['HOST'])"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_production_honours_database_conn_max_age():

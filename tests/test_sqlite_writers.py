@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +32,17 @@ print(failures, repr(last) if failures else "")
 def test_four_processes_writing_at_once_on_sqlite_all_get_through(sqlite_env):
     env = sqlite_env
 
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     outputs = [writer.communicate(timeout=300)[0].strip().splitlines()[-1] for writer in writers]
 
     assert [output.split(" ", 1)[0] for output in outputs] == ["0"] * 4, outputs
@@ -71,11 +78,10 @@ print(failures, last)
 """
 
 
-
-
 def run_python(env, code: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -84,13 +90,23 @@ def test_the_webhook_and_the_success_page_fulfilling_together_on_sqlite_all_get_
     env = sqlite_env
     ids = run_python(env, SETUP_ORDERS)
 
-    fulfillers = [subprocess.Popen([sys.executable, "-c", FULFILLER, ids, direction], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                  for direction in ("forward", "backward", "forward", "backward")]
+    fulfillers = [
+        subprocess.Popen(
+            [sys.executable, "-c", FULFILLER, ids, direction],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for direction in ("forward", "backward", "forward", "backward")
+    ]
     outputs = [fulfiller.communicate(timeout=300)[0].strip().splitlines()[-1] for fulfiller in fulfillers]
 
     assert [output.split(" ", 1)[0] for output in outputs] == ["0"] * 4, outputs
-    counts = run_python(env, """
+    counts = run_python(
+        env,
+        """
 import django
 django.setup()
 from accounts.models import Subscription, User
@@ -99,7 +115,8 @@ from provisioning.models import EmailNotification, ProvisioningJob
 print(CheckoutSession.objects.filter(status="completed").count(), User.objects.count(),
       Subscription.objects.count(), ProvisioningJob.objects.count(),
       EmailNotification.objects.filter(purpose="order_confirmation").count())
-""")
+""",
+    )
     assert counts == "15 15 15 15 15"
 
 

@@ -6,9 +6,19 @@ from provisioning.emails import money as money_text
 
 register = template.Library()
 
-_BADGES = {"active": "ok", "setting_up": "", "cancels": "warn", "past_due": "error", "suspended": "error",
-           "ended": "muted", "terminated": "muted", "paid": "ok", "open": "warn", "uncollectible": "error",
-           "void": "muted"}
+_BADGES = {
+    "active": "ok",
+    "setting_up": "",
+    "cancels": "warn",
+    "past_due": "error",
+    "suspended": "error",
+    "ended": "muted",
+    "terminated": "muted",
+    "paid": "ok",
+    "open": "warn",
+    "uncollectible": "error",
+    "void": "muted",
+}
 
 
 @register.filter
@@ -33,5 +43,5 @@ _PER_CYCLE = {"monthly": "per month", "yearly": "per year", "biennial": "every 2
 
 @register.filter
 def per_cycle(billing_cycle: str) -> str:
-    """"monthly" -> "per month": how often a price is charged, in words."""
+    """ "monthly" -> "per month": how often a price is charged, in words."""
     return _PER_CYCLE.get(billing_cycle, "per period")

@@ -13,8 +13,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
-from backoffice.attention import CustomerAttentionFilter
 from backoffice.admin_tools import EstimatedCountPaginator, stripe_link
+from backoffice.attention import CustomerAttentionFilter
 from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
 from backoffice.models import StaffNote
@@ -40,9 +40,11 @@ from core.exceptions import ApplicationError
 from core.money import money_format
 
 # The customer and subscription lists search as the box at the top of every page does (backoffice/search.py).
-SEARCH_HELP_SHARED = ("A name (or a surname), an e-mail address (or @domain), a domain (www. and case do not matter), "
-                      "a control-panel username, or the start of one; a Stripe id (cs_, cus_, sub_, pi_, in_, ch_) "
-                      "or its start.")
+SEARCH_HELP_SHARED = (
+    "A name (or a surname), an e-mail address (or @domain), a domain (www. and case do not matter), "
+    "a control-panel username, or the start of one; a Stripe id (cs_, cus_, sub_, pi_, in_, ch_) "
+    "or its start."
+)
 
 
 def _link(request, obj, text=None) -> str:
@@ -102,9 +104,16 @@ class UserAdmin(DjangoUserAdmin):
             return fieldsets
         # Read-only staff (support) would see Django's "Set password" button, which leads to a 403: they see
         # whether a password is set instead (and never the hash's summary).
-        return tuple((name, {**options, "fields": tuple("password_state" if field == "password" else field
-                                                        for field in options["fields"])})
-                     for name, options in fieldsets)
+        return tuple(
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple("password_state" if field == "password" else field for field in options["fields"]),
+                },
+            )
+            for name, options in fieldsets
+        )
 
     @admin.display(description="Password")
     def password_state(self, user: User) -> str:
@@ -113,9 +122,15 @@ class UserAdmin(DjangoUserAdmin):
         return "Not set yet: the user has not chosen one (the set-password e-mail can be sent again from the order)."
 
     def get_search_results(self, request, queryset, search_term):
-        return _email_search(queryset, search_term, email="email", stripe={
-            "cus_": "customers__stripe_customer_id", "sub_": "customers__subscriptions__stripe_subscription_id",
-        }), True
+        return _email_search(
+            queryset,
+            search_term,
+            email="email",
+            stripe={
+                "cus_": "customers__stripe_customer_id",
+                "sub_": "customers__subscriptions__stripe_subscription_id",
+            },
+        ), True
 
     @admin.display(description="Customers")
     def customers_links(self, user: User) -> str:
@@ -164,13 +179,22 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
             user = request.user
             extra_context.update(
                 page=customer_page(customer=customer),
-                may={name: user.has_perm(perm) for name, perm in (
-                    ("user", "accounts.view_user"), ("subscription", "accounts.view_subscription"),
-                    ("order", "checkout.view_checkoutsession"), ("account", "provisioning.view_hostingaccount"),
-                    ("invoice", "billing.view_subscriptioninvoice"), ("refund", "billing.view_refundrecord"),
-                    ("billing_action", "billing.view_billingaction"),
-                    ("email", "provisioning.view_emailnotification"), ("note", "backoffice.view_staffnote"),
-                    ("add_note", "backoffice.add_staffnote"), ("pin_note", "backoffice.change_staffnote"))},
+                may={
+                    name: user.has_perm(perm)
+                    for name, perm in (
+                        ("user", "accounts.view_user"),
+                        ("subscription", "accounts.view_subscription"),
+                        ("order", "checkout.view_checkoutsession"),
+                        ("account", "provisioning.view_hostingaccount"),
+                        ("invoice", "billing.view_subscriptioninvoice"),
+                        ("refund", "billing.view_refundrecord"),
+                        ("billing_action", "billing.view_billingaction"),
+                        ("email", "provisioning.view_emailnotification"),
+                        ("note", "backoffice.view_staffnote"),
+                        ("add_note", "backoffice.add_staffnote"),
+                        ("pin_note", "backoffice.change_staffnote"),
+                    )
+                },
                 note_form=StaffNoteForm(),
                 title=f"Customer: {customer}",
             )
@@ -178,10 +202,16 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<path:object_id>/notes/add/", self.admin_site.admin_view(self.note_add_view),
-                 name="accounts_customer_note_add"),
-            path("<path:object_id>/notes/<int:note_id>/pin/", self.admin_site.admin_view(self.note_pin_view),
-                 name="accounts_customer_note_pin"),
+            path(
+                "<path:object_id>/notes/add/",
+                self.admin_site.admin_view(self.note_add_view),
+                name="accounts_customer_note_add",
+            ),
+            path(
+                "<path:object_id>/notes/<int:note_id>/pin/",
+                self.admin_site.admin_view(self.note_pin_view),
+                name="accounts_customer_note_pin",
+            ),
             *super().get_urls(),
         ]
 
@@ -204,8 +234,12 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
             self.message_user(request, f"The note was not added: {errors}", messages.ERROR)
             return HttpResponseRedirect(page_url)
         try:
-            note, created = note_create(customer=customer, author=request.user, body=form.cleaned_data["body"],
-                                        pinned=form.cleaned_data["pinned"])
+            note, created = note_create(
+                customer=customer,
+                author=request.user,
+                body=form.cleaned_data["body"],
+                pinned=form.cleaned_data["pinned"],
+            )
         except ApplicationError as error:
             self.message_user(request, f"The note was not added: {error.message}", messages.ERROR)
             return HttpResponseRedirect(page_url)
@@ -240,8 +274,7 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
     invoices, refunds, billing decisions and jobs, and the billing actions (each on a confirmation page asking for a
     reason). Nothing of Stripe's is edited by hand: every field is read-only."""
 
-    list_display = ("plan", "customer_email", "status", "amount_money", "domain", "current_period_end",
-                    "created_at")
+    list_display = ("plan", "customer_email", "status", "amount_money", "domain", "current_period_end", "created_at")
     list_filter = ("status", "cancel_at_period_end", "billing_cycle", "product")
     list_select_related = ("customer", "product")
     search_fields = ("customer__email",)
@@ -250,10 +283,26 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_facets = admin.ShowFacets.NEVER
     export_spec = SUBSCRIPTIONS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
-    fields = ("customer_link", "product", "price", "session_link", "status", "billing_cycle", "amount_money",
-              "stripe_subscription", "stripe_customer", "domain", "current_period_start", "current_period_end",
-              "cancel_at_period_end", "canceled_at", "ended_at", "stripe_test_clock_id", "created_at",
-              "updated_at")
+    fields = (
+        "customer_link",
+        "product",
+        "price",
+        "session_link",
+        "status",
+        "billing_cycle",
+        "amount_money",
+        "stripe_subscription",
+        "stripe_customer",
+        "domain",
+        "current_period_start",
+        "current_period_end",
+        "cancel_at_period_end",
+        "canceled_at",
+        "ended_at",
+        "stripe_test_clock_id",
+        "created_at",
+        "updated_at",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -309,34 +358,49 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
                 overview=overview,
                 plan_money=money_format(subscription.amount, currency),
                 next_renewal_money=money_format(overview.next_renewal_amount, currency),
-                invoice_rows=[{
-                    "invoice": invoice, "due": money_format(invoice.amount_due, invoice.currency),
-                    "paid": money_format(invoice.amount_paid, invoice.currency),
-                    "remaining": money_format(invoice.amount_remaining, invoice.currency),
-                    "refundable": money_format(invoice.refundable, invoice.currency),
-                    "stripe_url": stripe_dashboard_url(invoice.stripe_invoice_id),
-                } for invoice in overview.invoices],
-                refund_rows=[{
-                    "refund": refund, "amount": money_format(refund.amount, refund.currency),
-                    "stripe_url": stripe_dashboard_url(refund.stripe_payment_intent_id or refund.stripe_charge_id),
-                } for refund in overview.refunds],
-                action_rows=[{
-                    "action": action,
-                    "amount": money_format(action.amount, currency) if action.amount is not None else "",
-                } for action in overview.actions],
+                invoice_rows=[
+                    {
+                        "invoice": invoice,
+                        "due": money_format(invoice.amount_due, invoice.currency),
+                        "paid": money_format(invoice.amount_paid, invoice.currency),
+                        "remaining": money_format(invoice.amount_remaining, invoice.currency),
+                        "refundable": money_format(invoice.refundable, invoice.currency),
+                        "stripe_url": stripe_dashboard_url(invoice.stripe_invoice_id),
+                    }
+                    for invoice in overview.invoices
+                ],
+                refund_rows=[
+                    {
+                        "refund": refund,
+                        "amount": money_format(refund.amount, refund.currency),
+                        "stripe_url": stripe_dashboard_url(refund.stripe_payment_intent_id or refund.stripe_charge_id),
+                    }
+                    for refund in overview.refunds
+                ],
+                action_rows=[
+                    {
+                        "action": action,
+                        "amount": money_format(action.amount, currency) if action.amount is not None else "",
+                    }
+                    for action in overview.actions
+                ],
                 buttons=actions_offered(request.user, overview),
                 may_refund=request.user.has_perm(SPECS["refund"].permission),
                 may_see_jobs=request.user.has_perm("provisioning.view_provisioningjob"),
-                pinned_notes=customer_pinned_notes(customer=subscription.customer) if request.user.has_perm(
-                    "backoffice.view_staffnote") else [],
+                pinned_notes=customer_pinned_notes(customer=subscription.customer)
+                if request.user.has_perm("backoffice.view_staffnote")
+                else [],
                 title=f"Subscription of {subscription.customer.email}",
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         return [
-            path("<path:object_id>/billing/<str:action>/", self.admin_site.admin_view(self.billing_action_view),
-                 name="accounts_subscription_billing_action"),
+            path(
+                "<path:object_id>/billing/<str:action>/",
+                self.admin_site.admin_view(self.billing_action_view),
+                name="accounts_subscription_billing_action",
+            ),
             *super().get_urls(),
         ]
 
@@ -356,8 +420,11 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
         invoice = None
         if action == "refund":
             invoice_id = request.POST.get("invoice") or request.GET.get("invoice")
-            invoice = SubscriptionInvoice.objects.filter(subscription=subscription, pk=invoice_id).first() if (
-                str(invoice_id or "").isdigit()) else None
+            invoice = (
+                SubscriptionInvoice.objects.filter(subscription=subscription, pk=invoice_id).first()
+                if (str(invoice_id or "").isdigit())
+                else None
+            )
             if invoice is None:
                 raise Http404("No such invoice of this subscription")
         overview = subscription_billing_overview(subscription=subscription)
@@ -368,8 +435,7 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
 
         if request.method == "GET":
             if not action_applies(action, overview, invoice):
-                self.message_user(request, f"{spec.label}: does not apply to this subscription now.",
-                                  messages.WARNING)
+                self.message_user(request, f"{spec.label}: does not apply to this subscription now.", messages.WARNING)
                 return HttpResponseRedirect(page_url)
             form = FormClass(initial={"idempotency_key": new_idempotency_key()}, **form_kwargs)
             return self._billing_action_page(request, subscription, spec, overview, invoice, form)
@@ -380,36 +446,49 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
         if earlier is not None:
             # The same form sent again (a double click, a reload): say what the first one did, do nothing more.
             if earlier.subscription_id != subscription.pk:
-                self.message_user(request, "This form was already used for another subscription; open the action "
-                                           "again.", messages.ERROR)
+                self.message_user(
+                    request,
+                    "This form was already used for another subscription; open the action again.",
+                    messages.ERROR,
+                )
             else:
                 self._report(request, earlier, spec, repeat=True)
             return HttpResponseRedirect(page_url)
         if not form.is_valid():
             return self._billing_action_page(request, subscription, spec, overview, invoice, form)
         try:
-            result = action_perform(action, subscription=subscription, invoice=invoice, data=form.cleaned_data,
-                                    actor=request.user)
+            result = action_perform(
+                action, subscription=subscription, invoice=invoice, data=form.cleaned_data, actor=request.user
+            )
         except ApplicationError as error:
             if error.field and error.field in form.fields and error.field != "idempotency_key":
                 form.add_error(error.field, error.message)
                 return self._billing_action_page(request, subscription, spec, overview, invoice, form)
-            self.log_change(request, subscription, f"{spec.label}: failed: {error.message} "
-                                                   f"(reason: {form.cleaned_data['reason']})")
+            self.log_change(
+                request, subscription, f"{spec.label}: failed: {error.message} (reason: {form.cleaned_data['reason']})"
+            )
             self.message_user(request, f"{spec.label} failed: {error.message}", messages.ERROR)
             return HttpResponseRedirect(page_url)
-        self.log_change(request, subscription, f"{spec.label}: {result.get_status_display().lower()}"
-                                               + (f" {money_format(result.amount, subscription.currency)}"
-                                                  if result.amount is not None else "")
-                                               + f" (reason: {result.reason})")
+        self.log_change(
+            request,
+            subscription,
+            f"{spec.label}: {result.get_status_display().lower()}"
+            + (f" {money_format(result.amount, subscription.currency)}" if result.amount is not None else "")
+            + f" (reason: {result.reason})",
+        )
         self._report(request, result, spec, repeat=False)
         return HttpResponseRedirect(page_url)
 
     def _billing_action_page(self, request, subscription, spec, overview, invoice, form):
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.opts, "original": subscription, "spec": spec, "form": form, "invoice": invoice,
-            "consequences": consequences(spec.name, overview, invoice), "overview": overview,
+            "opts": self.opts,
+            "original": subscription,
+            "spec": spec,
+            "form": form,
+            "invoice": invoice,
+            "consequences": consequences(spec.name, overview, invoice),
+            "overview": overview,
             "title": f"{spec.label}: {subscription}",
             "page_url": reverse("admin:accounts_subscription_change", args=[subscription.pk]),
         }
@@ -424,9 +503,14 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
                 text += " Open the action again to try once more."
             self.message_user(request, text, messages.ERROR)
         elif action.status == BillingActionStatus.REQUESTED:
-            self.message_user(request, f"{prefix}{spec.label}{amount} is recorded; Stripe has not answered yet"
-                                       + (f" ({action.error})" if action.error else "")
-                                       + ". It is asked again automatically with the same key.", messages.WARNING)
+            self.message_user(
+                request,
+                f"{prefix}{spec.label}{amount} is recorded; Stripe has not answered yet"
+                + (f" ({action.error})" if action.error else "")
+                + ". It is asked again automatically with the same key.",
+                messages.WARNING,
+            )
         else:
-            self.message_user(request, f"{prefix}{spec.label}{amount}: done.",
-                              messages.INFO if repeat else messages.SUCCESS)
+            self.message_user(
+                request, f"{prefix}{spec.label}{amount}: done.", messages.INFO if repeat else messages.SUCCESS
+            )

@@ -8,9 +8,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from backoffice.admin_tools import EstimatedCountPaginator, stripe_link
-from backoffice.selectors import stripe_dashboard_url
-from core.money import money_format
 from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
+from core.money import money_format
 
 
 def _subscription_link(subscription) -> str:
@@ -57,24 +56,60 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(SubscriptionInvoice)
 class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "subscription_link", "billing_reason", "amount_due_money", "status", "attempt_count",
-                    "first_failed_at", "paid_at", "stripe_created")
+    list_display = (
+        "__str__",
+        "subscription_link",
+        "billing_reason",
+        "amount_due_money",
+        "status",
+        "attempt_count",
+        "first_failed_at",
+        "paid_at",
+        "stripe_created",
+    )
     list_filter = ("status", "billing_reason")
     search_fields = ("number",)
-    search_help_text = ("An invoice number (exact), a customer's e-mail (exact) or a Stripe id: in_... invoice, "
-                        "pi_... payment, sub_... subscription, cus_... customer.")
-    readonly_fields = ("subscription_link", "stripe_invoice", "number", "billing_reason", "status",
-                       "amount_due_money", "amount_paid_money", "amount_remaining_money", "attempt_count",
-                       "next_payment_attempt", "first_failed_at", "paid_at", "period_start", "period_end",
-                       "hosted_invoice_url", "invoice_pdf", "stripe_payment_intent_id", "stripe_created",
-                       "stripe_state_at", "created_at", "updated_at")
+    search_help_text = (
+        "An invoice number (exact), a customer's e-mail (exact) or a Stripe id: in_... invoice, "
+        "pi_... payment, sub_... subscription, cus_... customer."
+    )
+    readonly_fields = (
+        "subscription_link",
+        "stripe_invoice",
+        "number",
+        "billing_reason",
+        "status",
+        "amount_due_money",
+        "amount_paid_money",
+        "amount_remaining_money",
+        "attempt_count",
+        "next_payment_attempt",
+        "first_failed_at",
+        "paid_at",
+        "period_start",
+        "period_end",
+        "hosted_invoice_url",
+        "invoice_pdf",
+        "stripe_payment_intent_id",
+        "stripe_created",
+        "stripe_state_at",
+        "created_at",
+        "updated_at",
+    )
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
-        return _search(queryset, search_term, number="number", stripe={
-            "in_": "stripe_invoice_id", "pi_": "stripe_payment_intent_id",
-            "sub_": "subscription__stripe_subscription_id", "cus_": "subscription__stripe_customer_id",
-        }), False
+        return _search(
+            queryset,
+            search_term,
+            number="number",
+            stripe={
+                "in_": "stripe_invoice_id",
+                "pi_": "stripe_payment_intent_id",
+                "sub_": "subscription__stripe_subscription_id",
+                "cus_": "subscription__stripe_customer_id",
+            },
+        ), False
 
     @admin.display(description="Stripe invoice")
     def stripe_invoice(self, invoice: SubscriptionInvoice) -> str:
@@ -95,21 +130,49 @@ class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
 
 @admin.register(RefundRecord)
 class RefundRecordAdmin(ReadOnlyAdmin):
-    list_display = ("stripe_refund_id", "subscription_link", "amount_money", "status", "reason",
-                    "charge_fully_refunded", "stripe_created")
+    list_display = (
+        "stripe_refund_id",
+        "subscription_link",
+        "amount_money",
+        "status",
+        "reason",
+        "charge_fully_refunded",
+        "stripe_created",
+    )
     list_filter = ("status", "charge_fully_refunded")
     search_fields = ("stripe_refund_id",)
-    search_help_text = ("A customer's e-mail (exact) or a Stripe id: re_... refund, pi_... payment, ch_... charge, "
-                        "sub_... subscription.")
-    readonly_fields = ("subscription_link", "stripe_refund_id", "stripe_charge_id", "payment_link", "amount_money",
-                       "status", "reason", "charge_fully_refunded", "stripe_created", "created_at", "updated_at")
+    search_help_text = (
+        "A customer's e-mail (exact) or a Stripe id: re_... refund, pi_... payment, ch_... charge, "
+        "sub_... subscription."
+    )
+    readonly_fields = (
+        "subscription_link",
+        "stripe_refund_id",
+        "stripe_charge_id",
+        "payment_link",
+        "amount_money",
+        "status",
+        "reason",
+        "charge_fully_refunded",
+        "stripe_created",
+        "created_at",
+        "updated_at",
+    )
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
-        return _search(queryset, search_term, stripe={
-            "re_": "stripe_refund_id", "pyr_": "stripe_refund_id", "pi_": "stripe_payment_intent_id",
-            "ch_": "stripe_charge_id", "py_": "stripe_charge_id", "sub_": "subscription__stripe_subscription_id",
-        }), False
+        return _search(
+            queryset,
+            search_term,
+            stripe={
+                "re_": "stripe_refund_id",
+                "pyr_": "stripe_refund_id",
+                "pi_": "stripe_payment_intent_id",
+                "ch_": "stripe_charge_id",
+                "py_": "stripe_charge_id",
+                "sub_": "subscription__stripe_subscription_id",
+            },
+        ), False
 
     @admin.display(description="Amount", ordering="amount")
     def amount_money(self, refund: RefundRecord) -> str:
@@ -126,16 +189,35 @@ class BillingActionAdmin(ReadOnlyAdmin):
     list_filter = ("kind", "status")
     list_select_related = ("subscription__customer", "actor")
     search_fields = ("=idempotency_key",)
-    search_help_text = ("A customer's e-mail (exact) or its start, or a Stripe id: sub_... subscription, "
-                        "in_... the refunded invoice, re_... the refund made.")
-    readonly_fields = ("subscription_link", "kind", "status", "amount_display", "reason", "actor", "error",
-                       "stripe_object_id", "idempotency_key", "created_at", "updated_at")
+    search_help_text = (
+        "A customer's e-mail (exact) or its start, or a Stripe id: sub_... subscription, "
+        "in_... the refunded invoice, re_... the refund made."
+    )
+    readonly_fields = (
+        "subscription_link",
+        "kind",
+        "status",
+        "amount_display",
+        "reason",
+        "actor",
+        "error",
+        "stripe_object_id",
+        "idempotency_key",
+        "created_at",
+        "updated_at",
+    )
     fields = readonly_fields
 
     def get_search_results(self, request, queryset, search_term):
-        return _search(queryset, search_term, stripe={
-            "sub_": "subscription__stripe_subscription_id", "in_": "stripe_object_id", "re_": "stripe_object_id",
-        }), False
+        return _search(
+            queryset,
+            search_term,
+            stripe={
+                "sub_": "subscription__stripe_subscription_id",
+                "in_": "stripe_object_id",
+                "re_": "stripe_object_id",
+            },
+        ), False
 
     @admin.display(description="Amount")
     def amount_display(self, action: BillingAction) -> str:

@@ -16,9 +16,9 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from backoffice.admin_tools import AuditedChangeMessageMixin, MoneyField
-from core.money import money_format
-from catalog.services import PRICE_SOLD_TERMS, price_change_is_large, price_is_used, price_save
 from catalog.models import CYCLE_TERMS, BillingCycle, Coupon, PlanMove, Price, Product
+from catalog.services import PRICE_SOLD_TERMS, price_change_is_large, price_is_used, price_save
+from core.money import money_format
 
 # Stripe: a recurring interval of at most three years; trial_period_days of at most 730.
 MAX_BILLING_MONTHS = 36
@@ -27,8 +27,11 @@ MAX_TRIAL_DAYS = 730
 
 def cycle_months_order():
     """Billing cycles in the order of their length (monthly, yearly, biennial, triennial), not alphabetically."""
-    return Case(*[When(billing_cycle=cycle.value, then=Value(terms.months)) for cycle, terms in CYCLE_TERMS.items()],
-                default=Value(0), output_field=IntegerField())
+    return Case(
+        *[When(billing_cycle=cycle.value, then=Value(terms.months)) for cycle, terms in CYCLE_TERMS.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
 
 
 CONFIRM_LABEL = "Yes, this change of more than 50 % is meant"
@@ -45,13 +48,20 @@ class PriceForm(forms.ModelForm):
     used keeps its terms (they are what was sold): its amount and trial are shown but cannot be edited.
     """
 
-    unit_amount = MoneyField(label="Amount", help_text="Per billing period, in the price's currency, e.g. 7.99. "
-                             "Changing it on a price already sold puts a new price on sale and keeps the old one.")
+    unit_amount = MoneyField(
+        label="Amount",
+        help_text="Per billing period, in the price's currency, e.g. 7.99. "
+        "Changing it on a price already sold puts a new price on sale and keeps the old one.",
+    )
     trial_days = forms.IntegerField(
-        required=False, min_value=1, max_value=MAX_TRIAL_DAYS,
+        required=False,
+        min_value=1,
+        max_value=MAX_TRIAL_DAYS,
         help_text=f"Free trial offered when the customer asks for one: 1 to {MAX_TRIAL_DAYS} days; empty: no trial.",
-        error_messages={"max_value": f"Stripe allows trials of at most {MAX_TRIAL_DAYS} days.",
-                        "min_value": "A trial lasts at least one day; leave it empty for no trial."},
+        error_messages={
+            "max_value": f"Stripe allows trials of at most {MAX_TRIAL_DAYS} days.",
+            "min_value": "A trial lasts at least one day; leave it empty for no trial.",
+        },
     )
     confirm_large_change = forms.BooleanField(required=False, label=CONFIRM_LABEL, widget=forms.HiddenInput)
 
@@ -66,17 +76,27 @@ class PriceForm(forms.ModelForm):
                 if name in self.fields:
                     self.fields[name].disabled = True
             if not self.instance.active and price_is_used(price=self.instance):
-                on_sale = Price.objects.filter(product_id=self.instance.product_id, active=True,
-                                               billing_cycle=self.instance.billing_cycle,
-                                               currency=self.instance.currency).first()
-                where = format_html(' Edit <a href="{}">price #{} on sale</a> instead.',
-                                    reverse("admin:catalog_price_change", args=[on_sale.pk]), on_sale.pk
-                                    ) if on_sale else " Add a new price to sell this cycle again."
+                on_sale = Price.objects.filter(
+                    product_id=self.instance.product_id,
+                    active=True,
+                    billing_cycle=self.instance.billing_cycle,
+                    currency=self.instance.currency,
+                ).first()
+                where = (
+                    format_html(
+                        ' Edit <a href="{}">price #{} on sale</a> instead.',
+                        reverse("admin:catalog_price_change", args=[on_sale.pk]),
+                        on_sale.pk,
+                    )
+                    if on_sale
+                    else " Add a new price to sell this cycle again."
+                )
                 for name in PRICE_SOLD_TERMS:
                     if name in self.fields:
                         self.fields[name].disabled = True
                         self.fields[name].help_text = format_html(
-                            "Retired: orders used this price, so its amount and trial stay as sold.{}", where)
+                            "Retired: orders used this price, so its amount and trial stay as sold.{}", where
+                        )
 
     def clean_billing_cycle(self):
         cycle = self.cleaned_data["billing_cycle"]
@@ -89,20 +109,35 @@ class PriceForm(forms.ModelForm):
 
     def clean(self):
         cleaned_data = super().clean()
-        if (self.instance.pk and set(self.changed_data) & set(PRICE_SOLD_TERMS) and not cleaned_data.get("active")
-                and price_is_used(price=self.instance)):
+        if (
+            self.instance.pk
+            and set(self.changed_data) & set(PRICE_SOLD_TERMS)
+            and not cleaned_data.get("active")
+            and price_is_used(price=self.instance)
+        ):
             # New terms nobody could buy: price_save refuses it too, this says it in the form.
-            self.add_error("active", "Orders used this price, so new terms go on sale as a new price: keep Active "
-                                     "ticked to sell them, or untick Active without changing the terms to retire it.")
+            self.add_error(
+                "active",
+                "Orders used this price, so new terms go on sale as a new price: keep Active "
+                "ticked to sell them, or untick Active without changing the terms to retire it.",
+            )
         before, after = self.initial.get("unit_amount"), cleaned_data.get("unit_amount")
-        if (self.instance.pk and "unit_amount" in self.changed_data and isinstance(before, int) and after
-                and price_change_is_large(before=before, after=after)
-                and not cleaned_data.get("confirm_large_change")):
+        if (
+            self.instance.pk
+            and "unit_amount" in self.changed_data
+            and isinstance(before, int)
+            and after
+            and price_change_is_large(before=before, after=after)
+            and not cleaned_data.get("confirm_large_change")
+        ):
             currency = self.instance.currency
             percent = round((after - before) * 100 / before)
-            self.add_error("unit_amount", f"{money_format(before, currency)} → {money_format(after, currency)} is a "
-                                          f"change of {percent:+d} %. If that is right, tick “{CONFIRM_LABEL}” and "
-                                          "save again.")
+            self.add_error(
+                "unit_amount",
+                f"{money_format(before, currency)} → {money_format(after, currency)} is a "
+                f"change of {percent:+d} %. If that is right, tick “{CONFIRM_LABEL}” and "
+                "save again.",
+            )
             self.fields["confirm_large_change"].widget = forms.CheckboxInput()
         return cleaned_data
 
@@ -110,8 +145,9 @@ class PriceForm(forms.ModelForm):
 class PriceInlineForm(PriceForm):
     """On the product page the confirmation is a column of its own, so the table keeps its shape."""
 
-    confirm_large_change = forms.BooleanField(required=False, label="Confirm a change over 50 %",
-                                              widget=forms.CheckboxInput)
+    confirm_large_change = forms.BooleanField(
+        required=False, label="Confirm a change over 50 %", widget=forms.CheckboxInput
+    )
 
 
 class PriceInlineFormSet(forms.BaseInlineFormSet):
@@ -132,8 +168,9 @@ class PriceInlineFormSet(forms.BaseInlineFormSet):
                 continue
             key = (form.cleaned_data["billing_cycle"], form.cleaned_data["currency"])
             if key in active_keys:
-                raise ValidationError(f"Only one {key[0]} price in {key[1].upper()} can be active; "
-                                      "deactivate the others.")
+                raise ValidationError(
+                    f"Only one {key[0]} price in {key[1].upper()} can be active; deactivate the others."
+                )
             active_keys.add(key)
         if self.instance.pk:
             # An active price saved meanwhile by someone else is not among these forms, but the index counts it.
@@ -141,8 +178,10 @@ class PriceInlineFormSet(forms.BaseInlineFormSet):
             others = Price.objects.filter(product=self.instance, active=True).exclude(pk__in=shown)
             for price in others:
                 if (price.billing_cycle, price.currency) in active_keys:
-                    raise ValidationError(f"Another active {price.billing_cycle} price in {price.currency.upper()} "
-                                          "was saved meanwhile; reload the page.")
+                    raise ValidationError(
+                        f"Another active {price.billing_cycle} price in {price.currency.upper()} "
+                        "was saved meanwhile; reload the page."
+                    )
 
 
 class PriceInline(admin.TabularInline):
@@ -184,8 +223,9 @@ def _report_price_saves(admin_instance, request, outcomes) -> None:
     for outcome in outcomes:
         if outcome.retired is not None:
             request._audit_notes = [*getattr(request, "_audit_notes", []), outcome.message]
-        admin_instance.message_user(request, outcome.message,
-                                    messages.SUCCESS if outcome.saved.active else messages.WARNING)
+        admin_instance.message_user(
+            request, outcome.message, messages.SUCCESS if outcome.saved.active else messages.WARNING
+        )
 
 
 @admin.register(Product)
@@ -204,8 +244,14 @@ class ProductAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
 
     @admin.display(description="Prices on sale")
     def prices_on_sale(self, product: Product) -> str:
-        return ", ".join(f"{price.billing_cycle} {money_format(price.unit_amount, price.currency)}"
-                         for price in product.prices.all() if price.active) or "-"
+        return (
+            ", ".join(
+                f"{price.billing_cycle} {money_format(price.unit_amount, price.currency)}"
+                for price in product.prices.all()
+                if price.active
+            )
+            or "-"
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # The marketing site sends the code as planId: renaming a product would break its links.
@@ -217,10 +263,19 @@ class ProductAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
         where one can be put back on sale)."""
         retired = product.prices.filter(active=False).order_by(cycle_months_order(), "currency", "-pk")
         items = format_html_join(
-            "", '<li><a href="{}">#{}</a> {} {} (retired {})</li>',
-            ((reverse("admin:catalog_price_change", args=[price.pk]), price.pk, price.get_billing_cycle_display(),
-              money_format(price.unit_amount, price.currency), date_format(price.updated_at, "DATETIME_FORMAT"))
-             for price in retired[:50]))
+            "",
+            '<li><a href="{}">#{}</a> {} {} (retired {})</li>',
+            (
+                (
+                    reverse("admin:catalog_price_change", args=[price.pk]),
+                    price.pk,
+                    price.get_billing_cycle_display(),
+                    money_format(price.unit_amount, price.currency),
+                    date_format(price.updated_at, "DATETIME_FORMAT"),
+                )
+                for price in retired[:50]
+            ),
+        )
         return format_html('<ul class="retired-prices">{}</ul>', items) if items else "None"
 
     def save_formset(self, request, form, formset, change):
@@ -237,8 +292,11 @@ class ProductAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
         formset.save_m2m()
         for outcome in outcomes:  # what is on sale once every row is saved
             outcome.on_sale = Price.objects.filter(
-                product_id=outcome.saved.product_id, billing_cycle=outcome.saved.billing_cycle,
-                currency=outcome.saved.currency, active=True).first()
+                product_id=outcome.saved.product_id,
+                billing_cycle=outcome.saved.billing_cycle,
+                currency=outcome.saved.currency,
+                active=True,
+            ).first()
         _report_price_saves(self, request, outcomes)
 
 
@@ -252,11 +310,17 @@ class PriceOnSaleFilter(admin.SimpleListFilter):
         return [("retired", "Retired (not on sale)"), ("all", "All")]
 
     def choices(self, changelist):
-        yield {"selected": self.value() is None, "display": "On sale",
-               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        yield {
+            "selected": self.value() is None,
+            "display": "On sale",
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+        }
         for lookup, title in self.lookup_choices:
-            yield {"selected": self.value() == lookup, "display": title,
-                   "query_string": changelist.get_query_string({self.parameter_name: lookup})}
+            yield {
+                "selected": self.value() == lookup,
+                "display": title,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+            }
 
     def queryset(self, request, queryset):
         if self.value() == "all":
@@ -302,8 +366,9 @@ class PriceAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
             url = reverse("admin:catalog_price_add")
         else:
             return self.response_post_save_change(request, obj)
-        return HttpResponseRedirect(add_preserved_filters(
-            {"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url))
+        return HttpResponseRedirect(
+            add_preserved_filters({"preserved_filters": self.get_preserved_filters(request), "opts": self.opts}, url)
+        )
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser and super().has_delete_permission(request, obj)
@@ -318,16 +383,21 @@ class PriceAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
 
 
 class CouponForm(forms.ModelForm):
-    amount_off = MoneyField(required=False, label="Amount off",
-                            help_text="In the coupon's currency, e.g. 5.00; or give a percentage instead.")
+    amount_off = MoneyField(
+        required=False,
+        label="Amount off",
+        help_text="In the coupon's currency, e.g. 5.00; or give a percentage instead.",
+    )
     billing_cycles = forms.MultipleChoiceField(
-        choices=BillingCycle.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=BillingCycle.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: valid for every billing cycle.",
     )
 
     class Meta:
         model = Coupon
-        fields = "__all__"
+        fields = "__all__"  # noqa: DJ007 (every field of a coupon is staff's to set; the form adds its own checks)
 
     def clean(self):
         cleaned_data = super().clean()
@@ -410,7 +480,7 @@ class PlanMoveForm(forms.ModelForm):
         help_texts = {
             "from_product": "A subscription of this plan ...",
             "to_product": "... may move to this plan (any of its cycles on sale in the subscription's currency). "
-                          "Another cycle of the same plan needs no move; both plans must be of the same type.",
+            "Another cycle of the same plan needs no move; both plans must be of the same type.",
         }
 
 

@@ -23,8 +23,7 @@ from backoffice.attention import (
 from backoffice.customer_page import customer_for_order, customer_pinned_notes
 from backoffice.export import ORDERS_EXPORT, CsvExportMixin
 from backoffice.search import ORDERS, queryset_search
-from backoffice.selectors import checkout_session_timeline, stripe_dashboard_url
-from core.money import money_format
+from backoffice.selectors import checkout_session_timeline
 from backoffice.services import (
     support_checkout_session_expire,
     support_checkout_session_reread,
@@ -34,6 +33,7 @@ from backoffice.services import (
 from catalog.models import BillingCycle, Product
 from checkout.models import CheckoutSession
 from core.exceptions import ApplicationError
+from core.money import money_format
 from provisioning.models import ProvisioningJob
 
 SUPPORT_PERMISSIONS = {
@@ -75,8 +75,10 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     # The search itself is get_search_results; this only makes Django show the search box.
     search_fields = ("email",)
-    search_help_text = ("A name, an e-mail address (or @domain), a domain (www. and case do not matter), or the start "
-                        "of one; a Stripe id (cs_, cus_, sub_, pi_, in_, ch_) or its start; an order id.")
+    search_help_text = (
+        "A name, an e-mail address (or @domain), a domain (www. and case do not matter), or the start "
+        "of one; a Stripe id (cs_, cus_, sub_, pi_, in_, ch_) or its start; an order id."
+    )
     paginator = EstimatedCountPaginator
     show_facets = admin.ShowFacets.NEVER  # a count per filter choice over a million orders, on one click
     show_full_result_count = False
@@ -84,16 +86,62 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
     actions = ["reread_from_stripe", "expire_at_stripe"]
     export_spec = ORDERS_EXPORT  # "Export CSV" on the list (backoffice/export.py)
     fieldsets = (
-        ("Order", {"fields": ("email", "customer_name", "product_code", "billing_cycle", "amount_money",
-                              "discount_money", "coupon_code", "trial_days", "domain", "price")}),
+        (
+            "Order",
+            {
+                "fields": (
+                    "email",
+                    "customer_name",
+                    "product_code",
+                    "billing_cycle",
+                    "amount_money",
+                    "discount_money",
+                    "coupon_code",
+                    "trial_days",
+                    "domain",
+                    "price",
+                )
+            },
+        ),
         ("Stripe", {"fields": ("stripe_session_link", "stripe_customer_link", "stripe_url", "expires_at")}),
-        ("Status", {"fields": ("status_label", "created_at", "updated_at", "completed_at", "id", "metadata",
-                               "request_fingerprint")}),
+        (
+            "Status",
+            {
+                "fields": (
+                    "status_label",
+                    "created_at",
+                    "updated_at",
+                    "completed_at",
+                    "id",
+                    "metadata",
+                    "request_fingerprint",
+                )
+            },
+        ),
     )
-    readonly_fields = ("email", "customer_name", "product_code", "billing_cycle", "amount_money", "discount_money",
-                       "coupon_code", "trial_days", "domain", "price", "stripe_session_link", "stripe_customer_link",
-                       "stripe_url", "expires_at", "status_label", "created_at", "updated_at", "completed_at", "id",
-                       "metadata", "request_fingerprint")
+    readonly_fields = (
+        "email",
+        "customer_name",
+        "product_code",
+        "billing_cycle",
+        "amount_money",
+        "discount_money",
+        "coupon_code",
+        "trial_days",
+        "domain",
+        "price",
+        "stripe_session_link",
+        "stripe_customer_link",
+        "stripe_url",
+        "expires_at",
+        "status_label",
+        "created_at",
+        "updated_at",
+        "completed_at",
+        "id",
+        "metadata",
+        "request_fingerprint",
+    )
 
     # --- Read-only for everyone: sessions are written by the checkout and by Stripe's events only ---------------
 
@@ -140,22 +188,23 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         money = money_format(session.amount, session.currency)
         if not session.coupon_code:
             return money
-        return format_html('{}<br><small>coupon {}</small>', money, session.coupon_code)
+        return format_html("{}<br><small>coupon {}</small>", money, session.coupon_code)
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, session: CheckoutSession) -> str:
         if not hasattr(session, "setup_status"):  # the order page's own copy of the session
             checkout_sessions_setup_attach([session])
         label, level = checkout_session_status_label(session)
-        return format_html('<span class="bo-status bo-status-{}" style="{}">{}</span>', level,
-                           _STATUS_STYLES.get(level, ""), label)
+        return format_html(
+            '<span class="bo-status bo-status-{}" style="{}">{}</span>', level, _STATUS_STYLES.get(level, ""), label
+        )
 
     @admin.display(description="Customer", ordering="customer_name")
     def buyer(self, session: CheckoutSession) -> str:
         # Name and e-mail in one column, so that the list fits beside the filters at 1440 px.
         if not session.customer_name:
             return session.email
-        return format_html('{}<br><small>{}</small>', session.customer_name, session.email)
+        return format_html("{}<br><small>{}</small>", session.customer_name, session.email)
 
     @admin.display(description="Discount")
     def discount_money(self, session: CheckoutSession) -> str:
@@ -188,14 +237,19 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
                 timeline=timeline,
                 attention=session_attention(session=session),
                 status_label=checkout_session_status_label(checkout_sessions_setup_attach([session])[0])[0],
-                pinned_notes=customer_pinned_notes(customer=customer) if request.user.has_perm(
-                    "backoffice.view_staffnote") else [],
+                pinned_notes=customer_pinned_notes(customer=customer)
+                if request.user.has_perm("backoffice.view_staffnote")
+                else [],
                 notes_customer=customer if _admin_url(request, customer) else None,
-                related_links=[(label, url) for label, url in (
-                    ("User", _admin_url(request, timeline.user)),
-                    ("Customer", _admin_url(request, customer)),
-                    ("Subscription", _admin_url(request, timeline.subscription)),
-                ) if url],
+                related_links=[
+                    (label, url)
+                    for label, url in (
+                        ("User", _admin_url(request, timeline.user)),
+                        ("Customer", _admin_url(request, customer)),
+                        ("Subscription", _admin_url(request, timeline.subscription)),
+                    )
+                    if url
+                ],
                 support={name: request.user.has_perm(perm) for name, perm in SUPPORT_PERMISSIONS.items()},
                 failed_jobs=[job for job in timeline.jobs if job.status == "failed"],
                 title=f"Order of {session.email}",
@@ -204,8 +258,11 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
 
     def get_urls(self):
         return [
-            path("<path:object_id>/support/<str:action>/", self.admin_site.admin_view(self.support_action_view),
-                 name="checkout_checkoutsession_support"),
+            path(
+                "<path:object_id>/support/<str:action>/",
+                self.admin_site.admin_view(self.support_action_view),
+                name="checkout_checkoutsession_support",
+            ),
             *super().get_urls(),
         ]
 
@@ -221,8 +278,9 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
             raise Http404("No such checkout session")
         try:
             if action == "retry_job":
-                job = ProvisioningJob.objects.filter(pk=request.POST.get("job"),
-                                                     subscription__checkout_session=session).first()
+                job = ProvisioningJob.objects.filter(
+                    pk=request.POST.get("job"), subscription__checkout_session=session
+                ).first()
                 if job is None:
                     raise Http404("No such provisioning job for this order")
                 outcome = support_provisioning_job_retry(job=job, by=request.user)
@@ -260,9 +318,12 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
                 continue
             self.log_change(request, session, f"{_ACTION_NAMES[action]}: {outcome.message}")
             done += outcome.done
-        self.message_user(request, f"{_ACTION_NAMES[action]}: {done} session(s) changed; the others needed nothing "
-                                   "or failed (see each session's history).",
-                          messages.SUCCESS if done else messages.WARNING)
+        self.message_user(
+            request,
+            f"{_ACTION_NAMES[action]}: {done} session(s) changed; the others needed nothing "
+            "or failed (see each session's history).",
+            messages.SUCCESS if done else messages.WARNING,
+        )
 
 
 class _OrderChangeList(ChangeList):
@@ -291,7 +352,8 @@ def _admin_url(request, obj) -> str | None:
         return None
     opts = obj._meta
     if not request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}") and not request.user.has_perm(
-            f"{opts.app_label}.change_{opts.model_name}"):
+        f"{opts.app_label}.change_{opts.model_name}"
+    ):
         return None
     try:
         return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])

@@ -54,13 +54,22 @@ class SetupTool:
 
 
 class FixSetupForm(forms.Form):
-    domain = forms.CharField(required=False, max_length=300, label="Domain",
-                             help_text="Checked and written as the checkout does (an internationalised name becomes "
-                                       "its xn-- form). Empty: no domain.")
+    domain = forms.CharField(
+        required=False,
+        max_length=300,
+        label="Domain",
+        help_text="Checked and written as the checkout does (an internationalised name becomes "
+        "its xn-- form). Empty: no domain.",
+    )
     product_code = forms.ChoiceField(label="Plan the control panel is asked for")
     billing_cycle = forms.ChoiceField(label="Billing cycle the control panel is told", choices=BillingCycle.choices)
-    note = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
-                           label="Note (optional)", help_text="What was wrong, for the job's history.")
+    note = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Note (optional)",
+        help_text="What was wrong, for the job's history.",
+    )
     seen = forms.CharField(widget=forms.HiddenInput)
 
     def __init__(self, *args, job: ProvisioningJob, **kwargs):
@@ -69,22 +78,36 @@ class FixSetupForm(forms.Form):
 
 
 class SetUpByHandForm(forms.Form):
-    username = forms.CharField(max_length=100, label="Username in the control panel",
-                               help_text="Lower-case letters, digits, dots, hyphens or underscores, starting with a "
-                                         "letter, as the panel shows it.")
-    server = forms.CharField(max_length=300, label="Server",
-                             help_text="The host name of the server the account is on, e.g. web01.example.net.")
+    username = forms.CharField(
+        max_length=100,
+        label="Username in the control panel",
+        help_text="Lower-case letters, digits, dots, hyphens or underscores, starting with a "
+        "letter, as the panel shows it.",
+    )
+    server = forms.CharField(
+        max_length=300,
+        label="Server",
+        help_text="The host name of the server the account is on, e.g. web01.example.net.",
+    )
     panel_reference = forms.CharField(required=False, max_length=300, label="Panel's account id (optional)")
-    note = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}),
-                           label="Note (optional)", help_text="What was done in the panel, for the job's history.")
+    note = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Note (optional)",
+        help_text="What was done in the panel, for the job's history.",
+    )
 
 
-SETUP_TOOLS = {tool.name: tool for tool in (
-    SetupTool("retry", "Retry with a fresh allowance", RETRY_PERMISSION),
-    SetupTool("fix", "Fix and run again", "backoffice.fix_failed_setup", FixSetupForm),
-    SetupTool("by-hand", "Mark as set up by hand", "backoffice.mark_set_up_by_hand", SetUpByHandForm),
-    SetupTool("run-now", "Run now", "backoffice.run_provisioning_job_now"),
-)}
+SETUP_TOOLS = {
+    tool.name: tool
+    for tool in (
+        SetupTool("retry", "Retry with a fresh allowance", RETRY_PERMISSION),
+        SetupTool("fix", "Fix and run again", "backoffice.fix_failed_setup", FixSetupForm),
+        SetupTool("by-hand", "Mark as set up by hand", "backoffice.mark_set_up_by_hand", SetUpByHandForm),
+        SetupTool("run-now", "Run now", "backoffice.run_provisioning_job_now"),
+    )
+}
 
 
 class JobNeedsPersonFilter(admin.SimpleListFilter):
@@ -94,7 +117,10 @@ class JobNeedsPersonFilter(admin.SimpleListFilter):
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("failed", "Failed"), ("waiting", f"Waiting over {int(JOB_WAITING_TOO_LONG.total_seconds() // 60)} min")]
+        return [
+            ("failed", "Failed"),
+            ("waiting", f"Waiting over {int(JOB_WAITING_TOO_LONG.total_seconds() // 60)} min"),
+        ]
 
     def queryset(self, request, queryset):
         if self.value() == "failed":
@@ -149,8 +175,20 @@ def _by_service_or_own_fields(model_admin, request, queryset, search_term):
 
 @admin.register(ProvisioningJob)
 class ProvisioningJobAdmin(admin.ModelAdmin):
-    list_display = ("id", subscription_plan, "action", "status", "decision_key", "short_reason", "requested_by",
-                    "superseded_by", "attempts_summary", "backend", "next_attempt_at", "updated_at")
+    list_display = (
+        "id",
+        subscription_plan,
+        "action",
+        "status",
+        "decision_key",
+        "short_reason",
+        "requested_by",
+        "superseded_by",
+        "attempts_summary",
+        "backend",
+        "next_attempt_at",
+        "updated_at",
+    )
     list_filter = (JobNeedsPersonFilter, "action", "status", "backend")
     list_select_related = ("subscription__product", "subscription__customer", "requested_by", "superseded_by")
     # The service's rules (domain, username, customer's name or e-mail, Stripe ids; backoffice/search.py), a job's id,
@@ -160,14 +198,46 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
     readonly_fields = ["attempts_summary", *[field.name for field in ProvisioningJob._meta.fields]]
     # What support reads first; the decision's terms next; the worker's bookkeeping folded away.
     fieldsets = (
-        (None, {"fields": ("subscription", "action", "status", "attempts_summary", "last_error", "next_attempt_at",
-                           "finished_at", "result")}),
-        ("Decision", {"fields": ("decision_key", "reason", "requested_by", "superseded_by", "parameters",
-                                 "email_context")}),
-        ("Worker's bookkeeping", {"classes": ("collapse",), "fields": (
-            "id", "idempotency_key", "backend", "attempts", "max_attempts", "allowance_attempts_before",
-            "allowance_granted_at", "allowance_granted_by", "enqueued_at", "lease_expires_at", "started_at",
-            "created_at", "updated_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "subscription",
+                    "action",
+                    "status",
+                    "attempts_summary",
+                    "last_error",
+                    "next_attempt_at",
+                    "finished_at",
+                    "result",
+                )
+            },
+        ),
+        (
+            "Decision",
+            {"fields": ("decision_key", "reason", "requested_by", "superseded_by", "parameters", "email_context")},
+        ),
+        (
+            "Worker's bookkeeping",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "id",
+                    "idempotency_key",
+                    "backend",
+                    "attempts",
+                    "max_attempts",
+                    "allowance_attempts_before",
+                    "allowance_granted_at",
+                    "allowance_granted_by",
+                    "enqueued_at",
+                    "lease_expires_at",
+                    "started_at",
+                    "created_at",
+                    "updated_at",
+                ),
+            },
+        ),
     )
     inlines = [ProvisioningAttemptInline]
     actions = ["run_again"]
@@ -210,9 +280,12 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
             outcome = setup_job_retry(job_id=job.pk, by=request.user)
             reopened += outcome.done
             self._log(request, job, SETUP_TOOLS["retry"], outcome.message)
-        self.message_user(request, f"{reopened} job(s) sent again; jobs that had not failed, or whose decision a "
-                                   f"later one overrode, were left alone (each job's history says why).",
-                          messages.SUCCESS if reopened else messages.WARNING)
+        self.message_user(
+            request,
+            f"{reopened} job(s) sent again; jobs that had not failed, or whose decision a "
+            f"later one overrode, were left alone (each job's history says why).",
+            messages.SUCCESS if reopened else messages.WARNING,
+        )
 
     # --- The job page and support's setup tools ------------------------------------------------------------------
 
@@ -227,9 +300,18 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
         job = super().get_object(request, object_id, from_field)
         if job is not None:
             # One query for what the page shows about the setup.
-            job = (ProvisioningJob.objects.select_related(
-                "subscription__product", "subscription__customer", "subscription__checkout_session",
-                "subscription__hosting_account", "allowance_granted_by", "requested_by").filter(pk=job.pk).first())
+            job = (
+                ProvisioningJob.objects.select_related(
+                    "subscription__product",
+                    "subscription__customer",
+                    "subscription__checkout_session",
+                    "subscription__hosting_account",
+                    "allowance_granted_by",
+                    "requested_by",
+                )
+                .filter(pk=job.pk)
+                .first()
+            )
         return job
 
     def _setup_context(self, request, job: ProvisioningJob) -> dict:
@@ -241,14 +323,22 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
             "retry": job.status == ProvisioningJobStatus.FAILED,
             "fix": is_setup and job.status in FIXABLE,
             "by-hand": is_setup and job.status in FIXABLE,
-            "run-now": job.status in (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING) or (
-                job.status == ProvisioningJobStatus.RUNNING and job.lease_expires_at is not None
-                and job.lease_expires_at < now),
+            "run-now": job.status in (ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)
+            or (
+                job.status == ProvisioningJobStatus.RUNNING
+                and job.lease_expires_at is not None
+                and job.lease_expires_at < now
+            ),
         }
         tools = [
-            {"name": tool.name, "label": tool.label, "form": tool.form is not None,
-             "url": reverse("admin:provisioning_provisioningjob_setup", args=[job.pk, tool.name])}
-            for tool in SETUP_TOOLS.values() if applies[tool.name] and request.user.has_perm(tool.permission)
+            {
+                "name": tool.name,
+                "label": tool.label,
+                "form": tool.form is not None,
+                "url": reverse("admin:provisioning_provisioningjob_setup", args=[job.pk, tool.name]),
+            }
+            for tool in SETUP_TOOLS.values()
+            if applies[tool.name] and request.user.has_perm(tool.permission)
         ]
         subscription = job.subscription
         account = getattr(subscription, "hosting_account", None)
@@ -259,13 +349,17 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
             "attempts_text": provisioning_job_attempts_text(job=job),
             "due_later": job.next_attempt_at if job.next_attempt_at and job.next_attempt_at > now else None,
             "order_url": reverse("admin:checkout_checkoutsession_change", args=[subscription.checkout_session_id])
-            if request.user.has_perm("checkout.view_checkoutsession") else None,
+            if request.user.has_perm("checkout.view_checkoutsession")
+            else None,
         }
 
     def get_urls(self):
         return [
-            path("<path:object_id>/setup/<str:tool>/", self.admin_site.admin_view(self.setup_tool_view),
-                 name="provisioning_provisioningjob_setup"),
+            path(
+                "<path:object_id>/setup/<str:tool>/",
+                self.admin_site.admin_view(self.setup_tool_view),
+                name="provisioning_provisioningjob_setup",
+            ),
             *super().get_urls(),
         ]
 
@@ -292,9 +386,16 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
 
         if request.method == "GET":
             details = setup_details(job=job)
-            initial = ({"domain": details.domain, "product_code": details.product_code,
-                        "billing_cycle": details.billing_cycle, "seen": details.fingerprint}
-                       if spec.name == "fix" else {})
+            initial = (
+                {
+                    "domain": details.domain,
+                    "product_code": details.product_code,
+                    "billing_cycle": details.billing_cycle,
+                    "seen": details.fingerprint,
+                }
+                if spec.name == "fix"
+                else {}
+            )
             return self._tool_page(request, job, spec, self._form(spec, job, initial=initial), job_url)
         form = self._form(spec, job, data=request.POST)
         if not form.is_valid():
@@ -303,12 +404,23 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
         try:
             if spec.name == "fix":
                 outcome = setup_fix_and_run_again(
-                    job_id=job.pk, domain=data["domain"], product_code=data["product_code"],
-                    billing_cycle=data["billing_cycle"], seen=data["seen"], note=data["note"], by=request.user)
+                    job_id=job.pk,
+                    domain=data["domain"],
+                    product_code=data["product_code"],
+                    billing_cycle=data["billing_cycle"],
+                    seen=data["seen"],
+                    note=data["note"],
+                    by=request.user,
+                )
             else:
                 outcome = setup_mark_done_by_hand(
-                    job_id=job.pk, username=data["username"], server=data["server"],
-                    panel_reference=data["panel_reference"], note=data["note"], by=request.user)
+                    job_id=job.pk,
+                    username=data["username"],
+                    server=data["server"],
+                    panel_reference=data["panel_reference"],
+                    note=data["note"],
+                    by=request.user,
+                )
         except ApplicationError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
             return self._tool_page(request, job, spec, form, job_url)
@@ -372,8 +484,15 @@ class HostingAccountAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     # The status changes only through suspend/unsuspend/terminate jobs, which the panel confirmed.
-    readonly_fields = ("customer_link", "subscription", "status", "status_changed_at", "set_up_by", "created_at",
-                       "updated_at")
+    readonly_fields = (
+        "customer_link",
+        "subscription",
+        "status",
+        "status_changed_at",
+        "set_up_by",
+        "created_at",
+        "updated_at",
+    )
     inlines = [HostingAccountStatusChangeInline]
 
     def get_search_results(self, request, queryset, search_term):
@@ -420,14 +539,21 @@ class EmailNotificationAdmin(admin.ModelAdmin):
     def has_resend_permission(self, request):
         return request.user.has_perm(RESEND_PERMISSION)
 
-    @admin.action(description="Send again (failed or stuck e-mails; the customer may receive it twice)",
-                  permissions=["resend"])
+    @admin.action(
+        description="Send again (failed or stuck e-mails; the customer may receive it twice)", permissions=["resend"]
+    )
     def send_again(self, request, queryset):
         reopened = 0
         for notification in queryset:
             done = email_notification_send_again(notification=notification)
             reopened += done
-            self.log_change(request, notification, "Send again: queued" if done else
-                            "Send again: nothing done, the e-mail was neither failed nor stuck")
-        self.message_user(request, f"{reopened} e-mail(s) sent again; others were left alone.",
-                          messages.SUCCESS if reopened else messages.WARNING)
+            self.log_change(
+                request,
+                notification,
+                "Send again: queued" if done else "Send again: nothing done, the e-mail was neither failed nor stuck",
+            )
+        self.message_user(
+            request,
+            f"{reopened} e-mail(s) sent again; others were left alone.",
+            messages.SUCCESS if reopened else messages.WARNING,
+        )

@@ -88,11 +88,17 @@ DATABASES = {
         # transaction takes the write lock when it begins (IMMEDIATE), so writers queue for up to `timeout` seconds
         # instead of failing at once with "database is locked" when a reader tries to become a writer; WAL lets reads
         # go on meanwhile.
-        **({"OPTIONS": {
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }} if _SQLITE else {}),
+        **(
+            {
+                "OPTIONS": {
+                    "transaction_mode": "IMMEDIATE",
+                    "timeout": 20,
+                    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                }
+            }
+            if _SQLITE
+            else {}
+        ),
     }
 }
 # Password `manage.py db_app_role` gives the role web and workers connect as (rows only, no schema changes); read where
@@ -106,7 +112,9 @@ CACHES = {
         "BACKEND": "core.cache.DegradingRedisCache",  # Redis down: misses, not errors
         "LOCATION": REDIS_URL,
         "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1},
-    } if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
 }
 
 # --- Passwords, i18n, static ----------------------------------------------------------------------------------------
@@ -205,12 +213,22 @@ STRIPE_WEBHOOK_BASE_URL = env.str("STRIPE_WEBHOOK_BASE_URL", default="")
 # renewal is then two deliveries instead of five. `manage.py stripe_webhook_register` adds any missing type to an
 # endpoint that already exists.
 STRIPE_WEBHOOK_EVENTS = [
-    "checkout.session.completed", "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed", "checkout.session.expired",
-    "invoice.paid", "invoice.payment_failed", "invoice.voided", "invoice.marked_uncollectible",
-    "customer.subscription.updated", "customer.subscription.deleted",
-    "customer.subscription.paused", "customer.subscription.resumed",
-    "charge.refunded", "refund.created", "refund.updated", "charge.refund.updated",
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "charge.refund.updated",
     "test_helpers.test_clock.ready",
 ]
 
@@ -253,8 +271,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="MigraHosting <billin
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 # Who is alerted (mail_admins) when an order needs review or a provisioning job has failed for good:
 # "Name <address>" entries separated by commas.
-ADMINS = [(name.strip(), address.strip(" >")) for name, address in
-          (entry.split("<") for entry in env.list("DJANGO_ADMINS", default=[]) if "<" in entry)]
+ADMINS = [
+    (name.strip(), address.strip(" >"))
+    for name, address in (entry.split("<") for entry in env.list("DJANGO_ADMINS", default=[]) if "<" in entry)
+]
 
 # --- Logging ----------------------------------------------------------------------------------------------------------
 # LOG_FORMAT: "plain" (one readable line) or "json" (one JSON object a line: timestamp, level, logger, message,

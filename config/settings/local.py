@@ -1,6 +1,6 @@
 """Development: `make run`. SQLite, tasks in-process, the Stripe sandbox on 127.0.0.1:12111."""
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)

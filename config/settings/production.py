@@ -4,7 +4,7 @@ import re
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
@@ -12,11 +12,16 @@ SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 # A key anyone can read (a default from this repository, Django's generated "django-insecure-" ones) or a weak one
 # (Django's own rule, check W009: at least 50 characters, at least 5 distinct) would let anyone forge sessions and
 # password-reset links: refuse to start rather than warn.
-if (SECRET_KEY in ("compose-local-only-not-a-secret", "local-development-only-not-a-secret", "test-only-not-a-secret")
-        or SECRET_KEY.startswith("django-insecure-") or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+if (
+    SECRET_KEY in ("compose-local-only-not-a-secret", "local-development-only-not-a-secret", "test-only-not-a-secret")
+    or SECRET_KEY.startswith("django-insecure-")
+    or len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+):
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY is a known default or too weak: use at least 50 random characters, e.g. "
-        "python -c 'import secrets; print(secrets.token_urlsafe(64))'")
+        "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+    )
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 # No SQLite and no in-process tasks in production: both must be named. DATABASES is base's (with
 # DATABASE_CONN_MAX_AGE); only the embedded default is refused here.
@@ -24,7 +29,9 @@ if not env.str("DATABASE_URL", default="") or DATABASES["default"]["ENGINE"].end
     raise ImproperlyConfigured("Set DATABASE_URL to PostgreSQL: production never runs on the embedded SQLite.")
 if not env.str("REDIS_URL"):
     raise ImproperlyConfigured("Set REDIS_URL: production needs Redis for the cache, throttling and Celery.")
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["https://migrahosting.com", "https://www.migrahosting.com"])
+CORS_ALLOWED_ORIGINS = env.list(
+    "CORS_ALLOWED_ORIGINS", default=["https://migrahosting.com", "https://www.migrahosting.com"]
+)
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY")
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 # A secret (sk_) or restricted (rk_) key of the mode STRIPE_LIVE_MODE names; a publishable key, a webhook secret or a
@@ -33,7 +40,8 @@ if not re.fullmatch(rf"(sk|rk)_{'live' if STRIPE_LIVE_MODE else 'test'}_[A-Za-z0
     raise ImproperlyConfigured(
         f"STRIPE_SECRET_KEY must be a {'live' if STRIPE_LIVE_MODE else 'test'} secret or restricted key "
         f"(sk_{'live' if STRIPE_LIVE_MODE else 'test'}_... or rk_{'live' if STRIPE_LIVE_MODE else 'test'}_...), "
-        "matching STRIPE_LIVE_MODE")
+        "matching STRIPE_LIVE_MODE"
+    )
 STRIPE_TEST_SECRET_KEY = "" if STRIPE_LIVE_MODE else STRIPE_SECRET_KEY
 STRIPE_LIVE_SECRET_KEY = STRIPE_SECRET_KEY if STRIPE_LIVE_MODE else ""
 

@@ -1,6 +1,6 @@
 """Tests: PostgreSQL and Redis when DATABASE_URL / REDIS_URL are set, SQLite and in-process otherwise."""
 
-from .base import *  # noqa: F401,F403
+from .base import *  # noqa: F403
 from .base import REST_FRAMEWORK, env
 
 DEBUG = False

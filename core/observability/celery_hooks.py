@@ -30,8 +30,9 @@ def _task_publish(headers=None, **kwargs) -> None:
 def _task_start(task_id=None, task=None, **kwargs) -> None:
     sent_with = getattr(task.request, TASK_HEADER, None) if task is not None else None
     # A task run in-process (eager: tests, `make run`) keeps the id of the request it runs in.
-    request_id = (ids.request_id_sanitize(sent_with) if sent_with
-                  else ids.request_id_get() or task_id or ids.request_id_new())
+    request_id = (
+        ids.request_id_sanitize(sent_with) if sent_with else ids.request_id_get() or task_id or ids.request_id_new()
+    )
     _task_tokens[task_id] = ids.request_id_set(request_id)
 
 

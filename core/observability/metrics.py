@@ -49,7 +49,9 @@ webhook_deliveries = Counter(
     ["outcome"],
 )
 webhook_duration = Histogram(
-    "stripe_webhook_duration_seconds", "Time to answer a Stripe webhook delivery, by outcome.", ["outcome"],
+    "stripe_webhook_duration_seconds",
+    "Time to answer a Stripe webhook delivery, by outcome.",
+    ["outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 for _outcome in WEBHOOK_OUTCOMES:
@@ -119,8 +121,10 @@ stripe_requests = Counter(
     ["method", "endpoint", "outcome"],
 )
 stripe_request_duration = Histogram(
-    "stripe_api_request_duration_seconds", "Duration of HTTP requests to the Stripe API, by method and path.",
-    ["method", "endpoint"], buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
+    "stripe_api_request_duration_seconds",
+    "Duration of HTTP requests to the Stripe API, by method and path.",
+    ["method", "endpoint"],
+    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32),
 )
 # A path segment with a digit or a capital is an object id (cs_test_a1B2..., sub_..., evt_...): Stripe's resource
 # names are lowercase letters and underscores only.
@@ -186,8 +190,9 @@ class DatabaseCollector:
         from django.core.cache import cache
         from django.db import DatabaseError
 
-        up = GaugeMetricFamily("checkout_metrics_database_up",
-                               "1 when the database answered this scrape's queries, else 0.")
+        up = GaugeMetricFamily(
+            "checkout_metrics_database_up", "1 when the database answered this scrape's queries, else 0."
+        )
         try:
             families = list(self._from_database())
         except DatabaseError:
@@ -199,8 +204,10 @@ class DatabaseCollector:
             yield from families
         heartbeat = cache.get(celery_hooks.WORKER_HEARTBEAT_KEY)
         if heartbeat is not None:
-            age = GaugeMetricFamily("celery_worker_last_task_age_seconds",
-                                    "Seconds since a Celery worker last finished a task (beat makes one every 30 s).")
+            age = GaugeMetricFamily(
+                "celery_worker_last_task_age_seconds",
+                "Seconds since a Celery worker last finished a task (beat makes one every 30 s).",
+            )
             age.add_metric([], max(time.time() - heartbeat, 0.0))
             yield age
 
@@ -213,15 +220,24 @@ class DatabaseCollector:
         now = timezone.now()
         outbox_age = GaugeMetricFamily(
             "checkout_outbox_oldest_pending_age_seconds",
-            "Age of the oldest job or e-mail still pending (recorded, no worker has taken it); 0 when none.", labels=["kind"])
-        for kind, model, statuses in (("job", ProvisioningJob, ProvisioningJobStatus),
-                                      ("email", EmailNotification, EmailStatus)):
-            rows = {row["status"]: row for row in
-                    model.objects.order_by().values("status").annotate(count=Count("id"), oldest=Min("created_at"))}
+            "Age of the oldest job or e-mail still pending (recorded, no worker has taken it); 0 when none.",
+            labels=["kind"],
+        )
+        for kind, model, statuses in (
+            ("job", ProvisioningJob, ProvisioningJobStatus),
+            ("email", EmailNotification, EmailStatus),
+        ):
+            rows = {
+                row["status"]: row
+                for row in model.objects.order_by()
+                .values("status")
+                .annotate(count=Count("id"), oldest=Min("created_at"))
+            }
             by_status = GaugeMetricFamily(
                 f"checkout_{'provisioning_jobs' if kind == 'job' else 'emails'}",
                 f"{'Provisioning jobs' if kind == 'job' else 'Customer e-mails'} by status (rows in the database).",
-                labels=["status"])
+                labels=["status"],
+            )
             for status in statuses.values:
                 by_status.add_metric([status], rows.get(status, {}).get("count", 0))
             yield by_status
@@ -238,7 +254,8 @@ class DatabaseCollector:
         paid_unprovisioned = GaugeMetricFamily(
             "checkout_paid_unprovisioned_sessions",
             f"Paid checkout sessions whose provisioning is still not done {PAID_UNPROVISIONED_AFTER_SECONDS // 60} "
-            "minutes after payment (pending, running or retrying; failed ones are in checkout_provisioning_jobs).")
+            "minutes after payment (pending, running or retrying; failed ones are in checkout_provisioning_jobs).",
+        )
         paid_unprovisioned.add_metric([], stuck)
         yield paid_unprovisioned
 

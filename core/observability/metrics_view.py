@@ -30,5 +30,4 @@ def metrics_reader_allowed(request) -> bool:
         address = ipaddress.ip_address(BaseThrottle().get_ident(request).strip())
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(network, strict=False)
-               for network in settings.METRICS_ALLOWED_NETWORKS)
+    return any(address in ipaddress.ip_network(network, strict=False) for network in settings.METRICS_ALLOWED_NETWORKS)

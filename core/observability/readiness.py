@@ -48,8 +48,12 @@ def _broker() -> str:
     url = settings.CELERY_BROKER_URL
     if url.startswith("memory://"):
         return "not used"  # tasks run in-process
-    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "socket_connect_timeout": CHECK_TIMEOUT_SECONDS,
-               "socket_timeout": CHECK_TIMEOUT_SECONDS, "max_retries": 0}
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "socket_connect_timeout": CHECK_TIMEOUT_SECONDS,
+        "socket_timeout": CHECK_TIMEOUT_SECONDS,
+        "max_retries": 0,
+    }
     with Connection(url, connect_timeout=CHECK_TIMEOUT_SECONDS, transport_options=options) as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=CHECK_TIMEOUT_SECONDS)
         client = getattr(connection.default_channel, "client", None)

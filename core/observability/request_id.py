@@ -62,6 +62,5 @@ class RequestIdLogFilter(logging.Filter):
         if not getattr(record, "request_id", None):
             # Django logs a response's 4xx/5xx (django.request) after the middleware chain has returned: the
             # request it passes along still has the id.
-            record.request_id = (_current.get() or getattr(getattr(record, "request", None), "request_id", None)
-                                 or "-")
+            record.request_id = _current.get() or getattr(getattr(record, "request", None), "request_id", None) or "-"
         return True

@@ -31,6 +31,9 @@ def provisioning_backend_get() -> ProvisioningBackend:
     if choice == "simulated":
         return SimulatedBackend()
     if choice == "http":
-        return HttpBackend(url=settings.PROVISIONING_HTTP_URL, secret=settings.PROVISIONING_HTTP_SECRET,
-                           timeout=settings.PROVISIONING_HTTP_TIMEOUT_SECONDS)
+        return HttpBackend(
+            url=settings.PROVISIONING_HTTP_URL,
+            secret=settings.PROVISIONING_HTTP_SECRET,
+            timeout=settings.PROVISIONING_HTTP_TIMEOUT_SECONDS,
+        )
     return import_string(choice)()

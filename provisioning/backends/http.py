@@ -101,11 +101,13 @@ class HttpBackend:
         try:
             # (connect, read): the read timeout bounds each wait for bytes, which keeps the whole call well inside
             # the job's lease.
-            response = requests.post(self.url, data=body, headers=headers, timeout=(self.timeout, self.timeout),
-                                     allow_redirects=False)
+            response = requests.post(
+                self.url, data=body, headers=headers, timeout=(self.timeout, self.timeout), allow_redirects=False
+            )
         except requests.Timeout as error:
-            raise ProvisioningError(f"the control panel did not answer within {self.timeout:g} s",
-                                    retryable=True) from error
+            raise ProvisioningError(
+                f"the control panel did not answer within {self.timeout:g} s", retryable=True
+            ) from error
         except requests.RequestException as error:
             raise ProvisioningError(f"the control panel could not be reached: {error}", retryable=True) from error
 
@@ -122,8 +124,9 @@ def _account_from(response: requests.Response, *, request: ProvisioningRequest) 
         username, server = answer["username"], answer["server"]
     except (ValueError, TypeError, KeyError) as error:
         # The panel may well have made the account: asking again with the same key returns it.
-        raise ProvisioningError(f"the control panel's answer has no username and server: {response.text[:500]}",
-                                retryable=True) from error
+        raise ProvisioningError(
+            f"the control panel's answer has no username and server: {response.text[:500]}", retryable=True
+        ) from error
     account = ProvisionedAccount(
         username=str(username),
         server=str(server),
@@ -131,8 +134,13 @@ def _account_from(response: requests.Response, *, request: ProvisioningRequest) 
         reference=str(answer.get("reference") or ""),
     )
     # What HostingAccount can hold; the panel would give the same answer to a retry.
-    if not account.username or len(account.username) > 64 or len(account.server) > 255 or (
-            len(account.domain) > 253 or len(account.reference) > 255):
-        raise ProvisioningError(f"the control panel's answer does not fit our records: {response.text[:500]}",
-                                retryable=False)
+    if (
+        not account.username
+        or len(account.username) > 64
+        or len(account.server) > 255
+        or (len(account.domain) > 253 or len(account.reference) > 255)
+    ):
+        raise ProvisioningError(
+            f"the control panel's answer does not fit our records: {response.text[:500]}", retryable=False
+        )
     return account

@@ -76,8 +76,9 @@ class SimulatedBackend:
         if label == f"{request.action}-fails":
             raise ProvisioningError(f"simulated {request.action} failure (attempt {request.attempt})", retryable=True)
         if label == f"{request.action}-rejected":
-            raise ProvisioningError(f"simulated refusal: the panel would not {request.action} the account",
-                                    retryable=False)
+            raise ProvisioningError(
+                f"simulated refusal: the panel would not {request.action} the account", retryable=False
+            )
         if match := _SLOW.match(label):
             time.sleep(int(match[1]))
 

@@ -420,8 +420,16 @@ def test_clock(*, id: str, created: int, frozen_time: int, name: str | None) -> 
 
 
 def billing_portal_session(
-    *, id: str, created: int, customer: str, configuration: str, return_url: str | None, url: str,
-    flow: dict | None, locale: str | None, on_behalf_of: str | None,
+    *,
+    id: str,
+    created: int,
+    customer: str,
+    configuration: str,
+    return_url: str | None,
+    url: str,
+    flow: dict | None,
+    locale: str | None,
+    on_behalf_of: str | None,
 ) -> dict:
     return {
         "id": id,

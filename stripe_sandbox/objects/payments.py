@@ -32,7 +32,7 @@ DECLINE_MESSAGE = "Your card was declined."
 
 
 def _billing_details(email: str | None, name: str | None) -> dict:
-    address = {key: None for key in ("city", "country", "line1", "line2", "postal_code", "state")}
+    address = dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state"))
     return {"address": address, "email": email, "name": name, "phone": None, "tax_id": None}
 
 

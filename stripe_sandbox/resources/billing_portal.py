@@ -2,8 +2,8 @@
 (`/p/session/{id}`, see portal_pages.py). Stripe has no endpoint to read a portal session back, nor does the sandbox."""
 
 from stripe_sandbox import objects
-from stripe_sandbox.store import new_id
 from stripe_sandbox.call import ApiCall
+from stripe_sandbox.store import new_id
 from stripe_sandbox.wire import Params, StripeError
 
 # The account's default portal configuration: the one every session uses unless another is named (the sandbox has
@@ -40,8 +40,9 @@ def _flow(params: Params | None, store, customer: str) -> dict | None:
     if details is not None:
         subscription_id = details.string("subscription", required=True)
     elif type != "payment_method_update":
-        raise StripeError(f"Missing required param: flow_data[{type}].", param=f"flow_data[{type}]",
-                          code="parameter_missing")
+        raise StripeError(
+            f"Missing required param: flow_data[{type}].", param=f"flow_data[{type}]", code="parameter_missing"
+        )
     if subscription_id is not None:
         subscription = store.get("subscription", subscription_id, param=f"flow_data[{type}][subscription]", status=400)
         if subscription["customer"] != customer:
@@ -56,10 +57,12 @@ def _flow(params: Params | None, store, customer: str) -> dict | None:
             "type": after_type,
         },
         "subscription_cancel": {"retention": None, "subscription": subscription_id}
-        if type == "subscription_cancel" else None,
+        if type == "subscription_cancel"
+        else None,
         "subscription_update": {"subscription": subscription_id} if type == "subscription_update" else None,
         "subscription_update_confirm": {"discounts": None, "items": [], "subscription": subscription_id}
-        if type == "subscription_update_confirm" else None,
+        if type == "subscription_update_confirm"
+        else None,
         "type": type,
     }
 
@@ -77,9 +80,7 @@ def create(call: ApiCall) -> dict:
     store = call.store
     store.get("customer", customer_id, param="customer", status=400)
     if configuration not in (None, DEFAULT_CONFIGURATION):
-        raise StripeError(
-            f"No such configuration: '{configuration}'", param="configuration", code="resource_missing"
-        )
+        raise StripeError(f"No such configuration: '{configuration}'", param="configuration", code="resource_missing")
     id = new_id("bps_", 24)
     session = objects.billing_portal_session(
         id=id,

@@ -1,8 +1,8 @@
 """`/v1/coupons`: create and retrieve."""
 
 from stripe_sandbox import objects
-from stripe_sandbox.store import new_id
 from stripe_sandbox.call import ApiCall
+from stripe_sandbox.store import new_id
 from stripe_sandbox.wire import StripeError
 
 DURATIONS = ("once", "forever", "repeating")

@@ -1,10 +1,10 @@
 """`/v1/customers`: create, retrieve, update and list."""
 
 from stripe_sandbox import billing, objects
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.store import new_id
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import StripeError
 
 ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
@@ -57,8 +57,12 @@ def create(call: ApiCall) -> dict:
     if default_method_id is not None:
         if method is None or default_method_id != payment_method_id:
             method = billing.payment_method_for_customer(
-                call.store, default_method_id, customer, now=flow.now,
-                param="invoice_settings[default_payment_method]", flow=flow,
+                call.store,
+                default_method_id,
+                customer,
+                now=flow.now,
+                param="invoice_settings[default_payment_method]",
+                flow=flow,
             )
         customer["invoice_settings"]["default_payment_method"] = method["id"]
     return customer

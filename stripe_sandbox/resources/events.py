@@ -2,8 +2,8 @@
 
 from fnmatch import fnmatchcase
 
-from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.call import ApiCall
+from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.wire import StripeError
 
 TYPES_MAX = 20

@@ -3,8 +3,8 @@ invoice (with a change of price: `create_preview`); `/v1/invoice_payments`: how 
 renewals create them); `/v1/invoiceitems`: the prorations plan changes make."""
 
 from stripe_sandbox import billing, plan_changes
-from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.call import ApiCall
+from stripe_sandbox.resources.listing import created_filter, page
 from stripe_sandbox.wire import StripeError
 
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")

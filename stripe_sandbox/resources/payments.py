@@ -2,10 +2,10 @@
 `/v1/mandates` (retrieve) and `/v1/refunds` (create, retrieve, list)."""
 
 from stripe_sandbox import billing
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.fulfillment import _Flow, create_payment_method
 from stripe_sandbox.objects.payments import TEST_CARDS
 from stripe_sandbox.resources.listing import created_filter, page
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import StripeError, missing_param
 
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")

@@ -3,9 +3,9 @@
 from dataclasses import dataclass
 
 from stripe_sandbox import objects
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import Store, new_id
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import Params, StripeError
 
 # Stripe's longest recurring interval is three years, whatever the unit.

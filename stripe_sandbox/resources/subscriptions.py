@@ -4,9 +4,9 @@ method, metadata, a new price with prorations: see plan_changes.py) and cancel (
 import copy
 
 from stripe_sandbox import billing, plan_changes
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import Params, StripeError, missing_param
 
 FEEDBACK = ("customer_service", "low_quality", "missing_features", "other", "switched_service", "too_complex",
@@ -88,8 +88,9 @@ def update(call: ApiCall, id: str) -> dict:
     store = call.store
     subscription = store.get("subscription", id)
     ended = subscription["status"] in ("canceled", "incomplete_expired")
-    if ended and (cancel_at_period_end is not None or default_payment_method is not None or description is not None
-                  or requested):
+    if ended and (
+        cancel_at_period_end is not None or default_payment_method is not None or description is not None or requested
+    ):
         raise StripeError("A canceled subscription can only update its cancellation_details and metadata.")
     if payment_behavior == "pending_if_incomplete":
         raise StripeError(
@@ -150,8 +151,11 @@ def update(call: ApiCall, id: str) -> dict:
             subscription["metadata"].pop(key, None)
         else:
             subscription["metadata"][key] = value
-    changed = sorted(k for k in old_metadata.keys() | subscription["metadata"].keys()
-                     if old_metadata.get(k) != subscription["metadata"].get(k))
+    changed = sorted(
+        k
+        for k in old_metadata.keys() | subscription["metadata"].keys()
+        if old_metadata.get(k) != subscription["metadata"].get(k)
+    )
     if changed:
         previous["metadata"] = {key: old_metadata.get(key) for key in changed}
     if plan is not None:
@@ -179,9 +183,7 @@ def cancel(call: ApiCall, id: str) -> dict:
         )
     flow = _Flow(store, billing.now_for(store, subscription), call.event_request)
     subscription["canceled_at"] = flow.now
-    billing.end_subscription(
-        flow, subscription, reason="cancellation_requested", comment=comment, feedback=feedback
-    )
+    billing.end_subscription(flow, subscription, reason="cancellation_requested", comment=comment, feedback=feedback)
     return subscription
 
 

@@ -2,9 +2,9 @@
 time, and so do their subscriptions and invoices; advancing a clock runs their renewals and retries in time order."""
 
 from stripe_sandbox import billing, objects
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import new_id
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import StripeError
 
 OBJECT = "test_helpers.test_clock"
@@ -17,8 +17,9 @@ def create(call: ApiCall) -> dict:
     frozen_time = params.integer("frozen_time", required=True)
     name = params.string("name", max_length=NAME_MAX_LENGTH)
     params.finish()
-    clock = call.store.add(objects.test_clock(id=new_id("clock_", 24), created=call.now, frozen_time=frozen_time,
-                                              name=name))
+    clock = call.store.add(
+        objects.test_clock(id=new_id("clock_", 24), created=call.now, frozen_time=frozen_time, name=name)
+    )
     call.store.emit("test_helpers.test_clock.created", clock, request=call.event_request, created=frozen_time)
     return clock
 

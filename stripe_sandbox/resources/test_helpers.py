@@ -7,8 +7,8 @@ succeed or fail.
 """
 
 from stripe_sandbox import fulfillment
-from stripe_sandbox.objects.payments import DEFAULT_TEST_CARD, TEST_CARDS
 from stripe_sandbox.call import ApiCall
+from stripe_sandbox.objects.payments import DEFAULT_TEST_CARD, TEST_CARDS
 
 
 def complete(call: ApiCall, id: str) -> dict:

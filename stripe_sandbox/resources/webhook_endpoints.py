@@ -3,9 +3,9 @@
 import re
 
 from stripe_sandbox import objects
+from stripe_sandbox.call import ApiCall
 from stripe_sandbox.resources.listing import page
 from stripe_sandbox.store import new_id
-from stripe_sandbox.call import ApiCall
 from stripe_sandbox.wire import Params, StripeError, missing_param
 
 _EVENT_TYPE = re.compile(r"[a-z_]+(\.[a-z_]+)+")

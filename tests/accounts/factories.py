@@ -43,8 +43,9 @@ class SubscriptionFactory(DjangoModelFactory):
         model = Subscription
 
     checkout_session = factory.SubFactory(CheckoutSessionFactory)
-    customer = factory.LazyAttribute(lambda s: CustomerFactory(email=s.checkout_session.email,
-                                                               name=s.checkout_session.customer_name or ""))
+    customer = factory.LazyAttribute(
+        lambda s: CustomerFactory(email=s.checkout_session.email, name=s.checkout_session.customer_name or "")
+    )
     price = factory.LazyAttribute(lambda s: s.checkout_session.price)
     product = factory.LazyAttribute(lambda s: s.price.product)
     status = "active"

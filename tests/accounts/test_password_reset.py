@@ -24,8 +24,9 @@ def known():
     return UserFactory(email="known@example.com", password=PASSWORD)
 
 
-def test_a_known_and_an_unknown_address_get_the_same_page_and_only_the_owner_an_e_mail(client, known,
-                                                                                      django_capture_on_commit_callbacks):
+def test_a_known_and_an_unknown_address_get_the_same_page_and_only_the_owner_an_e_mail(
+    client, known, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True) as unknown_callbacks:
         unknown = ask(client, "unknown@example.com")
     assert len(mail.outbox) == 0
@@ -46,8 +47,10 @@ def test_the_e_mails_link_sets_a_new_password(client, known, django_capture_on_c
     path = link.split("://", 1)[1].split("/", 1)[1]
 
     form_page = client.get(f"/{path}", follow=True)
-    client.post(form_page.redirect_chain[-1][0], {"new_password1": "a quiet orange lamp",
-                                                  "new_password2": "a quiet orange lamp"})
+    client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "a quiet orange lamp", "new_password2": "a quiet orange lamp"},
+    )
 
     known.refresh_from_db()
     assert known.check_password("a quiet orange lamp")
@@ -74,8 +77,9 @@ def test_an_inactive_user_gets_nothing(client, known, django_capture_on_commit_c
 
 
 @override_settings(PASSWORD_RESET_MAX_PER_ADDRESS=3)
-def test_requests_for_one_address_are_throttled_alike_for_known_and_unknown(client, known,
-                                                                           django_capture_on_commit_callbacks):
+def test_requests_for_one_address_are_throttled_alike_for_known_and_unknown(
+    client, known, django_capture_on_commit_callbacks
+):
     for email in ("known@example.com", "unknown@example.com"):
         with django_capture_on_commit_callbacks(execute=True):
             for _ in range(3):
@@ -100,7 +104,8 @@ def test_reset_requests_never_lock_the_owner_out_of_signing_in(client, known):
     for _ in range(10):
         ask(client, "known@example.com", ip="203.0.113.50")  # from the owner's own address, too
 
-    response = client.post(reverse("accounts:login"), {"username": "known@example.com", "password": PASSWORD},
-                           REMOTE_ADDR="203.0.113.50")
+    response = client.post(
+        reverse("accounts:login"), {"username": "known@example.com", "password": PASSWORD}, REMOTE_ADDR="203.0.113.50"
+    )
 
     assert response.status_code == 302

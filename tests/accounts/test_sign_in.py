@@ -23,8 +23,7 @@ def customer_user():
 
 
 def sign_in(client, email, password, ip="203.0.113.7", **data):
-    return client.post(reverse("accounts:login"), {"username": email, "password": password, **data},
-                       REMOTE_ADDR=ip)
+    return client.post(reverse("accounts:login"), {"username": email, "password": password, **data}, REMOTE_ADDR=ip)
 
 
 def test_a_customer_signs_in_with_e_mail_and_password_and_lands_on_their_services(client, customer_user):
@@ -36,10 +35,12 @@ def test_a_customer_signs_in_with_e_mail_and_password_and_lands_on_their_service
 
 def test_sign_in_returns_to_the_page_asked_for_but_never_to_another_site(client, customer_user):
     assert sign_in(client, customer_user.email, PASSWORD, next="/account/services/1/")["Location"] == (
-        "/account/services/1/")
+        "/account/services/1/"
+    )
     client.logout()
     assert sign_in(client, customer_user.email, PASSWORD, next="https://evil.example/")["Location"] == (
-        reverse("accounts:services"))
+        reverse("accounts:services")
+    )
 
 
 def test_a_wrong_password_and_an_unknown_address_get_the_same_answer(client, customer_user):
@@ -93,8 +94,9 @@ def test_guessing_many_addresses_from_one_client_locks_none_of_their_owners(clie
 
 def test_failures_at_the_admin_count_here_too(client, customer_user):
     for _ in range(5):
-        client.post(reverse("admin:login"), {"username": customer_user.email, "password": "guess"},
-                    REMOTE_ADDR="203.0.113.7")
+        client.post(
+            reverse("admin:login"), {"username": customer_user.email, "password": "guess"}, REMOTE_ADDR="203.0.113.7"
+        )
 
     blocked = sign_in(client, customer_user.email, PASSWORD)
 
@@ -113,12 +115,20 @@ def test_sign_out_is_a_post_and_says_so(client, customer_user):
 
 def test_the_set_password_page_still_works_and_leads_to_sign_in(client):
     user = UserFactory(email="new@example.com")  # as an order makes one: no usable password
-    url = reverse("accounts:password_set", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-                                                   "token": default_token_generator.make_token(user)})
+    url = reverse(
+        "accounts:password_set",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
 
     form_page = client.get(url, follow=True)
-    done = client.post(form_page.redirect_chain[-1][0], {"new_password1": "a quiet orange lamp",
-                                                         "new_password2": "a quiet orange lamp"}, follow=True)
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "a quiet orange lamp", "new_password2": "a quiet orange lamp"},
+        follow=True,
+    )
 
     assert done.redirect_chain[-1][0] == reverse("accounts:password_set_done")
     assert f'href="{reverse("accounts:login")}"' in done.content.decode()
@@ -127,8 +137,9 @@ def test_the_set_password_page_still_works_and_leads_to_sign_in(client):
 
 def test_a_used_set_password_link_offers_a_new_one(client):
     user = UserFactory(password=PASSWORD)
-    url = reverse("accounts:password_set", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-                                                   "token": "bad-token"})
+    url = reverse(
+        "accounts:password_set", kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": "bad-token"}
+    )
 
     page = client.get(url).content.decode()
 

@@ -14,13 +14,21 @@ from provisioning.models import HostingAccount, ProvisioningJob, ProvisioningJob
 from tests.provisioning.factories import HostingAccountFactory
 
 
-def sandbox_subscription(*, email: str = "billing.customer@example.com", domain: str = "billing-page.example.com",
-                         with_account: bool = True) -> Subscription:
+def sandbox_subscription(
+    *, email: str = "billing.customer@example.com", domain: str = "billing-page.example.com", with_account: bool = True
+) -> Subscription:
     call_command("catalog_load", verbosity=0)
-    response = APIClient().post("/api/checkout/create-session", {
-        "planId": "starter", "billingCycle": "monthly", "trialActive": False,
-        "customer": {"name": "Billing Customer", "email": email},
-        "domain": {"mode": "new-or-transfer", "value": domain}}, format="json")
+    response = APIClient().post(
+        "/api/checkout/create-session",
+        {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "trialActive": False,
+            "customer": {"name": "Billing Customer", "email": email},
+            "domain": {"mode": "new-or-transfer", "value": domain},
+        },
+        format="json",
+    )
     assert response.status_code in (200, 201), response.content
     session = CheckoutSession.objects.get(email=email)
     client = stripe_client()
@@ -34,7 +42,8 @@ def sandbox_subscription(*, email: str = "billing.customer@example.com", domain:
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice, event_created=now)
     if with_account and not HostingAccount.objects.filter(subscription=subscription).exists():
         ProvisioningJob.objects.filter(subscription=subscription).update(
-            status=ProvisioningJobStatus.SUCCEEDED, attempts=1, finished_at=now)
+            status=ProvisioningJobStatus.SUCCEEDED, attempts=1, finished_at=now
+        )
         HostingAccountFactory(subscription=subscription, username="billcust", server="web01.sim.migrahosting.test")
     subscription.refresh_from_db()
     return subscription

@@ -14,8 +14,9 @@ def staff_groups(db):
 
 
 def _staff(email: str, group: str | None, *, superuser: bool = False) -> User:
-    user = User.objects.create_user(email=email, password="correct horse battery", is_staff=True,
-                                    is_superuser=superuser)
+    user = User.objects.create_user(
+        email=email, password="correct horse battery", is_staff=True, is_superuser=superuser
+    )
     if group:
         user.groups.add(Group.objects.get(name=group))
     return user

@@ -30,10 +30,14 @@ CUSTOMERS = "admin:accounts_customer_changelist"
 
 def paid_order(name: str, **kwargs):
     return SubscriptionFactory(
-        checkout_session__email=f"{name}@example.com", checkout_session__customer_name=name.title(),
-        checkout_session__status="completed", checkout_session__completed_at=timezone.now(),
+        checkout_session__email=f"{name}@example.com",
+        checkout_session__customer_name=name.title(),
+        checkout_session__status="completed",
+        checkout_session__completed_at=timezone.now(),
         checkout_session__domain_info={"mode": "new-or-transfer", "value": f"{name}.example"},
-        stripe_subscription_id=f"sub_test_{name}", **kwargs)
+        stripe_subscription_id=f"sub_test_{name}",
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -41,28 +45,50 @@ def troubles(db):
     """One order of each kind of trouble, and one that is fine."""
     now = timezone.now()
     failed = paid_order("failed")
-    ProvisioningJobFactory(subscription=failed, status=ProvisioningJobStatus.FAILED, attempts=5,
-                           last_error="panel said no", finished_at=now)
+    ProvisioningJobFactory(
+        subscription=failed,
+        status=ProvisioningJobStatus.FAILED,
+        attempts=5,
+        last_error="panel said no",
+        finished_at=now,
+    )
     overdue = paid_order("overdue")
-    ProvisioningJobFactory(subscription=overdue, status=ProvisioningJobStatus.RETRYING, attempts=2,
-                           next_attempt_at=now - timedelta(hours=2))
-    review = CheckoutSessionFactory(email="review@example.com", customer_name="Review", status="needs_review",
-                                    stripe_customer_id="cus_test_review",
-                                    metadata={"review_reason": "Stripe charged 100 usd; we expected 799 usd"})
+    ProvisioningJobFactory(
+        subscription=overdue,
+        status=ProvisioningJobStatus.RETRYING,
+        attempts=2,
+        next_attempt_at=now - timedelta(hours=2),
+    )
+    review = CheckoutSessionFactory(
+        email="review@example.com",
+        customer_name="Review",
+        status="needs_review",
+        stripe_customer_id="cus_test_review",
+        metadata={"review_reason": "Stripe charged 100 usd; we expected 799 usd"},
+    )
     review_customer = paid_order("review").customer  # an earlier order made the customer; this one is held
     review_customer.email = "review@example.com"
     review_customer.save()
     suspended = paid_order("suspended")
     ProvisioningJobFactory(subscription=suspended, status=ProvisioningJobStatus.SUCCEEDED)
-    HostingAccountFactory(subscription=suspended, status="suspended", username="suspendd",
-                          status_changed_at=now)
+    HostingAccountFactory(subscription=suspended, status="suspended", username="suspendd", status_changed_at=now)
     fine = paid_order("fine")
     ProvisioningJobFactory(subscription=fine, status=ProvisioningJobStatus.SUCCEEDED)
     HostingAccountFactory(subscription=fine, username="fineacct")
-    return {SETUP_FAILED: failed.checkout_session, SETUP_OVERDUE: overdue.checkout_session, PAYMENT_REVIEW: review,
-            SUSPENDED: suspended.checkout_session, "fine": fine.checkout_session,
-            "customers": {SETUP_FAILED: failed.customer, SETUP_OVERDUE: overdue.customer,
-                          PAYMENT_REVIEW: review_customer, SUSPENDED: suspended.customer, "fine": fine.customer}}
+    return {
+        SETUP_FAILED: failed.checkout_session,
+        SETUP_OVERDUE: overdue.checkout_session,
+        PAYMENT_REVIEW: review,
+        SUSPENDED: suspended.checkout_session,
+        "fine": fine.checkout_session,
+        "customers": {
+            SETUP_FAILED: failed.customer,
+            SETUP_OVERDUE: overdue.customer,
+            PAYMENT_REVIEW: review_customer,
+            SUSPENDED: suspended.customer,
+            "fine": fine.customer,
+        },
+    }
 
 
 BANNERS = {
@@ -147,11 +173,12 @@ def test_a_failed_setup_never_reads_completed_in_the_order_list(troubles, suppor
 def _row_of(page: str, session) -> str:
     link = reverse("admin:checkout_checkoutsession_change", args=[session.pk])
     start = page.index(link)
-    return page[page.rindex("<tr", 0, start):page.index("</tr>", start)]
+    return page[page.rindex("<tr", 0, start) : page.index("</tr>", start)]
 
 
 def test_the_order_list_shows_name_and_domain_and_its_queries_do_not_grow_with_rows(
-        troubles, support_client, django_assert_max_num_queries):
+    troubles, support_client, django_assert_max_num_queries
+):
     for number in range(30):
         order = paid_order(f"many{number}")
         ProvisioningJobFactory(subscription=order, status=ProvisioningJobStatus.FAILED)
@@ -166,8 +193,12 @@ def test_the_dashboard_counts_each_kind_with_a_link_to_the_filtered_list(trouble
     page = support_client.get(reverse("admin:index")).content.decode()
 
     assert attention_counts() == {SETUP_FAILED: 1, SETUP_OVERDUE: 1, PAYMENT_REVIEW: 1, SUSPENDED: 1}
-    for kind, label in ((SETUP_FAILED, "setup failed"), (SETUP_OVERDUE, "setup overdue"),
-                        (PAYMENT_REVIEW, "payment held for review"), (SUSPENDED, "service suspended")):
+    for kind, label in (
+        (SETUP_FAILED, "setup failed"),
+        (SETUP_OVERDUE, "setup overdue"),
+        (PAYMENT_REVIEW, "payment held for review"),
+        (SUSPENDED, "service suspended"),
+    ):
         assert f'href="{reverse(ORDERS)}?attention={kind}"><span class="bo-count">1</span> {label}</a>' in page
         assert f'href="{reverse(CUSTOMERS)}?attention={kind}"' in page
 
@@ -197,8 +228,9 @@ def test_the_overdue_filter_finds_each_way_a_setup_can_be_overdue(troubles, supp
     never_sent, stuck, just_now = paid_order("neversent"), paid_order("stuck"), paid_order("justnow")
     old_job = ProvisioningJobFactory(subscription=never_sent, status=ProvisioningJobStatus.PENDING)
     old_job.__class__.objects.filter(pk=old_job.pk).update(created_at=now - timedelta(hours=3))
-    ProvisioningJobFactory(subscription=stuck, status=ProvisioningJobStatus.RUNNING,
-                           lease_expires_at=now - timedelta(minutes=1))
+    ProvisioningJobFactory(
+        subscription=stuck, status=ProvisioningJobStatus.RUNNING, lease_expires_at=now - timedelta(minutes=1)
+    )
     ProvisioningJobFactory(subscription=just_now, status=ProvisioningJobStatus.PENDING)
 
     listed = set(support_client.get(reverse(ORDERS), {"attention": SETUP_OVERDUE}).context["cl"].result_list)

@@ -29,8 +29,7 @@ AUDIT_URL = "/admin/backoffice/audit/"
 
 
 def grant_audit(user):
-    user.user_permissions.add(Permission.objects.get(content_type__app_label="backoffice",
-                                                     codename="view_audit_log"))
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="backoffice", codename="view_audit_log"))
 
 
 @pytest.fixture
@@ -43,8 +42,13 @@ def auditor_client(client, support_agent):
 
 def log(user, obj, flag, message, *, at=None):
     entry = LogEntry.objects.create(
-        user=user, content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk),
-        object_repr=str(obj)[:200], action_flag=flag, change_message=message)
+        user=user,
+        content_type=ContentType.objects.get_for_model(obj),
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        action_flag=flag,
+        change_message=message,
+    )
     if at is not None:
         LogEntry.objects.filter(pk=entry.pk).update(action_time=at)
     return entry
@@ -57,8 +61,7 @@ def rows(response) -> list:
 # --- What appears ----------------------------------------------------------------------------------------------------------
 
 
-def test_a_support_action_appears_with_the_person_the_action_and_a_link_to_the_order(client, support_agent,
-                                                                                        superuser):
+def test_a_support_action_appears_with_the_person_the_action_and_a_link_to_the_order(client, support_agent, superuser):
     session = CheckoutSessionFactory(email="nobody.yet@example.com", status="completed")
     client.force_login(support_agent)
     client.post(reverse("admin:checkout_checkoutsession_support", args=[session.pk, "resend_set_password"]))
@@ -83,15 +86,30 @@ def test_billing_decisions_outside_the_admin_appear_once(superuser, client):
     from the subscription page is in the admin's log already: listed once, from there."""
     subscription = SubscriptionFactory()
     customer_user = UserFactory(email="owner@example.com")
-    BillingAction.objects.create(subscription=subscription, kind=BillingActionKind.AUTO_REFUND, amount=799,
-                                 status=BillingActionStatus.DONE, reason="Setup failed for good",
-                                 idempotency_key="refund:failed-setup:1")
-    BillingAction.objects.create(subscription=subscription, kind=BillingActionKind.CANCEL_AT_PERIOD_END,
-                                 actor=customer_user, status=BillingActionStatus.DONE, reason="Cancelled by owner",
-                                 idempotency_key="client-cancel-1")
-    BillingAction.objects.create(subscription=subscription, kind=BillingActionKind.SUSPEND, actor=superuser,
-                                 status=BillingActionStatus.DONE, reason="Abuse report 17",
-                                 idempotency_key=new_idempotency_key())
+    BillingAction.objects.create(
+        subscription=subscription,
+        kind=BillingActionKind.AUTO_REFUND,
+        amount=799,
+        status=BillingActionStatus.DONE,
+        reason="Setup failed for good",
+        idempotency_key="refund:failed-setup:1",
+    )
+    BillingAction.objects.create(
+        subscription=subscription,
+        kind=BillingActionKind.CANCEL_AT_PERIOD_END,
+        actor=customer_user,
+        status=BillingActionStatus.DONE,
+        reason="Cancelled by owner",
+        idempotency_key="client-cancel-1",
+    )
+    BillingAction.objects.create(
+        subscription=subscription,
+        kind=BillingActionKind.SUSPEND,
+        actor=superuser,
+        status=BillingActionStatus.DONE,
+        reason="Abuse report 17",
+        idempotency_key=new_idempotency_key(),
+    )
     log(superuser, subscription, CHANGE, "Suspend the account: done (reason: Abuse report 17)")
     client.force_login(superuser)
 
@@ -134,18 +152,30 @@ def history(support_agent, billing_agent, catalog_manager):
     entries = {
         "catalog_add": log(catalog_manager, price, ADDITION, '[{"added": {}}]', at=now - timedelta(days=6)),
         "catalog_change": log(catalog_manager, price, CHANGE, "unit_amount: 799 → 899", at=now - timedelta(days=5)),
-        "support_retry": log(support_agent, session, CHANGE, "Retry provisioning: job #3 sent again",
-                             at=now - timedelta(days=3)),
-        "support_expire": log(support_agent, session, CHANGE, "Expire at Stripe: Session expired",
-                              at=now - timedelta(days=2)),
-        "billing_refund": log(billing_agent, subscription, CHANGE, "Refund: done $2.50 USD (reason: goodwill)",
-                              at=now - timedelta(days=1)),
+        "support_retry": log(
+            support_agent, session, CHANGE, "Retry provisioning: job #3 sent again", at=now - timedelta(days=3)
+        ),
+        "support_expire": log(
+            support_agent, session, CHANGE, "Expire at Stripe: Session expired", at=now - timedelta(days=2)
+        ),
+        "billing_refund": log(
+            billing_agent, subscription, CHANGE, "Refund: done $2.50 USD (reason: goodwill)", at=now - timedelta(days=1)
+        ),
         "catalog_delete": log(catalog_manager, price, DELETION, "", at=now - timedelta(hours=2)),
-        "setup_fix": log(support_agent, session, CHANGE, "Fix and run again: domain a.example → b.example",
-                         at=now - timedelta(hours=1)),
-        "export": LogEntry.objects.create(user=billing_agent, content_type=ContentType.objects.get_for_model(
-            CheckoutSession), object_repr="orders CSV export", action_flag=EXPORT_ACTION_FLAG,
-            change_message="Export CSV: orders; filters: (none); 3 rows"),
+        "setup_fix": log(
+            support_agent,
+            session,
+            CHANGE,
+            "Fix and run again: domain a.example → b.example",
+            at=now - timedelta(hours=1),
+        ),
+        "export": LogEntry.objects.create(
+            user=billing_agent,
+            content_type=ContentType.objects.get_for_model(CheckoutSession),
+            object_repr="orders CSV export",
+            action_flag=EXPORT_ACTION_FLAG,
+            change_message="Export CSV: orders; filters: (none); 3 rows",
+        ),
     }
     return entries
 
@@ -156,9 +186,15 @@ def ids(response) -> set[int]:
 
 def test_every_action_the_filter_offers_selects_its_entries(auditor_client, history):
     expected = {
-        "add": {"catalog_add"}, "change": {"catalog_change"}, "delete": {"catalog_delete"}, "export": {"export"},
-        "support:retry_job": {"support_retry"}, "support:expire": {"support_expire"},
-        "billing:refund": {"billing_refund"}, "billing:terminate": set(), "setup:fix": {"setup_fix"},
+        "add": {"catalog_add"},
+        "change": {"catalog_change"},
+        "delete": {"catalog_delete"},
+        "export": {"export"},
+        "support:retry_job": {"support_retry"},
+        "support:expire": {"support_expire"},
+        "billing:refund": {"billing_refund"},
+        "billing:terminate": set(),
+        "setup:fix": {"setup_fix"},
     }
     offered = {action.key for action in audit_actions()}
     assert set(expected) <= offered
@@ -200,15 +236,29 @@ def test_filters_combine(auditor_client, history, support_agent):
 # --- Pages ----------------------------------------------------------------------------------------------------------------
 
 
-def test_pages_go_by_position_newest_first_without_counting(auditor_client, support_agent,
-                                                            django_assert_max_num_queries):
+def test_pages_go_by_position_newest_first_without_counting(
+    auditor_client, support_agent, django_assert_max_num_queries
+):
     session = CheckoutSessionFactory()
     same_moment = timezone.now() - timedelta(minutes=5)
-    made = [log(support_agent, session, CHANGE, f"Retry provisioning: run {n}",
-                at=same_moment if n < 60 else same_moment + timedelta(seconds=n)) for n in range(120)]
+    made = [
+        log(
+            support_agent,
+            session,
+            CHANGE,
+            f"Retry provisioning: run {n}",
+            at=same_moment if n < 60 else same_moment + timedelta(seconds=n),
+        )
+        for n in range(120)
+    ]
     # A billing rule's decision at the very instant of 60 log entries: the page boundary must not lose or repeat it.
-    rule = BillingAction.objects.create(subscription=SubscriptionFactory(), kind=BillingActionKind.AUTO_REFUND,
-                                        status=BillingActionStatus.DONE, reason="rule", idempotency_key="rule-1")
+    rule = BillingAction.objects.create(
+        subscription=SubscriptionFactory(),
+        kind=BillingActionKind.AUTO_REFUND,
+        status=BillingActionStatus.DONE,
+        reason="rule",
+        idempotency_key="rule-1",
+    )
     BillingAction.objects.filter(pk=rule.pk).update(created_at=same_moment)
 
     seen, url, pages = [], AUDIT_URL, 0

@@ -27,6 +27,7 @@ def _client_for(client, user):
 
 # --- "Set password" leads support to a 403 ----------------------------------------------------------------------------
 
+
 def test_support_sees_whether_a_password_is_set_but_no_set_password_button(support_client):
     from accounts.models import User
 
@@ -51,6 +52,7 @@ def test_a_superuser_still_gets_the_set_password_button(client, superuser):
 
 # --- Attempt rows read "ProvisioningAttempt object (6)" -------------------------------------------------------------
 
+
 def test_a_jobs_attempt_rows_say_which_attempt_and_how_it_ended(support_client):
     job = ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED, attempts=2)
     now = timezone.now()
@@ -65,11 +67,16 @@ def test_a_jobs_attempt_rows_say_which_attempt_and_how_it_ended(support_client):
 
 # --- The timeline repeats "Re-read from Stripe: Re-read from Stripe:" -------------------------------------------------
 
+
 def test_a_staff_line_on_the_timeline_names_its_action_once(support_agent):
     session = CheckoutSessionFactory()
-    LogEntry.objects.log_actions(user_id=support_agent.pk, queryset=[session], action_flag=CHANGE,
-                                 change_message="Re-read from Stripe: Re-read from Stripe: still not paid, nothing "
-                                                "changed.", single_object=True)
+    LogEntry.objects.log_actions(
+        user_id=support_agent.pk,
+        queryset=[session],
+        action_flag=CHANGE,
+        change_message="Re-read from Stripe: Re-read from Stripe: still not paid, nothing changed.",
+        single_object=True,
+    )
 
     titles = [entry.title for entry in checkout_session_timeline(session=session).entries if entry.kind == "staff"]
 
@@ -77,6 +84,7 @@ def test_a_staff_line_on_the_timeline_names_its_action_once(support_agent):
 
 
 # --- Dates in two formats ---------------------------------------------------------------------------------------------
+
 
 def test_the_order_list_the_order_page_and_its_timeline_write_a_moment_the_same_way(support_client):
     moment = timezone.now().replace(year=2026, month=11, day=30, hour=16, minute=9, second=0, microsecond=0)
@@ -93,24 +101,34 @@ def test_the_order_list_the_order_page_and_its_timeline_write_a_moment_the_same_
 
 # --- Lists show codes where pages show names ----------------------------------------------------------------------------
 
+
 def test_lists_name_the_product_as_the_pages_do(support_client):
     job = ProvisioningJobFactory(subscription__checkout_session__price__product__name="Starter Hosting")
     subscription = job.subscription
     HostingAccountFactory(subscription=subscription)
     code = subscription.product.code
 
-    pages = {name: support_client.get(reverse(f"admin:{name}_changelist")).content.decode()
-             for name in ("checkout_checkoutsession", "accounts_subscription", "provisioning_provisioningjob",
-                          "provisioning_hostingaccount")}
+    pages = {
+        name: support_client.get(reverse(f"admin:{name}_changelist")).content.decode()
+        for name in (
+            "checkout_checkoutsession",
+            "accounts_subscription",
+            "provisioning_provisioningjob",
+            "provisioning_hostingaccount",
+        )
+    }
 
     for name, page in pages.items():
-        cells = [re.sub(r"<[^>]+>", "", cell) for cell in
-                 re.findall(r'<t[dh] class="field-[^"]*"[^>]*>(.*?)</t[dh]>', page, re.S)]
+        cells = [
+            re.sub(r"<[^>]+>", "", cell)
+            for cell in re.findall(r'<t[dh] class="field-[^"]*"[^>]*>(.*?)</t[dh]>', page, re.S)
+        ]
         assert any("Starter Hosting" in cell for cell in cells), (name, cells)
         assert not any(code in cell for cell in cells), (name, cells)
 
 
 # --- The price list ---------------------------------------------------------------------------------------------------
+
 
 def test_the_price_list_shows_prices_on_sale_by_product_then_cycle_length(catalog_client):
     first = ProductFactory(name="Alpha", sort_order=1)
@@ -125,8 +143,9 @@ def test_the_price_list_shows_prices_on_sale_by_product_then_cycle_length(catalo
     only_retired = catalog_client.get(reverse("admin:catalog_price_changelist"), {"status": "retired"})
 
     rows = [(price.product.name, price.billing_cycle) for price in on_sale.context["cl"].result_list]
-    assert rows == [(name, cycle) for name in ("Alpha", "Beta")
-                    for cycle in ("monthly", "yearly", "biennial", "triennial")]
+    assert rows == [
+        (name, cycle) for name in ("Alpha", "Beta") for cycle in ("monthly", "yearly", "biennial", "triennial")
+    ]
     assert retired not in on_sale.context["cl"].result_list
     assert retired in everything.context["cl"].result_list
     assert list(only_retired.context["cl"].result_list) == [retired]
@@ -135,12 +154,20 @@ def test_the_price_list_shows_prices_on_sale_by_product_then_cycle_length(catalo
 
 # --- The coupon list's limits -------------------------------------------------------------------------------------------
 
+
 def test_the_coupon_list_shows_limits_validity_and_what_it_applies_to(catalog_client):
     product = ProductFactory(name="Starter Hosting")
-    CouponFactory(code="LIMITED", max_redemptions=100, times_redeemed=3, duration="repeating",
-                  duration_in_months=3, billing_cycles=["yearly", "triennial"], products=[product],
-                  valid_from=timezone.now().replace(year=2026, month=12, day=1, hour=0, minute=0),
-                  valid_until=timezone.now().replace(year=2026, month=12, day=31, hour=23, minute=59))
+    CouponFactory(
+        code="LIMITED",
+        max_redemptions=100,
+        times_redeemed=3,
+        duration="repeating",
+        duration_in_months=3,
+        billing_cycles=["yearly", "triennial"],
+        products=[product],
+        valid_from=timezone.now().replace(year=2026, month=12, day=1, hour=0, minute=0),
+        valid_until=timezone.now().replace(year=2026, month=12, day=31, hour=23, minute=59),
+    )
     CouponFactory(code="OPEN")
 
     page = catalog_client.get(reverse("admin:catalog_coupon_changelist")).content.decode()
@@ -184,12 +211,16 @@ def test_the_superusers_index_has_no_add_link_for_stripes_mirror(client, superus
 
 # --- Who may open the pages that changed --------------------------------------------------------------------------------
 
-CHANGED_PAGES = ["catalog_price_changelist", "catalog_coupon_changelist", "checkout_checkoutsession_changelist",
-                 "accounts_subscription_changelist", "provisioning_provisioningjob_changelist",
-                 "provisioning_hostingaccount_changelist"]
+CHANGED_PAGES = [
+    "catalog_price_changelist",
+    "catalog_coupon_changelist",
+    "checkout_checkoutsession_changelist",
+    "accounts_subscription_changelist",
+    "provisioning_provisioningjob_changelist",
+    "provisioning_hostingaccount_changelist",
+]
 MAY_OPEN = {
-    CATALOG_MANAGERS: {"catalog_price_changelist", "catalog_coupon_changelist",
-                       "checkout_checkoutsession_changelist"},
+    CATALOG_MANAGERS: {"catalog_price_changelist", "catalog_coupon_changelist", "checkout_checkoutsession_changelist"},
     SUPPORT: set(CHANGED_PAGES),
     BILLING: set(CHANGED_PAGES),
 }
@@ -215,8 +246,10 @@ def test_only_catalog_managers_may_save_a_price_and_confirm_a_large_change(clien
     price = PriceFactory(unit_amount=799)
     _client_for(client, _staff("someone@migrahosting.test", group))
 
-    answer = client.post(reverse("admin:catalog_price_change", args=[price.pk]),
-                         {"unit_amount": "20.00", "active": "on", "trial_days": "", "confirm_large_change": "on"})
+    answer = client.post(
+        reverse("admin:catalog_price_change", args=[price.pk]),
+        {"unit_amount": "20.00", "active": "on", "trial_days": "", "confirm_large_change": "on"},
+    )
 
     assert answer.status_code == (302 if group == CATALOG_MANAGERS else 403)
     assert Price.objects.get(active=True).unit_amount == (2000 if group == CATALOG_MANAGERS else 799)
@@ -233,4 +266,3 @@ def test_a_user_page_opens_for_support_and_billing_only(client, staff_groups, su
         answers[group] = client.get(reverse("admin:accounts_user_change", args=[customer.pk])).status_code
 
     assert answers == {CATALOG_MANAGERS: 403, SUPPORT: 200, BILLING: 200}
-

@@ -22,12 +22,24 @@ def renewals(subscription, count: int, *, first: int = 0) -> None:
         at = start + timedelta(days=31 * (n - first))
         failed = n == first + count - 1
         SubscriptionInvoice.objects.create(
-            subscription=subscription, stripe_invoice_id=f"in_test_tl{subscription.pk}_{n}", number=f"TL-{n:04d}",
-            billing_reason="subscription_cycle" if n else "subscription_create", status="open" if failed else "paid",
-            amount_due=799, amount_paid=0 if failed else 799, currency="usd", attempt_count=2 if failed else 1,
-            first_failed_at=at + timedelta(hours=1) if failed else None, paid_at=None if failed else at,
-            period_start=at, period_end=at + timedelta(days=31), stripe_payment_intent_id=f"pi_test_tl{n}",
-            hosted_invoice_url=f"https://sandbox.test/invoices/{n}", stripe_created=at, stripe_state_at=at)
+            subscription=subscription,
+            stripe_invoice_id=f"in_test_tl{subscription.pk}_{n}",
+            number=f"TL-{n:04d}",
+            billing_reason="subscription_cycle" if n else "subscription_create",
+            status="open" if failed else "paid",
+            amount_due=799,
+            amount_paid=0 if failed else 799,
+            currency="usd",
+            attempt_count=2 if failed else 1,
+            first_failed_at=at + timedelta(hours=1) if failed else None,
+            paid_at=None if failed else at,
+            period_start=at,
+            period_end=at + timedelta(days=31),
+            stripe_payment_intent_id=f"pi_test_tl{n}",
+            hosted_invoice_url=f"https://sandbox.test/invoices/{n}",
+            stripe_created=at,
+            stripe_state_at=at,
+        )
 
 
 @pytest.fixture
@@ -35,24 +47,39 @@ def billed(db, support_agent):
     subscription = SubscriptionFactory(stripe_subscription_id="sub_test_timeline_billing")
     account = HostingAccountFactory(subscription=subscription)
     renewals(subscription, 3)
-    RefundRecord.objects.create(subscription=subscription, stripe_refund_id="re_test_tl1", amount=250, currency="usd",
-                                status="succeeded", stripe_payment_intent_id="pi_test_tl0",
-                                stripe_created=timezone.now())
-    BillingAction.objects.create(subscription=subscription, kind="suspend", status="done", actor=support_agent,
-                                 reason="Abuse report 12")
-    HostingAccountStatusChange.objects.create(account=account, from_status="active", to_status="suspended",
-                                              reason="Abuse report 12")
+    RefundRecord.objects.create(
+        subscription=subscription,
+        stripe_refund_id="re_test_tl1",
+        amount=250,
+        currency="usd",
+        status="succeeded",
+        stripe_payment_intent_id="pi_test_tl0",
+        stripe_created=timezone.now(),
+    )
+    BillingAction.objects.create(
+        subscription=subscription, kind="suspend", status="done", actor=support_agent, reason="Abuse report 12"
+    )
+    HostingAccountStatusChange.objects.create(
+        account=account, from_status="active", to_status="suspended", reason="Abuse report 12"
+    )
     return subscription
 
 
 def test_the_timeline_shows_invoices_refunds_actions_and_account_changes(support_client, billed):
-    page = support_client.get(reverse("admin:checkout_checkoutsession_change",
-                                      args=[billed.checkout_session_id])).content.decode()
+    page = support_client.get(
+        reverse("admin:checkout_checkoutsession_change", args=[billed.checkout_session_id])
+    ).content.decode()
 
-    for text in ("Invoice TL-0000 created (subscription_create): $7.99 USD due", "Invoice TL-0001 paid: $7.99 USD",
-                 "Invoice TL-0002: payment failed", "Refund re_test_tl1: $2.50 USD (succeeded)",
-                 "Suspend: done", "By support@migrahosting.test: Abuse report 12",
-                 "Hosting account active → suspended", "https://dashboard.stripe.com/test/invoices/in_test_tl"):
+    for text in (
+        "Invoice TL-0000 created (subscription_create): $7.99 USD due",
+        "Invoice TL-0001 paid: $7.99 USD",
+        "Invoice TL-0002: payment failed",
+        "Refund re_test_tl1: $2.50 USD (succeeded)",
+        "Suspend: done",
+        "By support@migrahosting.test: Abuse report 12",
+        "Hosting account active → suspended",
+        "https://dashboard.stripe.com/test/invoices/in_test_tl",
+    ):
         assert text in page, text
 
 
@@ -76,8 +103,12 @@ def test_the_timeline_costs_the_same_queries_with_three_or_thirty_invoices(bille
 def test_the_dashboard_lists_failed_setups_with_the_time_of_their_refund(support_client, settings):
     settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS = 24
     failed_at = timezone.now() - timedelta(hours=3)
-    job = ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED, finished_at=failed_at,
-                                 last_error="panel said no", subscription__customer__email="x@example.com")
+    job = ProvisioningJobFactory(
+        status=ProvisioningJobStatus.FAILED,
+        finished_at=failed_at,
+        last_error="panel said no",
+        subscription__customer__email="x@example.com",
+    )
     ProvisioningJobFactory(status=ProvisioningJobStatus.SUCCEEDED)
 
     [setup], total = failed_setups_heading_for_refund()

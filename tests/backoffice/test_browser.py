@@ -30,8 +30,9 @@ def log_in(page, live_server, email):
     page.wait_for_selector("#user-tools")
 
 
-def test_a_catalog_manager_changes_a_price_and_the_next_checkout_uses_it(browser_page, live_server, catalog_manager,
-                                                                          stripe_sandbox):
+def test_a_catalog_manager_changes_a_price_and_the_next_checkout_uses_it(
+    browser_page, live_server, catalog_manager, stripe_sandbox
+):
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
@@ -52,9 +53,16 @@ def test_a_catalog_manager_changes_a_price_and_the_next_checkout_uses_it(browser
     page.wait_for_selector(".messagelist")
     assert "was changed successfully" in page.inner_text(".messagelist")
 
-    response = APIClient().post("/api/checkout/create-session", {
-        "planId": "starter", "billingCycle": "monthly", "trialActive": False,
-        "customer": {"name": "Next Customer", "email": "next@example.com"}}, format="json")
+    response = APIClient().post(
+        "/api/checkout/create-session",
+        {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "trialActive": False,
+            "customer": {"name": "Next Customer", "email": "next@example.com"},
+        },
+        format="json",
+    )
 
     assert response.status_code in (200, 201), response.content
     session = CheckoutSession.objects.get(email="next@example.com")
@@ -74,24 +82,43 @@ def test_support_finds_an_order_reads_its_timeline_and_retries_provisioning(brow
         CheckoutSessionFactory(email=f"other{n}@example.com")
     now = timezone.now()
     job = ProvisioningJobFactory(
-        status=ProvisioningJobStatus.FAILED, attempts=3, max_attempts=3, last_error="simulated failure 3 of 3",
-        finished_at=now, subscription__stripe_subscription_id="sub_test_browser01",
+        status=ProvisioningJobStatus.FAILED,
+        attempts=3,
+        max_attempts=3,
+        last_error="simulated failure 3 of 3",
+        finished_at=now,
+        subscription__stripe_subscription_id="sub_test_browser01",
         subscription__checkout_session__email="paid.but.waiting@example.com",
-        subscription__checkout_session__status="completed", subscription__checkout_session__completed_at=now,
+        subscription__checkout_session__status="completed",
+        subscription__checkout_session__completed_at=now,
         subscription__checkout_session__domain_info={"mode": "new-or-transfer", "value": "fail-3-times.example.com"},
     )
     session = job.subscription.checkout_session
     for number in (1, 2, 3):
-        ProvisioningAttempt.objects.create(job=job, number=number, started_at=now + timedelta(seconds=number),
-                                           finished_at=now + timedelta(seconds=number, milliseconds=300),
-                                           error=f"simulated failure {number} of 3")
-    event = Event.objects.create(id="evt_test_browser01", type="checkout.session.completed", livemode=False,
-                                 data={"object": {"id": session.stripe_session_id}})
-    WebhookEventTrigger.objects.create(remote_ip="127.0.0.1", headers={}, valid=True, processed=True, event=event,
-                                       body=json.dumps({"id": event.id, "type": event.type,
-                                                        "data": {"object": {"id": session.stripe_session_id}}}))
-    EmailNotificationFactory(checkout_session=session, purpose="order_confirmation", status=EmailStatus.SENT,
-                             sent_at=now)
+        ProvisioningAttempt.objects.create(
+            job=job,
+            number=number,
+            started_at=now + timedelta(seconds=number),
+            finished_at=now + timedelta(seconds=number, milliseconds=300),
+            error=f"simulated failure {number} of 3",
+        )
+    event = Event.objects.create(
+        id="evt_test_browser01",
+        type="checkout.session.completed",
+        livemode=False,
+        data={"object": {"id": session.stripe_session_id}},
+    )
+    WebhookEventTrigger.objects.create(
+        remote_ip="127.0.0.1",
+        headers={},
+        valid=True,
+        processed=True,
+        event=event,
+        body=json.dumps({"id": event.id, "type": event.type, "data": {"object": {"id": session.stripe_session_id}}}),
+    )
+    EmailNotificationFactory(
+        checkout_session=session, purpose="order_confirmation", status=EmailStatus.SENT, sent_at=now
+    )
 
     page = browser_page
     log_in(page, live_server, support_agent.email)
@@ -119,8 +146,9 @@ def test_support_finds_an_order_reads_its_timeline_and_retries_provisioning(brow
 
 
 @pytest.mark.parametrize("width", [1440, 390])
-def test_billing_staff_refund_part_of_an_invoice_from_the_subscription_page(browser_page, live_server, billing_agent,
-                                                                           stripe_sandbox, width):
+def test_billing_staff_refund_part_of_an_invoice_from_the_subscription_page(
+    browser_page, live_server, billing_agent, stripe_sandbox, width
+):
     from billing.models import BillingAction
     from tests.backoffice.billing_fixtures import sandbox_subscription
 

@@ -3,8 +3,6 @@ support opens an order, follows its Customer link, adds a pinned note, goes back
 there. The customer page is photographed at 1440 and 390 px (artifacts/customer-*.png) and checked with axe-core:
 no serious or critical violations."""
 
-import pytest
-
 from backoffice.models import StaffNote
 from tests.backoffice.test_customer_page import billing_records, jane  # noqa: F401 (jane: a fixture, used by name)
 from tests.browser import BROWSER_TEST_MARKS, CheckedPages
@@ -24,8 +22,9 @@ def log_in(page, live_server, email):
 
 def test_support_pins_a_note_from_an_order_and_sees_it_back_on_the_order(chromium, live_server, support_agent, jane):
     shop = jane.subscriptions.get(domain="janes-shop.example")
-    StaffNote.objects.create(customer=jane, author=support_agent, author_name="Earlier Agent",
-                             body="Prefers e-mail over phone.")
+    StaffNote.objects.create(
+        customer=jane, author=support_agent, author_name="Earlier Agent", body="Prefers e-mail over phone."
+    )
     page = chromium.new_page(viewport={"width": 1440, "height": 1000})
     page.set_default_timeout(20_000)
     wide = CheckedPages(page, 1440, prefix="customer")

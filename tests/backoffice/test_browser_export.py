@@ -3,7 +3,6 @@ list, exports it and gets exactly the filtered rows; a superuser opens the audit
 to one person. Screenshots go to artifacts/export-*.png; axe-core checks each page."""
 
 import csv
-import io
 from datetime import timedelta
 
 import pytest
@@ -30,9 +29,17 @@ def test_support_exports_the_filtered_order_list(chromium, live_server, support_
     from tests.checkout.factories import CheckoutSessionFactory
 
     price = PriceFactory(product__name="Business Hosting", unit_amount=1299)
-    completed = [CheckoutSessionFactory(price=price, status="completed", email=f"paid{n}@shop.example",
-                                        customer_name="=1+1" if n == 0 else f"Paid {n}", amount=1299,
-                                        domain_info={"value": f"shop{n}.example"}) for n in range(3)]
+    completed = [
+        CheckoutSessionFactory(
+            price=price,
+            status="completed",
+            email=f"paid{n}@shop.example",
+            customer_name="=1+1" if n == 0 else f"Paid {n}",
+            amount=1299,
+            domain_info={"value": f"shop{n}.example"},
+        )
+        for n in range(3)
+    ]
     CheckoutSessionFactory.create_batch(2, price=price, status="pending")
     page = chromium.new_page(viewport={"width": width, "height": 900}, accept_downloads=True)
     page.set_default_timeout(20_000)
@@ -65,8 +72,9 @@ def test_support_exports_the_filtered_order_list(chromium, live_server, support_
 
 
 @pytest.mark.parametrize("width", [1440, 390])
-def test_a_superuser_reads_the_audit_log_of_one_person(chromium, live_server, superuser, support_agent,
-                                                         billing_agent, width):
+def test_a_superuser_reads_the_audit_log_of_one_person(
+    chromium, live_server, superuser, support_agent, billing_agent, width
+):
     from accounts.models import Subscription
     from checkout.models import CheckoutSession
     from tests.accounts.factories import SubscriptionFactory
@@ -74,16 +82,30 @@ def test_a_superuser_reads_the_audit_log_of_one_person(chromium, live_server, su
     subscription = SubscriptionFactory(checkout_session__email="ann@acme.example", domain="acme.example")
     session = subscription.checkout_session
     now = timezone.now()
-    for n, (user, obj, message) in enumerate([
-        (support_agent, session, "Retry provisioning: Provisioning job #12 sent again with a fresh allowance of "
-                                 "attempts."),
-        (billing_agent, subscription, "Refund: done $2.50 USD (reason: Goodwill: two days of downtime, ticket 812)"),
-        (support_agent, session, "Resend set-password e-mail: Set-password e-mail sent again to ann@acme.example."),
-        (billing_agent, subscription, "Cancel at period end: done (reason: customer asked by phone)"),
-    ]):
-        entry = LogEntry.objects.create(user=user, content_type=ContentType.objects.get_for_model(obj),
-                                        object_id=str(obj.pk), object_repr=str(obj), action_flag=CHANGE,
-                                        change_message=message)
+    for n, (user, obj, message) in enumerate(
+        [
+            (
+                support_agent,
+                session,
+                "Retry provisioning: Provisioning job #12 sent again with a fresh allowance of attempts.",
+            ),
+            (
+                billing_agent,
+                subscription,
+                "Refund: done $2.50 USD (reason: Goodwill: two days of downtime, ticket 812)",
+            ),
+            (support_agent, session, "Resend set-password e-mail: Set-password e-mail sent again to ann@acme.example."),
+            (billing_agent, subscription, "Cancel at period end: done (reason: customer asked by phone)"),
+        ]
+    ):
+        entry = LogEntry.objects.create(
+            user=user,
+            content_type=ContentType.objects.get_for_model(obj),
+            object_id=str(obj.pk),
+            object_repr=str(obj),
+            action_flag=CHANGE,
+            change_message=message,
+        )
         LogEntry.objects.filter(pk=entry.pk).update(action_time=now - timedelta(minutes=10 * n))
     assert Subscription.objects.count() == 1 and CheckoutSession.objects.count() == 1
     page = chromium.new_page(viewport={"width": width, "height": 900})

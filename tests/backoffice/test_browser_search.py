@@ -3,7 +3,6 @@ live server, as support uses them: the box in the header of every page, the resu
 Status column in view, a failed setup's banner on its order, the dashboard's counts. Photographed at 1440 and 390 px
 (artifacts/search-*.png) and checked with axe-core: no serious or critical violations."""
 
-
 from backoffice.attention import SETUP_FAILED
 from tests.backoffice.test_attention import troubles  # noqa: F401 (fixtures, used by name)
 from tests.backoffice.test_global_search import jane  # noqa: F401
@@ -65,8 +64,9 @@ def walk(page, live_server, checked: CheckedPages, failed_order) -> None:
     checked.look("order-banner")
 
 
-def test_support_searches_from_the_header_and_sees_what_needs_attention(chromium, live_server, support_agent, jane,
-                                                                        troubles):
+def test_support_searches_from_the_header_and_sees_what_needs_attention(
+    chromium, live_server, support_agent, jane, troubles
+):
     page = chromium.new_page(viewport={"width": 1440, "height": 1000})
     page.set_default_timeout(20_000)
     log_in(page, live_server, support_agent.email)

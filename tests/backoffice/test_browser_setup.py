@@ -19,16 +19,28 @@ def failed_setup(email: str, domain: str):
     from tests.provisioning.factories import ProvisioningJobFactory, subscription_for_domain
 
     now = timezone.now()
-    subscription = subscription_for_domain(domain, checkout_session__email=email,
-                                           checkout_session__status="completed",
-                                           checkout_session__completed_at=now - timedelta(minutes=20))
-    job = ProvisioningJobFactory(subscription=subscription, status=ProvisioningJobStatus.FAILED, attempts=2,
-                                 max_attempts=2, finished_at=now - timedelta(minutes=5),
-                                 last_error="simulated refusal: the panel rejected the order")
+    subscription = subscription_for_domain(
+        domain,
+        checkout_session__email=email,
+        checkout_session__status="completed",
+        checkout_session__completed_at=now - timedelta(minutes=20),
+    )
+    job = ProvisioningJobFactory(
+        subscription=subscription,
+        status=ProvisioningJobStatus.FAILED,
+        attempts=2,
+        max_attempts=2,
+        finished_at=now - timedelta(minutes=5),
+        last_error="simulated refusal: the panel rejected the order",
+    )
     for number in (1, 2):
-        ProvisioningAttempt.objects.create(job=job, number=number, started_at=now - timedelta(minutes=10 - number),
-                                           finished_at=now - timedelta(minutes=10 - number),
-                                           error="simulated refusal: the panel rejected the order")
+        ProvisioningAttempt.objects.create(
+            job=job,
+            number=number,
+            started_at=now - timedelta(minutes=10 - number),
+            finished_at=now - timedelta(minutes=10 - number),
+            error="simulated refusal: the panel rejected the order",
+        )
     return job
 
 
@@ -41,8 +53,7 @@ def log_in(page, live_server, email):
 
 
 @pytest.mark.parametrize("width", [1440, 390])
-def test_support_fixes_a_failed_setup_and_marks_another_as_set_up_by_hand(chromium, live_server, support_agent,
-                                                                          width):
+def test_support_fixes_a_failed_setup_and_marks_another_as_set_up_by_hand(chromium, live_server, support_agent, width):
     from django.core import mail
 
     from provisioning.models import HostingAccount, ProvisioningJob

@@ -47,27 +47,58 @@ def messages_of(response) -> list[str]:
 def service(customer, *, domain: str, status: str = "active", account: str | None = None, **kwargs):
     """A subscription of `customer` from its own paid order; `account`: the hosting account's status, if any."""
     subscription = SubscriptionFactory(
-        customer=customer, status=status, stripe_subscription_id=f"sub_test_{domain.split('.')[0]}",
-        checkout_session__email=customer.email, checkout_session__status="completed",
+        customer=customer,
+        status=status,
+        stripe_subscription_id=f"sub_test_{domain.split('.')[0]}",
+        checkout_session__email=customer.email,
+        checkout_session__status="completed",
         checkout_session__completed_at=timezone.now(),
-        checkout_session__domain_info={"mode": "new-or-transfer", "value": domain}, **kwargs)
+        checkout_session__domain_info={"mode": "new-or-transfer", "value": domain},
+        **kwargs,
+    )
     if account:
-        HostingAccountFactory(subscription=subscription, username=f"u{domain.split('.')[0]}"[:16], status=account,
-                              server="web07.sim.migrahosting.test")
+        HostingAccountFactory(
+            subscription=subscription,
+            username=f"u{domain.split('.')[0]}"[:16],
+            status=account,
+            server="web07.sim.migrahosting.test",
+        )
     return subscription
 
 
 def billing_records(subscription, name: str, *, paid: int = 799):
     now = timezone.now()
     invoice = SubscriptionInvoice.objects.create(
-        subscription=subscription, stripe_invoice_id=f"in_test_{name}", number=f"INV-{name}", status="paid",
-        billing_reason="subscription_cycle", amount_due=paid, amount_paid=paid, currency="usd", paid_at=now,
-        stripe_payment_intent_id=f"pi_test_{name}", stripe_created=now, stripe_state_at=now)
-    RefundRecord.objects.create(subscription=subscription, stripe_refund_id=f"re_test_{name}", amount=250,
-                                currency="usd", status="succeeded", stripe_payment_intent_id=f"pi_test_{name}",
-                                stripe_created=now)
-    BillingAction.objects.create(subscription=subscription, kind="refund", status="done", amount=250,
-                                 reason=f"goodwill {name}", stripe_object_id=invoice.stripe_invoice_id)
+        subscription=subscription,
+        stripe_invoice_id=f"in_test_{name}",
+        number=f"INV-{name}",
+        status="paid",
+        billing_reason="subscription_cycle",
+        amount_due=paid,
+        amount_paid=paid,
+        currency="usd",
+        paid_at=now,
+        stripe_payment_intent_id=f"pi_test_{name}",
+        stripe_created=now,
+        stripe_state_at=now,
+    )
+    RefundRecord.objects.create(
+        subscription=subscription,
+        stripe_refund_id=f"re_test_{name}",
+        amount=250,
+        currency="usd",
+        status="succeeded",
+        stripe_payment_intent_id=f"pi_test_{name}",
+        stripe_created=now,
+    )
+    BillingAction.objects.create(
+        subscription=subscription,
+        kind="refund",
+        status="done",
+        amount=250,
+        reason=f"goodwill {name}",
+        stripe_object_id=invoice.stripe_invoice_id,
+    )
     EmailNotificationFactory(checkout_session=subscription.checkout_session, status=EmailStatus.SENT, sent_at=now)
     return invoice
 
@@ -84,15 +115,23 @@ def jane(db):
     owner = customer.users.get(email="jane@example.com")
     owner.set_password("owner chose one")
     owner.save()
-    active = service(customer, domain="janes-shop.example", account="active",
-                     current_period_end=timezone.now() + timedelta(days=12))
+    active = service(
+        customer, domain="janes-shop.example", account="active", current_period_end=timezone.now() + timedelta(days=12)
+    )
     service(customer, domain="janes-blog.example", account="suspended")
     service(customer, domain="janes-old.example", status="canceled", ended_at=timezone.now() - timedelta(days=3))
     billing_records(active, "jane", paid=1299)
-    CheckoutSessionFactory(email="Jane@Example.com", status="pending",
-                           domain_info={"mode": "new-or-transfer", "value": "janes-next.example"})
-    CheckoutSessionFactory(email="someone.else@example.com", stripe_customer_id="cus_test_jane", status="expired",
-                           domain_info={"mode": "new-or-transfer", "value": "janes-by-stripe-id.example"})
+    CheckoutSessionFactory(
+        email="Jane@Example.com",
+        status="pending",
+        domain_info={"mode": "new-or-transfer", "value": "janes-next.example"},
+    )
+    CheckoutSessionFactory(
+        email="someone.else@example.com",
+        stripe_customer_id="cus_test_jane",
+        status="expired",
+        domain_info={"mode": "new-or-transfer", "value": "janes-by-stripe-id.example"},
+    )
     other = CustomerFactory(name="Other Person", email="other@example.com", stripe_customer_id="cus_test_other")
     other_service = service(other, domain="not-janes.example", account="active")
     billing_records(other_service, "other")
@@ -107,36 +146,44 @@ def test_the_page_shows_people_services_orders_money_and_emails_of_this_customer
 
     assert response.status_code == 200
     page = response.content.decode()
-    people = page[page.index('id="customer-people"'):page.index('id="services"')]
+    people = page[page.index('id="customer-people"') : page.index('id="services"')]
     assert "jane@example.com" in people and "Owner" in people
     assert "tech.contact@example.com" in people and "Technical" in people and "Not set yet" in people
     tech = jane.users.get(email="tech.contact@example.com")
     assert reverse("admin:accounts_user_change", args=[tech.pk]) in people
 
-    services = page[page.index('id="customer-services"'):page.index('id="orders"')]
-    for text in ("janes-shop.example", "janes-blog.example", "janes-old.example", "web07.sim.migrahosting.test",
-                 "ujanes-shop", "Suspended", "Cancelled", "$7.99 USD"):
+    services = page[page.index('id="customer-services"') : page.index('id="orders"')]
+    for text in (
+        "janes-shop.example",
+        "janes-blog.example",
+        "janes-old.example",
+        "web07.sim.migrahosting.test",
+        "ujanes-shop",
+        "Suspended",
+        "Cancelled",
+        "$7.99 USD",
+    ):
         assert text in services, text
     shop = jane.subscriptions.get(domain="janes-shop.example")
     assert shop.current_period_end.strftime("%Y-%m-%d") in services
     assert reverse("admin:accounts_subscription_change", args=[shop.pk]) in services
     assert reverse("admin:provisioning_hostingaccount_change", args=[shop.hosting_account.pk]) in services
 
-    orders = page[page.index('id="customer-orders"'):page.index('id="invoices"')]
+    orders = page[page.index('id="customer-orders"') : page.index('id="invoices"')]
     for domain in ("janes-shop.example", "janes-next.example", "janes-by-stripe-id.example"):
         assert domain in orders, domain
     assert "Pending payment" in orders and "Expired" in orders
     assert reverse("admin:checkout_checkoutsession_change", args=[shop.checkout_session_id]) in orders
 
-    money = page[page.index('id="invoices"'):page.index('id="emails"')]
+    money = page[page.index('id="invoices"') : page.index('id="emails"')]
     assert "INV-jane" in money and "$12.99 USD" in money and "re_test_jane" in money and "$2.50 USD" in money
     assert "goodwill jane" in money
-    summary = page[page.index('id="customer-summary"'):page.index('id="people"')]
+    summary = page[page.index('id="customer-summary"') : page.index('id="people"')]
     assert "$12.99 USD" in summary and "refunded $2.50 USD" in summary
-    emails = page[page.index('id="customer-emails"'):page.index('id="notes"')]
+    emails = page[page.index('id="customer-emails"') : page.index('id="notes"')]
     assert "Order confirmation" in emails and "Sent" in emails
 
-    attention = page[page.index('id="needs-attention"'):page.index('id="people"')]
+    attention = page[page.index('id="needs-attention"') : page.index('id="people"')]
     assert "Service suspended" in attention and "ujanes-blog (janes-blog.example)" in attention
 
     for other in ("other@example.com", "not-janes.example", "INV-other", "re_test_other", "goodwill other"):
@@ -145,13 +192,16 @@ def test_the_page_shows_people_services_orders_money_and_emails_of_this_customer
 
 def test_each_section_shows_the_newest_rows_and_links_to_all_of_them(support_client, jane):
     for n in range(SECTION_ROWS["orders"] + 2):
-        CheckoutSessionFactory(email="jane@example.com", status="expired",
-                               domain_info={"mode": "new-or-transfer", "value": f"many-{n:02d}.example"})
+        CheckoutSessionFactory(
+            email="jane@example.com",
+            status="expired",
+            domain_info={"mode": "new-or-transfer", "value": f"many-{n:02d}.example"},
+        )
 
     page = support_client.get(page_url(jane)).content.decode()
 
-    orders = page[page.index('id="customer-orders"'):page.index('id="invoices"')]
-    assert orders.count("<tr id=\"order-") == SECTION_ROWS["orders"]
+    orders = page[page.index('id="customer-orders"') : page.index('id="invoices"')]
+    assert orders.count('<tr id="order-') == SECTION_ROWS["orders"]
     assert "many-11.example" in orders and "many-00.example" not in orders  # newest first
     see_all = reverse("admin:checkout_checkoutsession_changelist") + "?q=jane%40example.com"
     assert see_all in page
@@ -160,19 +210,23 @@ def test_each_section_shows_the_newest_rows_and_links_to_all_of_them(support_cli
     assert listing.context["cl"].result_count >= SECTION_ROWS["orders"] + 2
 
 
-@pytest.mark.parametrize("name, url", [
-    ("services", lambda c: reverse("admin:accounts_subscription_changelist") + f"?customer__id__exact={c.pk}"),
-    ("invoices", lambda c: reverse("admin:billing_subscriptioninvoice_changelist") + "?q=jane%40example.com"),
-    ("refunds", lambda c: reverse("admin:billing_refundrecord_changelist") + "?q=jane%40example.com"),
-    ("billing_actions", lambda c: reverse("admin:billing_billingaction_changelist") + "?q=jane%40example.com"),
-    ("emails", lambda c: reverse("admin:provisioning_emailnotification_changelist") + "?to=jane%40example.com"),
-    ("notes", lambda c: reverse("admin:backoffice_staffnote_changelist") + f"?customer__id__exact={c.pk}"),
-])
+@pytest.mark.parametrize(
+    "name, url",
+    [
+        ("services", lambda c: reverse("admin:accounts_subscription_changelist") + f"?customer__id__exact={c.pk}"),
+        ("invoices", lambda c: reverse("admin:billing_subscriptioninvoice_changelist") + "?q=jane%40example.com"),
+        ("refunds", lambda c: reverse("admin:billing_refundrecord_changelist") + "?q=jane%40example.com"),
+        ("billing_actions", lambda c: reverse("admin:billing_billingaction_changelist") + "?q=jane%40example.com"),
+        ("emails", lambda c: reverse("admin:provisioning_emailnotification_changelist") + "?to=jane%40example.com"),
+        ("notes", lambda c: reverse("admin:backoffice_staffnote_changelist") + f"?customer__id__exact={c.pk}"),
+    ],
+)
 def test_the_see_all_links_open_a_list_of_this_customers_rows_only(support_client, jane, name, url):
     customer_page_result = customer_page(customer=jane)
     StaffNote.objects.create(customer=jane, author_name="Sam", body="A note on Jane")
-    other = StaffNote.objects.create(customer=Customer.objects.get(email="other@example.com"),
-                                     author_name="Sam", body="A note on the other one")
+    other = StaffNote.objects.create(
+        customer=Customer.objects.get(email="other@example.com"), author_name="Sam", body="A note on the other one"
+    )
 
     assert getattr(customer_page_result, name).see_all_url == url(jane)
     listing = support_client.get(url(jane))
@@ -185,9 +239,9 @@ def test_the_see_all_links_open_a_list_of_this_customers_rows_only(support_clien
     assert "other@example.com" not in listing.content.decode()
 
 
-def test_the_page_costs_the_same_queries_for_many_orders_as_for_one(support_client, support_agent, jane,
-                                                                      django_assert_num_queries,
-                                                                      django_assert_max_num_queries):
+def test_the_page_costs_the_same_queries_for_many_orders_as_for_one(
+    support_client, support_agent, jane, django_assert_num_queries, django_assert_max_num_queries
+):
     few = CustomerFactory(email="few@example.com", stripe_customer_id="cus_test_few")
     service(few, domain="few-one.example", account="active")
     with django_assert_num_queries(14) as few_queries:
@@ -220,8 +274,9 @@ def test_support_adds_a_note_under_their_own_name_logged_in_the_admin_log(suppor
     support_agent.full_name = "Sally Support"
     support_agent.save()
 
-    response = support_client.post(add_url(jane), {"body": "  Called about the blog's suspension.\nWill pay Friday.  "},
-                                   follow=True)
+    response = support_client.post(
+        add_url(jane), {"body": "  Called about the blog's suspension.\nWill pay Friday.  "}, follow=True
+    )
 
     note = StaffNote.objects.get(customer=jane)
     assert (note.author, note.author_name, note.pinned) == (support_agent, "Sally Support", False)
@@ -234,11 +289,14 @@ def test_support_adds_a_note_under_their_own_name_logged_in_the_admin_log(suppor
     assert log.get_change_message().startswith(f"Staff note #{note.pk} added: Called about")
 
 
-@pytest.mark.parametrize("body, error", [
-    ("", "This field is required."),
-    ("   \n  ", "This field is required."),
-    ("x" * 5001, "at most 5000 characters"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        ("", "This field is required."),
+        ("   \n  ", "This field is required."),
+        ("x" * 5001, "at most 5000 characters"),
+    ],
+)
 def test_an_empty_or_too_long_note_is_refused(support_client, jane, body, error):
     response = support_client.post(add_url(jane), {"body": body}, follow=True)
 
@@ -268,8 +326,9 @@ def test_two_submits_arriving_together_make_one_note(staff_groups, support_agent
     """The two requests of a double click, in parallel: the customer's row lock makes the second find the first."""
     customer = CustomerFactory(email="race@example.com")
 
-    results, errors = run_at_once(lambda: note_create(customer=customer, author=support_agent,
-                                                      body="Asked for a callback"), 4)
+    results, errors = run_at_once(
+        lambda: note_create(customer=customer, author=support_agent, body="Asked for a callback"), 4
+    )
 
     assert errors == []
     assert StaffNote.objects.filter(customer=customer).count() == 1
@@ -291,8 +350,11 @@ def test_a_note_is_shown_as_text_never_as_html(support_client, jane):
     support_client.post(add_url(jane), {"body": '<script>alert("x")</script><b>bold</b>', "pinned": "on"})
     shop = jane.subscriptions.get(domain="janes-shop.example")
 
-    for url in (page_url(jane), reverse("admin:checkout_checkoutsession_change", args=[shop.checkout_session_id]),
-                reverse("admin:accounts_subscription_change", args=[shop.pk])):
+    for url in (
+        page_url(jane),
+        reverse("admin:checkout_checkoutsession_change", args=[shop.checkout_session_id]),
+        reverse("admin:accounts_subscription_change", args=[shop.pk]),
+    ):
         page = support_client.get(url).content.decode()
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in page, url
         assert '<script>alert("x")' not in page and "<b>bold</b>" not in page, url
@@ -312,19 +374,29 @@ def test_pinning_and_unpinning_once_each_however_often_clicked(support_client, s
     note.refresh_from_db()
     assert not note.pinned
     assert [log.get_change_message() for log in LogEntry.objects.order_by("pk")] == [
-        f"Staff note #{note.pk} pinned", f"Staff note #{note.pk} unpinned"]
+        f"Staff note #{note.pk} pinned",
+        f"Staff note #{note.pk} unpinned",
+    ]
 
 
 def test_a_pinned_note_shows_on_every_order_and_subscription_of_the_customer(support_client, support_agent, jane):
-    pinned = StaffNote.objects.create(customer=jane, author=support_agent, author_name="Sam",
-                                      body="Disputed a charge: talk to billing first", pinned=True)
+    pinned = StaffNote.objects.create(
+        customer=jane,
+        author=support_agent,
+        author_name="Sam",
+        body="Disputed a charge: talk to billing first",
+        pinned=True,
+    )
     StaffNote.objects.create(customer=jane, author=support_agent, author_name="Sam", body="An ordinary note")
-    pages = [reverse("admin:checkout_checkoutsession_change", args=[s.checkout_session_id])
-             for s in jane.subscriptions.all()]
+    pages = [
+        reverse("admin:checkout_checkoutsession_change", args=[s.checkout_session_id]) for s in jane.subscriptions.all()
+    ]
     pages += [reverse("admin:accounts_subscription_change", args=[s.pk]) for s in jane.subscriptions.all()]
     # The pending order (found by its e-mail address) and the expired one (by its Stripe customer) too.
-    pages += [reverse("admin:checkout_checkoutsession_change", args=[s.pk])
-              for s in CheckoutSession.objects.filter(status__in=("pending", "expired"))]
+    pages += [
+        reverse("admin:checkout_checkoutsession_change", args=[s.pk])
+        for s in CheckoutSession.objects.filter(status__in=("pending", "expired"))
+    ]
     other_order = Customer.objects.get(email="other@example.com").subscriptions.get().checkout_session_id
 
     for url in pages:
@@ -332,8 +404,10 @@ def test_a_pinned_note_shows_on_every_order_and_subscription_of_the_customer(sup
         assert 'id="pinned-notes"' in page, url
         assert "Disputed a charge: talk to billing first" in page and "An ordinary note" not in page, url
         assert f'href="{page_url(jane)}#notes"' in page, url
-    assert "Disputed a charge" not in support_client.get(
-        reverse("admin:checkout_checkoutsession_change", args=[other_order])).content.decode()
+    assert (
+        "Disputed a charge"
+        not in support_client.get(reverse("admin:checkout_checkoutsession_change", args=[other_order])).content.decode()
+    )
     pinned.pinned = False
     pinned.save()
     assert 'id="pinned-notes"' not in support_client.get(pages[0]).content.decode()
@@ -354,8 +428,9 @@ def test_a_note_of_another_customer_cannot_be_pinned_through_this_one(support_cl
     other = Customer.objects.get(email="other@example.com")
     note = StaffNote.objects.create(customer=other, author_name="Sam", body="theirs")
 
-    response = support_client.post(reverse("admin:accounts_customer_note_pin", args=[jane.pk, note.pk]),
-                                    {"pinned": "1"})
+    response = support_client.post(
+        reverse("admin:accounts_customer_note_pin", args=[jane.pk, note.pk]), {"pinned": "1"}
+    )
 
     assert response.status_code == 404
     note.refresh_from_db()

@@ -72,7 +72,7 @@ def test_orders_export_has_every_page_of_the_filtered_list_and_nothing_else(supp
 
 def test_orders_export_follows_the_search_and_the_sort_order(support_client):
     wanted = [CheckoutSessionFactory(email=f"zed{n}@shop.example", customer_name="Zed") for n in range(3)]
-    for days, session in zip((2, 0, 1), wanted):  # created out of order
+    for days, session in zip((2, 0, 1), wanted, strict=True):  # created out of order
         CheckoutSession.objects.filter(pk=session.pk).update(created_at=timezone.now() - timedelta(days=days))
     CheckoutSessionFactory(email="other@example.com", customer_name="Other")
     listed = support_client.get(reverse(f"{ORDERS}_changelist")).context["cl"].list_display
@@ -117,63 +117,133 @@ def test_a_filter_the_list_does_not_know_goes_back_to_the_list_as_the_list_would
 
 
 def test_order_columns_are_readable_with_money_as_money_and_dates_in_utc(support_client):
-    price = PriceFactory(product__name="Business Hosting", product__code="business", billing_cycle="biennial",
-                         unit_amount=129_999)
+    price = PriceFactory(
+        product__name="Business Hosting", product__code="business", billing_cycle="biennial", unit_amount=129_999
+    )
     session = CheckoutSessionFactory(
-        price=price, email="ann@acme.example", customer_name="Ann Müller", amount=129_999, amount_discount=1_000,
-        currency="eur", coupon_code="WELCOME10", status="completed", stripe_customer_id="cus_test_ann",
+        price=price,
+        email="ann@acme.example",
+        customer_name="Ann Müller",
+        amount=129_999,
+        amount_discount=1_000,
+        currency="eur",
+        coupon_code="WELCOME10",
+        status="completed",
+        stripe_customer_id="cus_test_ann",
         domain_info={"mode": "new-or-transfer", "value": "acme.example"},
-        completed_at=datetime(2026, 11, 30, 16, 9, 5, tzinfo=UTC))
+        completed_at=datetime(2026, 11, 30, 16, 9, 5, tzinfo=UTC),
+    )
     SubscriptionFactory(checkout_session=session, stripe_subscription_id="sub_test_ann")
 
     (row,) = export(support_client, ORDERS)
 
-    assert list(row) == ["Order ID", "Created (UTC)", "Status", "E-mail", "Name", "Domain", "Plan", "Billing cycle",
-                         "Amount", "Discount", "Currency", "Coupon", "Trial days", "Completed (UTC)",
-                         "Stripe session ID", "Stripe customer ID", "Stripe subscription ID"]
+    assert list(row) == [
+        "Order ID",
+        "Created (UTC)",
+        "Status",
+        "E-mail",
+        "Name",
+        "Domain",
+        "Plan",
+        "Billing cycle",
+        "Amount",
+        "Discount",
+        "Currency",
+        "Coupon",
+        "Trial days",
+        "Completed (UTC)",
+        "Stripe session ID",
+        "Stripe customer ID",
+        "Stripe subscription ID",
+    ]
     assert row["Order ID"] == str(session.pk)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["Created (UTC)"])
     assert row | {"Order ID": "", "Created (UTC)": ""} == {
-        "Order ID": "", "Created (UTC)": "", "Status": "Completed", "E-mail": "ann@acme.example",
-        "Name": "Ann Müller", "Domain": "acme.example", "Plan": "Business Hosting",
-        "Billing cycle": "Biennial (2 years)", "Amount": "1299.99", "Discount": "10.00", "Currency": "EUR",
-        "Coupon": "WELCOME10", "Trial days": "", "Completed (UTC)": "2026-11-30T16:09:05Z",
-        "Stripe session ID": session.stripe_session_id, "Stripe customer ID": "cus_test_ann",
+        "Order ID": "",
+        "Created (UTC)": "",
+        "Status": "Completed",
+        "E-mail": "ann@acme.example",
+        "Name": "Ann Müller",
+        "Domain": "acme.example",
+        "Plan": "Business Hosting",
+        "Billing cycle": "Biennial (2 years)",
+        "Amount": "1299.99",
+        "Discount": "10.00",
+        "Currency": "EUR",
+        "Coupon": "WELCOME10",
+        "Trial days": "",
+        "Completed (UTC)": "2026-11-30T16:09:05Z",
+        "Stripe session ID": session.stripe_session_id,
+        "Stripe customer ID": "cus_test_ann",
         "Stripe subscription ID": "sub_test_ann",
     }
 
 
 def test_customer_and_subscription_columns(support_client):
     subscription = SubscriptionFactory(
-        checkout_session__email="ann@acme.example", checkout_session__customer_name="Ann",
-        domain="acme.example", amount=799, currency="usd", stripe_subscription_id="sub_test_c1",
-        stripe_customer_id="cus_test_c1", cancel_at_period_end=True, billing_cycle="monthly",
-        current_period_end=datetime(2027, 1, 1, tzinfo=UTC))
-    SubscriptionFactory(checkout_session__email="ann2@acme.example", customer=subscription.customer,
-                        domain="shop.acme.example")
+        checkout_session__email="ann@acme.example",
+        checkout_session__customer_name="Ann",
+        domain="acme.example",
+        amount=799,
+        currency="usd",
+        stripe_subscription_id="sub_test_c1",
+        stripe_customer_id="cus_test_c1",
+        cancel_at_period_end=True,
+        billing_cycle="monthly",
+        current_period_end=datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    SubscriptionFactory(
+        checkout_session__email="ann2@acme.example", customer=subscription.customer, domain="shop.acme.example"
+    )
     Customer.objects.filter(pk=subscription.customer_id).update(stripe_customer_id="cus_test_c1")
 
     (customer,) = export(support_client, CUSTOMERS)
     subscriptions = export(support_client, SUBSCRIPTIONS, {"q": "sub_test_c1"})
 
-    assert customer == {"Customer ID": str(subscription.customer_id), "Name": "Ann", "E-mail": "ann@acme.example",
-                        "E-mail domain": "acme.example", "Domains": "acme.example, shop.acme.example",
-                        "Stripe customer ID": "cus_test_c1",
-                        "Created (UTC)": customer["Created (UTC)"]}
+    assert customer == {
+        "Customer ID": str(subscription.customer_id),
+        "Name": "Ann",
+        "E-mail": "ann@acme.example",
+        "E-mail domain": "acme.example",
+        "Domains": "acme.example, shop.acme.example",
+        "Stripe customer ID": "cus_test_c1",
+        "Created (UTC)": customer["Created (UTC)"],
+    }
     (row,) = subscriptions
-    assert {key: row[key] for key in ("Status", "Plan", "Billing cycle", "Amount", "Currency", "Domain",
-                                      "Customer e-mail", "Current period end (UTC)", "Cancels at period end",
-                                      "Stripe subscription ID", "Order ID")} == {
-        "Status": "Active", "Plan": subscription.product.name, "Billing cycle": "Monthly", "Amount": "7.99",
-        "Currency": "USD", "Domain": "acme.example", "Customer e-mail": "ann@acme.example",
-        "Current period end (UTC)": "2027-01-01T00:00:00Z", "Cancels at period end": "yes",
-        "Stripe subscription ID": "sub_test_c1", "Order ID": str(subscription.checkout_session_id),
+    assert {
+        key: row[key]
+        for key in (
+            "Status",
+            "Plan",
+            "Billing cycle",
+            "Amount",
+            "Currency",
+            "Domain",
+            "Customer e-mail",
+            "Current period end (UTC)",
+            "Cancels at period end",
+            "Stripe subscription ID",
+            "Order ID",
+        )
+    } == {
+        "Status": "Active",
+        "Plan": subscription.product.name,
+        "Billing cycle": "Monthly",
+        "Amount": "7.99",
+        "Currency": "USD",
+        "Domain": "acme.example",
+        "Customer e-mail": "ann@acme.example",
+        "Current period end (UTC)": "2027-01-01T00:00:00Z",
+        "Cancels at period end": "yes",
+        "Stripe subscription ID": "sub_test_c1",
+        "Order ID": str(subscription.checkout_session_id),
     }
     assert subscription.product.name != subscription.product.code  # names, not product codes
 
 
-@pytest.mark.parametrize("typed", ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)",
-                                   "\tcmd", "\rcmd"])
+@pytest.mark.parametrize(
+    "typed", ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+)
 def test_a_cell_that_would_start_a_formula_gets_an_apostrophe(support_client, typed):
     CheckoutSessionFactory(customer_name=typed, email="f@example.com")
 
@@ -201,11 +271,23 @@ def test_the_file_is_named_after_the_list_and_the_moment(support_client):
 def _bulk_orders(count: int) -> None:
     price = PriceFactory()
     template = CheckoutSessionFactory.build(price=price)
-    fields = {f.attname: getattr(template, f.attname) for f in CheckoutSession._meta.concrete_fields
-              if f.attname not in ("id", "stripe_session_id", "request_fingerprint", "email")}
+    fields = {
+        f.attname: getattr(template, f.attname)
+        for f in CheckoutSession._meta.concrete_fields
+        if f.attname not in ("id", "stripe_session_id", "request_fingerprint", "email")
+    }
     CheckoutSession.objects.bulk_create(
-        [CheckoutSession(**fields, stripe_session_id=f"cs_test_bulk{n:07d}", request_fingerprint=f"bulk{n:060d}",
-                         email=f"bulk{n}@example.com") for n in range(count)], batch_size=2000)
+        [
+            CheckoutSession(
+                **fields,
+                stripe_session_id=f"cs_test_bulk{n:07d}",
+                request_fingerprint=f"bulk{n:060d}",
+                email=f"bulk{n}@example.com",
+            )
+            for n in range(count)
+        ],
+        batch_size=2000,
+    )
 
 
 @pytest.mark.postgres

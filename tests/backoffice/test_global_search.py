@@ -30,32 +30,58 @@ def jane(db):
     Bob, who must never turn up in a search for Jane."""
     now = timezone.now()
     subscription = SubscriptionFactory(
-        checkout_session__email="Jane.Doe@Shop-Example.com", checkout_session__customer_name="Jane Doe",
-        checkout_session__stripe_session_id="cs_test_a1janeorder", checkout_session__status="completed",
+        checkout_session__email="Jane.Doe@Shop-Example.com",
+        checkout_session__customer_name="Jane Doe",
+        checkout_session__stripe_session_id="cs_test_a1janeorder",
+        checkout_session__status="completed",
         checkout_session__stripe_customer_id="cus_test_jane01",
         checkout_session__domain_info={"mode": "new-or-transfer", "value": "janes-bakery.example"},
-        checkout_session__completed_at=now, stripe_subscription_id="sub_test_jane01",
-        stripe_customer_id="cus_test_jane01")
+        checkout_session__completed_at=now,
+        stripe_subscription_id="sub_test_jane01",
+        stripe_customer_id="cus_test_jane01",
+    )
     customer = subscription.customer
     customer.stripe_customer_id = "cus_test_jane01"
     customer.save()
     HostingAccountFactory(subscription=subscription, username="janebake", server="web03.sim.migrahosting.test")
     invoice = SubscriptionInvoice.objects.create(
-        subscription=subscription, stripe_invoice_id="in_test_jane01", status="paid", amount_due=799,
-        amount_paid=799, currency="usd", stripe_payment_intent_id="pi_test_jane01", stripe_created=now,
-        stripe_state_at=now)
-    RefundRecord.objects.create(subscription=subscription, stripe_refund_id="re_test_jane01",
-                                stripe_charge_id="ch_test_jane01", stripe_payment_intent_id="pi_test_jane01",
-                                amount=100, currency="usd", status="succeeded", stripe_created=now)
+        subscription=subscription,
+        stripe_invoice_id="in_test_jane01",
+        status="paid",
+        amount_due=799,
+        amount_paid=799,
+        currency="usd",
+        stripe_payment_intent_id="pi_test_jane01",
+        stripe_created=now,
+        stripe_state_at=now,
+    )
+    RefundRecord.objects.create(
+        subscription=subscription,
+        stripe_refund_id="re_test_jane01",
+        stripe_charge_id="ch_test_jane01",
+        stripe_payment_intent_id="pi_test_jane01",
+        amount=100,
+        currency="usd",
+        status="succeeded",
+        stripe_created=now,
+    )
 
     bob = SubscriptionFactory(
-        checkout_session__email="bob@other.test", checkout_session__customer_name="Bob Other",
-        checkout_session__stripe_session_id="cs_test_b2boborder", checkout_session__status="completed",
+        checkout_session__email="bob@other.test",
+        checkout_session__customer_name="Bob Other",
+        checkout_session__stripe_session_id="cs_test_b2boborder",
+        checkout_session__status="completed",
         checkout_session__domain_info={"mode": "new-or-transfer", "value": "bobs-garage.test"},
-        stripe_subscription_id="sub_test_bob02")
+        stripe_subscription_id="sub_test_bob02",
+    )
     HostingAccountFactory(subscription=bob, username="bobgarage")
-    return {"subscription": subscription, "customer": customer, "session": subscription.checkout_session,
-            "invoice": invoice, "bob": bob}
+    return {
+        "subscription": subscription,
+        "customer": customer,
+        "session": subscription.checkout_session,
+        "invoice": invoice,
+        "bob": bob,
+    }
 
 
 def found(results) -> dict[str, set]:
@@ -70,37 +96,43 @@ def expect_jane(jane, kinds) -> dict[str, set]:
 ALL = (CUSTOMERS, ORDERS, SERVICES)
 
 
-@pytest.mark.parametrize("term, kinds", [
-    # Names: the start of the full name, the start of the surname; any case.
-    ("Jane Doe", (CUSTOMERS, ORDERS)),
-    ("jane d", (CUSTOMERS, ORDERS)),
-    ("DOE", (CUSTOMERS, ORDERS)),
-    # E-mail: exactly in any case, its start, its domain with or without the @.
-    ("jane.doe@shop-example.com", (CUSTOMERS, ORDERS, SERVICES)),
-    ("JANE.DOE@SHOP-EXAMPLE.COM", (CUSTOMERS, ORDERS, SERVICES)),
-    ("jane.doe@sho", (CUSTOMERS, ORDERS, SERVICES)),
-    ("@shop-example.com", (CUSTOMERS, ORDERS)),
-    ("shop-example.com", (CUSTOMERS, ORDERS)),
-    # Domain: exact, upper case, with www., with a trailing dot, its start.
-    ("janes-bakery.example", (ORDERS, SERVICES)),
-    ("WWW.Janes-Bakery.Example.", (ORDERS, SERVICES)),
-    ("janes-bak", (ORDERS, SERVICES)),
-    # The control panel's username, exact and its start.
-    ("janebake", (SERVICES,)),
-    ("JANEB", (SERVICES,)),
-])
+@pytest.mark.parametrize(
+    "term, kinds",
+    [
+        # Names: the start of the full name, the start of the surname; any case.
+        ("Jane Doe", (CUSTOMERS, ORDERS)),
+        ("jane d", (CUSTOMERS, ORDERS)),
+        ("DOE", (CUSTOMERS, ORDERS)),
+        # E-mail: exactly in any case, its start, its domain with or without the @.
+        ("jane.doe@shop-example.com", (CUSTOMERS, ORDERS, SERVICES)),
+        ("JANE.DOE@SHOP-EXAMPLE.COM", (CUSTOMERS, ORDERS, SERVICES)),
+        ("jane.doe@sho", (CUSTOMERS, ORDERS, SERVICES)),
+        ("@shop-example.com", (CUSTOMERS, ORDERS)),
+        ("shop-example.com", (CUSTOMERS, ORDERS)),
+        # Domain: exact, upper case, with www., with a trailing dot, its start.
+        ("janes-bakery.example", (ORDERS, SERVICES)),
+        ("WWW.Janes-Bakery.Example.", (ORDERS, SERVICES)),
+        ("janes-bak", (ORDERS, SERVICES)),
+        # The control panel's username, exact and its start.
+        ("janebake", (SERVICES,)),
+        ("JANEB", (SERVICES,)),
+    ],
+)
 def test_each_key_finds_jane_and_nobody_else(jane, term, kinds):
     assert found(global_search(term=term)) == expect_jane(jane, kinds)
 
 
-@pytest.mark.parametrize("term, kinds", [
-    ("cs_test_a1janeorder", (ORDERS, SERVICES, CUSTOMERS)),
-    ("cus_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
-    ("sub_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
-    ("pi_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
-    ("in_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
-    ("ch_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
-])
+@pytest.mark.parametrize(
+    "term, kinds",
+    [
+        ("cs_test_a1janeorder", (ORDERS, SERVICES, CUSTOMERS)),
+        ("cus_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
+        ("sub_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
+        ("pi_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
+        ("in_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
+        ("ch_test_jane01", (CUSTOMERS, ORDERS, SERVICES)),
+    ],
+)
 def test_each_stripe_id_is_found_exactly_and_by_its_start(jane, term, kinds):
     exact = global_search(term=term)
     prefix = global_search(term=term[:-3])
@@ -111,8 +143,15 @@ def test_each_stripe_id_is_found_exactly_and_by_its_start(jane, term, kinds):
 
 def test_a_charge_never_refunded_is_found_through_djstripes_charge_and_the_invoice_it_paid(jane):
     intent = PaymentIntent.objects.create(id="pi_test_jane01", livemode=False, stripe_data={})
-    Charge.objects.create(id="ch_test_unrefunded", livemode=False, payment_intent=intent, amount=7.99, currency="usd",
-                          status="succeeded", stripe_data={})
+    Charge.objects.create(
+        id="ch_test_unrefunded",
+        livemode=False,
+        payment_intent=intent,
+        amount=7.99,
+        currency="usd",
+        status="succeeded",
+        stripe_data={},
+    )
 
     assert found(global_search(term="ch_test_unrefunded")) == expect_jane(jane, ALL)
 
@@ -253,37 +292,63 @@ def test_the_search_box_is_at_the_top_of_admin_pages_for_staff_who_can_search(ja
 # --- The lists' search boxes follow the same rules ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url_name, term", [
-    ("admin:accounts_customer_changelist", "Jane Doe"),
-    ("admin:accounts_customer_changelist", "doe"),
-    ("admin:accounts_customer_changelist", "@shop-example.com"),
-    ("admin:accounts_customer_changelist", "sub_test_jane01"),
-    ("admin:checkout_checkoutsession_changelist", "Jane Doe"),
-    ("admin:checkout_checkoutsession_changelist", "shop-example.com"),
-    ("admin:checkout_checkoutsession_changelist", "www.janes-bakery.example"),
-    ("admin:checkout_checkoutsession_changelist", "pi_test_jane01"),
-    ("admin:checkout_checkoutsession_changelist", "in_test_jane01"),
-    ("admin:accounts_subscription_changelist", "janebake"),
-    ("admin:accounts_subscription_changelist", "JANES-BAKERY.EXAMPLE."),
-    ("admin:accounts_subscription_changelist", "ch_test_jane01"),
-])
+@pytest.mark.parametrize(
+    "url_name, term",
+    [
+        ("admin:accounts_customer_changelist", "Jane Doe"),
+        ("admin:accounts_customer_changelist", "doe"),
+        ("admin:accounts_customer_changelist", "@shop-example.com"),
+        ("admin:accounts_customer_changelist", "sub_test_jane01"),
+        ("admin:checkout_checkoutsession_changelist", "Jane Doe"),
+        ("admin:checkout_checkoutsession_changelist", "shop-example.com"),
+        ("admin:checkout_checkoutsession_changelist", "www.janes-bakery.example"),
+        ("admin:checkout_checkoutsession_changelist", "pi_test_jane01"),
+        ("admin:checkout_checkoutsession_changelist", "in_test_jane01"),
+        ("admin:accounts_subscription_changelist", "janebake"),
+        ("admin:accounts_subscription_changelist", "JANES-BAKERY.EXAMPLE."),
+        ("admin:accounts_subscription_changelist", "ch_test_jane01"),
+    ],
+)
 def test_the_lists_search_boxes_find_what_the_global_search_finds(jane, support_client, url_name, term):
     response = support_client.get(reverse(url_name), {"q": term})
 
     rows = list(response.context["cl"].result_list)
-    expected = {"accounts_customer": jane["customer"], "checkout_checkoutsession": jane["session"],
-                "accounts_subscription": jane["subscription"]}[url_name.split(":")[1].rsplit("_", 1)[0]]
+    expected = {
+        "accounts_customer": jane["customer"],
+        "checkout_checkoutsession": jane["session"],
+        "accounts_subscription": jane["subscription"],
+    }[url_name.split(":")[1].rsplit("_", 1)[0]]
     assert rows == [expected]
 
 
 # --- Every lookup on an index -------------------------------------------------------------------------------------
 
 
-TERMS_BY_KEY = ["Jane Doe", "doe", "jane.doe@shop-example.com", "jane.doe@sho", "@shop-example.com",
-                "www.janes-bakery.example", "janes-bak", "janebake", "cs_test_a1janeorder", "cs_test_a1",
-                "cus_test_jane01", "cus_test_j", "sub_test_jane01", "sub_test", "pi_test_jane01", "pi_test",
-                "in_test_jane01", "in_test", "ch_test_jane01", "ch_test", "ch_test_nothere", "JANEB",
-                "3f2a1b4c-0000-4000-8000-000000000000"]
+TERMS_BY_KEY = [
+    "Jane Doe",
+    "doe",
+    "jane.doe@shop-example.com",
+    "jane.doe@sho",
+    "@shop-example.com",
+    "www.janes-bakery.example",
+    "janes-bak",
+    "janebake",
+    "cs_test_a1janeorder",
+    "cs_test_a1",
+    "cus_test_jane01",
+    "cus_test_j",
+    "sub_test_jane01",
+    "sub_test",
+    "pi_test_jane01",
+    "pi_test",
+    "in_test_jane01",
+    "in_test",
+    "ch_test_jane01",
+    "ch_test",
+    "ch_test_nothere",
+    "JANEB",
+    "3f2a1b4c-0000-4000-8000-000000000000",
+]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
@@ -291,16 +356,29 @@ TERMS_BY_KEY = ["Jane Doe", "doe", "jane.doe@shop-example.com", "jane.doe@sho", 
 def test_each_query_of_each_key_uses_an_index(jane, term):
     """Every query the search runs, explained with sequential scans made prohibitively expensive: a plan that still
     reads a table (or a whole index) has no index to use for that lookup."""
-    tables = {"accounts_customer", "accounts_user", "accounts_customermembership", "accounts_subscription",
-              "checkout_sessions", "billing_subscriptioninvoice", "billing_refundrecord",
-              "provisioning_hostingaccount", "provisioning_provisioningjob", "djstripe_charge"}
+    tables = {
+        "accounts_customer",
+        "accounts_user",
+        "accounts_customermembership",
+        "accounts_subscription",
+        "checkout_sessions",
+        "billing_subscriptioninvoice",
+        "billing_refundrecord",
+        "provisioning_hostingaccount",
+        "provisioning_provisioningjob",
+        "djstripe_charge",
+    }
     with CaptureQueriesContext(connection) as run:
         global_search(term=term)
     # Not the status of the orders shown (backoffice.attention.checkout_sessions_setup_attach): keyed by the page's own
     # ids, on tables of a few rows here the planner walks the small partial index of provision jobs whole; with real
     # sizes it is a nested loop from the subscriptions' unique checkout_session_id index.
-    queries = [query["sql"] for query in run.captured_queries if query["sql"].startswith("SELECT")
-               and '"accounts_subscription"."checkout_session_id" IN (' not in query["sql"]]
+    queries = [
+        query["sql"]
+        for query in run.captured_queries
+        if query["sql"].startswith("SELECT")
+        and '"accounts_subscription"."checkout_session_id" IN (' not in query["sql"]
+    ]
     assert queries
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
@@ -319,7 +397,8 @@ def _scanned(plan: str, tables: set[str]) -> list[str]:
     whole = []
     for node in re.split(r"\n\s*->\s*", plan):
         match = re.match(
-            r"\s*(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?(?: using \w+)? on (\w+)", node)
+            r"\s*(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)(?: Backward)?(?: using \w+)? on (\w+)", node
+        )
         if match and match.group(2) in tables and (match.group(1) == "Seq Scan" or "Index Cond" not in node):
             whole.append(match.group(2))
     return whole

@@ -19,16 +19,27 @@ pytestmark = pytest.mark.django_db
 # model label -> pages each group may open (beyond these: 403). "view" covers the list and the object page.
 ALLOWED = {
     CATALOG_MANAGERS: {
-        "catalog.product": {"view", "add", "change"}, "catalog.price": {"view", "add", "change"},
-        "catalog.coupon": {"view", "add", "change"}, "catalog.planmove": {"view", "add", "change"},
+        "catalog.product": {"view", "add", "change"},
+        "catalog.price": {"view", "add", "change"},
+        "catalog.coupon": {"view", "add", "change"},
+        "catalog.planmove": {"view", "add", "change"},
         "checkout.checkoutsession": {"view"},
     },
     SUPPORT: {
-        "checkout.checkoutsession": {"view"}, "accounts.user": {"view"}, "accounts.customer": {"view"},
-        "accounts.subscription": {"view"}, "provisioning.provisioningjob": {"view"},
-        "provisioning.hostingaccount": {"view"}, "provisioning.emailnotification": {"view"},
-        "catalog.product": {"view"}, "catalog.price": {"view"}, "catalog.coupon": {"view"},
-        "catalog.planmove": {"view"}, "billing.subscriptioninvoice": {"view"}, "billing.refundrecord": {"view"}, "billing.billingaction": {"view"},
+        "checkout.checkoutsession": {"view"},
+        "accounts.user": {"view"},
+        "accounts.customer": {"view"},
+        "accounts.subscription": {"view"},
+        "provisioning.provisioningjob": {"view"},
+        "provisioning.hostingaccount": {"view"},
+        "provisioning.emailnotification": {"view"},
+        "catalog.product": {"view"},
+        "catalog.price": {"view"},
+        "catalog.coupon": {"view"},
+        "catalog.planmove": {"view"},
+        "billing.subscriptioninvoice": {"view"},
+        "billing.refundrecord": {"view"},
+        "billing.billingaction": {"view"},
         # Notes are added and pinned on the customer page; their admin list is read-only for everyone.
         "backoffice.staffnote": {"view"},
     },
@@ -38,8 +49,12 @@ ALLOWED[BILLING] = ALLOWED[SUPPORT]
 BILLING_ACTIONS = {
     CATALOG_MANAGERS: set(),
     SUPPORT: {"billing.cancel_subscription", "billing.suspend_account"},
-    BILLING: {"billing.cancel_subscription", "billing.suspend_account", "billing.refund_payment",
-              "billing.terminate_account"},
+    BILLING: {
+        "billing.cancel_subscription",
+        "billing.suspend_account",
+        "billing.refund_payment",
+        "billing.terminate_account",
+    },
 }
 
 
@@ -56,21 +71,37 @@ def one_of_each(db):
     now = timezone.now()
     return {
         "billing.subscriptioninvoice": SubscriptionInvoice.objects.create(
-            subscription=subscription, stripe_invoice_id="in_test_roles", status="paid", currency="usd",
-            stripe_created=now, stripe_state_at=now),
+            subscription=subscription,
+            stripe_invoice_id="in_test_roles",
+            status="paid",
+            currency="usd",
+            stripe_created=now,
+            stripe_state_at=now,
+        ),
         "billing.refundrecord": RefundRecord.objects.create(
-            subscription=subscription, stripe_refund_id="re_test_roles", amount=100, currency="usd",
-            status="succeeded", stripe_created=now),
-        "billing.billingaction": BillingAction.objects.create(subscription=subscription, kind="suspend",
-                                                              reason="roles"),
-        "catalog.product": subscription.product, "catalog.price": subscription.price,
-        "catalog.coupon": CouponFactory(), "checkout.checkoutsession": subscription.checkout_session,
-        "accounts.user": subscription.customer.users.first(), "accounts.customer": subscription.customer,
-        "accounts.subscription": subscription, "provisioning.provisioningjob": job,
+            subscription=subscription,
+            stripe_refund_id="re_test_roles",
+            amount=100,
+            currency="usd",
+            status="succeeded",
+            stripe_created=now,
+        ),
+        "billing.billingaction": BillingAction.objects.create(
+            subscription=subscription, kind="suspend", reason="roles"
+        ),
+        "catalog.product": subscription.product,
+        "catalog.price": subscription.price,
+        "catalog.coupon": CouponFactory(),
+        "checkout.checkoutsession": subscription.checkout_session,
+        "accounts.user": subscription.customer.users.first(),
+        "accounts.customer": subscription.customer,
+        "accounts.subscription": subscription,
+        "provisioning.provisioningjob": job,
         "provisioning.hostingaccount": HostingAccountFactory(),
         "provisioning.emailnotification": EmailNotificationFactory(checkout_session=subscription.checkout_session),
-        "backoffice.staffnote": StaffNote.objects.create(customer=subscription.customer, author_name="Sam",
-                                                         body="roles"),
+        "backoffice.staffnote": StaffNote.objects.create(
+            customer=subscription.customer, author_name="Sam", body="roles"
+        ),
     }
 
 
@@ -121,21 +152,24 @@ def test_catalog_managers_cannot_run_support_actions(catalog_client, one_of_each
     session = one_of_each["checkout.checkoutsession"]
     job = one_of_each["provisioning.provisioningjob"]
 
-    response = catalog_client.post(reverse("admin:checkout_checkoutsession_support", args=[session.pk, action]),
-                                   {"job": job.pk})
+    response = catalog_client.post(
+        reverse("admin:checkout_checkoutsession_support", args=[session.pk, action]), {"job": job.pk}
+    )
 
     assert response.status_code == 403
     job.refresh_from_db()
     assert job.status == "failed"
 
 
-def test_support_runs_the_job_retry_from_the_job_list(support_client, one_of_each,
-                                                      django_capture_on_commit_callbacks):
+def test_support_runs_the_job_retry_from_the_job_list(support_client, one_of_each, django_capture_on_commit_callbacks):
     job = one_of_each["provisioning.provisioningjob"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        page = support_client.post(reverse("admin:provisioning_provisioningjob_changelist"),
-                                   {"action": "run_again", "_selected_action": [job.pk]}, follow=True)
+        page = support_client.post(
+            reverse("admin:provisioning_provisioningjob_changelist"),
+            {"action": "run_again", "_selected_action": [job.pk]},
+            follow=True,
+        )
 
     assert b"1 job(s) sent again" in page.content
     job.refresh_from_db()
@@ -167,9 +201,13 @@ def test_no_group_may_delete_anything():
 
 @pytest.mark.parametrize("group", [CATALOG_MANAGERS, SUPPORT, BILLING])
 def test_each_group_holds_exactly_its_billing_actions(staff_groups, group):
-    held = {f"{app}.{codename}" for app, codename in Group.objects.get(name=group).permissions.filter(
-        content_type__app_label="billing").exclude(codename__startswith="view_").values_list(
-        "content_type__app_label", "codename")}
+    held = {
+        f"{app}.{codename}"
+        for app, codename in Group.objects.get(name=group)
+        .permissions.filter(content_type__app_label="billing")
+        .exclude(codename__startswith="view_")
+        .values_list("content_type__app_label", "codename")
+    }
 
     assert held == BILLING_ACTIONS[group]
 
@@ -180,12 +218,17 @@ def test_the_data_migrations_create_the_groups_with_exactly_their_permissions(db
     Group.objects.filter(name__in=ROLE_PERMISSIONS).delete()
     # Each migration with its own (historical) models, as migrate gives them.
     loader = MigrationExecutor(connection).loader
-    for name in ("0002_staff_groups", "0004_billing_group", "0005_plan_move_permissions",
-                 "0006_staff_notes_and_setup_tools"):
+    for name in (
+        "0002_staff_groups",
+        "0004_billing_group",
+        "0005_plan_move_permissions",
+        "0006_staff_notes_and_setup_tools",
+    ):
         migration = import_module(f"backoffice.migrations.{name}")
         historical = loader.project_state(("backoffice", name)).apps
         (migration.groups_create if hasattr(migration, "groups_create") else migration.groups_update)(
-            historical, SimpleNamespace(connection=connection))
+            historical, SimpleNamespace(connection=connection)
+        )
 
     for name, wanted in ROLE_PERMISSIONS.items():
         group = Group.objects.get(name=name)

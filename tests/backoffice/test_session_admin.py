@@ -33,27 +33,56 @@ def action_url(session, action) -> str:
 def failed_order(db):
     """A paid order whose provisioning failed for good, with its Stripe event, deliveries and e-mails."""
     subscription = SubscriptionFactory(
-        checkout_session__email="Jane.Doe@Example.com", stripe_subscription_id="sub_test_timeline1",
+        checkout_session__email="Jane.Doe@Example.com",
+        stripe_subscription_id="sub_test_timeline1",
         checkout_session__domain_info={"mode": "new-or-transfer", "value": "fail-5-times.example.com"},
-        checkout_session__status="completed", checkout_session__completed_at=timezone.now(),
+        checkout_session__status="completed",
+        checkout_session__completed_at=timezone.now(),
         checkout_session__stripe_customer_id="cus_test_timeline1",
     )
     subscription.customer.stripe_customer_id = "cus_test_timeline1"
     subscription.customer.save()
     session = subscription.checkout_session
-    job = ProvisioningJobFactory(subscription=subscription, status=ProvisioningJobStatus.FAILED, attempts=5,
-                                 max_attempts=5, last_error="simulated failure 5 of 5")
+    job = ProvisioningJobFactory(
+        subscription=subscription,
+        status=ProvisioningJobStatus.FAILED,
+        attempts=5,
+        max_attempts=5,
+        last_error="simulated failure 5 of 5",
+    )
     for number in range(1, 6):
-        ProvisioningAttempt.objects.create(job=job, number=number, started_at=timezone.now(),
-                                           finished_at=timezone.now(), error=f"simulated failure {number} of 5")
-    event = Event.objects.create(id="evt_test_timeline1", type="checkout.session.completed", livemode=False,
-                                 data={"object": {"id": session.stripe_session_id, "object": "checkout.session"}})
+        ProvisioningAttempt.objects.create(
+            job=job,
+            number=number,
+            started_at=timezone.now(),
+            finished_at=timezone.now(),
+            error=f"simulated failure {number} of 5",
+        )
+    event = Event.objects.create(
+        id="evt_test_timeline1",
+        type="checkout.session.completed",
+        livemode=False,
+        data={"object": {"id": session.stripe_session_id, "object": "checkout.session"}},
+    )
     body = json.dumps({"id": event.id, "type": event.type, "data": {"object": {"id": session.stripe_session_id}}})
-    WebhookEventTrigger.objects.create(remote_ip="127.0.0.1", headers={}, body=body, valid=True, processed=True, event=event)
-    WebhookEventTrigger.objects.create(remote_ip="127.0.0.1", headers={}, body=body, valid=True, processed=False,
-                                       exception="Stripe could not be reached")
-    EmailNotificationFactory(checkout_session=session, purpose="set_password", to=session.email.lower(),
-                             status=EmailStatus.SENT, sent_at=timezone.now() - timedelta(hours=1))
+    WebhookEventTrigger.objects.create(
+        remote_ip="127.0.0.1", headers={}, body=body, valid=True, processed=True, event=event
+    )
+    WebhookEventTrigger.objects.create(
+        remote_ip="127.0.0.1",
+        headers={},
+        body=body,
+        valid=True,
+        processed=False,
+        exception="Stripe could not be reached",
+    )
+    EmailNotificationFactory(
+        checkout_session=session,
+        purpose="set_password",
+        to=session.email.lower(),
+        status=EmailStatus.SENT,
+        sent_at=timezone.now() - timedelta(hours=1),
+    )
     EmailNotification.objects.filter(checkout_session=session).update(updated_at=timezone.now() - timedelta(hours=1))
     return session, job
 
@@ -70,8 +99,17 @@ def test_the_list_shows_an_order_as_support_reads_it(support_client):
         assert text in page
 
 
-@pytest.mark.parametrize("term", ["jane.doe@example.com", "JANE.DOE@EXAMPLE.COM", "jane.d", "fail-5-times",
-                                  "cus_test_timeline1", "sub_test_timeline1"])
+@pytest.mark.parametrize(
+    "term",
+    [
+        "jane.doe@example.com",
+        "JANE.DOE@EXAMPLE.COM",
+        "jane.d",
+        "fail-5-times",
+        "cus_test_timeline1",
+        "sub_test_timeline1",
+    ],
+)
 def test_search_finds_the_order_by_email_domain_and_stripe_ids(support_client, failed_order, term):
     session, _ = failed_order
     CheckoutSessionFactory(email="someone.else@example.com")
@@ -85,14 +123,16 @@ def test_search_finds_the_order_by_email_domain_and_stripe_ids(support_client, f
 def test_search_by_stripe_session_id(support_client, failed_order):
     session, _ = failed_order
 
-    page = support_client.get(reverse("admin:checkout_checkoutsession_changelist"),
-                              {"q": session.stripe_session_id}).content.decode()
+    page = support_client.get(
+        reverse("admin:checkout_checkoutsession_changelist"), {"q": session.stripe_session_id}
+    ).content.decode()
 
     assert session_url(session) in page
 
 
-@pytest.mark.parametrize("params", [{"status__exact": "expired"}, {"cycle": "monthly"}, {"product": "nope"},
-                                    {"created_at__year": "2020"}])
+@pytest.mark.parametrize(
+    "params", [{"status__exact": "expired"}, {"cycle": "monthly"}, {"product": "nope"}, {"created_at__year": "2020"}]
+)
 def test_filters_answer(support_client, failed_order, params):
     response = support_client.get(reverse("admin:checkout_checkoutsession_changelist"), params)
 
@@ -172,8 +212,7 @@ def test_actions_need_a_post(support_client, failed_order):
     assert support_client.get(action_url(session, "expire")).status_code == 405
 
 
-def test_resend_set_password_sends_once_per_window(support_client, failed_order,
-                                                   django_capture_on_commit_callbacks):
+def test_resend_set_password_sends_once_per_window(support_client, failed_order, django_capture_on_commit_callbacks):
     session, _ = failed_order
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -193,7 +232,8 @@ def test_resend_again_after_the_window(support_client, failed_order, django_capt
     with django_capture_on_commit_callbacks(execute=True):
         support_client.post(action_url(session, "resend_set_password"))
     EmailNotification.objects.filter(checkout_session=session).update(
-        sent_at=timezone.now() - timedelta(minutes=6), updated_at=timezone.now() - timedelta(minutes=6))
+        sent_at=timezone.now() - timedelta(minutes=6), updated_at=timezone.now() - timedelta(minutes=6)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         support_client.post(action_url(session, "resend_set_password"))
@@ -218,9 +258,16 @@ def sandbox_session(stripe_sandbox, db):
     from django.core.management import call_command
 
     call_command("catalog_load", verbosity=0)
-    response = APIClient().post("/api/checkout/create-session", {
-        "planId": "starter", "billingCycle": "monthly", "trialActive": False,
-        "customer": {"name": "Pat Pending", "email": "pat@example.com"}}, format="json")
+    response = APIClient().post(
+        "/api/checkout/create-session",
+        {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "trialActive": False,
+            "customer": {"name": "Pat Pending", "email": "pat@example.com"},
+        },
+        format="json",
+    )
     assert response.status_code in (200, 201), response.content
     return CheckoutSession.objects.get(email="pat@example.com")
 
@@ -238,13 +285,16 @@ def test_expire_a_pending_session_at_stripe_twice(support_client, sandbox_sessio
     assert requests.get(sandbox_session.stripe_url, timeout=5).status_code == 410
 
 
-def test_reread_fulfils_a_session_paid_at_stripe(support_client, sandbox_session, stripe_sandbox,
-                                                 django_capture_on_commit_callbacks):
-    paid = requests.post(f"{sandbox_session.stripe_url}/pay", data={"payment": "card"}, allow_redirects=False,
-                         timeout=10)
+def test_reread_fulfils_a_session_paid_at_stripe(
+    support_client, sandbox_session, stripe_sandbox, django_capture_on_commit_callbacks
+):
+    paid = requests.post(
+        f"{sandbox_session.stripe_url}/pay", data={"payment": "card"}, allow_redirects=False, timeout=10
+    )
     assert paid.status_code == 303
     # The success page's rate-limit mark is set, as if the customer's browser had just polled.
     from django.core.cache import cache
+
     cache.set(f"checkout-refresh:{sandbox_session.stripe_session_id}", True, 60)
 
     with django_capture_on_commit_callbacks(execute=True):

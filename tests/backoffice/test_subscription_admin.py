@@ -31,8 +31,16 @@ def key_of(page) -> str:
     return page.context["form"]["idempotency_key"].value()
 
 
-def submit(client, subscription, action, *, reason="The customer asked by e-mail (ticket 4711)", invoice=None,
-           key=None, **fields):
+def submit(
+    client,
+    subscription,
+    action,
+    *,
+    reason="The customer asked by e-mail (ticket 4711)",
+    invoice=None,
+    key=None,
+    **fields,
+):
     """Open the action's form (as a person does), then send it back with a reason: the key is the form's own."""
     if key is None:
         form = client.get(action_url(subscription, action, invoice))
@@ -61,8 +69,12 @@ def paid(stripe_sandbox, settings):
 def test_the_page_states_status_period_renewal_account_and_invoice(billing_client, paid):
     invoice = paid.invoices.get()
     account = paid.hosting_account
-    HostingAccountStatusChange.objects.create(account=account, from_status="active", to_status="suspended",
-                                              reason="Invoice unpaid 5 days after its first failed payment.")
+    HostingAccountStatusChange.objects.create(
+        account=account,
+        from_status="active",
+        to_status="suspended",
+        reason="Invoice unpaid 5 days after its first failed payment.",
+    )
 
     page = billing_client.get(page_url(paid)).content.decode()
 
@@ -75,8 +87,13 @@ def test_the_page_states_status_period_renewal_account_and_invoice(billing_clien
     assert f"https://dashboard.stripe.com/test/invoices/{invoice.stripe_invoice_id}" in page
     assert invoice.hosted_invoice_url and invoice.hosted_invoice_url in page
     assert "$7.99 USD left" in page
-    for button in ("action-cancel_at_period_end", "action-cancel_now", "action-suspend", "action-terminate",
-                   f"refund-{invoice.pk}"):
+    for button in (
+        "action-cancel_at_period_end",
+        "action-cancel_now",
+        "action-suspend",
+        "action-terminate",
+        f"refund-{invoice.pk}",
+    ):
         assert f'id="{button}"' in page
     assert 'id="action-undo_cancel"' not in page and 'id="action-unsuspend"' not in page
 
@@ -89,8 +106,9 @@ def test_support_is_offered_cancel_and_suspend_but_not_refund_or_terminate(suppo
 
 
 def test_ended_subscription_and_terminated_account_offer_nothing(billing_client, db):
-    subscription = SubscriptionFactory(stripe_subscription_id="sub_test_ended1", status="canceled",
-                                       ended_at=timezone.now(), canceled_at=timezone.now())
+    subscription = SubscriptionFactory(
+        stripe_subscription_id="sub_test_ended1", status="canceled", ended_at=timezone.now(), canceled_at=timezone.now()
+    )
     HostingAccountFactory(subscription=subscription, status="terminated")
 
     page = billing_client.get(page_url(subscription)).content.decode()
@@ -105,8 +123,12 @@ def test_catalog_managers_can_run_no_billing_action(catalog_client, paid, action
     invoice = paid.invoices.get()
 
     assert catalog_client.get(action_url(paid, action, invoice)).status_code == 403
-    assert catalog_client.post(action_url(paid, action), {"reason": "because", "idempotency_key": "k1",
-                                                          "invoice": invoice.pk}).status_code == 403
+    assert (
+        catalog_client.post(
+            action_url(paid, action), {"reason": "because", "idempotency_key": "k1", "invoice": invoice.pk}
+        ).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize("action", ["refund", "terminate"])
@@ -114,8 +136,10 @@ def test_support_cannot_refund_or_terminate(support_client, paid, action):
     invoice = paid.invoices.get()
 
     form = support_client.get(action_url(paid, action, invoice))
-    post = support_client.post(action_url(paid, action), {"reason": "I would like to", "idempotency_key": "k-sup",
-                                                          "invoice": invoice.pk, "scope": "full"})
+    post = support_client.post(
+        action_url(paid, action),
+        {"reason": "I would like to", "idempotency_key": "k-sup", "invoice": invoice.pk, "scope": "full"},
+    )
 
     assert form.status_code == post.status_code == 403
     assert not BillingAction.objects.exists()
@@ -176,7 +200,11 @@ def test_support_cancels_at_period_end_and_then_undoes_it(support_client, paid, 
     assert paid.cancel_at_period_end and paid.status == "active"
     action = BillingAction.objects.get()
     assert (action.kind, action.status, action.actor, action.reason) == (
-        BillingActionKind.CANCEL_AT_PERIOD_END, "done", support_agent, "The customer asked by e-mail (ticket 4711)")
+        BillingActionKind.CANCEL_AT_PERIOD_END,
+        "done",
+        support_agent,
+        "The customer asked by e-mail (ticket 4711)",
+    )
     page = response.content.decode()
     assert 'id="cancel-notice"' in page and 'id="action-undo_cancel"' in page
     assert "None: cancels at period end" in page
@@ -272,16 +300,29 @@ def test_an_application_error_of_the_service_is_shown_as_an_error_message(suppor
 
     response = submit(support_client, paid, "cancel_at_period_end", key=key_of(form))
 
-    assert messages_of(response) == ["Cancel at period end failed: The subscription already cancels at the end of "
-                                     "its period."]
+    assert messages_of(response) == [
+        "Cancel at period end failed: The subscription already cancels at the end of its period."
+    ]
     assert not BillingAction.objects.exists()
 
 
 def test_the_page_lists_billing_actions_with_who_why_and_result(billing_client, paid, billing_agent):
-    BillingAction.objects.create(subscription=paid, kind="refund", status="failed", amount=100,
-                                 reason="Goodwill for the outage", actor=billing_agent, error="Stripe refused: no")
-    BillingAction.objects.create(subscription=paid, kind="auto_refund", status="requested",
-                                 reason="Provisioning failed", created_at=timezone.now() - timedelta(hours=1))
+    BillingAction.objects.create(
+        subscription=paid,
+        kind="refund",
+        status="failed",
+        amount=100,
+        reason="Goodwill for the outage",
+        actor=billing_agent,
+        error="Stripe refused: no",
+    )
+    BillingAction.objects.create(
+        subscription=paid,
+        kind="auto_refund",
+        status="requested",
+        reason="Provisioning failed",
+        created_at=timezone.now() - timedelta(hours=1),
+    )
 
     page = billing_client.get(page_url(paid)).content.decode()
 
@@ -295,11 +336,23 @@ def test_the_overview_computes_what_is_left_to_refund_as_billing_does(paid):
 
     SubscriptionInvoice.objects.filter(subscription=paid).update(stripe_payment_intent_id="pi_test_overview")
     invoice = paid.invoices.get()
-    RefundRecord.objects.create(subscription=paid, stripe_refund_id="re_test_a", amount=100, currency="usd",
-                                status="succeeded", stripe_payment_intent_id=invoice.stripe_payment_intent_id,
-                                stripe_created=timezone.now())
-    BillingAction.objects.create(subscription=paid, kind="refund", status="requested", amount=50,
-                                 reason="pending", stripe_object_id=invoice.stripe_invoice_id)
+    RefundRecord.objects.create(
+        subscription=paid,
+        stripe_refund_id="re_test_a",
+        amount=100,
+        currency="usd",
+        status="succeeded",
+        stripe_payment_intent_id=invoice.stripe_payment_intent_id,
+        stripe_created=timezone.now(),
+    )
+    BillingAction.objects.create(
+        subscription=paid,
+        kind="refund",
+        status="requested",
+        amount=50,
+        reason="pending",
+        stripe_object_id=invoice.stripe_invoice_id,
+    )
 
     [row] = subscription_billing_overview(subscription=paid).invoices
 
@@ -313,14 +366,24 @@ def test_an_account_suspended_for_non_payment_offers_a_staff_hold_and_one_held_o
 
     subscription = SubscriptionFactory(stripe_subscription_id="sub_test_hold1", status="past_due")
     HostingAccountFactory(subscription=subscription, status="suspended")
-    ProvisioningJob.objects.create(subscription=subscription, action="suspend", decision_key="suspend:in_hold1",
-                                   status=ProvisioningJobStatus.SUCCEEDED, reason="Invoice unpaid 5 days")
+    ProvisioningJob.objects.create(
+        subscription=subscription,
+        action="suspend",
+        decision_key="suspend:in_hold1",
+        status=ProvisioningJobStatus.SUCCEEDED,
+        reason="Invoice unpaid 5 days",
+    )
 
     page = billing_client.get(page_url(subscription)).content.decode()
     assert 'id="action-suspend"' in page and 'id="action-unsuspend"' in page
 
     staff = User.objects.filter(is_staff=True).first()
-    BillingAction.objects.create(subscription=subscription, kind=BillingActionKind.SUSPEND,
-                                 status=BillingActionStatus.DONE, reason="Abuse report", actor=staff)
+    BillingAction.objects.create(
+        subscription=subscription,
+        kind=BillingActionKind.SUSPEND,
+        status=BillingActionStatus.DONE,
+        reason="Abuse report",
+        actor=staff,
+    )
     page = billing_client.get(page_url(subscription)).content.decode()
     assert 'id="action-suspend"' not in page and 'id="action-unsuspend"' in page

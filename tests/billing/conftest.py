@@ -36,21 +36,27 @@ class StripeWorld:
         # Stripe's JSON as sent (the SDK's objects turn some numbers into Decimals, which dj-stripe cannot store).
         return stripe_client().raw_request(method, path, **params).data
 
-    def buy(self, email: str, *, plan: str = "starter", cycle: str = "monthly",
-            card: str = "pm_card_visa") -> Subscription:
+    def buy(
+        self, email: str, *, plan: str = "starter", cycle: str = "monthly", card: str = "pm_card_visa"
+    ) -> Subscription:
         session = checkout_session_create(plan_code=plan, billing_cycle=cycle, email=email, customer_name="Buyer")
-        self.api("post", f"/v1/test_helpers/checkout/sessions/{session.stripe_session_id}/complete",
-                 payment_method=card)
+        self.api(
+            "post", f"/v1/test_helpers/checkout/sessions/{session.stripe_session_id}/complete", payment_method=card
+        )
         self.process()
         return Subscription.objects.select_related("customer").get(checkout_session=session)
 
     def set_card(self, subscription: Subscription, card: str) -> str:
         """The customer's default card from now on (renewals charge it)."""
         method = self.api("post", f"/v1/payment_methods/{card}/attach", customer=subscription.stripe_customer_id)
-        self.api("post", f"/v1/customers/{subscription.stripe_customer_id}",
-                 invoice_settings={"default_payment_method": method["id"]})
-        self.api("post", f"/v1/subscriptions/{subscription.stripe_subscription_id}",
-                 default_payment_method=method["id"])
+        self.api(
+            "post",
+            f"/v1/customers/{subscription.stripe_customer_id}",
+            invoice_settings={"default_payment_method": method["id"]},
+        )
+        self.api(
+            "post", f"/v1/subscriptions/{subscription.stripe_subscription_id}", default_payment_method=method["id"]
+        )
         return method["id"]
 
     def advance(self, *, days: float) -> None:

@@ -19,14 +19,35 @@ def records(db):
     other = SubscriptionFactory(checkout_session__email="bob@example.com", stripe_subscription_id="sub_test_bob")
     for subscription, name in ((mine, "ann"), (other, "bob")):
         SubscriptionInvoice.objects.create(
-            subscription=subscription, stripe_invoice_id=f"in_test_{name}", number=f"{name.upper()}-0001",
-            status="paid", amount_due=799, amount_paid=799, currency="usd", stripe_payment_intent_id=f"pi_test_{name}",
-            stripe_created=now, stripe_state_at=now)
-        RefundRecord.objects.create(subscription=subscription, stripe_refund_id=f"re_test_{name}", amount=100,
-                                    currency="usd", status="succeeded", stripe_payment_intent_id=f"pi_test_{name}",
-                                    stripe_charge_id=f"ch_test_{name}", stripe_created=now)
-        BillingAction.objects.create(subscription=subscription, kind="refund", status="done", amount=100,
-                                     reason=f"goodwill for {name}", stripe_object_id=f"in_test_{name}")
+            subscription=subscription,
+            stripe_invoice_id=f"in_test_{name}",
+            number=f"{name.upper()}-0001",
+            status="paid",
+            amount_due=799,
+            amount_paid=799,
+            currency="usd",
+            stripe_payment_intent_id=f"pi_test_{name}",
+            stripe_created=now,
+            stripe_state_at=now,
+        )
+        RefundRecord.objects.create(
+            subscription=subscription,
+            stripe_refund_id=f"re_test_{name}",
+            amount=100,
+            currency="usd",
+            status="succeeded",
+            stripe_payment_intent_id=f"pi_test_{name}",
+            stripe_charge_id=f"ch_test_{name}",
+            stripe_created=now,
+        )
+        BillingAction.objects.create(
+            subscription=subscription,
+            kind="refund",
+            status="done",
+            amount=100,
+            reason=f"goodwill for {name}",
+            stripe_object_id=f"in_test_{name}",
+        )
     return mine
 
 
@@ -42,11 +63,18 @@ def test_each_list_finds_a_customer_by_email_and_subscription(support_client, re
     assert "bob@example.com" not in page
 
 
-@pytest.mark.parametrize("model, term", [
-    ("subscriptioninvoice", "ANN-0001"), ("subscriptioninvoice", "in_test_ann"), ("subscriptioninvoice", "pi_test_ann"),
-    ("refundrecord", "re_test_ann"), ("refundrecord", "pi_test_ann"), ("refundrecord", "ch_test_ann"),
-    ("billingaction", "in_test_ann"),
-])
+@pytest.mark.parametrize(
+    "model, term",
+    [
+        ("subscriptioninvoice", "ANN-0001"),
+        ("subscriptioninvoice", "in_test_ann"),
+        ("subscriptioninvoice", "pi_test_ann"),
+        ("refundrecord", "re_test_ann"),
+        ("refundrecord", "pi_test_ann"),
+        ("refundrecord", "ch_test_ann"),
+        ("billingaction", "in_test_ann"),
+    ],
+)
 def test_stripe_ids_and_invoice_numbers_find_the_row(support_client, records, model, term):
     page = support_client.get(reverse(f"admin:billing_{model}_changelist"), {"q": term}).content.decode()
 
@@ -56,8 +84,13 @@ def test_stripe_ids_and_invoice_numbers_find_the_row(support_client, records, mo
 @pytest.mark.parametrize("model", LISTS)
 def test_nobody_adds_changes_or_deletes_billing_records(client, superuser, records, model):
     client.force_login(superuser)
-    obj = {"subscriptioninvoice": SubscriptionInvoice, "refundrecord": RefundRecord,
-           "billingaction": BillingAction}[model].objects.filter(subscription=records).get()
+    obj = (
+        {"subscriptioninvoice": SubscriptionInvoice, "refundrecord": RefundRecord, "billingaction": BillingAction}[
+            model
+        ]
+        .objects.filter(subscription=records)
+        .get()
+    )
 
     assert client.get(reverse(f"admin:billing_{model}_add")).status_code == 403
     assert client.get(reverse(f"admin:billing_{model}_delete", args=[obj.pk])).status_code == 403

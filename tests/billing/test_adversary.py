@@ -4,8 +4,7 @@ they were written against (a full refund of a plan change's charge terminated th
 end was kept; a staff suspension over a dunning one was refused and then lifted by a payment; a voided overdue
 invoice left the account suspended; a late pending refund overwrote a failed one); the rest held already."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -38,7 +37,7 @@ from tests.provisioning.factories import HostingAccountFactory
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2027, 1, 10, 12, 0, tzinfo=dt_timezone.utc)
+START = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 RENEWAL = START + timedelta(days=30)
 NEXT_END = RENEWAL + timedelta(days=31)
 SUB = "sub_adv"
@@ -55,19 +54,37 @@ def billing_settings(settings):
 
 @pytest.fixture
 def subscription() -> Subscription:
-    subscription = SubscriptionFactory(stripe_subscription_id=SUB, current_period_start=START,
-                                       current_period_end=RENEWAL, stripe_state_at=START)
+    subscription = SubscriptionFactory(
+        stripe_subscription_id=SUB, current_period_start=START, current_period_end=RENEWAL, stripe_state_at=START
+    )
     HostingAccountFactory(subscription=subscription)
     return subscription
 
 
-def invoice(status: str, *, invoice_id: str = "in_adv_renew1", created: datetime = RENEWAL,
-            period_start: datetime = RENEWAL, period_end: datetime = NEXT_END, attempts: int = 0,
-            paid_at: datetime | None = None, billing_reason: str = "subscription_cycle", amount: int = 799) -> dict:
-    return stripe_invoice(id=invoice_id, subscription=SUB, status=status, created=created,
-                          period_start=period_start, period_end=period_end, attempt_count=attempts,
-                          paid_at=(paid_at or created) if status == "paid" else None,
-                          billing_reason=billing_reason, amount=amount)
+def invoice(
+    status: str,
+    *,
+    invoice_id: str = "in_adv_renew1",
+    created: datetime = RENEWAL,
+    period_start: datetime = RENEWAL,
+    period_end: datetime = NEXT_END,
+    attempts: int = 0,
+    paid_at: datetime | None = None,
+    billing_reason: str = "subscription_cycle",
+    amount: int = 799,
+) -> dict:
+    return stripe_invoice(
+        id=invoice_id,
+        subscription=SUB,
+        status=status,
+        created=created,
+        period_start=period_start,
+        period_end=period_end,
+        attempt_count=attempts,
+        paid_at=(paid_at or created) if status == "paid" else None,
+        billing_reason=billing_reason,
+        amount=amount,
+    )
 
 
 def jobs(action: str) -> list[ProvisioningJob]:
@@ -85,8 +102,9 @@ def emails(purpose: str) -> list[EmailNotification]:
 def run_all_jobs() -> None:
     """Carry every waiting job out on the simulated panel, in order."""
     for _ in range(10):
-        waiting = ProvisioningJob.objects.filter(status__in=(ProvisioningJobStatus.PENDING,
-                                                             ProvisioningJobStatus.RETRYING)).order_by("pk")
+        waiting = ProvisioningJob.objects.filter(
+            status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)
+        ).order_by("pk")
         if not waiting:
             return
         for job in waiting:
@@ -94,12 +112,16 @@ def run_all_jobs() -> None:
 
 
 def fail_then_suspend(invoice_id: str = "in_adv_renew1", created: datetime = RENEWAL) -> None:
-    invoice_event_apply(event_type="invoice.payment_failed",
-                        stripe_invoice=invoice("open", invoice_id=invoice_id, created=created, attempts=1),
-                        event_created=created)
-    invoice_event_apply(event_type="invoice.payment_failed",
-                        stripe_invoice=invoice("open", invoice_id=invoice_id, created=created, attempts=3),
-                        event_created=created + timedelta(days=5))
+    invoice_event_apply(
+        event_type="invoice.payment_failed",
+        stripe_invoice=invoice("open", invoice_id=invoice_id, created=created, attempts=1),
+        event_created=created,
+    )
+    invoice_event_apply(
+        event_type="invoice.payment_failed",
+        stripe_invoice=invoice("open", invoice_id=invoice_id, created=created, attempts=3),
+        event_created=created + timedelta(days=5),
+    )
 
 
 def account_status(subscription) -> str:
@@ -114,15 +136,26 @@ def test_refunding_an_upgrade_charge_in_full_does_not_terminate_the_paid_service
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid"), event_created=RENEWAL)
     SubscriptionInvoice.objects.filter(stripe_invoice_id="in_adv_renew1").update(stripe_payment_intent_id="pi_renew1")
     upgrade_at = RENEWAL + timedelta(days=10)
-    invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice(
-        "paid", invoice_id="in_adv_upgrade", created=upgrade_at, period_start=upgrade_at, period_end=NEXT_END,
-        billing_reason="subscription_update", amount=350), event_created=upgrade_at)
-    SubscriptionInvoice.objects.filter(stripe_invoice_id="in_adv_upgrade").update(
-        stripe_payment_intent_id="pi_upgrade")
+    invoice_event_apply(
+        event_type="invoice.paid",
+        stripe_invoice=invoice(
+            "paid",
+            invoice_id="in_adv_upgrade",
+            created=upgrade_at,
+            period_start=upgrade_at,
+            period_end=NEXT_END,
+            billing_reason="subscription_update",
+            amount=350,
+        ),
+        event_created=upgrade_at,
+    )
+    SubscriptionInvoice.objects.filter(stripe_invoice_id="in_adv_upgrade").update(stripe_payment_intent_id="pi_upgrade")
 
     # When support refunds the upgrade's charge in full (the customer regretted the upgrade)
-    charge_refunded_apply(stripe_charge=stripe_charge(payment_intent="pi_upgrade", amount=350, amount_refunded=350),
-                          event_created=upgrade_at + timedelta(hours=1))
+    charge_refunded_apply(
+        stripe_charge=stripe_charge(payment_intent="pi_upgrade", amount=350, amount_refunded=350),
+        event_created=upgrade_at + timedelta(hours=1),
+    )
 
     # Then the month paid by the renewal still runs
     assert jobs("terminate") == []
@@ -133,14 +166,24 @@ def test_an_invoice_paid_after_the_cancellation_is_not_kept_for_a_service_that_i
     # Given a renewal that failed, a suspension, and Stripe cancelling the subscription after the last retry
     fail_then_suspend()
     ended = RENEWAL + timedelta(days=7)
-    subscription_event_apply(stripe_subscription=stripe_subscription(
-        id=SUB, status="canceled", period_start=RENEWAL, period_end=NEXT_END, canceled_at=ended, ended_at=ended,
-        cancellation_reason="payment_failed"), event_created=ended)
+    subscription_event_apply(
+        stripe_subscription=stripe_subscription(
+            id=SUB,
+            status="canceled",
+            period_start=RENEWAL,
+            period_end=NEXT_END,
+            canceled_at=ended,
+            ended_at=ended,
+            cancellation_reason="payment_failed",
+        ),
+        event_created=ended,
+    )
 
     # When the customer pays the open invoice with the link from the payment-failed e-mail
     paid_at = ended + timedelta(days=1)
-    invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid", paid_at=paid_at),
-                        event_created=paid_at)
+    invoice_event_apply(
+        event_type="invoice.paid", stripe_invoice=invoice("paid", paid_at=paid_at), event_created=paid_at
+    )
     stripe_clock_observe(scope="", at=ended + timedelta(days=14))
     billing_sweep()
 
@@ -156,13 +199,15 @@ def test_a_staff_suspension_over_a_dunning_suspension_survives_the_payment(subsc
 
     # Staff suspend it for abuse too (refused today: the account is already suspended)
     try:
-        hosting_account_suspend(subscription=subscription, reason="Abuse report #99: phishing kit",
-                                actor=admin_user)
+        hosting_account_suspend(subscription=subscription, reason="Abuse report #99: phishing kit", actor=admin_user)
     except ApplicationError:
         pass
 
-    invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid", paid_at=RENEWAL + timedelta(days=6)),
-                        event_created=RENEWAL + timedelta(days=6))
+    invoice_event_apply(
+        event_type="invoice.paid",
+        stripe_invoice=invoice("paid", paid_at=RENEWAL + timedelta(days=6)),
+        event_created=RENEWAL + timedelta(days=6),
+    )
     run_all_jobs()
 
     assert account_status(subscription) == HostingAccountStatus.SUSPENDED
@@ -187,12 +232,18 @@ def test_a_late_pending_refund_does_not_overwrite_a_failed_one(subscription):
     SubscriptionInvoice.objects.update(stripe_payment_intent_id="pi_renew1")
     created = RENEWAL + timedelta(days=1)
 
-    refund_event_apply(stripe_refund=stripe_refund(id="re_adv", payment_intent="pi_renew1", amount=300,
-                                                   created=created, status="failed"),
-                       event_created=created + timedelta(minutes=5))
-    refund_event_apply(stripe_refund=stripe_refund(id="re_adv", payment_intent="pi_renew1", amount=300,
-                                                   created=created, status="pending"),
-                       event_created=created)
+    refund_event_apply(
+        stripe_refund=stripe_refund(
+            id="re_adv", payment_intent="pi_renew1", amount=300, created=created, status="failed"
+        ),
+        event_created=created + timedelta(minutes=5),
+    )
+    refund_event_apply(
+        stripe_refund=stripe_refund(
+            id="re_adv", payment_intent="pi_renew1", amount=300, created=created, status="pending"
+        ),
+        event_created=created,
+    )
 
     assert RefundRecord.objects.get().status == "failed"
     assert emails(EmailPurpose.REFUND_ISSUED) == []
@@ -202,10 +253,14 @@ def test_a_late_pending_refund_does_not_overwrite_a_failed_one(subscription):
 
 
 def test_a_paid_event_before_the_failed_one_leaves_the_invoice_paid_and_nothing_suspended(subscription):
-    invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid", paid_at=RENEWAL + timedelta(days=6)),
-                        event_created=RENEWAL + timedelta(days=6))
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=invoice("open", attempts=1),
-                        event_created=RENEWAL)
+    invoice_event_apply(
+        event_type="invoice.paid",
+        stripe_invoice=invoice("paid", paid_at=RENEWAL + timedelta(days=6)),
+        event_created=RENEWAL + timedelta(days=6),
+    )
+    invoice_event_apply(
+        event_type="invoice.payment_failed", stripe_invoice=invoice("open", attempts=1), event_created=RENEWAL
+    )
     stripe_clock_observe(scope="", at=RENEWAL + timedelta(days=10))
     billing_sweep()
 
@@ -224,17 +279,28 @@ def test_two_overdue_invoices_one_paid_stays_suspended_both_paid_unsuspends_once
     assert account_status(subscription) == HostingAccountStatus.SUSPENDED
 
     paid_at = second + timedelta(days=6)
-    invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice(
-        "paid", invoice_id="in_adv_b", created=second, period_start=second, period_end=second + timedelta(days=28),
-        paid_at=paid_at), event_created=paid_at)
+    invoice_event_apply(
+        event_type="invoice.paid",
+        stripe_invoice=invoice(
+            "paid",
+            invoice_id="in_adv_b",
+            created=second,
+            period_start=second,
+            period_end=second + timedelta(days=28),
+            paid_at=paid_at,
+        ),
+        event_created=paid_at,
+    )
     run_all_jobs()
     assert account_status(subscription) == HostingAccountStatus.SUSPENDED
     assert jobs("unsuspend") == []
 
     for _ in range(2):
-        invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice(
-            "paid", invoice_id="in_adv_a", paid_at=paid_at + timedelta(hours=1)),
-            event_created=paid_at + timedelta(hours=1))
+        invoice_event_apply(
+            event_type="invoice.paid",
+            stripe_invoice=invoice("paid", invoice_id="in_adv_a", paid_at=paid_at + timedelta(hours=1)),
+            event_created=paid_at + timedelta(hours=1),
+        )
     run_all_jobs()
     assert account_status(subscription) == HostingAccountStatus.ACTIVE
     assert len(jobs("unsuspend")) == 1
@@ -243,9 +309,12 @@ def test_two_overdue_invoices_one_paid_stays_suspended_both_paid_unsuspends_once
 def test_a_refund_event_before_the_invoice_is_recorded_is_kept_and_counted(subscription):
     # The refund names our subscription in its metadata; the invoice is recorded afterwards
     created = RENEWAL + timedelta(hours=2)
-    refund_event_apply(stripe_refund=stripe_refund(id="re_early", payment_intent="pi_renew1", amount=799,
-                                                   created=created, subscription_id=subscription.pk),
-                       event_created=created)
+    refund_event_apply(
+        stripe_refund=stripe_refund(
+            id="re_early", payment_intent="pi_renew1", amount=799, created=created, subscription_id=subscription.pk
+        ),
+        event_created=created,
+    )
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=invoice("paid"), event_created=RENEWAL)
     SubscriptionInvoice.objects.update(stripe_payment_intent_id="pi_renew1")
 
@@ -257,10 +326,18 @@ def test_staff_suspension_then_termination_is_final_and_a_payment_changes_nothin
     hosting_account_suspend(subscription=subscription, reason="Abuse report #1", actor=admin_user)
     run_all_jobs()
     # The subscription has already ended at Stripe, so terminating makes no Stripe call
-    subscription_event_apply(stripe_subscription=stripe_subscription(
-        id=SUB, status="canceled", period_start=START, period_end=RENEWAL, canceled_at=START + timedelta(days=3),
-        ended_at=START + timedelta(days=3), cancellation_reason="cancellation_requested"),
-        event_created=START + timedelta(days=3))
+    subscription_event_apply(
+        stripe_subscription=stripe_subscription(
+            id=SUB,
+            status="canceled",
+            period_start=START,
+            period_end=RENEWAL,
+            canceled_at=START + timedelta(days=3),
+            ended_at=START + timedelta(days=3),
+            cancellation_reason="cancellation_requested",
+        ),
+        event_created=START + timedelta(days=3),
+    )
     subscription.refresh_from_db()
     hosting_account_terminate(subscription=subscription, reason="Abuse confirmed", actor=admin_user)
     run_all_jobs()
@@ -274,11 +351,16 @@ def test_staff_suspension_then_termination_is_final_and_a_payment_changes_nothin
 
 def test_an_older_subscription_event_does_not_clear_cancel_at_period_end_or_the_period(subscription):
     newer = START + timedelta(days=3)
-    subscription_event_apply(stripe_subscription=stripe_subscription(
-        id=SUB, status="active", period_start=START, period_end=RENEWAL, cancel_at_period_end=True),
-        event_created=newer)
-    subscription_event_apply(stripe_subscription=stripe_subscription(
-        id=SUB, status="active", period_start=START, period_end=RENEWAL), event_created=START + timedelta(days=1))
+    subscription_event_apply(
+        stripe_subscription=stripe_subscription(
+            id=SUB, status="active", period_start=START, period_end=RENEWAL, cancel_at_period_end=True
+        ),
+        event_created=newer,
+    )
+    subscription_event_apply(
+        stripe_subscription=stripe_subscription(id=SUB, status="active", period_start=START, period_end=RENEWAL),
+        event_created=START + timedelta(days=1),
+    )
 
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end is True

@@ -5,15 +5,22 @@ from billing.selectors import stripe_invoice_subscription_id
 
 
 def test_the_id_is_read_from_the_parent_as_our_api_version_sends_it():
-    invoice = {"id": "in_1", "object": "invoice",
-               "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_new"}}}
+    invoice = {
+        "id": "in_1",
+        "object": "invoice",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_new"}},
+    }
 
     assert stripe_invoice_subscription_id(invoice) == "sub_new"
 
 
 def test_an_expanded_subscription_gives_its_id():
-    invoice = {"parent": {"type": "subscription_details",
-                          "subscription_details": {"subscription": {"id": "sub_new", "object": "subscription"}}}}
+    invoice = {
+        "parent": {
+            "type": "subscription_details",
+            "subscription_details": {"subscription": {"id": "sub_new", "object": "subscription"}},
+        }
+    }
 
     assert stripe_invoice_subscription_id(invoice) == "sub_new"
 

@@ -51,8 +51,9 @@ def test_options_are_the_other_cycles_and_the_plans_the_catalog_allows(world):
     options = [(p.product.code, p.billing_cycle) for p in plan_change_options(subscription=subscription)]
 
     cycles = ["monthly", "yearly", "biennial", "triennial"]
-    assert options == ([("starter", c) for c in cycles[1:]] + [("premium", c) for c in cycles]
-                       + [("business", c) for c in cycles])
+    assert options == (
+        [("starter", c) for c in cycles[1:]] + [("premium", c) for c in cycles] + [("business", c) for c in cycles]
+    )
 
 
 def test_a_move_switched_off_in_the_catalog_is_no_longer_offered_nor_accepted(world):
@@ -115,20 +116,32 @@ def test_an_upgrade_is_charged_now_as_previewed_and_moves_our_rows_and_the_panel
     subscription.refresh_from_db()
     preview = plan_change_preview(subscription=subscription, price=price("premium"))
 
-    action = change(world, subscription, price("premium"), idempotency_key="plan-up-1",
-                    proration_date=preview.proration_date)
+    action = change(
+        world, subscription, price("premium"), idempotency_key="plan-up-1", proration_date=preview.proration_date
+    )
 
     subscription.refresh_from_db()
-    assert (action.status, action.kind, action.price_id) == (BillingActionStatus.DONE, "change_plan",
-                                                             price("premium").pk)
+    assert (action.status, action.kind, action.price_id) == (
+        BillingActionStatus.DONE,
+        "change_plan",
+        price("premium").pk,
+    )
     assert (subscription.product.code, subscription.billing_cycle, subscription.amount, subscription.price_id) == (
-        "premium", "monthly", 899, price("premium").pk)
+        "premium",
+        "monthly",
+        899,
+        price("premium").pk,
+    )
     [invoice] = SubscriptionInvoice.objects.filter(subscription=subscription, billing_reason="subscription_update")
     assert (invoice.status, invoice.amount_paid) == ("paid", preview.amount_due_now)
     [job] = plan_jobs(subscription)
     assert (job.status, job.attempts, job.decision_key) == ("succeeded", 1, "change_plan:plan-up-1")
-    assert job.parameters == {"product_code": "premium", "billing_cycle": "monthly",
-                              "previous_product_code": "starter", "previous_billing_cycle": "monthly"}
+    assert job.parameters == {
+        "product_code": "premium",
+        "billing_cycle": "monthly",
+        "previous_product_code": "starter",
+        "previous_billing_cycle": "monthly",
+    }
     assert job.result["product_code"] == "premium"
     assert stripe_item_price(world, subscription)["unit_amount"] == 899
     assert subscription.status == "active" and subscription.hosting_account.status == "active"
@@ -164,12 +177,14 @@ def test_a_declined_upgrade_changes_nothing(world):
     assert plan_jobs(subscription) == []
     action = BillingAction.objects.get(idempotency_key="plan-declined")
     assert action.status == BillingActionStatus.FAILED and action.details["error_code"] == "card_declined"
-    assert not SubscriptionInvoice.objects.filter(subscription=subscription, billing_reason="subscription_update",
-                                                  status="paid").exists()
+    assert not SubscriptionInvoice.objects.filter(
+        subscription=subscription, billing_reason="subscription_update", status="paid"
+    ).exists()
     # The same form again shows the same refusal; a new attempt (new key) after fixing the card goes through.
     with pytest.raises(ApplicationError):
-        subscription_plan_change(subscription=subscription, price=price("premium"), actor=None,
-                                 idempotency_key="plan-declined")
+        subscription_plan_change(
+            subscription=subscription, price=price("premium"), actor=None, idempotency_key="plan-declined"
+        )
     world.set_card(subscription, "pm_card_visa")
     assert change(world, subscription, price("premium"), idempotency_key="plan-retry").status == "done"
 
@@ -187,8 +202,9 @@ def test_a_downgrade_charges_nothing_now_and_the_next_renewal_carries_the_credit
     subscription.refresh_from_db()
     assert action.status == "done"
     assert (subscription.product.code, subscription.amount) == ("starter", 799)
-    assert not SubscriptionInvoice.objects.filter(subscription=subscription,
-                                                  billing_reason="subscription_update").exists()
+    assert not SubscriptionInvoice.objects.filter(
+        subscription=subscription, billing_reason="subscription_update"
+    ).exists()
     assert len(plan_jobs(subscription)) == 1
 
     world.advance(days=31)
@@ -213,8 +229,9 @@ def test_a_move_to_another_type_of_plan_is_refused(world):
 
 def test_a_price_in_another_currency_is_refused(world):
     subscription = world.buy("currency@example.com")
-    euro = Price.objects.create(product=price("premium").product, billing_cycle="monthly", currency="eur",
-                                unit_amount=850)
+    euro = Price.objects.create(
+        product=price("premium").product, billing_cycle="monthly", currency="eur", unit_amount=850
+    )
 
     with pytest.raises(ApplicationError) as raised:
         plan_change_preview(subscription=subscription, price=euro)
@@ -254,8 +271,9 @@ def test_a_stale_preview_is_refused(world):
     hours_ago = int(subscription.current_period_start.timestamp()) - 2 * 3600
 
     with pytest.raises(ApplicationError) as raised:
-        subscription_plan_change(subscription=subscription, price=price("premium"), actor=None,
-                                 proration_date=hours_ago)
+        subscription_plan_change(
+            subscription=subscription, price=price("premium"), actor=None, proration_date=hours_ago
+        )
 
     assert raised.value.code == "preview_expired"
 
@@ -276,8 +294,12 @@ def test_a_double_submit_acts_once(world):
     assert len(plan_jobs(stale)) == 1
     updates = world.sandbox.requests("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")
     assert len(updates) - updates_before == 1
-    assert SubscriptionInvoice.objects.filter(subscription=subscription, billing_reason="subscription_update",
-                                              status="paid").count() == 1
+    assert (
+        SubscriptionInvoice.objects.filter(
+            subscription=subscription, billing_reason="subscription_update", status="paid"
+        ).count()
+        == 1
+    )
 
 
 def test_a_second_change_from_a_page_drawn_before_the_first_is_refused(world):
@@ -296,8 +318,9 @@ def test_a_second_change_from_a_page_drawn_before_the_first_is_refused(world):
 
 def test_a_stripe_failure_before_the_change_fails_it_and_changes_nothing(world):
     subscription = world.buy("stripe-500@example.com")
-    world.sandbox.inject_fault(path_prefix=f"/v1/subscriptions/{subscription.stripe_subscription_id}",
-                               method="POST", status=500, count=5)
+    world.sandbox.inject_fault(
+        path_prefix=f"/v1/subscriptions/{subscription.stripe_subscription_id}", method="POST", status=500, count=5
+    )
 
     with pytest.raises(ApplicationError) as raised:
         change(world, subscription, price("premium"), idempotency_key="plan-500")
@@ -311,15 +334,24 @@ def test_a_stripe_failure_before_the_change_fails_it_and_changes_nothing(world):
 def test_a_change_made_at_stripe_whose_answer_was_lost_is_completed_on_our_side(world):
     subscription = world.buy("lost-answer@example.com")
     # The change reaches Stripe (made here directly, as our call would), but our process hears only a 500.
-    action = BillingAction.objects.create(subscription=subscription, kind="change_plan", reason="Test.",
-                                          price=price("premium"), idempotency_key="plan-lost", details={
-                                              "proration_behavior": "always_invoice", "proration_date": None})
+    action = BillingAction.objects.create(
+        subscription=subscription,
+        kind="change_plan",
+        reason="Test.",
+        price=price("premium"),
+        idempotency_key="plan-lost",
+        details={"proration_behavior": "always_invoice", "proration_date": None},
+    )
     stripe_subscription = world.api("get", f"/v1/subscriptions/{subscription.stripe_subscription_id}")
-    world.api("post", f"/v1/subscriptions/{subscription.stripe_subscription_id}", items=[{
-        "id": stripe_subscription["items"]["data"][0]["id"], "price_data": _price_data(price("premium"))}],
-        proration_behavior="always_invoice")
-    world.sandbox.inject_fault(path_prefix=f"/v1/subscriptions/{subscription.stripe_subscription_id}",
-                               method="POST", status=500, count=5)
+    world.api(
+        "post",
+        f"/v1/subscriptions/{subscription.stripe_subscription_id}",
+        items=[{"id": stripe_subscription["items"]["data"][0]["id"], "price_data": _price_data(price("premium"))}],
+        proration_behavior="always_invoice",
+    )
+    world.sandbox.inject_fault(
+        path_prefix=f"/v1/subscriptions/{subscription.stripe_subscription_id}", method="POST", status=500, count=5
+    )
 
     with world.capture(execute=True):
         action = plan_change_perform(action_id=action.pk)

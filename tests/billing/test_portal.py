@@ -54,8 +54,7 @@ def test_a_customer_without_a_stripe_customer_has_no_portal(db):
 
 def test_a_relative_return_url_is_a_programming_error(db):
     with pytest.raises(ValueError):
-        billing_portal_url(customer=Customer(email="a@example.com", stripe_customer_id="cus_1"),
-                           return_url="/account/")
+        billing_portal_url(customer=Customer(email="a@example.com", stripe_customer_id="cus_1"), return_url="/account/")
 
 
 def test_the_portal_can_open_on_the_card_update(world):

@@ -2,8 +2,7 @@
 event's time): receipts, pay links, suspension after N days, unsuspension on payment, termination after the end,
 and that late, repeated and reordered events change nothing twice and never move a state backwards."""
 
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -25,7 +24,7 @@ from tests.provisioning.factories import HostingAccountFactory
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2027, 1, 10, 12, 0, tzinfo=dt_timezone.utc)
+START = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 RENEWAL = START + timedelta(days=30)
 NEXT_END = RENEWAL + timedelta(days=31)
 
@@ -41,17 +40,35 @@ def billing_settings(settings):
 
 @pytest.fixture
 def subscription() -> Subscription:
-    subscription = SubscriptionFactory(stripe_subscription_id="sub_rules", current_period_start=START,
-                                       current_period_end=RENEWAL, stripe_state_at=START)
+    subscription = SubscriptionFactory(
+        stripe_subscription_id="sub_rules",
+        current_period_start=START,
+        current_period_end=RENEWAL,
+        stripe_state_at=START,
+    )
     HostingAccountFactory(subscription=subscription)
     return subscription
 
 
-def renewal(status: str, *, at: datetime = RENEWAL, attempts: int = 0, invoice_id: str = "in_renewal1",
-            next_attempt: datetime | None = None) -> dict:
-    return stripe_invoice(id=invoice_id, subscription="sub_rules", status=status, created=RENEWAL,
-                          period_start=RENEWAL, period_end=NEXT_END, attempt_count=attempts,
-                          next_payment_attempt=next_attempt, paid_at=at if status == "paid" else None)
+def renewal(
+    status: str,
+    *,
+    at: datetime = RENEWAL,
+    attempts: int = 0,
+    invoice_id: str = "in_renewal1",
+    next_attempt: datetime | None = None,
+) -> dict:
+    return stripe_invoice(
+        id=invoice_id,
+        subscription="sub_rules",
+        status=status,
+        created=RENEWAL,
+        period_start=RENEWAL,
+        period_end=NEXT_END,
+        attempt_count=attempts,
+        next_payment_attempt=next_attempt,
+        paid_at=at if status == "paid" else None,
+    )
 
 
 def emails(purpose: str) -> list[EmailNotification]:
@@ -80,9 +97,16 @@ def test_a_paid_renewal_is_recorded_moves_the_period_and_sends_one_receipt(subsc
 
 
 def test_the_first_invoice_sends_no_receipt_the_order_confirmation_is_its_receipt(subscription):
-    first = stripe_invoice(id="in_first", subscription="sub_rules", status="paid", created=START,
-                           period_start=START, period_end=RENEWAL, billing_reason="subscription_create",
-                           paid_at=START)
+    first = stripe_invoice(
+        id="in_first",
+        subscription="sub_rules",
+        status="paid",
+        created=START,
+        period_start=START,
+        period_end=RENEWAL,
+        billing_reason="subscription_create",
+        paid_at=START,
+    )
 
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=first, event_created=START)
 
@@ -91,8 +115,14 @@ def test_the_first_invoice_sends_no_receipt_the_order_confirmation_is_its_receip
 
 
 def test_an_invoice_of_a_subscription_that_is_not_ours_is_ignored(subscription):
-    other = stripe_invoice(id="in_other", subscription="sub_someone_else", status="paid", created=RENEWAL,
-                           period_start=RENEWAL, period_end=NEXT_END)
+    other = stripe_invoice(
+        id="in_other",
+        subscription="sub_someone_else",
+        status="paid",
+        created=RENEWAL,
+        period_start=RENEWAL,
+        period_end=NEXT_END,
+    )
 
     assert invoice_event_apply(event_type="invoice.paid", stripe_invoice=other, event_created=RENEWAL) is None
     assert SubscriptionInvoice.objects.count() == 0
@@ -102,8 +132,9 @@ def test_a_late_open_invoice_event_never_reopens_a_paid_invoice(subscription):
     invoice_event_apply(event_type="invoice.paid", stripe_invoice=renewal("paid"), event_created=RENEWAL)
 
     # invoice.finalized, delivered late, carries a newer timestamp than nothing but an older state
-    invoice_event_apply(event_type="invoice.finalized", stripe_invoice=renewal("open"),
-                        event_created=RENEWAL + timedelta(seconds=5))
+    invoice_event_apply(
+        event_type="invoice.finalized", stripe_invoice=renewal("open"), event_created=RENEWAL + timedelta(seconds=5)
+    )
 
     assert SubscriptionInvoice.objects.get().status == InvoiceStatus.PAID
 
@@ -125,14 +156,21 @@ def test_a_failed_renewal_mails_the_pay_link_once(subscription):
 
 
 def test_the_service_is_suspended_at_the_first_event_five_days_after_the_first_failure(subscription):
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1),
-                        event_created=RENEWAL)
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=2),
-                        event_created=RENEWAL + timedelta(days=3))
+    invoice_event_apply(
+        event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1), event_created=RENEWAL
+    )
+    invoice_event_apply(
+        event_type="invoice.payment_failed",
+        stripe_invoice=renewal("open", attempts=2),
+        event_created=RENEWAL + timedelta(days=3),
+    )
     assert jobs("suspend") == []
 
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=3),
-                        event_created=RENEWAL + timedelta(days=5))
+    invoice_event_apply(
+        event_type="invoice.payment_failed",
+        stripe_invoice=renewal("open", attempts=3),
+        event_created=RENEWAL + timedelta(days=5),
+    )
 
     [suspend] = jobs("suspend")
     assert suspend.decision_key == "suspend:in_renewal1"
@@ -141,18 +179,23 @@ def test_the_service_is_suspended_at_the_first_event_five_days_after_the_first_f
 
 def test_reordered_failures_count_from_the_earliest_one(subscription):
     # The retry's failure (day 5) arrives before the first one (day 0)
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=3),
-                        event_created=RENEWAL + timedelta(days=5))
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1),
-                        event_created=RENEWAL)
+    invoice_event_apply(
+        event_type="invoice.payment_failed",
+        stripe_invoice=renewal("open", attempts=3),
+        event_created=RENEWAL + timedelta(days=5),
+    )
+    invoice_event_apply(
+        event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1), event_created=RENEWAL
+    )
 
     assert SubscriptionInvoice.objects.get().first_failed_at == RENEWAL
     assert len(jobs("suspend")) == 1
 
 
 def test_the_sweep_suspends_when_stripes_clock_passed_the_point_without_an_event(subscription):
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1),
-                        event_created=RENEWAL)
+    invoice_event_apply(
+        event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1), event_created=RENEWAL
+    )
     stripe_clock_observe(scope="", at=RENEWAL + timedelta(days=6))
 
     billing_sweep()
@@ -162,14 +205,21 @@ def test_the_sweep_suspends_when_stripes_clock_passed_the_point_without_an_event
 
 
 def test_paying_before_the_suspension_ran_cancels_it_and_suspends_nothing(subscription):
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1),
-                        event_created=RENEWAL)
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=3),
-                        event_created=RENEWAL + timedelta(days=5))
+    invoice_event_apply(
+        event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=1), event_created=RENEWAL
+    )
+    invoice_event_apply(
+        event_type="invoice.payment_failed",
+        stripe_invoice=renewal("open", attempts=3),
+        event_created=RENEWAL + timedelta(days=5),
+    )
     [suspend] = jobs("suspend")
 
-    invoice_event_apply(event_type="invoice.paid", stripe_invoice=renewal("paid", at=RENEWAL + timedelta(days=5, hours=1)),
-                        event_created=RENEWAL + timedelta(days=5, hours=1))
+    invoice_event_apply(
+        event_type="invoice.paid",
+        stripe_invoice=renewal("paid", at=RENEWAL + timedelta(days=5, hours=1)),
+        event_created=RENEWAL + timedelta(days=5, hours=1),
+    )
 
     suspend.refresh_from_db()
     assert suspend.status == ProvisioningJobStatus.CANCELED
@@ -195,9 +245,11 @@ def test_a_payment_does_not_lift_a_suspension_staff_decided(subscription, admin_
 
 def test_the_subscription_mirrors_stripe(subscription):
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="past_due", period_start=RENEWAL,
-                                                period_end=NEXT_END, test_clock="clock_abc"),
-        event_created=RENEWAL)
+        stripe_subscription=stripe_subscription(
+            id="sub_rules", status="past_due", period_start=RENEWAL, period_end=NEXT_END, test_clock="clock_abc"
+        ),
+        event_created=RENEWAL,
+    )
 
     subscription.refresh_from_db()
     assert subscription.status == "past_due"
@@ -208,14 +260,18 @@ def test_the_subscription_mirrors_stripe(subscription):
 
 def test_an_older_event_never_moves_the_state_backwards(subscription):
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="active", period_start=RENEWAL,
-                                                period_end=NEXT_END),
-        event_created=RENEWAL + timedelta(minutes=1))
+        stripe_subscription=stripe_subscription(
+            id="sub_rules", status="active", period_start=RENEWAL, period_end=NEXT_END
+        ),
+        event_created=RENEWAL + timedelta(minutes=1),
+    )
 
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="past_due", period_start=START,
-                                                period_end=RENEWAL),
-        event_created=RENEWAL)
+        stripe_subscription=stripe_subscription(
+            id="sub_rules", status="past_due", period_start=START, period_end=RENEWAL
+        ),
+        event_created=RENEWAL,
+    )
 
     subscription.refresh_from_db()
     assert subscription.status == "active"
@@ -225,15 +281,24 @@ def test_an_older_event_never_moves_the_state_backwards(subscription):
 def test_an_ended_subscription_never_comes_back(subscription):
     ended = RENEWAL + timedelta(days=7)
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="canceled", period_start=RENEWAL,
-                                                period_end=NEXT_END, canceled_at=ended, ended_at=ended,
-                                                cancellation_reason="payment_failed"),
-        event_created=ended)
+        stripe_subscription=stripe_subscription(
+            id="sub_rules",
+            status="canceled",
+            period_start=RENEWAL,
+            period_end=NEXT_END,
+            canceled_at=ended,
+            ended_at=ended,
+            cancellation_reason="payment_failed",
+        ),
+        event_created=ended,
+    )
 
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="active", period_start=RENEWAL,
-                                                period_end=NEXT_END),
-        event_created=ended + timedelta(seconds=1))
+        stripe_subscription=stripe_subscription(
+            id="sub_rules", status="active", period_start=RENEWAL, period_end=NEXT_END
+        ),
+        event_created=ended + timedelta(seconds=1),
+    )
 
     subscription.refresh_from_db()
     assert subscription.status == "canceled"
@@ -241,8 +306,9 @@ def test_an_ended_subscription_never_comes_back(subscription):
 
 
 def test_cancel_at_period_end_is_confirmed_once(subscription):
-    scheduled = stripe_subscription(id="sub_rules", status="active", period_start=START, period_end=RENEWAL,
-                                    cancel_at_period_end=True)
+    scheduled = stripe_subscription(
+        id="sub_rules", status="active", period_start=START, period_end=RENEWAL, cancel_at_period_end=True
+    )
 
     subscription_event_apply(stripe_subscription=scheduled, event_created=START + timedelta(days=2))
     subscription_event_apply(stripe_subscription=scheduled, event_created=START + timedelta(days=2))
@@ -256,10 +322,18 @@ def test_cancel_at_period_end_is_confirmed_once(subscription):
 
 def _end_for_non_payment(subscription, ended: datetime, test_clock: str | None = None) -> None:
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="canceled", period_start=RENEWAL,
-                                                period_end=NEXT_END, canceled_at=ended, ended_at=ended,
-                                                cancellation_reason="payment_failed", test_clock=test_clock),
-        event_created=ended)
+        stripe_subscription=stripe_subscription(
+            id="sub_rules",
+            status="canceled",
+            period_start=RENEWAL,
+            period_end=NEXT_END,
+            canceled_at=ended,
+            ended_at=ended,
+            cancellation_reason="payment_failed",
+            test_clock=test_clock,
+        ),
+        event_created=ended,
+    )
 
 
 def test_an_ended_subscription_is_warned_three_days_before_and_terminated_after_fourteen(subscription):
@@ -328,8 +402,10 @@ def test_a_partial_refund_is_recorded_and_mailed_and_nothing_else(subscription):
     refund = stripe_refund(id="re_part", payment_intent="pi_renewal1", amount=300, created=RENEWAL + timedelta(days=1))
     refund_event_apply(stripe_refund=refund, event_created=RENEWAL + timedelta(days=1))
     refund_event_apply(stripe_refund=refund, event_created=RENEWAL + timedelta(days=1))
-    charge_refunded_apply(stripe_charge=stripe_charge(payment_intent="pi_renewal1", amount=799, amount_refunded=300),
-                          event_created=RENEWAL + timedelta(days=1))
+    charge_refunded_apply(
+        stripe_charge=stripe_charge(payment_intent="pi_renewal1", amount=799, amount_refunded=300),
+        event_created=RENEWAL + timedelta(days=1),
+    )
 
     assert RefundRecord.objects.get().amount == 300
     [mail] = emails(EmailPurpose.REFUND_ISSUED)
@@ -341,10 +417,14 @@ def test_a_partial_refund_is_recorded_and_mailed_and_nothing_else(subscription):
 def test_a_full_refund_of_the_latest_payment_terminates_and_ends_the_subscription(subscription):
     _paid_renewal_with_intent(subscription)
 
-    charge_refunded_apply(stripe_charge=stripe_charge(payment_intent="pi_renewal1", amount=799, amount_refunded=799),
-                          event_created=RENEWAL + timedelta(days=1))
-    charge_refunded_apply(stripe_charge=stripe_charge(payment_intent="pi_renewal1", amount=799, amount_refunded=799),
-                          event_created=RENEWAL + timedelta(days=1))
+    charge_refunded_apply(
+        stripe_charge=stripe_charge(payment_intent="pi_renewal1", amount=799, amount_refunded=799),
+        event_created=RENEWAL + timedelta(days=1),
+    )
+    charge_refunded_apply(
+        stripe_charge=stripe_charge(payment_intent="pi_renewal1", amount=799, amount_refunded=799),
+        event_created=RENEWAL + timedelta(days=1),
+    )
 
     [terminate] = jobs("terminate")
     assert "refunded in full" in terminate.reason
@@ -353,7 +433,7 @@ def test_a_full_refund_of_the_latest_payment_terminates_and_ends_the_subscriptio
 
 
 def test_a_test_clock_in_the_past_is_its_own_time_not_ours():
-    past = datetime(2025, 3, 1, tzinfo=dt_timezone.utc)
+    past = datetime(2025, 3, 1, tzinfo=UTC)
 
     stripe_clock_observe(scope="clock_past", at=past)
 
@@ -361,10 +441,17 @@ def test_a_test_clock_in_the_past_is_its_own_time_not_ours():
 
 
 def test_on_a_test_clock_in_the_past_a_fresh_failure_does_not_suspend(subscription):
-    past_renewal = datetime(2025, 3, 1, tzinfo=dt_timezone.utc)
-    failed = stripe_invoice(id="in_past", subscription="sub_rules", status="open", created=past_renewal,
-                            period_start=past_renewal, period_end=past_renewal + timedelta(days=31),
-                            attempt_count=1, test_clock="clock_past")
+    past_renewal = datetime(2025, 3, 1, tzinfo=UTC)
+    failed = stripe_invoice(
+        id="in_past",
+        subscription="sub_rules",
+        status="open",
+        created=past_renewal,
+        period_start=past_renewal,
+        period_end=past_renewal + timedelta(days=31),
+        attempt_count=1,
+        test_clock="clock_past",
+    )
 
     invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=failed, event_created=past_renewal)
 
@@ -375,22 +462,32 @@ def test_an_unpaid_renewal_seen_after_the_cancellation_still_suspends(subscripti
     ended = RENEWAL + timedelta(days=7)
     _end_for_non_payment(subscription, ended)
 
-    invoice_event_apply(event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=4),
-                        event_created=RENEWAL)
+    invoice_event_apply(
+        event_type="invoice.payment_failed", stripe_invoice=renewal("open", attempts=4), event_created=RENEWAL
+    )
 
     assert [job.decision_key for job in jobs("suspend")] == ["suspend:in_renewal1"]
 
 
 def test_a_cancellation_at_period_end_is_announced_once_not_again_when_it_ends(subscription):
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="active", period_start=START,
-                                                period_end=RENEWAL, cancel_at_period_end=True),
-        event_created=START + timedelta(days=2))
+        stripe_subscription=stripe_subscription(
+            id="sub_rules", status="active", period_start=START, period_end=RENEWAL, cancel_at_period_end=True
+        ),
+        event_created=START + timedelta(days=2),
+    )
 
     subscription_event_apply(
-        stripe_subscription=stripe_subscription(id="sub_rules", status="canceled", period_start=START,
-                                                period_end=RENEWAL, canceled_at=START + timedelta(days=2),
-                                                ended_at=RENEWAL, cancellation_reason="cancellation_requested"),
-        event_created=RENEWAL)
+        stripe_subscription=stripe_subscription(
+            id="sub_rules",
+            status="canceled",
+            period_start=START,
+            period_end=RENEWAL,
+            canceled_at=START + timedelta(days=2),
+            ended_at=RENEWAL,
+            cancellation_reason="cancellation_requested",
+        ),
+        event_created=RENEWAL,
+    )
 
     assert len(emails(EmailPurpose.CANCELLATION_CONFIRMED)) == 1

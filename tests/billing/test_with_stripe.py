@@ -84,7 +84,10 @@ def test_a_failing_card_is_suspended_and_paying_the_invoice_unsuspends(world):
     assert subscription.status == "active"
     assert subscription.hosting_account.status == HostingAccountStatus.ACTIVE
     assert [job.action for job in subscription.provisioning_jobs.order_by("pk")] == [
-        "provision", "suspend", "unsuspend"]
+        "provision",
+        "suspend",
+        "unsuspend",
+    ]
     assert len(mails(EmailPurpose.SERVICE_SUSPENDED)) == 1
     assert len(mails(EmailPurpose.RENEWAL_RECEIPT)) == 1
 
@@ -110,8 +113,9 @@ def test_a_card_that_never_pays_ends_canceled_and_terminated(world, settings):
 def test_cancel_at_period_end_then_undo_then_cancel_again_ends_at_the_period_end(world, admin_user):
     subscription = world.buy("leaves@example.com")
 
-    subscription_cancel(subscription=subscription, at_period_end=True, reason="Customer asked by phone",
-                        actor=admin_user)
+    subscription_cancel(
+        subscription=subscription, at_period_end=True, reason="Customer asked by phone", actor=admin_user
+    )
     world.process()
     subscription.refresh_from_db()
     assert subscription.cancel_at_period_end
@@ -134,13 +138,18 @@ def test_cancel_at_period_end_then_undo_then_cancel_again_ends_at_the_period_end
 def test_a_double_click_cancels_once(world, admin_user):
     subscription = world.buy("twice@example.com")
 
-    first = subscription_cancel(subscription=subscription, at_period_end=False, reason="Fraud", actor=admin_user,
-                                idempotency_key="form-123")
-    second = subscription_cancel(subscription=subscription, at_period_end=False, reason="Fraud", actor=admin_user,
-                                 idempotency_key="form-123")
+    first = subscription_cancel(
+        subscription=subscription, at_period_end=False, reason="Fraud", actor=admin_user, idempotency_key="form-123"
+    )
+    second = subscription_cancel(
+        subscription=subscription, at_period_end=False, reason="Fraud", actor=admin_user, idempotency_key="form-123"
+    )
 
     assert first.pk == second.pk
-    assert len(world.sandbox.requests(method="DELETE", path=f"/v1/subscriptions/{subscription.stripe_subscription_id}")) == 1
+    assert (
+        len(world.sandbox.requests(method="DELETE", path=f"/v1/subscriptions/{subscription.stripe_subscription_id}"))
+        == 1
+    )
     subscription.refresh_from_db()
     assert subscription.status == "canceled"
 
@@ -201,8 +210,9 @@ def test_a_setup_that_failed_for_good_is_refunded_cancelled_and_apologised_for(w
     subscription = world.buy("broken@example.com")
     job = subscription.provisioning_jobs.get(action="provision")
     subscription.hosting_account.delete()
-    ProvisioningJob.objects.filter(pk=job.pk).update(status=ProvisioningJobStatus.FAILED,
-                                                     finished_at=timezone.now() - timedelta(hours=23))
+    ProvisioningJob.objects.filter(pk=job.pk).update(
+        status=ProvisioningJobStatus.FAILED, finished_at=timezone.now() - timedelta(hours=23)
+    )
     billing_sweep()
     assert not BillingAction.objects.exists()  # not yet: staff have a day to fix it
 
@@ -228,10 +238,16 @@ def test_a_resubmitted_form_returns_the_first_action_instead_of_an_error(world, 
 
     def submit():
         if act == "full_refund":
-            return invoice_refund(invoice=invoice, amount=None, reason="Goodwill", actor=admin_user,
-                                  idempotency_key="form-1")
-        return subscription_cancel(subscription=subscription, at_period_end=act == "cancel_at_period_end",
-                                   reason="Asked by e-mail", actor=admin_user, idempotency_key="form-1")
+            return invoice_refund(
+                invoice=invoice, amount=None, reason="Goodwill", actor=admin_user, idempotency_key="form-1"
+            )
+        return subscription_cancel(
+            subscription=subscription,
+            at_period_end=act == "cancel_at_period_end",
+            reason="Asked by e-mail",
+            actor=admin_user,
+            idempotency_key="form-1",
+        )
 
     first = submit()
     world.process()

@@ -62,9 +62,16 @@ def test_coupon_list_shows_the_discount_and_redemptions(admin_client, catalog):
 
 # --- The one-active-price constraint as a form error, never a server error --------------------------------------------
 
+
 def price_form(price: Price, **changes) -> dict:
-    data = {"product": price.product_id, "billing_cycle": price.billing_cycle, "currency": price.currency,
-            "unit_amount": f"{price.unit_amount / 100:.2f}", "active": "on" if price.active else "", "trial_days": ""}
+    data = {
+        "product": price.product_id,
+        "billing_cycle": price.billing_cycle,
+        "currency": price.currency,
+        "unit_amount": f"{price.unit_amount / 100:.2f}",
+        "active": "on" if price.active else "",
+        "trial_days": "",
+    }
     return {**data, **changes}
 
 
@@ -93,8 +100,10 @@ def test_switching_on_an_old_price_beside_the_active_one_is_a_form_error(admin_c
 def test_the_cycle_of_a_saved_price_cannot_be_changed(admin_client):
     price = PriceFactory(billing_cycle="monthly")
 
-    response = admin_client.post(reverse("admin:catalog_price_change", args=[price.pk]),
-                                 price_form(price, billing_cycle="yearly", unit_amount="9.99"))
+    response = admin_client.post(
+        reverse("admin:catalog_price_change", args=[price.pk]),
+        price_form(price, billing_cycle="yearly", unit_amount="9.99"),
+    )
 
     assert response.status_code == 302
     price.refresh_from_db()
@@ -103,10 +112,17 @@ def test_the_cycle_of_a_saved_price_cannot_be_changed(admin_client):
 
 def product_form(product: Product, rows: list[dict]) -> dict:
     """The product change page as submitted: the product's fields and one inline row per dict."""
-    data = {"name": product.name, "type": product.type, "description": product.description,
-            "active": "on" if product.active else "", "sort_order": product.sort_order,
-            "prices-TOTAL_FORMS": len(rows), "prices-INITIAL_FORMS": sum(1 for row in rows if row.get("id")),
-            "prices-MIN_NUM_FORMS": 0, "prices-MAX_NUM_FORMS": 1000}
+    data = {
+        "name": product.name,
+        "type": product.type,
+        "description": product.description,
+        "active": "on" if product.active else "",
+        "sort_order": product.sort_order,
+        "prices-TOTAL_FORMS": len(rows),
+        "prices-INITIAL_FORMS": sum(1 for row in rows if row.get("id")),
+        "prices-MIN_NUM_FORMS": 0,
+        "prices-MAX_NUM_FORMS": 1000,
+    }
     for index, row in enumerate(rows):
         row = {"id": "", "product": product.pk, "currency": "usd", "trial_days": "", **row}
         data.update({f"prices-{index}-{name}": value for name, value in row.items()})
@@ -115,11 +131,14 @@ def product_form(product: Product, rows: list[dict]) -> dict:
 
 def test_two_active_prices_for_one_cycle_in_one_save_are_a_form_error(admin_client):
     product = ProductFactory()
-    rows = [{"billing_cycle": "monthly", "unit_amount": "7.99", "active": "on"},
-            {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"}]
+    rows = [
+        {"billing_cycle": "monthly", "unit_amount": "7.99", "active": "on"},
+        {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"},
+    ]
 
-    response = admin_client.post(reverse("admin:catalog_product_change", args=[product.pk]),
-                                 product_form(product, rows))
+    response = admin_client.post(
+        reverse("admin:catalog_product_change", args=[product.pk]), product_form(product, rows)
+    )
 
     assert response.status_code == 200
     assert "Only one monthly price in USD can be active" in response.content.decode()
@@ -128,11 +147,14 @@ def test_two_active_prices_for_one_cycle_in_one_save_are_a_form_error(admin_clie
 
 def test_a_new_active_price_beside_the_saved_active_one_is_a_form_error(admin_client):
     price = PriceFactory()
-    rows = [{"id": price.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": "on"},
-            {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"}]
+    rows = [
+        {"id": price.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": "on"},
+        {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"},
+    ]
 
-    response = admin_client.post(reverse("admin:catalog_product_change", args=[price.product_id]),
-                                 product_form(price.product, rows))
+    response = admin_client.post(
+        reverse("admin:catalog_product_change", args=[price.product_id]), product_form(price.product, rows)
+    )
 
     assert response.status_code == 200
     assert "Only one monthly price in USD can be active" in response.content.decode()
@@ -141,11 +163,14 @@ def test_a_new_active_price_beside_the_saved_active_one_is_a_form_error(admin_cl
 
 def test_replacing_a_price_in_one_save_switches_the_old_one_off_and_the_new_one_on(admin_client):
     old = PriceFactory(unit_amount=799)
-    rows = [{"id": old.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""},
-            {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"}]
+    rows = [
+        {"id": old.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""},
+        {"billing_cycle": "monthly", "unit_amount": "6.99", "active": "on"},
+    ]
 
-    response = admin_client.post(reverse("admin:catalog_product_change", args=[old.product_id]),
-                                 product_form(old.product, rows))
+    response = admin_client.post(
+        reverse("admin:catalog_product_change", args=[old.product_id]), product_form(old.product, rows)
+    )
 
     assert response.status_code == 302
     old.refresh_from_db()
@@ -159,8 +184,9 @@ def test_switching_back_to_an_older_price_takes_retiring_the_current_one_then_re
     current = PriceFactory(product=older.product, unit_amount=799)
     rows = [{"id": current.pk, "billing_cycle": "monthly", "unit_amount": "7.99", "active": ""}]
 
-    retired = admin_client.post(reverse("admin:catalog_product_change", args=[older.product_id]),
-                                product_form(older.product, rows))
+    retired = admin_client.post(
+        reverse("admin:catalog_product_change", args=[older.product_id]), product_form(older.product, rows)
+    )
     back = admin_client.post(reverse("admin:catalog_price_change", args=[older.pk]), price_form(older, active="on"))
 
     assert (retired.status_code, back.status_code) == (302, 302)
@@ -168,22 +194,41 @@ def test_switching_back_to_an_older_price_takes_retiring_the_current_one_then_re
 
 
 def test_coupon_billing_cycles_are_chosen_with_checkboxes(admin_client):
-    response = admin_client.post(reverse("admin:catalog_coupon_add"), {
-        "code": "YEARLY20", "name": "", "percent_off": "20", "amount_off": "", "currency": "usd",
-        "duration": "once", "duration_in_months": "", "max_redemptions": "", "active": "on",
-        "billing_cycles": ["yearly", "triennial"],
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_coupon_add"),
+        {
+            "code": "YEARLY20",
+            "name": "",
+            "percent_off": "20",
+            "amount_off": "",
+            "currency": "usd",
+            "duration": "once",
+            "duration_in_months": "",
+            "max_redemptions": "",
+            "active": "on",
+            "billing_cycles": ["yearly", "triennial"],
+        },
+    )
 
     assert response.status_code == 302, response.content.decode()
     assert Coupon.objects.get().billing_cycles == ["yearly", "triennial"]
 
 
 def test_coupon_with_an_end_before_its_start_is_a_form_error(admin_client):
-    response = admin_client.post(reverse("admin:catalog_coupon_add"), {
-        "code": "BACKWARDS", "percent_off": "20", "currency": "usd", "duration": "once", "active": "on",
-        "valid_from_0": "2026-12-31", "valid_from_1": "00:00:00",
-        "valid_until_0": "2026-12-01", "valid_until_1": "00:00:00",
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_coupon_add"),
+        {
+            "code": "BACKWARDS",
+            "percent_off": "20",
+            "currency": "usd",
+            "duration": "once",
+            "active": "on",
+            "valid_from_0": "2026-12-31",
+            "valid_from_1": "00:00:00",
+            "valid_until_0": "2026-12-01",
+            "valid_until_1": "00:00:00",
+        },
+    )
 
     assert response.status_code == 200
     assert "Must be later than valid from." in response.content.decode()
@@ -191,9 +236,16 @@ def test_coupon_with_an_end_before_its_start_is_a_form_error(admin_client):
 
 
 def test_a_coupon_code_taken_in_another_case_is_a_form_error(admin_client, catalog):
-    response = admin_client.post(reverse("admin:catalog_coupon_add"), {
-        "code": "welcome10", "percent_off": "20", "currency": "usd", "duration": "once", "active": "on",
-    })
+    response = admin_client.post(
+        reverse("admin:catalog_coupon_add"),
+        {
+            "code": "welcome10",
+            "percent_off": "20",
+            "currency": "usd",
+            "duration": "once",
+            "active": "on",
+        },
+    )
 
     assert response.status_code == 200
     assert "A coupon with this code already exists." in response.content.decode()

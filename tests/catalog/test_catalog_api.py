@@ -35,18 +35,43 @@ def test_lists_active_plans_with_their_prices_per_cycle(api):
     response = api.get(URL)
 
     assert response.status_code == 200
-    assert response.json() == {"plans": [{
-        "code": "starter", "name": "Hosting Starter", "type": "hosting", "description": product.description,
-        "prices": [
-            {"billing_cycle": "monthly", "months": 1, "amount": 799, "currency": "usd", "amount_per_month": 799,
-             "trial_days": None},
-            {"billing_cycle": "yearly", "months": 12, "amount": 1788, "currency": "usd", "amount_per_month": 149,
-             "trial_days": 30},
-            # 5000 / 36 = 138.89 cents: rounded to the nearest cent.
-            {"billing_cycle": "triennial", "months": 36, "amount": 5000, "currency": "usd", "amount_per_month": 139,
-             "trial_days": None},
-        ],
-    }]}
+    assert response.json() == {
+        "plans": [
+            {
+                "code": "starter",
+                "name": "Hosting Starter",
+                "type": "hosting",
+                "description": product.description,
+                "prices": [
+                    {
+                        "billing_cycle": "monthly",
+                        "months": 1,
+                        "amount": 799,
+                        "currency": "usd",
+                        "amount_per_month": 799,
+                        "trial_days": None,
+                    },
+                    {
+                        "billing_cycle": "yearly",
+                        "months": 12,
+                        "amount": 1788,
+                        "currency": "usd",
+                        "amount_per_month": 149,
+                        "trial_days": 30,
+                    },
+                    # 5000 / 36 = 138.89 cents: rounded to the nearest cent.
+                    {
+                        "billing_cycle": "triennial",
+                        "months": 36,
+                        "amount": 5000,
+                        "currency": "usd",
+                        "amount_per_month": 139,
+                        "trial_days": None,
+                    },
+                ],
+            }
+        ]
+    }
 
 
 def test_plans_come_in_their_display_order(api):
@@ -113,9 +138,17 @@ def test_a_price_edited_in_the_admin_shows_at_once(api, admin_client):
     price = PriceFactory(unit_amount=799)
     etag = api.get(URL)["ETag"]
 
-    saved = admin_client.post(reverse("admin:catalog_price_change", args=[price.pk]), {
-        "product": price.product_id, "billing_cycle": "monthly", "currency": "usd", "unit_amount": "8.49",
-        "active": "on", "trial_days": ""})
+    saved = admin_client.post(
+        reverse("admin:catalog_price_change", args=[price.pk]),
+        {
+            "product": price.product_id,
+            "billing_cycle": "monthly",
+            "currency": "usd",
+            "unit_amount": "8.49",
+            "active": "on",
+            "trial_days": "",
+        },
+    )
     assert saved.status_code == 302
 
     response = api.get(URL, HTTP_IF_NONE_MATCH=etag)

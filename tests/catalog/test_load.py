@@ -46,6 +46,7 @@ def active_price(code: str, cycle: str) -> Price:
 
 # --- What the data file creates ---------------------------------------------------------------------------------------
 
+
 def test_load_creates_the_ten_products_thirty_two_prices_and_the_welcome_coupon():
     output = load()
 
@@ -55,7 +56,12 @@ def test_load_creates_the_ten_products_thirty_two_prices_and_the_welcome_coupon(
     assert Price.objects.count() == 32
     coupon = Coupon.objects.get()
     assert (coupon.code, coupon.percent_off, coupon.amount_off, coupon.duration, coupon.active) == (
-        "WELCOME10", 10, None, "once", True)
+        "WELCOME10",
+        10,
+        None,
+        "once",
+        True,
+    )
     assert not coupon.products.exists() and coupon.billing_cycles == []
     assert "43 created, 0 updated" in output
 
@@ -117,11 +123,14 @@ def test_single_service_plans_sell_monthly_and_yearly_only_and_no_price_has_a_tr
 
     for code in ("email-basic", "vps-basic", "cloud-basic", "storage-basic"):
         assert set(Price.objects.filter(product__code=code).values_list("billing_cycle", flat=True)) == {
-            "monthly", "yearly"}
+            "monthly",
+            "yearly",
+        }
     assert not Price.objects.filter(trial_days__isnull=False).exists()
 
 
 # --- Idempotence and staff edits --------------------------------------------------------------------------------------
+
 
 def test_second_run_changes_nothing():
     load()
@@ -213,6 +222,7 @@ def test_concurrent_loads_take_turns_and_create_everything_once():
 
 # --- --overwrite ------------------------------------------------------------------------------------------------------
 
+
 def test_overwrite_replaces_a_changed_price_by_deactivating_it_and_creating_a_new_one():
     load()
     old = active_price("starter", "yearly")
@@ -268,6 +278,7 @@ def test_overwrite_never_touches_the_redemption_count():
 
 # --- --dry-run --------------------------------------------------------------------------------------------------------
 
+
 def test_dry_run_reports_what_it_would_create_and_writes_nothing():
     output = load("--dry-run")
 
@@ -296,6 +307,7 @@ def test_verbosity_zero_prints_nothing():
 
 # --- Invalid files ----------------------------------------------------------------------------------------------------
 
+
 def _with_starter(change) -> dict:
     data = catalog_data()
     change(data["products"][0])
@@ -305,32 +317,54 @@ def _with_starter(change) -> dict:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (_with_starter(lambda p: p["prices"].update(quarterly={"per_month": 599})),
-         "product 'starter', quarterly price: unknown billing cycle 'quarterly'"),
+        (
+            _with_starter(lambda p: p["prices"].update(quarterly={"per_month": 599})),
+            "product 'starter', quarterly price: unknown billing cycle 'quarterly'",
+        ),
         (_with_starter(lambda p: p.update(type="dedicated")), "product 'starter': unknown type 'dedicated'"),
-        (_with_starter(lambda p: p["prices"].update(yearly={"per_month": 0})),
-         "product 'starter', yearly price: per_month must be a positive whole number of cents; got 0"),
-        (_with_starter(lambda p: p["prices"].update(monthly={"unit_amount": -799})),
-         "product 'starter', monthly price: unit_amount must be a positive whole number of cents; got -799"),
-        (_with_starter(lambda p: p["prices"].update(monthly={"per_month": 7.99})),
-         "product 'starter', monthly price: per_month must be a positive whole number of cents; got 7.99"),
-        (_with_starter(lambda p: p["prices"].update(monthly={"per_month": 799, "unit_amount": 799})),
-         "give exactly one of per_month and unit_amount"),
+        (
+            _with_starter(lambda p: p["prices"].update(yearly={"per_month": 0})),
+            "product 'starter', yearly price: per_month must be a positive whole number of cents; got 0",
+        ),
+        (
+            _with_starter(lambda p: p["prices"].update(monthly={"unit_amount": -799})),
+            "product 'starter', monthly price: unit_amount must be a positive whole number of cents; got -799",
+        ),
+        (
+            _with_starter(lambda p: p["prices"].update(monthly={"per_month": 7.99})),
+            "product 'starter', monthly price: per_month must be a positive whole number of cents; got 7.99",
+        ),
+        (
+            _with_starter(lambda p: p["prices"].update(monthly={"per_month": 799, "unit_amount": 799})),
+            "give exactly one of per_month and unit_amount",
+        ),
         (_with_starter(lambda p: p.update(code="Starter Plan")), "code: Lower-case letters, digits and hyphens only."),
         (_with_starter(lambda p: p.update(sort_ordr=1)), "product 'starter': unknown key 'sort_ordr'"),
         ({**catalog_data(), "version": 2}, "version must be 1"),
-        ({**catalog_data(), "coupons": [{"code": "HALF", "percent_off": 50, "amount_off": 100}]},
-         "coupon 'HALF': give exactly one of percent_off and amount_off"),
-        ({**catalog_data(), "coupons": [{"code": "ODD", "percent_off": 12.345}]},
-         "coupon 'ODD': percent_off: Ensure that there are no more than 2 decimal places."),
-        ({**catalog_data(), "coupons": [{"code": "FIVE", "amount_off": 0}]},
-         "coupon 'FIVE': amount_off: Ensure this value is greater than or equal to 1."),
-        ({**catalog_data(), "coupons": [{"code": "VPS", "percent_off": 5, "products": ["vps-pro"]}]},
-         "coupon 'VPS': product 'vps-pro' is not in this file's products"),
-        ({**catalog_data(), "coupons": [{"code": "X", "percent_off": 5, "valid_until": "2026-12-31"}]},
-         "coupon 'X', valid_until: needs a time zone"),
-        ({**catalog_data(), "coupons": [{"code": "X", "percent_off": 5, "valid_from": "next monday"}]},
-         "coupon 'X', valid_from: must be an ISO 8601 date and time"),
+        (
+            {**catalog_data(), "coupons": [{"code": "HALF", "percent_off": 50, "amount_off": 100}]},
+            "coupon 'HALF': give exactly one of percent_off and amount_off",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "ODD", "percent_off": 12.345}]},
+            "coupon 'ODD': percent_off: Ensure that there are no more than 2 decimal places.",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "FIVE", "amount_off": 0}]},
+            "coupon 'FIVE': amount_off: Ensure this value is greater than or equal to 1.",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "VPS", "percent_off": 5, "products": ["vps-pro"]}]},
+            "coupon 'VPS': product 'vps-pro' is not in this file's products",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "X", "percent_off": 5, "valid_until": "2026-12-31"}]},
+            "coupon 'X', valid_until: needs a time zone",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "X", "percent_off": 5, "valid_from": "next monday"}]},
+            "coupon 'X', valid_from: must be an ISO 8601 date and time",
+        ),
     ],
 )
 def test_an_invalid_file_is_refused_naming_the_entry_and_nothing_is_written(tmp_path, data, message):
@@ -375,15 +409,19 @@ def test_every_problem_of_a_file_is_listed_at_once(tmp_path):
 
 def test_a_key_given_twice_is_refused_rather_than_silently_dropped(tmp_path):
     path = tmp_path / "catalog.json"
-    path.write_text(DEFAULT_CATALOG_FILE.read_text().replace(
-        '"monthly":   {"per_month": 799},', '"monthly":   {"per_month": 799}, "monthly": {"per_month": 1},', 1))
+    path.write_text(
+        DEFAULT_CATALOG_FILE.read_text().replace(
+            '"monthly":   {"per_month": 799},', '"monthly":   {"per_month": 799}, "monthly": {"per_month": 1},', 1
+        )
+    )
 
     with pytest.raises(CommandError, match="key 'monthly' appears twice"):
         load("--file", str(path))
 
 
-@pytest.mark.parametrize(("content", "message"), [(None, "Cannot read the catalog file"),
-                                                  ("{not json", "is not valid JSON")])
+@pytest.mark.parametrize(
+    ("content", "message"), [(None, "Cannot read the catalog file"), ("{not json", "is not valid JSON")]
+)
 def test_a_missing_or_malformed_file_is_refused(tmp_path, content, message):
     path = tmp_path / "catalog.json"
     if content is not None:

@@ -20,10 +20,12 @@ def test_a_second_active_price_for_the_same_product_cycle_and_currency_is_refuse
 def test_an_inactive_price_beside_the_active_one_is_allowed():
     price = PriceFactory()
 
-    PriceFactory(product=price.product, billing_cycle=price.billing_cycle, currency=price.currency, active=False,
-                 unit_amount=699)
-    PriceFactory(product=price.product, billing_cycle=price.billing_cycle, currency=price.currency, active=False,
-                 unit_amount=599)
+    PriceFactory(
+        product=price.product, billing_cycle=price.billing_cycle, currency=price.currency, active=False, unit_amount=699
+    )
+    PriceFactory(
+        product=price.product, billing_cycle=price.billing_cycle, currency=price.currency, active=False, unit_amount=599
+    )
 
     assert price.product.prices.filter(active=True).get() == price
 

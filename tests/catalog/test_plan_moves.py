@@ -30,8 +30,14 @@ def test_the_data_file_moves_hosting_and_wordpress_plans_up_and_down_within_thei
     out = StringIO()
     call_command("catalog_load", stdout=out)
 
-    hosting = {("starter", "premium"), ("starter", "business"), ("premium", "starter"), ("premium", "business"),
-               ("business", "starter"), ("business", "premium")}
+    hosting = {
+        ("starter", "premium"),
+        ("starter", "business"),
+        ("premium", "starter"),
+        ("premium", "business"),
+        ("business", "starter"),
+        ("business", "premium"),
+    }
     wordpress = {(f"wp-{a}", f"wp-{b}") for a, b in hosting}
     assert moves() == {(a, b, True) for a, b in hosting | wordpress}
     assert "plan moves: 12 created, 0 updated" in out.getvalue()
@@ -62,8 +68,10 @@ def test_loading_again_creates_nothing_and_keeps_a_move_staff_switched_off():
 def test_overwrite_switches_a_move_back_on_and_leaves_staff_moves_alone():
     call_command("catalog_load", verbosity=0)
     PlanMove.objects.filter(from_product__code="starter", to_product__code="business").update(active=False)
-    extra = PlanMove.objects.create(from_product=Product.objects.get(code="email-basic"),
-                                    to_product=ProductFactory(code="email-pro", type=ProductType.EMAIL))
+    extra = PlanMove.objects.create(
+        from_product=Product.objects.get(code="email-basic"),
+        to_product=ProductFactory(code="email-pro", type=ProductType.EMAIL),
+    )
 
     report = catalog_load(data=catalog_data(), overwrite=True)
 
@@ -72,13 +80,16 @@ def test_overwrite_switches_a_move_back_on_and_leaves_staff_moves_alone():
     assert PlanMove.objects.filter(pk=extra.pk, active=True).exists()
 
 
-@pytest.mark.parametrize(("moves_to", "problem"), [
-    (["premium", "premium"], "'premium' appears more than once"),
-    (["starter"], "other cycles are always allowed"),
-    (["nowhere"], "product 'nowhere' is not in this file's products"),
-    (["wp-premium"], "'wp-premium' is wordpress, not hosting: moves stay within one type"),
-    ("premium", "moves_to must be a list of product codes"),
-])
+@pytest.mark.parametrize(
+    ("moves_to", "problem"),
+    [
+        (["premium", "premium"], "'premium' appears more than once"),
+        (["starter"], "other cycles are always allowed"),
+        (["nowhere"], "product 'nowhere' is not in this file's products"),
+        (["wp-premium"], "'wp-premium' is wordpress, not hosting: moves stay within one type"),
+        ("premium", "moves_to must be a list of product codes"),
+    ],
+)
 def test_a_bad_move_in_the_file_is_reported_and_nothing_is_written(moves_to, problem):
     data = catalog_data()
     data["products"][0]["moves_to"] = moves_to  # starter
@@ -91,8 +102,9 @@ def test_a_bad_move_in_the_file_is_reported_and_nothing_is_written(moves_to, pro
 
 
 def test_a_move_across_product_types_is_refused_by_the_model():
-    move = PlanMove(from_product=ProductFactory(type=ProductType.HOSTING),
-                    to_product=ProductFactory(type=ProductType.VPS))
+    move = PlanMove(
+        from_product=ProductFactory(type=ProductType.HOSTING), to_product=ProductFactory(type=ProductType.VPS)
+    )
 
     with pytest.raises(ValidationError) as raised:
         move.full_clean()
@@ -108,8 +120,9 @@ def test_admin_lists_moves_and_adds_one(admin_client):
     starter, pro = Product.objects.get(code="starter"), ProductFactory(code="pro", type=ProductType.HOSTING)
 
     listing = admin_client.get(reverse("admin:catalog_planmove_changelist"))
-    response = admin_client.post(reverse("admin:catalog_planmove_add"),
-                                 {"from_product": starter.pk, "to_product": pro.pk, "active": "on"})
+    response = admin_client.post(
+        reverse("admin:catalog_planmove_add"), {"from_product": starter.pk, "to_product": pro.pk, "active": "on"}
+    )
 
     assert listing.status_code == 200 and "Hosting Premium" in listing.content.decode()
     assert response.status_code == 302
@@ -120,25 +133,32 @@ def test_admin_switches_a_move_off_in_place(admin_client):
     call_command("catalog_load", verbosity=0)
     move = PlanMove.objects.get(from_product__code="starter", to_product__code="premium")
 
-    response = admin_client.post(reverse("admin:catalog_planmove_change", args=[move.pk]),
-                                 {"from_product": move.from_product_id, "to_product": move.to_product_id})
+    response = admin_client.post(
+        reverse("admin:catalog_planmove_change", args=[move.pk]),
+        {"from_product": move.from_product_id, "to_product": move.to_product_id},
+    )
 
     assert response.status_code == 302
     move.refresh_from_db()
     assert move.active is False
 
 
-@pytest.mark.parametrize(("target", "message"), [
-    ("vps-basic", "Moves stay within one product type"),
-    ("starter", "a move names another plan"),
-    ("premium", "This move already exists."),
-])
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("vps-basic", "Moves stay within one product type"),
+        ("starter", "a move names another plan"),
+        ("premium", "This move already exists."),
+    ],
+)
 def test_admin_refuses_a_move_with_a_message(admin_client, target, message):
     call_command("catalog_load", verbosity=0)
     starter = Product.objects.get(code="starter")
 
-    response = admin_client.post(reverse("admin:catalog_planmove_add"), {
-        "from_product": starter.pk, "to_product": Product.objects.get(code=target).pk, "active": "on"})
+    response = admin_client.post(
+        reverse("admin:catalog_planmove_add"),
+        {"from_product": starter.pk, "to_product": Product.objects.get(code=target).pk, "active": "on"},
+    )
 
     assert response.status_code == 200
     assert message in response.content.decode()

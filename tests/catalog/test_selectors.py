@@ -17,6 +17,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 # --- price_get_active -------------------------------------------------------------------------------------------------
 
+
 def test_price_get_active_returns_the_price_with_its_product_in_one_query(django_assert_num_queries):
     price = PriceFactory(product__code="starter", billing_cycle="yearly", unit_amount=3588)
     PriceFactory(product=price.product, billing_cycle="yearly", unit_amount=2990, active=False)
@@ -38,8 +39,14 @@ def test_price_get_active_returns_the_price_with_its_product_in_one_query(django
         (True, True, {"currency": "eur"}),
         (True, True, {"product_code": "nope"}),
     ],
-    ids=["product-inactive", "price-inactive", "unknown-cycle", "no-price-for-cycle", "other-currency",
-         "unknown-product"],
+    ids=[
+        "product-inactive",
+        "price-inactive",
+        "unknown-cycle",
+        "no-price-for-cycle",
+        "other-currency",
+        "unknown-product",
+    ],
 )
 def test_price_get_active_returns_none_when_the_plan_is_not_on_sale(product_active, price_active, lookup):
     PriceFactory(product__code="starter", product__active=product_active, active=price_active)
@@ -51,10 +58,18 @@ def test_price_get_active_returns_none_when_the_plan_is_not_on_sale(product_acti
 
 # --- coupon_get_redeemable --------------------------------------------------------------------------------------------
 
-def redeem(code: str = "WELCOME10", *, product_id: int, billing_cycle: str = "monthly", currency: str = "usd",
-           at: datetime = NOW) -> Coupon:
-    return coupon_get_redeemable(code=code, product_id=product_id, billing_cycle=billing_cycle, currency=currency,
-                                 at=at)
+
+def redeem(
+    code: str = "WELCOME10",
+    *,
+    product_id: int,
+    billing_cycle: str = "monthly",
+    currency: str = "usd",
+    at: datetime = NOW,
+) -> Coupon:
+    return coupon_get_redeemable(
+        code=code, product_id=product_id, billing_cycle=billing_cycle, currency=currency, at=at
+    )
 
 
 def test_coupon_is_found_without_regard_to_case_in_one_query(django_assert_num_queries):
@@ -76,8 +91,14 @@ def test_coupon_restricted_to_products_is_usable_for_those_products():
 
 def test_coupon_limited_to_cycles_and_windows_is_usable_inside_them():
     product = ProductFactory()
-    coupon = CouponFactory(code="WELCOME10", billing_cycles=["yearly", "triennial"], valid_from=NOW,
-                           valid_until=NOW + timedelta(days=1), max_redemptions=5, times_redeemed=4)
+    coupon = CouponFactory(
+        code="WELCOME10",
+        billing_cycles=["yearly", "triennial"],
+        valid_from=NOW,
+        valid_until=NOW + timedelta(days=1),
+        max_redemptions=5,
+        times_redeemed=4,
+    )
 
     assert redeem(product_id=product.pk, billing_cycle="triennial") == coupon
 
@@ -97,17 +118,34 @@ def test_an_amount_off_coupon_is_usable_in_its_own_currency_and_a_percentage_in_
         ({"code": "OTHER"}, "coupon_invalid", "Coupon WELCOME10 is not valid."),
         ({"active": False}, "coupon_invalid", "Coupon WELCOME10 is not valid."),
         ({"billing_cycles": ["yearly"]}, "coupon_invalid", "Coupon WELCOME10 is not valid for monthly billing."),
-        ({"percent_off": None, "amount_off": 500, "currency": "eur"}, "coupon_invalid",
-         "Coupon WELCOME10 is not valid for payments in USD."),
-        ({"valid_from": NOW + timedelta(seconds=1)}, "coupon_expired",
-         "Coupon WELCOME10 is not valid yet: it starts on 2026-11-26."),
+        (
+            {"percent_off": None, "amount_off": 500, "currency": "eur"},
+            "coupon_invalid",
+            "Coupon WELCOME10 is not valid for payments in USD.",
+        ),
+        (
+            {"valid_from": NOW + timedelta(seconds=1)},
+            "coupon_expired",
+            "Coupon WELCOME10 is not valid yet: it starts on 2026-11-26.",
+        ),
         ({"valid_until": NOW}, "coupon_expired", "Coupon WELCOME10 expired on 2026-11-26."),
         ({"valid_until": NOW - timedelta(days=30)}, "coupon_expired", "Coupon WELCOME10 expired on 2026-10-27."),
-        ({"max_redemptions": 3, "times_redeemed": 3}, "coupon_expired",
-         "Coupon WELCOME10 has reached its redemption limit."),
+        (
+            {"max_redemptions": 3, "times_redeemed": 3},
+            "coupon_expired",
+            "Coupon WELCOME10 has reached its redemption limit.",
+        ),
     ],
-    ids=["unknown", "inactive", "other-cycle", "other-currency", "not-yet-valid",
-         "expired-at-the-instant", "expired", "used-up"],
+    ids=[
+        "unknown",
+        "inactive",
+        "other-cycle",
+        "other-currency",
+        "not-yet-valid",
+        "expired-at-the-instant",
+        "expired",
+        "used-up",
+    ],
 )
 def test_coupon_that_cannot_be_used_is_refused_with_the_reason_in_one_query(
     django_assert_num_queries, coupon, code, message
@@ -119,7 +157,11 @@ def test_coupon_that_cannot_be_used_is_refused_with_the_reason_in_one_query(
         redeem(product_id=product.pk)
 
     assert (raised.value.code, raised.value.message, raised.value.field, raised.value.status_code) == (
-        code, message, "couponCode", 400)
+        code,
+        message,
+        "couponCode",
+        400,
+    )
 
 
 def test_coupon_restricted_to_other_products_is_refused_for_this_plan_in_one_query(django_assert_num_queries):
@@ -130,10 +172,13 @@ def test_coupon_restricted_to_other_products_is_refused_for_this_plan_in_one_que
         redeem(product_id=product.pk)
 
     assert (raised.value.code, raised.value.message) == (
-        "coupon_invalid", "Coupon WELCOME10 is not valid for this plan.")
+        "coupon_invalid",
+        "Coupon WELCOME10 is not valid for this plan.",
+    )
 
 
 # --- coupon_discount_amount -------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("percent_off", "amount", "discount"),

@@ -81,7 +81,10 @@ class PersistentRedis(Redis):
         data.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(data)],
-            stdout=open(RUN_DIR / "redis.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=open(RUN_DIR / "redis.log", "ab"),  # noqa: SIM115 (the process writes it until it stops)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_until(lambda: _port_open(self.port), 10, "redis-server")
 
 
@@ -148,8 +151,9 @@ class Supervisor:
     def _restart(self, name: str, code: int, start) -> None:
         cause = "killed by the run" if name in self._killed else "exited on its own"
         self._killed.discard(name)
-        self.restarts.append({"process": name, "at": round(time.monotonic() - self.started, 1), "exit_code": code,
-                              "cause": cause})
+        self.restarts.append(
+            {"process": name, "at": round(time.monotonic() - self.started, 1), "exit_code": code, "cause": cause}
+        )
         log(f"supervisor: {name} exited ({code}, {cause}); restarting it")
         start()
 
@@ -238,11 +242,18 @@ class Customers:
         raise RuntimeError(f"{step}: stopped before it succeeded")
 
     def _create(self, order: Order) -> str | None:
-        body = {"planId": "starter", "billingCycle": "monthly",
-                "customer": {"name": f"Chaos Customer {order.number}", "email": order.email},
-                "domain": {"mode": "new-or-transfer", "value": order.domain}}
-        response = requests.post(f"{self.api}/api/checkout/create-session", json=body, timeout=30,
-                                 headers={"Idempotency-Key": f"chaos-{RUN_ID}-{order.number}"})
+        body = {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "customer": {"name": f"Chaos Customer {order.number}", "email": order.email},
+            "domain": {"mode": "new-or-transfer", "value": order.domain},
+        }
+        response = requests.post(
+            f"{self.api}/api/checkout/create-session",
+            json=body,
+            timeout=30,
+            headers={"Idempotency-Key": f"chaos-{RUN_ID}-{order.number}"},
+        )
         if response.status_code == 200:
             return response.json()["sessionId"]
         self.note(f"create: HTTP {response.status_code}")
@@ -252,8 +263,11 @@ class Customers:
 
     def _helper(self, order: Order, action: str, **params) -> bool | None:
         response = requests.post(
-            f"{self.sandbox}/v1/test_helpers/checkout/sessions/{order.session_id}/{action}", data=params, timeout=30,
-            headers={"Authorization": f"Bearer {STRIPE_KEY}", "Idempotency-Key": f"{RUN_ID}-{order.number}-{action}"})
+            f"{self.sandbox}/v1/test_helpers/checkout/sessions/{order.session_id}/{action}",
+            data=params,
+            timeout=30,
+            headers={"Authorization": f"Bearer {STRIPE_KEY}", "Idempotency-Key": f"{RUN_ID}-{order.number}-{action}"},
+        )
         if response.status_code == 200:
             return True
         self.note(f"pay: Stripe HTTP {response.status_code}")
@@ -302,18 +316,25 @@ class Chaos:
 
     def run(self) -> None:
         """Each fault starts at its time in a thread of its own (windows last a while; they overlap)."""
-        timeline = sorted([
-            (PANEL_SLOW[0], self.panel_slow),
-            (WORKER_KILL_AT, self.kill_worker),
-            (GUNICORN_KILL_AT, self.kill_gunicorn_worker),
-            (PANEL_REFUSES[0], self.panel_refuses),
-            (STRIPE_FAILING[0], lambda: self.stripe_window("Stripe failing (500)", STRIPE_FAILING, 500, 0)),
-            (DATABASE_KILLS[0], self.kill_database_connections),
-            (REDIS_DOWN[0], self.redis_down),
-            (STRIPE_SLOW[0], lambda: self.stripe_window(f"Stripe slow (+{STRIPE_DELAY_MS} ms)", STRIPE_SLOW, None,
-                                                        STRIPE_DELAY_MS)),
-            (DATABASE_KILLS[1], self.kill_database_connections),
-        ], key=lambda item: item[0])
+        timeline = sorted(
+            [
+                (PANEL_SLOW[0], self.panel_slow),
+                (WORKER_KILL_AT, self.kill_worker),
+                (GUNICORN_KILL_AT, self.kill_gunicorn_worker),
+                (PANEL_REFUSES[0], self.panel_refuses),
+                (STRIPE_FAILING[0], lambda: self.stripe_window("Stripe failing (500)", STRIPE_FAILING, 500, 0)),
+                (DATABASE_KILLS[0], self.kill_database_connections),
+                (REDIS_DOWN[0], self.redis_down),
+                (
+                    STRIPE_SLOW[0],
+                    lambda: self.stripe_window(
+                        f"Stripe slow (+{STRIPE_DELAY_MS} ms)", STRIPE_SLOW, None, STRIPE_DELAY_MS
+                    ),
+                ),
+                (DATABASE_KILLS[1], self.kill_database_connections),
+            ],
+            key=lambda item: item[0],
+        )
         threads = []
         for seconds, action in timeline:
             self.at(seconds)
@@ -327,8 +348,14 @@ class Chaos:
             action()
         except Exception:
             log(f"the fault due at {seconds} s could not be applied:\n{traceback.format_exc()}")
-            self.faults.append({"fault": getattr(action, "__name__", "fault"), "start": seconds, "end": self.now(),
-                                "error": traceback.format_exc(limit=3)})
+            self.faults.append(
+                {
+                    "fault": getattr(action, "__name__", "fault"),
+                    "start": seconds,
+                    "end": self.now(),
+                    "error": traceback.format_exc(limit=3),
+                }
+            )
 
     def panel_slow(self) -> None:
         start = self.now()
@@ -345,8 +372,13 @@ class Chaos:
         in_flight, start = self.panel.in_flight, self.now()
         pid = self.supervisor.kill("worker")
         running = sql("SELECT count(*) FROM provisioning_provisioningjob WHERE status = 'running'")[0][0]
-        self.record("Celery worker killed (SIGKILL, whole process group)", start, pid=pid,
-                    panel_calls_in_flight=in_flight, jobs_running=running)
+        self.record(
+            "Celery worker killed (SIGKILL, whole process group)",
+            start,
+            pid=pid,
+            panel_calls_in_flight=in_flight,
+            jobs_running=running,
+        )
 
     def kill_gunicorn_worker(self) -> None:
         start = self.now()
@@ -358,20 +390,25 @@ class Chaos:
         start = self.now()
         self.panel.faults.fail_first_attempt_until = self.t0 + PANEL_REFUSES[1]
         self.at(PANEL_REFUSES[1])
-        self.record("control panel refuses every job's first attempt (503)", start,
-                    refused=self.panel.refused_first_attempts)
+        self.record(
+            "control panel refuses every job's first attempt (503)", start, refused=self.panel.refused_first_attempts
+        )
 
     def kill_database_connections(self) -> None:
         start = self.now()
         name = urlsplit(DATABASE_URL).path.lstrip("/")
-        [[killed]] = admin_sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
-                               "AND pid <> pg_backend_pid()", name)
+        [[killed]] = admin_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s "
+            "AND pid <> pg_backend_pid()",
+            name,
+        )
         self.record("database connections killed (pg_terminate_backend)", start, connections=killed)
 
     def redis_down(self) -> None:
         start = self.now()
-        held = sql("SELECT count(*) FROM provisioning_provisioningjob WHERE status = 'retrying' "
-                   "AND next_attempt_at > now()")[0][0]
+        held = sql(
+            "SELECT count(*) FROM provisioning_provisioningjob WHERE status = 'retrying' AND next_attempt_at > now()"
+        )[0][0]
         self.facts.setdefault("countdown_jobs_when_redis_stopped", held)
         with self.supervisor._lock:
             self.supervisor.redis_stopped_on_purpose = True
@@ -390,8 +427,11 @@ class Chaos:
         added = 0
         while time.monotonic() < self.t0 + window[1]:
             if not self._probe_hits(delay_ms):
-                self.stack.control("POST", "faults", {"path_prefix": "/v1/", "status": status, "delay_ms": delay_ms,
-                                                      "count": STRIPE_FAULTS_PER_TICK})
+                self.stack.control(
+                    "POST",
+                    "faults",
+                    {"path_prefix": "/v1/", "status": status, "delay_ms": delay_ms, "count": STRIPE_FAULTS_PER_TICK},
+                )
                 added += STRIPE_FAULTS_PER_TICK
             time.sleep(0.5)
         with ThreadPoolExecutor(max_workers=STRIPE_FAULTS_PER_TICK) as pool:
@@ -403,8 +443,11 @@ class Chaos:
         """One Stripe call of the run's own: True when it met an injected fault (a 500 from the sandbox, or a delay,
         seen as a timeout). It uses that fault up."""
         try:
-            response = requests.get(f"{self.stack.sandbox}/v1/account", timeout=delay_ms / 2000 if delay_ms else 10,
-                                    headers={"Authorization": f"Bearer {STRIPE_KEY}"})
+            response = requests.get(
+                f"{self.stack.sandbox}/v1/account",
+                timeout=delay_ms / 2000 if delay_ms else 10,
+                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+            )
         except requests.Timeout:
             return True
         return "Injected fault" in response.text
@@ -420,24 +463,39 @@ def database_state() -> dict:
 
 def _database_state(sql) -> dict:
     rows = {}
-    for table in ("checkout_sessions", "accounts_user", "accounts_customer", "accounts_customermembership",
-                  "accounts_subscription", "provisioning_provisioningjob", "provisioning_provisioningattempt",
-                  "provisioning_hostingaccount", "provisioning_emailnotification", "djstripe_event",
-                  "djstripe_webhookeventtrigger"):
-        rows[table] = sql(f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608 (our own table names)
+    for table in (
+        "checkout_sessions",
+        "accounts_user",
+        "accounts_customer",
+        "accounts_customermembership",
+        "accounts_subscription",
+        "provisioning_provisioningjob",
+        "provisioning_provisioningattempt",
+        "provisioning_hostingaccount",
+        "provisioning_emailnotification",
+        "djstripe_event",
+        "djstripe_webhookeventtrigger",
+    ):
+        rows[table] = sql(f"SELECT count(*) FROM {table}")[0][0]
     return {
         "rows": rows,
-        "sessions": {sid: (pk, status) for pk, sid, status in
-                     sql("SELECT id, stripe_session_id, status FROM checkout_sessions")},
+        "sessions": {
+            sid: (pk, status) for pk, sid, status in sql("SELECT id, stripe_session_id, status FROM checkout_sessions")
+        },
         "users": dict(sql("SELECT lower(email), count(*) FROM accounts_user GROUP BY 1")),
         "customers": dict(sql("SELECT lower(email), count(*) FROM accounts_customer GROUP BY 1")),
         "subscriptions": sql("SELECT id, checkout_session_id FROM accounts_subscription"),
-        "jobs": sql("SELECT j.id, s.checkout_session_id, j.action, j.status, j.attempts, j.last_error "
-                    "FROM provisioning_provisioningjob j JOIN accounts_subscription s ON s.id = j.subscription_id"),
-        "accounts": sql("SELECT s.checkout_session_id FROM provisioning_hostingaccount a "
-                        "JOIN accounts_subscription s ON s.id = a.subscription_id"),
-        "emails": sql("SELECT id, checkout_session_id, purpose, status, attempts, last_error "
-                      "FROM provisioning_emailnotification"),
+        "jobs": sql(
+            "SELECT j.id, s.checkout_session_id, j.action, j.status, j.attempts, j.last_error "
+            "FROM provisioning_provisioningjob j JOIN accounts_subscription s ON s.id = j.subscription_id"
+        ),
+        "accounts": sql(
+            "SELECT s.checkout_session_id FROM provisioning_hostingaccount a "
+            "JOIN accounts_subscription s ON s.id = a.subscription_id"
+        ),
+        "emails": sql(
+            "SELECT id, checkout_session_id, purpose, status, attempts, last_error FROM provisioning_emailnotification"
+        ),
         "webhook_failures": sql("SELECT count(*) FROM djstripe_webhookeventtrigger WHERE exception <> ''")[0][0],
         # The paid orders that became whole last: when, and what their provisioning attempts met on the way.
         "slowest_orders": sql(
@@ -446,14 +504,18 @@ def _database_state(sql) -> dict:
             "string_agg(left(a.error, 100), ' | ' ORDER BY a.number) FROM provisioning_provisioningattempt a WHERE "
             "a.job_id = j.id AND a.error <> '') FROM checkout_sessions c JOIN accounts_subscription s ON "
             "s.checkout_session_id = c.id JOIN provisioning_provisioningjob j ON j.subscription_id = s.id AND "
-            "j.action = 'provision' ORDER BY 2 DESC NULLS FIRST LIMIT 5"),
-        "last_finished": sql("SELECT extract(epoch FROM (SELECT max(finished_at) FROM provisioning_provisioningjob)), "
-                             "extract(epoch FROM (SELECT max(sent_at) FROM provisioning_emailnotification))")[0],
+            "j.action = 'provision' ORDER BY 2 DESC NULLS FIRST LIMIT 5"
+        ),
+        "last_finished": sql(
+            "SELECT extract(epoch FROM (SELECT max(finished_at) FROM provisioning_provisioningjob)), "
+            "extract(epoch FROM (SELECT max(sent_at) FROM provisioning_emailnotification))"
+        )[0],
     }
 
 
-def discrepancies(orders: list[Order], db: dict, panel: ControlPanel, smtp: list[dict],
-                  processes_alive: dict[str, bool]) -> list[str]:
+def discrepancies(
+    orders: list[Order], db: dict, panel: ControlPanel, smtp: list[dict], processes_alive: dict[str, bool]
+) -> list[str]:
     """Everything that is not exactly as the target says, one line per order and problem."""
     problems = []
     subscriptions = Counter(session_pk for _, session_pk in db["subscriptions"])
@@ -463,7 +525,7 @@ def discrepancies(orders: list[Order], db: dict, panel: ControlPanel, smtp: list
         jobs[session_pk].append((action, status, attempts, last_error))
     emails = defaultdict(list)
     purpose_of = {}
-    for pk, session_pk, purpose, status, attempts, last_error in db["emails"]:
+    for pk, session_pk, purpose, status, _attempts, last_error in db["emails"]:
         emails[session_pk].append((purpose, status, last_error))
         purpose_of[str(pk)] = purpose
     creations = Counter(creation["domain"] for creation in panel.creations)
@@ -485,16 +547,20 @@ def discrepancies(orders: list[Order], db: dict, panel: ControlPanel, smtp: list
         if status != want:
             problems.append(f"{name}: session {status}, expected {want}")
         paid = order.kind == "paid"
-        for what, count in (("user", db["users"].get(order.email, 0)),
-                            ("customer", db["customers"].get(order.email, 0)),
-                            ("subscription", subscriptions[session_pk]), ("hosting account", accounts[session_pk]),
-                            ("account created at the control panel", creations[order.domain])):
+        for what, count in (
+            ("user", db["users"].get(order.email, 0)),
+            ("customer", db["customers"].get(order.email, 0)),
+            ("subscription", subscriptions[session_pk]),
+            ("hosting account", accounts[session_pk]),
+            ("account created at the control panel", creations[order.domain]),
+        ):
             if count != int(paid):
                 problems.append(f"{name}: {count} {what}(s), expected {int(paid)}")
         order_jobs = jobs[session_pk]
         if paid and [(action, status) for action, status, *_ in order_jobs] != [("provision", "succeeded")]:
-            problems.append(f"{name}: jobs {[(a, s, n, e[:80]) for a, s, n, e in order_jobs]}, expected one "
-                            f"provision succeeded")
+            problems.append(
+                f"{name}: jobs {[(a, s, n, e[:80]) for a, s, n, e in order_jobs]}, expected one provision succeeded"
+            )
         if not paid and order_jobs:
             problems.append(f"{name}: {len(order_jobs)} job(s), expected none")
         expected = set(ONCE_PER_ORDER) if paid else {"payment_failed"} if order.kind == "declined" else set()
@@ -504,15 +570,21 @@ def discrepancies(orders: list[Order], db: dict, panel: ControlPanel, smtp: list
                 problems.append(f"{name}: {rows[purpose]} {purpose} e-mail row(s), expected {int(purpose in expected)}")
         for purpose, status, last_error in emails[session_pk]:
             if status != "sent":
-                problems.append(f"{name}: e-mail {purpose} is {status}"
-                                + (f" ({last_error[:80]})" if last_error else ""))
+                problems.append(
+                    f"{name}: e-mail {purpose} is {status}" + (f" ({last_error[:80]})" if last_error else "")
+                )
         got = received.pop(order.email, Counter())
         for purpose in sorted(expected | set(got)):
             if got[purpose] != (purpose in expected):
-                copies = (" (copies of one message: one Message-ID)"
-                          if got[purpose] > 1 and len(message_ids[order.email.lower(), purpose]) == 1 else "")
-                problems.append(f"{name}: the SMTP server received {got[purpose]} {purpose} e-mail(s), "
-                                f"expected {int(purpose in expected)}{copies}")
+                copies = (
+                    " (copies of one message: one Message-ID)"
+                    if got[purpose] > 1 and len(message_ids[order.email.lower(), purpose]) == 1
+                    else ""
+                )
+                problems.append(
+                    f"{name}: the SMTP server received {got[purpose]} {purpose} e-mail(s), "
+                    f"expected {int(purpose in expected)}{copies}"
+                )
     for recipient, got in received.items():
         problems.append(f"the SMTP server received e-mail for no order: {recipient} {dict(got)}")
     known = {order.domain for order in orders}
@@ -543,8 +615,9 @@ def figures(orders, db, panel, smtp, stack, supervisor, chaos, customers, recove
     per_domain = Counter(creation["domain"] for creation in panel.creations)
     messages = smtp.snapshot()
     purpose_of = {str(pk): purpose for pk, _, purpose, _, _, _ in db["emails"]}
-    last_job, last_email = (round(float(value) - chaos.t0_wall, 1) if value is not None else None
-                            for value in db["last_finished"])
+    last_job, last_email = (
+        round(float(value) - chaos.t0_wall, 1) if value is not None else None for value in db["last_finished"]
+    )
     last_fault = max(fault["end"] for fault in chaos.faults)
     return {
         # What was under test: the working tree may hold changes not yet committed.
@@ -560,28 +633,40 @@ def figures(orders, db, panel, smtp, stack, supervisor, chaos, customers, recove
         "job_attempts": sum(attempts for _, _, _, _, attempts, _ in db["jobs"]),
         "emails_by_purpose_and_status": dict(emails_by),
         "control_panel": {
-            "calls": len(panel.calls), "accounts_created": len(panel.creations),
-            "paid_orders_by_accounts_made": dict(Counter(per_domain[order.domain] for order in orders
-                                                         if order.kind == "paid")),
-            "first_attempts_refused": panel.refused_first_attempts, "bad_signatures": panel.bad_signatures,
+            "calls": len(panel.calls),
+            "accounts_created": len(panel.creations),
+            "paid_orders_by_accounts_made": dict(
+                Counter(per_domain[order.domain] for order in orders if order.kind == "paid")
+            ),
+            "first_attempts_refused": panel.refused_first_attempts,
+            "bad_signatures": panel.bad_signatures,
             "calls_by_status": dict(Counter(str(call["status"]) for call in panel.calls)),
         },
-        "smtp": {"messages": len(messages),
-                 "by_purpose": dict(Counter(purpose_of.get(m["notification_id"], "unknown") for m in messages))},
+        "smtp": {
+            "messages": len(messages),
+            "by_purpose": dict(Counter(purpose_of.get(m["notification_id"], "unknown") for m in messages)),
+        },
         "last_job_finished_seconds": last_job,
         "slowest_orders": [
-            {"session": session_id, "whole_at_seconds": round(float(whole) - chaos.t0_wall, 1) if whole else None,
-             "job_attempts": attempts, "attempt_errors": errors or ""}
-            for session_id, whole, attempts, errors in db["slowest_orders"]],
+            {
+                "session": session_id,
+                "whole_at_seconds": round(float(whole) - chaos.t0_wall, 1) if whole else None,
+                "job_attempts": attempts,
+                "attempt_errors": errors or "",
+            }
+            for session_id, whole, attempts, errors in db["slowest_orders"]
+        ],
         "last_email_sent_seconds": last_email,
         "webhook_deliveries": {
-            "attempts": len(deliveries["data"]), "pending": deliveries.get("pending"),
+            "attempts": len(deliveries["data"]),
+            "pending": deliveries.get("pending"),
             "by_status": dict(Counter(str(d["status"] or "no answer") for d in deliveries["data"])),
         },
         "webhook_triggers_with_exception": db["webhook_failures"],
         "customers_saw": dict(customers.seen),
-        "success_pages_final_state": dict(Counter(order.fulfilment or "none" for order in orders
-                                                  if order.kind != "abandoned")),
+        "success_pages_final_state": dict(
+            Counter(order.fulfilment or "none" for order in orders if order.kind != "abandoned")
+        ),
         "supervisor_restarts": {
             "total": len(supervisor.restarts),
             "after_the_runs_own_kill": sum(r["cause"] == "killed by the run" for r in supervisor.restarts),
@@ -601,9 +686,14 @@ def git(*args: str) -> str:
 
 def report(result: dict) -> None:
     print("\n=== Chaos run ===")
-    print(f"code: {result['code']['commit'][:10]}"
-          + (f" with uncommitted changes to {len(result['code']['uncommitted'])} paths" if result['code']['uncommitted']
-             else ""))
+    print(
+        f"code: {result['code']['commit'][:10]}"
+        + (
+            f" with uncommitted changes to {len(result['code']['uncommitted'])} paths"
+            if result["code"]["uncommitted"]
+            else ""
+        )
+    )
     print(f"orders: {result['orders']}")
     print("faults (seconds from the first order):")
     for fault in sorted(result["schedule"], key=lambda fault: fault["start"]):
@@ -611,32 +701,41 @@ def report(result: dict) -> None:
         print(f"  {fault['start']:6.1f} .. {fault['end']:6.1f}  {fault['fault']}  {details or ''}")
     print(f"rows: {result['rows']}")
     print(f"checkout sessions by status: {result['checkout_sessions_by_status']}")
-    print(f"jobs by action and status: {result['jobs_by_action_and_status']} "
-          f"({result['job_attempts']} attempts)")
+    print(f"jobs by action and status: {result['jobs_by_action_and_status']} ({result['job_attempts']} attempts)")
     print(f"e-mails by purpose and status: {result['emails_by_purpose_and_status']}")
     print(f"control panel: {result['control_panel']}")
     print(f"SMTP server: {result['smtp']}")
-    print(f"last provisioning job finished at {result['last_job_finished_seconds']} s, last e-mail sent at "
-          f"{result['last_email_sent_seconds']} s (from the first order); the last orders to become whole:")
+    print(
+        f"last provisioning job finished at {result['last_job_finished_seconds']} s, last e-mail sent at "
+        f"{result['last_email_sent_seconds']} s (from the first order); the last orders to become whole:"
+    )
     for order in result["slowest_orders"]:
-        print(f"  {order['whole_at_seconds']} s  {order['session'][:24]}...  {order['job_attempts']} attempt(s)  "
-              f"{order['attempt_errors']}")
-    print(f"webhook deliveries: {result['webhook_deliveries']}; triggers with an exception: "
-          f"{result['webhook_triggers_with_exception']}")
+        print(
+            f"  {order['whole_at_seconds']} s  {order['session'][:24]}...  {order['job_attempts']} attempt(s)  "
+            f"{order['attempt_errors']}"
+        )
+    print(
+        f"webhook deliveries: {result['webhook_deliveries']}; triggers with an exception: "
+        f"{result['webhook_triggers_with_exception']}"
+    )
     print(f"what customers saw besides success: {result['customers_saw']}")
     print(f"success pages ended at: {result['success_pages_final_state']}")
     restarts = result["supervisor_restarts"]
-    print(f"supervisor restarts: {restarts['total']} ({restarts['after_the_runs_own_kill']} after the run's own "
-          f"kill, {restarts['exited_on_their_own']} exits on their own)")
+    print(
+        f"supervisor restarts: {restarts['total']} ({restarts['after_the_runs_own_kill']} after the run's own "
+        f"kill, {restarts['exited_on_their_own']} exits on their own)"
+    )
     for event in restarts["events"]:
         print(f"  {event['at']:6.1f} s  {event['process']} exit {event['exit_code']}: {event['cause']}")
     for line in result["worker_unrecoverable_errors"]:
         print(f"  worker log: {line.strip()[:200]}")
     print(f"retries waiting with a countdown when Redis stopped: {result['countdown_jobs_when_redis_stopped']}")
     recovery = result["recovered_seconds_after_last_fault"]
-    print(f"last fault ended at {result['last_fault_end_seconds']} s; full recovery "
-          + (f"{recovery:.1f} s after it" if recovery is not None else "never reached")
-          + f" (target {result['target_seconds']:g} s)")
+    print(
+        f"last fault ended at {result['last_fault_end_seconds']} s; full recovery "
+        + (f"{recovery:.1f} s after it" if recovery is not None else "never reached")
+        + f" (target {result['target_seconds']:g} s)"
+    )
     if result["discrepancies"]:
         print(f"discrepancies ({len(result['discrepancies'])}):")
         for line in result["discrepancies"][:60]:
@@ -654,8 +753,14 @@ def prepare_database(env: dict) -> None:
     admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin_sql(f'CREATE DATABASE "{name}"')
     for command in (["migrate", "--noinput"], ["catalog_load"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True,
-                       stdout=open(RUN_DIR / "prepare.log", "ab"), stderr=subprocess.STDOUT)
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=open(RUN_DIR / "prepare.log", "ab"),  # noqa: SIM115 (closed when the run exits)
+            stderr=subprocess.STDOUT,
+        )
 
 
 def main() -> int:
@@ -703,19 +808,47 @@ def main() -> int:
         stack = Stack(api=api, sandbox=sandbox, redis=redis, mail_dir=RUN_DIR / "mail", env=env, beat_process=True)
         # The commands of docker-compose.yml's web, worker and beat.
         starters = {
-            "web": lambda: stack.start("web", sys.executable, "-m", "gunicorn", "config.wsgi:application",
-                                       "--bind", f"127.0.0.1:{api_port}", "--workers", "4"),
-            "worker": lambda: stack.start("worker", sys.executable, "-m", "celery", "-A", "config", "worker", "-l",
-                                          "info"),
-            "beat": lambda: stack.start("beat", sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                                        "--schedule", str(RUN_DIR / "beat-schedule")),
+            "web": lambda: stack.start(
+                "web",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{api_port}",
+                "--workers",
+                "4",
+            ),
+            "worker": lambda: stack.start(
+                "worker", sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info"
+            ),
+            "beat": lambda: stack.start(
+                "beat",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "info",
+                "--schedule",
+                str(RUN_DIR / "beat-schedule"),
+            ),
         }
         supervisor = Supervisor(stack=stack, starters=starters, redis=redis)
-        stack.start("sandbox", sys.executable, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port",
-                    str(sandbox_port))
+        stack.start(
+            "sandbox", sys.executable, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port)
+        )
         wait_until(lambda: http_ok(f"{sandbox}/_sandbox/health"), 30, "the sandbox")
-        subprocess.run([sys.executable, "manage.py", "stripe_webhook_register"], cwd=ROOT, env=env, check=True,
-                       stdout=open(RUN_DIR / "prepare.log", "ab"), stderr=subprocess.STDOUT)
+        subprocess.run(
+            [sys.executable, "manage.py", "stripe_webhook_register"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=open(RUN_DIR / "prepare.log", "ab"),  # noqa: SIM115 (closed when the run exits)
+            stderr=subprocess.STDOUT,
+        )
         for start in starters.values():
             start()
         wait_until(lambda: http_ok(f"{api}/api/health/"), 60, "gunicorn")
@@ -723,14 +856,15 @@ def main() -> int:
 
         orders = [Order(number=n, kind="paid") for n in range(1, ORDERS + 1)]
         for n in range(UNPAID):
-            orders.insert((n + 1) * len(orders) // (UNPAID + 1),
-                          Order(number=ORDERS + n + 1, kind="abandoned" if n % 2 == 0 else "declined"))
+            orders.insert(
+                (n + 1) * len(orders) // (UNPAID + 1),
+                Order(number=ORDERS + n + 1, kind="abandoned" if n % 2 == 0 else "declined"),
+            )
         chaos = Chaos(stack=stack, supervisor=supervisor, panel=panel)
         t0 = chaos.t0 = supervisor.started = time.monotonic() + 1
         chaos.t0_wall = time.time() + 1
         threading.Thread(target=supervisor.run, daemon=True).start()
-        log(f"{ORDERS} paid and {UNPAID} unpaid orders over {TRAFFIC_SECONDS} s; faults until "
-            f"{DATABASE_KILLS[1]} s")
+        log(f"{ORDERS} paid and {UNPAID} unpaid orders over {TRAFFIC_SECONDS} s; faults until {DATABASE_KILLS[1]} s")
         pool = ThreadPoolExecutor(max_workers=len(orders))
         for index, order in enumerate(orders):
             pool.submit(customers.run, order, t0 + index * TRAFFIC_SECONDS / len(orders))
@@ -746,8 +880,11 @@ def main() -> int:
                 recovery = round(time.monotonic() - t0 - last_fault, 1)
                 break
             time.sleep(1)
-        log(f"recovered {recovery} s after the last fault" if recovery is not None else
-            f"not recovered after {RECOVERY_TIMEOUT:g} s: {len(problems)} discrepancies")
+        log(
+            f"recovered {recovery} s after the last fault"
+            if recovery is not None
+            else f"not recovered after {RECOVERY_TIMEOUT:g} s: {len(problems)} discrepancies"
+        )
         if recovery is not None:
             # Anything late (a duplicate e-mail, a second account) shows up within a few sweeps.
             log(f"watching {SETTLE_SECONDS:g} s more for late duplicates")

@@ -51,8 +51,9 @@ class ControlPanel:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, answer = panel.handle(body, self.headers.get("X-Signature", ""),
-                                              self.headers.get("Idempotency-Key", ""))
+                status, answer = panel.handle(
+                    body, self.headers.get("X-Signature", ""), self.headers.get("Idempotency-Key", "")
+                )
                 data = json.dumps(answer).encode()
                 try:
                     self.send_response(status)
@@ -101,8 +102,16 @@ class ControlPanel:
         finally:
             with self._lock:
                 self.in_flight -= 1
-                self.calls.append({"time": time.time(), "key": key, "attempt": request.get("attempt"),
-                                   "action": action, "domain": request.get("domain"), "status": status})
+                self.calls.append(
+                    {
+                        "time": time.time(),
+                        "key": key,
+                        "attempt": request.get("attempt"),
+                        "action": action,
+                        "domain": request.get("domain"),
+                        "status": status,
+                    }
+                )
 
     def _answer(self, request: dict, action: str, key: str) -> tuple[int, dict]:
         with self._lock:
@@ -113,13 +122,24 @@ class ControlPanel:
                 self.refused_first_attempts += 1
                 return 503, {"error": "busy, try again"}
             number = len(self.creations) + 1
-            answer = {"username": f"u{number:05d}", "server": "web1.panel.test", "domain": request.get("domain"),
-                      "reference": f"acct_{number}"}
+            answer = {
+                "username": f"u{number:05d}",
+                "server": "web1.panel.test",
+                "domain": request.get("domain"),
+                "reference": f"acct_{number}",
+            }
             self._answers[key] = answer
-            self.creations.append({"time": time.time(), "key": key, "domain": request.get("domain"),
-                                   "customer_email": request.get("customer_email"),
-                                   "subscription_id": request.get("subscription_id"), "job_id": request.get("job_id"),
-                                   "attempt": request.get("attempt")})
+            self.creations.append(
+                {
+                    "time": time.time(),
+                    "key": key,
+                    "domain": request.get("domain"),
+                    "customer_email": request.get("customer_email"),
+                    "subscription_id": request.get("subscription_id"),
+                    "job_id": request.get("job_id"),
+                    "attempt": request.get("attempt"),
+                }
+            )
             return 200, answer
 
 
@@ -182,10 +202,16 @@ class SmtpSink:
     def record(self, sender: str, recipients: list[str], data: bytes) -> None:
         message = email.message_from_bytes(data, policy=policy.default)
         with self._lock:
-            self.messages.append({"time": time.time(), "from": sender, "to": recipients,
-                                  "subject": str(message.get("Subject", "")),
-                                  "notification_id": str(message.get("X-Notification-Id", "")),
-                                  "message_id": str(message.get("Message-ID", ""))})
+            self.messages.append(
+                {
+                    "time": time.time(),
+                    "from": sender,
+                    "to": recipients,
+                    "subject": str(message.get("Subject", "")),
+                    "notification_id": str(message.get("X-Notification-Id", "")),
+                    "message_id": str(message.get("Message-ID", "")),
+                }
+            )
 
     def snapshot(self) -> list[dict]:
         with self._lock:

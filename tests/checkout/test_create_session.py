@@ -35,7 +35,12 @@ def test_seed_cases_create_the_stripe_session_priced_from_the_catalog(
     assert body["sessionId"] == row.stripe_session_id
     assert body["url"] == row.stripe_url and body["url"].startswith(stripe_sandbox.url)
     assert (row.product_code, row.billing_cycle, row.amount, row.currency, row.status) == (
-        plan, cycle, unit_amount, "usd", "pending")
+        plan,
+        cycle,
+        unit_amount,
+        "usd",
+        "pending",
+    )
     assert row.amount_discount == discount
     assert row.coupon_code == coupon
 
@@ -71,15 +76,22 @@ def test_seed_case_5_unknown_plan_is_a_400_with_the_seed_message(create_session,
 
     assert response.status_code == 400
     assert response.json() == {
-        "error": "No active price for plan invalid (monthly)", "code": "plan_unavailable", "field": "planId"}
+        "error": "No active price for plan invalid (monthly)",
+        "code": "plan_unavailable",
+        "field": "planId",
+    }
     assert not CheckoutSession.objects.exists()
     assert stripe_sandbox.requests(method="POST") == []
 
 
 @pytest.mark.parametrize(
     ("alias", "cycle", "unit_amount"),
-    [("annually", "yearly", 3588), ("biennially", "biennial", 4776), ("triennially", "triennial", 5364),
-     ("Monthly", "monthly", 799)],
+    [
+        ("annually", "yearly", 3588),
+        ("biennially", "biennial", 4776),
+        ("triennially", "triennial", 5364),
+        ("Monthly", "monthly", 799),
+    ],
 )
 def test_marketing_site_cycle_names_are_accepted(create_session, alias, cycle, unit_amount):
     response = create_session(order(billingCycle=alias))
@@ -107,8 +119,9 @@ def test_domain_is_normalised_and_recorded(create_session, stripe_sandbox):
 
 
 def test_amounts_and_currency_sent_by_the_client_are_ignored(create_session):
-    tampered = order(amount=1, price=1, unit_amount=1, currency="eur", unitAmount=1,
-                     priceId="price_cheap", total=0, discount=100)
+    tampered = order(
+        amount=1, price=1, unit_amount=1, currency="eur", unitAmount=1, priceId="price_cheap", total=0, discount=100
+    )
 
     response = create_session(tampered)
 

@@ -54,8 +54,14 @@ def test_invalid_field_is_a_400_naming_it(create_session, stripe_sandbox, body, 
 
 
 def test_unknown_coupon_is_a_400(create_session, stripe_sandbox):
-    assert_rejected(create_session(order(couponCode="NOPE")), stripe_sandbox, field="couponCode",
-                    code="coupon_invalid", mentions="NOPE", field_in_message=False)
+    assert_rejected(
+        create_session(order(couponCode="NOPE")),
+        stripe_sandbox,
+        field="couponCode",
+        code="coupon_invalid",
+        mentions="NOPE",
+        field_in_message=False,
+    )
 
 
 def test_expired_coupon_is_a_400(create_session, stripe_sandbox):
@@ -67,8 +73,13 @@ def test_expired_coupon_is_a_400(create_session, stripe_sandbox):
 
     Coupon.objects.filter(code="WELCOME10").update(valid_until=timezone.now() - timedelta(days=1))
 
-    assert_rejected(create_session(order(couponCode="WELCOME10")), stripe_sandbox, field="couponCode",
-                    code="coupon_expired", field_in_message=False)
+    assert_rejected(
+        create_session(order(couponCode="WELCOME10")),
+        stripe_sandbox,
+        field="couponCode",
+        code="coupon_expired",
+        field_in_message=False,
+    )
 
 
 def test_inactive_price_is_unavailable(create_session, stripe_sandbox):
@@ -76,9 +87,14 @@ def test_inactive_price_is_unavailable(create_session, stripe_sandbox):
 
     Price.objects.filter(product__code="premium", billing_cycle="yearly").update(active=False)
 
-    assert_rejected(create_session(order(planId="premium", billingCycle="yearly")), stripe_sandbox,
-                    field="planId", code="plan_unavailable", mentions="No active price for plan premium (yearly)",
-                    field_in_message=False)
+    assert_rejected(
+        create_session(order(planId="premium", billingCycle="yearly")),
+        stripe_sandbox,
+        field="planId",
+        code="plan_unavailable",
+        mentions="No active price for plan premium (yearly)",
+        field_in_message=False,
+    )
 
 
 def test_malformed_json_is_a_400(api, catalog, stripe_sandbox):

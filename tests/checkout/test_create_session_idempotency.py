@@ -1,6 +1,5 @@
 """A retried or repeated request never makes a second session, at Stripe or in our table."""
 
-
 import pytest
 
 from checkout.models import CheckoutSession, CheckoutSessionStatus
@@ -75,8 +74,7 @@ def test_concurrent_identical_requests_make_one_session(catalog, stripe_sandbox)
         pytest.skip("concurrent writers need PostgreSQL; SQLite serialises them with 'database is locked'")
     from rest_framework.test import APIClient
 
-    results, errors = run_at_once(
-        lambda: APIClient().post("/api/checkout/create-session", order(), format="json"), 8)
+    results, errors = run_at_once(lambda: APIClient().post("/api/checkout/create-session", order(), format="json"), 8)
 
     assert errors == []
     assert [r.status_code for r in results] == [200] * 8

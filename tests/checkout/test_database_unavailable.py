@@ -19,8 +19,9 @@ def kill_our_connection() -> None:
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
     settings = connection.settings_dict
-    with psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
-                         dbname=settings["NAME"], autocommit=True) as admin:
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"], autocommit=True
+    ) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 

@@ -1,6 +1,5 @@
 """checkout_session_fulfill: a paid session becomes user, customer, subscription, job and e-mails, exactly once."""
 
-
 import pytest
 from django.core import mail
 
@@ -40,7 +39,11 @@ def test_a_paid_session_makes_user_customer_subscription_job_and_emails(django_c
     assert customer.stripe_customer_id == f"cus_{session.pk.hex[:14]}"
     assert CustomerMembership.objects.get().role == "owner"
     subscription = Subscription.objects.get()
-    assert (subscription.customer, subscription.checkout_session, subscription.price) == (customer, session, session.price)
+    assert (subscription.customer, subscription.checkout_session, subscription.price) == (
+        customer,
+        session,
+        session.price,
+    )
     assert subscription.stripe_subscription_id == f"sub_{session.pk.hex[:14]}"
     assert (subscription.domain, subscription.amount, subscription.status) == ("example.com", session.amount, "active")
     assert ProvisioningJob.objects.get().subscription == subscription
@@ -55,8 +58,13 @@ def test_fulfilling_again_changes_nothing():
     again = fulfill(session)
 
     assert again.status == CheckoutSessionStatus.COMPLETED
-    assert (User.objects.count(), Customer.objects.count(), Subscription.objects.count(),
-            ProvisioningJob.objects.count(), EmailNotification.objects.count()) == (1, 1, 1, 1, 2)
+    assert (
+        User.objects.count(),
+        Customer.objects.count(),
+        Subscription.objects.count(),
+        ProvisioningJob.objects.count(),
+        EmailNotification.objects.count(),
+    ) == (1, 1, 1, 1, 2)
 
 
 def test_an_unpaid_session_waits():
@@ -69,8 +77,10 @@ def test_an_unpaid_session_waits():
     assert not Subscription.objects.exists()
 
 
-@pytest.mark.parametrize("overrides", [{"amount_total": 1}, {"currency": "eur"},
-                                       {"client_reference_id": "00000000-0000-0000-0000-000000000000"}])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"amount_total": 1}, {"currency": "eur"}, {"client_reference_id": "00000000-0000-0000-0000-000000000000"}],
+)
 def test_a_charge_that_does_not_match_our_record_is_set_aside_for_review(overrides):
     session = CheckoutSessionFactory()
 
@@ -114,7 +124,8 @@ def test_a_returning_customer_keeps_one_account_and_gets_no_second_password_mail
     assert User.objects.count() == 1 and Customer.objects.count() == 1
     assert Subscription.objects.count() == 2
     assert list(EmailNotification.objects.filter(checkout_session=second).values_list("purpose", flat=True)) == [
-        "order_confirmation"]
+        "order_confirmation"
+    ]
 
 
 def test_a_session_we_never_made_is_ignored():
@@ -173,8 +184,15 @@ def test_concurrent_fulfilments_of_one_session_make_one_of_everything():
     _, errors = run_at_once(lambda: fulfill(session), 10)
 
     assert errors == []
-    assert (User.objects.count(), Customer.objects.count(), Subscription.objects.count(),
-            ProvisioningJob.objects.count()) == (1, 1, 1, 1)
+    assert (
+        User.objects.count(),
+        Customer.objects.count(),
+        Subscription.objects.count(),
+        ProvisioningJob.objects.count(),
+    ) == (1, 1, 1, 1)
     # Tasks run in-process on commit here, so the job has also run and announced the service: once each.
     assert sorted(EmailNotification.objects.values_list("purpose", flat=True)) == [
-        "order_confirmation", "service_ready", "set_password"]
+        "order_confirmation",
+        "service_ready",
+        "set_password",
+    ]

@@ -21,8 +21,9 @@ def test_a_pending_order_shows_what_was_bought_and_refreshes_itself(browser, cre
     from catalog.models import Coupon
 
     Coupon.objects.create(code="HALF", percent_off=50)
-    session_id = create_session(order(couponCode="HALF", domain={"mode": "new", "value": "example.com"})
-                                ).json()["sessionId"]
+    session_id = create_session(order(couponCode="HALF", domain={"mode": "new", "value": "example.com"})).json()[
+        "sessionId"
+    ]
 
     response = _success(browser, session_id)
 
@@ -30,8 +31,15 @@ def test_a_pending_order_shows_what_was_bought_and_refreshes_itself(browser, cre
     assert "no-store" in response["Cache-Control"]
     page = response.content.decode()
     assert "We are confirming your payment" in page
-    for shown in ("Hosting Starter", "Monthly", "example.com", "$3.99 USD", "discount of $4.00 USD",
-                  "$7.99 USD a month", "john@example.com"):
+    for shown in (
+        "Hosting Starter",
+        "Monthly",
+        "example.com",
+        "$3.99 USD",
+        "discount of $4.00 USD",
+        "$7.99 USD a month",
+        "john@example.com",
+    ):
         assert shown in page
     assert '<meta http-equiv="refresh" content="10">' in page  # JavaScript off: a refresh shows the state
     assert f'data-poll-url="/api/checkout/session/{session_id}"' in page

@@ -11,8 +11,12 @@ ALLOWED = "https://migrahosting.com"
 
 
 def test_cors_preflight_from_the_marketing_site_is_allowed(api):
-    response = api.options(CREATE_URL, HTTP_ORIGIN=ALLOWED, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
-                           HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type")
+    response = api.options(
+        CREATE_URL,
+        HTTP_ORIGIN=ALLOWED,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type",
+    )
 
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == ALLOWED
@@ -33,9 +37,10 @@ def test_cors_actual_request_from_the_marketing_site_carries_the_header(create_s
 
 
 def with_rates(settings, **rates):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"checkout_create": "1000/min", "checkout_read": "1000/min",
-                                                          **rates}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"checkout_create": "1000/min", "checkout_read": "1000/min", **rates},
+    }
 
 
 def test_create_is_throttled_per_client_ip(create_session, settings):
@@ -64,8 +69,9 @@ def test_behind_one_proxy_the_client_ip_comes_from_x_forwarded_for(api, settings
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
 
     def get(client_ip):
-        return api.get("/api/checkout/session/cs_test_x", REMOTE_ADDR="10.0.0.1",
-                       HTTP_X_FORWARDED_FOR=f"{client_ip}").status_code
+        return api.get(
+            "/api/checkout/session/cs_test_x", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"{client_ip}"
+        ).status_code
 
     assert [get("198.51.100.1") for _ in range(3)] == [404, 404, 429]
     assert get("198.51.100.2") == 404  # another customer behind the same proxy is not throttled
@@ -74,8 +80,12 @@ def test_behind_one_proxy_the_client_ip_comes_from_x_forwarded_for(api, settings
 def test_without_a_proxy_a_forged_x_forwarded_for_does_not_escape_the_throttle(api, settings, db):
     with_rates(settings, checkout_read="2/min")
 
-    statuses = [api.get("/api/checkout/session/cs_test_x", REMOTE_ADDR="203.0.113.9",
-                        HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code for i in range(3)]
+    statuses = [
+        api.get(
+            "/api/checkout/session/cs_test_x", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}"
+        ).status_code
+        for i in range(3)
+    ]
 
     assert statuses == [404, 404, 429]
 
@@ -98,7 +108,8 @@ def test_openapi_schema_documents_both_endpoints_and_their_errors(db):
     assert {"200", "404"} <= set(detail["responses"])
     request_schema = create["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert {"planId", "billingCycle", "customer", "couponCode", "domain", "trialActive"} <= set(
-        schema["components"]["schemas"][request_schema]["properties"])
+        schema["components"]["schemas"][request_schema]["properties"]
+    )
     assert {"error", "code"} <= set(schema["components"]["schemas"]["Error"]["properties"])
 
 
@@ -119,9 +130,13 @@ def test_a_redis_outage_does_not_block_checkouts(api, settings, db):
 
 
 def test_create_session_with_a_coupon_works_while_the_cache_redis_is_down(create_session, settings, stripe_sandbox):
-    settings.CACHES = {"default": {"BACKEND": "core.cache.DegradingRedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
-                                   "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "core.cache.DegradingRedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
 
     first = create_session(order(couponCode="WELCOME10"))
     second = create_session(order(couponCode="WELCOME10", customer={"name": "B", "email": "b@example.com"}))

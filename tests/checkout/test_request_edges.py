@@ -21,6 +21,7 @@ def with_domain(value: str) -> dict:
 
 # --- Domains: IDNA 2008 with UTS 46, as registries and browsers have them ---------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("typed", "stored"),
     [
@@ -57,6 +58,7 @@ def test_an_invisible_character_or_a_broken_a_label_is_a_400(create_session, str
 
 
 # --- Idempotency-Key: one key, one request ----------------------------------------------------------------------------
+
 
 def test_an_idempotency_key_reused_with_another_body_is_a_400_idempotency_error(create_session, stripe_sandbox):
     first = create_session(order(), HTTP_IDEMPOTENCY_KEY="order-7f3a")
@@ -107,6 +109,7 @@ def test_an_idempotency_key_with_a_control_character_is_a_400(create_session, st
 
 # --- Error codes ------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -123,10 +126,12 @@ def test_error_codes_say_invalid_once(create_session, stripe_sandbox, body, code
 
 # --- The schema states the bounds the API enforces --------------------------------------------------------------------
 
+
 def resolved(schema: dict, node: dict) -> dict:
     """A property's own schema, through drf-spectacular's `allOf: [{$ref}]` wrapping of named enums."""
     for ref in [part["$ref"] for part in node.get("allOf", []) if "$ref" in part] + (
-            [node["$ref"]] if "$ref" in node else []):
+        [node["$ref"]] if "$ref" in node else []
+    ):
         node = {**node, **schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]}
     return node
 
@@ -169,14 +174,25 @@ def test_every_enum_in_the_schema_is_accepted_by_the_api(create_session, stripe_
 
 # --- Bodies over the limit --------------------------------------------------------------------------------------------
 
+
 def test_a_webhook_body_over_the_limit_is_a_json_413_that_stores_nothing(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     endpoint = WebhookEndpoint.objects.create(
-        id="we_test_big", url="https://shop.test/api/webhooks/stripe/x/", enabled_events=["*"], status="enabled",
-        secret="whsec_test_big", livemode=False, djstripe_uuid=uuid.uuid4())
+        id="we_test_big",
+        url="https://shop.test/api/webhooks/stripe/x/",
+        enabled_events=["*"],
+        status="enabled",
+        secret="whsec_test_big",
+        livemode=False,
+        djstripe_uuid=uuid.uuid4(),
+    )
 
-    response = client.post(f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/", data=b"{" + b" " * 2048 + b"}",
-                           content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=00")
+    response = client.post(
+        f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/",
+        data=b"{" + b" " * 2048 + b"}",
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    )
 
     assert response.status_code == 413
     assert response["Content-Type"] == "application/json"

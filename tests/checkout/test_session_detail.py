@@ -97,9 +97,14 @@ def test_the_amount_charged_is_after_the_coupon(api, create_session):
     assert (session["amount"], session["amount_discount"], session["amount_total"]) == (799, 400, 399)
 
 
-@pytest.mark.parametrize(("status", "fulfilment"), [
-    ("expired", "expired"), ("payment_failed", "payment_failed"), ("needs_review", "needs_review"),
-])
+@pytest.mark.parametrize(
+    ("status", "fulfilment"),
+    [
+        ("expired", "expired"),
+        ("payment_failed", "payment_failed"),
+        ("needs_review", "needs_review"),
+    ],
+)
 def test_a_session_that_will_not_be_fulfilled_says_so(api, status, fulfilment):
     from tests.checkout.factories import CheckoutSessionFactory
 
@@ -108,9 +113,15 @@ def test_a_session_that_will_not_be_fulfilled_says_so(api, status, fulfilment):
     assert _detail(api, session.stripe_session_id)["fulfilment"] == fulfilment
 
 
-@pytest.mark.parametrize(("job_status", "fulfilment"), [
-    ("pending", "paid"), ("running", "setting_up"), ("retrying", "setting_up"), ("failed", "needs_review"),
-])
+@pytest.mark.parametrize(
+    ("job_status", "fulfilment"),
+    [
+        ("pending", "paid"),
+        ("running", "setting_up"),
+        ("retrying", "setting_up"),
+        ("failed", "needs_review"),
+    ],
+)
 def test_a_paid_session_follows_its_provisioning_job(api, job_status, fulfilment, django_assert_num_queries):
     from tests.provisioning.factories import ProvisioningJobFactory
 
@@ -140,8 +151,10 @@ def test_a_trial_charges_nothing_now_and_says_when_it_ends(api):
 
     period_end = datetime(2027, 1, 14, 12, 0, tzinfo=UTC)
     subscription = SubscriptionFactory(
-        status="trialing", current_period_end=period_end,
-        checkout_session__status="completed", checkout_session__trial_days=14,
+        status="trialing",
+        current_period_end=period_end,
+        checkout_session__status="completed",
+        checkout_session__trial_days=14,
         checkout_session__completed_at=datetime(2026, 12, 31, 12, 0, tzinfo=UTC),
     )
 

@@ -17,8 +17,13 @@ def test_the_endpoint_is_registered_for_every_event_we_handle(stripe_sandbox, se
     remote = stripe_client().v1.webhook_endpoints.retrieve(endpoint.id)
     assert created
     assert set(remote.enabled_events) == set(settings.STRIPE_WEBHOOK_EVENTS)
-    assert {"invoice.paid", "invoice.payment_failed", "customer.subscription.deleted", "charge.refunded",
-            "test_helpers.test_clock.ready"} <= set(remote.enabled_events)
+    assert {
+        "invoice.paid",
+        "invoice.payment_failed",
+        "customer.subscription.deleted",
+        "charge.refunded",
+        "test_helpers.test_clock.ready",
+    } <= set(remote.enabled_events)
 
 
 def test_registering_again_keeps_the_endpoint_and_its_secret(stripe_sandbox):

@@ -25,12 +25,22 @@ def member(customer, role: str, email: str | None = None):
 def invoice_for(subscription, *, number: str, status: str = "paid", amount: int = 799, days_ago: int = 0):
     created = timezone.now() - timedelta(days=days_ago)
     return SubscriptionInvoice.objects.create(
-        subscription=subscription, stripe_invoice_id=f"in_test_{number}", number=number, status=status,
-        amount_due=amount, amount_paid=amount if status == "paid" else 0,
-        amount_remaining=0 if status == "paid" else amount, currency=subscription.currency,
-        paid_at=created if status == "paid" else None, period_start=created, period_end=created + timedelta(days=30),
+        subscription=subscription,
+        stripe_invoice_id=f"in_test_{number}",
+        number=number,
+        status=status,
+        amount_due=amount,
+        amount_paid=amount if status == "paid" else 0,
+        amount_remaining=0 if status == "paid" else amount,
+        currency=subscription.currency,
+        paid_at=created if status == "paid" else None,
+        period_start=created,
+        period_end=created + timedelta(days=30),
         hosted_invoice_url=f"https://invoice.stripe.test/i/{number}",
-        invoice_pdf=f"https://invoice.stripe.test/i/{number}/pdf", stripe_created=created, stripe_state_at=created)
+        invoice_pdf=f"https://invoice.stripe.test/i/{number}/pdf",
+        stripe_created=created,
+        stripe_state_at=created,
+    )
 
 
 @pytest.fixture
@@ -38,9 +48,12 @@ def service(db):
     """An active monthly service with its hosting account and one paid invoice; its owner has a password."""
     period_end = timezone.now() + timedelta(days=20)
     subscription = SubscriptionFactory(
-        stripe_subscription_id="sub_test_client01", stripe_customer_id="cus_test_client01",
-        current_period_start=period_end - timedelta(days=30), current_period_end=period_end,
-        checkout_session__domain_info={"mode": "new-or-transfer", "value": "client-area.example.com"})
+        stripe_subscription_id="sub_test_client01",
+        stripe_customer_id="cus_test_client01",
+        current_period_start=period_end - timedelta(days=30),
+        current_period_end=period_end,
+        checkout_session__domain_info={"mode": "new-or-transfer", "value": "client-area.example.com"},
+    )
     HostingAccountFactory(subscription=subscription, username="clientar", server="web02.sim.migrahosting.test")
     invoice_for(subscription, number="INV-0001", days_ago=10)
     owner = subscription.customer.memberships.get().user
@@ -58,9 +71,11 @@ def owner(service):
 def other_service(db):
     """Another customer's service, with an invoice: nobody above may see it."""
     subscription = SubscriptionFactory(
-        stripe_subscription_id="sub_test_other01", stripe_customer_id="cus_test_other01",
+        stripe_subscription_id="sub_test_other01",
+        stripe_customer_id="cus_test_other01",
         current_period_end=timezone.now() + timedelta(days=5),
-        checkout_session__domain_info={"mode": "new-or-transfer", "value": "someone-else.example.com"})
+        checkout_session__domain_info={"mode": "new-or-transfer", "value": "someone-else.example.com"},
+    )
     HostingAccountFactory(subscription=subscription, username="otherone")
     invoice_for(subscription, number="OTHER-0001")
     return subscription

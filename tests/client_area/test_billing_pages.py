@@ -18,8 +18,9 @@ def bought(world):
     return subscription, subscription.customer.memberships.get(role="owner").user
 
 
-def test_manage_payment_method_redirects_to_a_portal_session_that_returns_to_the_service(client, bought,
-                                                                                       stripe_sandbox):
+def test_manage_payment_method_redirects_to_a_portal_session_that_returns_to_the_service(
+    client, bought, stripe_sandbox
+):
     subscription, owner = bought
     client.force_login(owner)
 

@@ -17,7 +17,6 @@ PASSWORD = "a quiet orange lamp"
 pytestmark = BROWSER_TEST_MARKS
 
 
-
 def _message(page) -> str:
     page.wait_for_selector(".messages")
     return page.inner_text(".messages")
@@ -30,8 +29,11 @@ def test_a_customer_manages_their_service_in_the_client_area(chromium, live_serv
 
     settings.SITE_URL = live_server.url  # the e-mail's link points at this server
     subscription = world.buy("browser.customer@example.com", plan="starter", cycle="monthly")
-    link = next(re.search(r"http://\S+/account/set-password/\S+/", message.body).group(0)
-                for message in mail.outbox if "/account/set-password/" in message.body)
+    link = next(
+        re.search(r"http://\S+/account/set-password/\S+/", message.body).group(0)
+        for message in mail.outbox
+        if "/account/set-password/" in message.body
+    )
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
     pages = CheckedPages(page, width, prefix="client")

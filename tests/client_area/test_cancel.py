@@ -28,8 +28,9 @@ def test_the_customer_cancels_at_period_end_after_a_confirmation_and_undoes_it(c
     confirm = client.get(reverse("accounts:service_cancel", args=[subscription.pk])).content.decode()
     assert "keeps working until" in confirm
 
-    cancelled = client.post(reverse("accounts:service_cancel", args=[subscription.pk]),
-                            {"idempotency_key": _key(confirm)}, follow=True)
+    cancelled = client.post(
+        reverse("accounts:service_cancel", args=[subscription.pk]), {"idempotency_key": _key(confirm)}, follow=True
+    )
     world.process()
 
     subscription.refresh_from_db()
@@ -38,11 +39,15 @@ def test_the_customer_cancels_at_period_end_after_a_confirmation_and_undoes_it(c
     assert "Your service is cancelled: it keeps running until" in page
     assert 'id="undo-cancel"' in page and "Cancels on " in page
     action = BillingAction.objects.get(kind="cancel_at_period_end")
-    assert (action.actor, action.reason, action.status) == (owner, "Cancelled by the customer in the client area",
-                                                             "done")
+    assert (action.actor, action.reason, action.status) == (
+        owner,
+        "Cancelled by the customer in the client area",
+        "done",
+    )
 
-    kept = client.post(reverse("accounts:service_cancel_undo", args=[subscription.pk]),
-                       {"idempotency_key": _key(page)}, follow=True)
+    kept = client.post(
+        reverse("accounts:service_cancel_undo", args=[subscription.pk]), {"idempotency_key": _key(page)}, follow=True
+    )
     world.process()
 
     subscription.refresh_from_db()
@@ -57,12 +62,16 @@ def test_a_double_click_on_cancel_asks_stripe_once(client, world, bought, stripe
     subscription, owner = bought
     client.force_login(owner)
     key = _key(client.get(reverse("accounts:service_cancel", args=[subscription.pk])).content.decode())
-    before = len(stripe_sandbox.requests(method="POST", path=f"/v1/subscriptions/{subscription.stripe_subscription_id}"))
+    before = len(
+        stripe_sandbox.requests(method="POST", path=f"/v1/subscriptions/{subscription.stripe_subscription_id}")
+    )
 
-    first = client.post(reverse("accounts:service_cancel", args=[subscription.pk]), {"idempotency_key": key},
-                        follow=True)
-    second = client.post(reverse("accounts:service_cancel", args=[subscription.pk]), {"idempotency_key": key},
-                         follow=True)
+    first = client.post(
+        reverse("accounts:service_cancel", args=[subscription.pk]), {"idempotency_key": key}, follow=True
+    )
+    second = client.post(
+        reverse("accounts:service_cancel", args=[subscription.pk]), {"idempotency_key": key}, follow=True
+    )
 
     assert BillingAction.objects.filter(kind="cancel_at_period_end").count() == 1
     sent = stripe_sandbox.requests(method="POST", path=f"/v1/subscriptions/{subscription.stripe_subscription_id}")
@@ -77,8 +86,11 @@ def test_a_refusal_is_a_message_on_the_service_page_not_an_error_page(client, wo
     page = client.get(reverse("accounts:service", args=[subscription.pk])).content.decode()
     assert 'id="undo-cancel"' not in page
 
-    response = client.post(reverse("accounts:service_cancel_undo", args=[subscription.pk]),
-                           {"idempotency_key": "client-undo-00000000001"}, follow=True)
+    response = client.post(
+        reverse("accounts:service_cancel_undo", args=[subscription.pk]),
+        {"idempotency_key": "client-undo-00000000001"},
+        follow=True,
+    )
 
     assert response.status_code == 200
     assert "Only a subscription that cancels at the end of its period can be kept." in response.content.decode()

@@ -27,8 +27,9 @@ SERVICE_ENDPOINTS = [
 
 @pytest.mark.parametrize("role", ["owner", "admin", "billing", "technical"])
 @pytest.mark.parametrize(("method", "name", "extra"), SERVICE_ENDPOINTS)
-def test_another_customers_service_is_not_found_whatever_the_role(client, service, other_service, role, method,
-                                                                  name, extra):
+def test_another_customers_service_is_not_found_whatever_the_role(
+    client, service, other_service, role, method, name, extra
+):
     user = member(service.customer, role)
     client.force_login(user)
 
@@ -53,8 +54,10 @@ def test_an_id_that_does_not_exist_is_the_same_404_as_another_customers(client, 
 def test_another_customers_invoices_are_never_listed_or_linked(client, owner, service, other_service):
     client.force_login(owner)
 
-    pages = client.get(reverse("accounts:services")).content.decode() + client.get(
-        reverse("accounts:service", args=[service.pk])).content.decode()
+    pages = (
+        client.get(reverse("accounts:services")).content.decode()
+        + client.get(reverse("accounts:service", args=[service.pk])).content.decode()
+    )
 
     assert "OTHER-0001" not in pages and "someone-else.example.com" not in pages
 
@@ -88,13 +91,16 @@ def _csrf_client(user=None) -> Client:
     return client
 
 
-@pytest.mark.parametrize(("name", "extra"), [
-    ("accounts:billing_portal", []),
-    ("accounts:service_cancel", []),
-    ("accounts:service_cancel_undo", []),
-    ("accounts:plan_change_preview", [1]),
-    ("accounts:logout", None),
-])
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("accounts:billing_portal", []),
+        ("accounts:service_cancel", []),
+        ("accounts:service_cancel_undo", []),
+        ("accounts:plan_change_preview", [1]),
+        ("accounts:logout", None),
+    ],
+)
 def test_each_form_of_a_signed_in_user_refuses_a_post_without_its_csrf_token(owner, service, name, extra):
     client = _csrf_client(owner)
     url = reverse(name, args=[service.pk, *extra]) if extra is not None else reverse(name)
@@ -108,10 +114,13 @@ def test_each_form_of_a_signed_in_user_refuses_a_post_without_its_csrf_token(own
     assert client.get(reverse("accounts:services")).status_code == 200  # still signed in
 
 
-@pytest.mark.parametrize(("name", "data"), [
-    ("accounts:login", {"username": "x@example.com", "password": PASSWORD}),
-    ("accounts:password_reset", {"email": "x@example.com"}),
-])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("accounts:login", {"username": "x@example.com", "password": PASSWORD}),
+        ("accounts:password_reset", {"email": "x@example.com"}),
+    ],
+)
 def test_the_signed_out_forms_refuse_a_post_without_their_csrf_token(db, name, data):
     assert _csrf_client().post(reverse(name), data).status_code == 403
 
@@ -125,12 +134,20 @@ def test_the_set_password_form_refuses_a_post_without_its_csrf_token(db):
 
     user = UserFactory()
     client = _csrf_client()
-    page = client.get(reverse("accounts:password_set", kwargs={
-        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)}),
-        follow=True)
+    page = client.get(
+        reverse(
+            "accounts:password_set",
+            kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                "token": default_token_generator.make_token(user),
+            },
+        ),
+        follow=True,
+    )
 
-    response = client.post(page.redirect_chain[-1][0], {"new_password1": "a quiet orange lamp",
-                                                        "new_password2": "a quiet orange lamp"})
+    response = client.post(
+        page.redirect_chain[-1][0], {"new_password1": "a quiet orange lamp", "new_password2": "a quiet orange lamp"}
+    )
 
     assert response.status_code == 403
     user.refresh_from_db()
@@ -139,8 +156,11 @@ def test_the_set_password_form_refuses_a_post_without_its_csrf_token(db):
 
 def test_every_form_on_the_pages_carries_a_csrf_token(owner, service):
     client = _csrf_client(owner)
-    pages = [reverse("accounts:services"), reverse("accounts:service", args=[service.pk]),
-             reverse("accounts:service_cancel", args=[service.pk])]
+    pages = [
+        reverse("accounts:services"),
+        reverse("accounts:service", args=[service.pk]),
+        reverse("accounts:service_cancel", args=[service.pk]),
+    ]
     for url in pages:
         html = client.get(url).content.decode()
         assert html.count('method="post"') == html.count('name="csrfmiddlewaretoken"') >= 1, url

@@ -20,8 +20,9 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, service):
     assert response["Location"] == f"{reverse('accounts:login')}?next=/account/"
 
 
-def test_the_first_page_lists_each_service_with_its_plan_cycle_domain_status_renewal_and_account(client, owner,
-                                                                                                 service):
+def test_the_first_page_lists_each_service_with_its_plan_cycle_domain_status_renewal_and_account(
+    client, owner, service
+):
     client.force_login(owner)
 
     page = client.get(reverse("accounts:services")).content.decode()
@@ -34,11 +35,14 @@ def test_the_first_page_lists_each_service_with_its_plan_cycle_domain_status_ren
     assert "clientar on web02.sim.migrahosting.test" in page
 
 
-@pytest.mark.parametrize(("change", "label"), [
-    ({"cancel_at_period_end": True}, "Cancels on "),
-    ({"status": "past_due"}, "Payment overdue"),
-    ({"status": "canceled", "ended_at": timezone.now()}, "Ended on "),
-])
+@pytest.mark.parametrize(
+    ("change", "label"),
+    [
+        ({"cancel_at_period_end": True}, "Cancels on "),
+        ({"status": "past_due"}, "Payment overdue"),
+        ({"status": "canceled", "ended_at": timezone.now()}, "Ended on "),
+    ],
+)
 def test_the_status_says_what_happens_to_the_service(client, owner, service, change, label):
     type(service).objects.filter(pk=service.pk).update(**change)
     client.force_login(owner)
@@ -111,8 +115,13 @@ def test_a_user_without_a_customer_is_told_why_the_page_is_empty(client, db):
 def test_the_service_page_lists_invoices_with_amount_date_status_and_links(client, owner, service):
     invoice_for(service, number="INV-0002", status="open", amount=1299)
     SubscriptionInvoice.objects.create(
-        subscription=service, stripe_invoice_id="in_test_draft", status="draft", currency="usd",
-        stripe_created=timezone.now(), stripe_state_at=timezone.now())
+        subscription=service,
+        stripe_invoice_id="in_test_draft",
+        status="draft",
+        currency="usd",
+        stripe_created=timezone.now(),
+        stripe_state_at=timezone.now(),
+    )
     client.force_login(owner)
 
     page = client.get(reverse("accounts:service", args=[service.pk])).content.decode()
@@ -129,7 +138,7 @@ def test_the_service_page_lists_invoices_with_amount_date_status_and_links(clien
 BILLING_ROLES = ["owner", "admin", "billing"]
 
 
-@pytest.mark.parametrize("role", BILLING_ROLES + ["technical"])
+@pytest.mark.parametrize("role", [*BILLING_ROLES, "technical"])
 def test_each_role_sees_the_service_and_only_billing_roles_see_invoices_and_actions(client, service, role):
     user = member(service.customer, role) if role != "owner" else service.customer.memberships.get().user
     client.force_login(user)
@@ -145,20 +154,24 @@ def test_each_role_sees_the_service_and_only_billing_roles_see_invoices_and_acti
     assert ('id="technical-note"' in page) is not sees_billing
 
 
-@pytest.mark.parametrize(("method", "name", "extra"), [
-    ("post", "accounts:billing_portal", []),
-    ("get", "accounts:service_cancel", []),
-    ("post", "accounts:service_cancel", []),
-    ("post", "accounts:service_cancel_undo", []),
-    ("get", "accounts:plan_change_options", []),
-    ("get", "accounts:plan_change_preview", [1]),
-    ("post", "accounts:plan_change_preview", [1]),
-])
+@pytest.mark.parametrize(
+    ("method", "name", "extra"),
+    [
+        ("post", "accounts:billing_portal", []),
+        ("get", "accounts:service_cancel", []),
+        ("post", "accounts:service_cancel", []),
+        ("post", "accounts:service_cancel_undo", []),
+        ("get", "accounts:plan_change_options", []),
+        ("get", "accounts:plan_change_preview", [1]),
+        ("post", "accounts:plan_change_preview", [1]),
+    ],
+)
 def test_a_technical_contact_may_not_bill_cancel_or_change_the_plan(client, service, method, name, extra):
     client.force_login(member(service.customer, "technical"))
 
-    response = getattr(client, method)(reverse(name, args=[service.pk, *extra]),
-                                       {"idempotency_key": "client-test-0000000001"})
+    response = getattr(client, method)(
+        reverse(name, args=[service.pk, *extra]), {"idempotency_key": "client-test-0000000001"}
+    )
 
     assert response.status_code == 403
     assert "does not allow you to" in response.content.decode()
@@ -179,7 +192,7 @@ def test_an_ended_service_offers_no_cancel_or_plan_change(client, owner, service
 
 
 def test_the_service_list_takes_a_fixed_number_of_queries(client, owner, service, django_assert_max_num_queries):
-    for n in range(5):
+    for _ in range(5):
         more = SubscriptionFactory(customer=service.customer, checkout_session__email=owner.email)
         HostingAccountFactory(subscription=more)
     client.force_login(owner)

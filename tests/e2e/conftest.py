@@ -78,7 +78,9 @@ class Redis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for(lambda: _port_open(self.port), timeout=10, what="redis-server")
 
     def stop(self) -> None:
@@ -120,12 +122,12 @@ class Stack:
         return response.json()
 
     def complete(self, session_id: str, payment_status: str = "paid") -> None:
-        self.stripe.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session_id}/complete",
-                                payment_status=payment_status)
+        self.stripe.raw_request(
+            "post", f"/v1/test_helpers/checkout/sessions/{session_id}/complete", payment_status=payment_status
+        )
 
     def async_payment(self, session_id: str, result: str) -> None:
-        self.stripe.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session_id}/async_payment",
-                                result=result)
+        self.stripe.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session_id}/async_payment", result=result)
 
     def deliveries(self, **filters) -> list[dict]:
         return self.control("GET", "deliveries", **filters)["data"]
@@ -135,9 +137,12 @@ class Stack:
 
     # --- Our side ----------------------------------------------------------------------------------------------
     def buy(self, email: str = "e2e@example.com", **overrides) -> str:
-        body = {"planId": "starter", "billingCycle": "monthly",
-                "customer": {"name": "End To End", "email": email},
-                "domain": {"mode": "new-or-transfer", "value": email.split("@")[0] + ".example.com"}}
+        body = {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "customer": {"name": "End To End", "email": email},
+            "domain": {"mode": "new-or-transfer", "value": email.split("@")[0] + ".example.com"},
+        }
         body.update(overrides)
         response = requests.post(f"{self.api}/api/checkout/create-session", json=body, timeout=30)
         assert response.status_code == 200, response.text
@@ -156,21 +161,47 @@ class Stack:
         process.wait(timeout=10)
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.mail_dir.parent / f"{name}.log", "ab")
-        process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        log = open(self.mail_dir.parent / f"{name}.log", "ab")  # noqa: SIM115 (the process's, until it stops)
+        process = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.processes[name] = process
         return process
 
     def start_worker(self) -> None:
         embedded_beat = [] if self.beat_process else ["--beat", "-s", str(self.mail_dir.parent / "beat-schedule")]
-        self.start("worker", sys.executable, "-m", "celery", "-A", "config", "worker", *embedded_beat, "-l", "info",
-                   "-c", str(self.worker_concurrency), "--without-gossip", "--without-mingle")
+        self.start(
+            "worker",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            *embedded_beat,
+            "-l",
+            "info",
+            "-c",
+            str(self.worker_concurrency),
+            "--without-gossip",
+            "--without-mingle",
+        )
 
     def start_beat(self) -> None:
         """Celery beat as its own process, as deployed (docker-compose's `beat`)."""
-        self.start("beat", sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                   "-s", str(self.mail_dir.parent / "beat-schedule"))
+        self.start(
+            "beat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(self.mail_dir.parent / "beat-schedule"),
+        )
 
     def alive(self, name: str) -> bool:
         process = self.processes.get(name)
@@ -225,17 +256,52 @@ def stack(request, django_db_setup, django_db_blocker, tmp_path_factory):
         **options.get("env", {}),
     }
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "stripe_sandbox", "--port", str(free_port()), "--webhook-retry-base", "0.5",
-         "--webhook-max-attempts", "8", "--webhook-timeout", "20", *options.get("sandbox_args", [])],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "stripe_sandbox",
+            "--port",
+            str(free_port()),
+            "--webhook-retry-base",
+            "0.5",
+            "--webhook-max-attempts",
+            "8",
+            "--webhook-timeout",
+            "20",
+            *options.get("sandbox_args", []),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     ready, _, _ = select.select([sandbox.stdout], [], [], 20)
     sandbox_url = sandbox.stdout.readline().rsplit(" ", 1)[-1].strip() if ready else ""
     env["STRIPE_API_BASE"] = sandbox_url
-    stack = Stack(api=f"http://127.0.0.1:{api_port}", sandbox=sandbox_url, redis=redis, mail_dir=mail_dir, env=env,
-                  beat_process=options.get("beat_process", False))
+    stack = Stack(
+        api=f"http://127.0.0.1:{api_port}",
+        sandbox=sandbox_url,
+        redis=redis,
+        mail_dir=mail_dir,
+        env=env,
+        beat_process=options.get("beat_process", False),
+    )
     stack.processes["sandbox"] = sandbox
-    stack.start("web", sys.executable, "-m", "gunicorn", "config.wsgi:application", "--workers", "4",
-                "--bind", f"127.0.0.1:{api_port}", "--timeout", "60")
+    stack.start(
+        "web",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi:application",
+        "--workers",
+        "4",
+        "--bind",
+        f"127.0.0.1:{api_port}",
+        "--timeout",
+        "60",
+    )
     stack.start_worker()
     if stack.beat_process:
         stack.start_beat()
@@ -274,8 +340,10 @@ def e2e(stack, transactional_db, settings):
         log = stack.mail_dir.parent / f"{name}.log"
         if log.exists():
             print(f"--- {name} log (tail) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
-    print("--- deliveries ---\n" + "\n".join(
-        f"{d['type']} attempt {d['attempt']}: {d['status']} {d['error'] or ''}" for d in stack.deliveries()))
+    print(
+        "--- deliveries ---\n"
+        + "\n".join(f"{d['type']} attempt {d['attempt']}: {d['status']} {d['error'] or ''}" for d in stack.deliveries())
+    )
     # No delivery may reach the web server while the tables are emptied: the reset drops what is queued, and the
     # wait returns once a request already on the wire has been answered too.
     stack.control("POST", "reset", {})

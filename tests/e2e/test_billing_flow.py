@@ -47,13 +47,16 @@ def emails(subscription: Subscription | None = None, *, sent: bool = True) -> Co
 
 def jobs(subscription: Subscription) -> list[tuple[str, str]]:
     """(action, status) of the subscription's provisioning jobs, in the order they were decided."""
-    return list(ProvisioningJob.objects.filter(subscription=subscription).order_by("pk").values_list("action", "status"))
+    return list(
+        ProvisioningJob.objects.filter(subscription=subscription).order_by("pk").values_list("action", "status")
+    )
 
 
 def backend_calls(subscription: Subscription) -> Counter:
     """Calls made to the (simulated) control panel, by action: one attempt row per call."""
-    return Counter(ProvisioningAttempt.objects.filter(job__subscription=subscription).values_list("job__action",
-                                                                                                  flat=True))
+    return Counter(
+        ProvisioningAttempt.objects.filter(job__subscription=subscription).values_list("job__action", flat=True)
+    )
 
 
 def account_status(subscription: Subscription) -> str:
@@ -61,19 +64,27 @@ def account_status(subscription: Subscription) -> str:
 
 
 def status_history(subscription: Subscription) -> list[tuple[str, str]]:
-    return list(HostingAccountStatusChange.objects.filter(account__subscription=subscription).order_by("pk")
-                .values_list("from_status", "to_status"))
+    return list(
+        HostingAccountStatusChange.objects.filter(account__subscription=subscription)
+        .order_by("pk")
+        .values_list("from_status", "to_status")
+    )
 
 
 def renewal_invoices(subscription: Subscription) -> list[tuple[str, int]]:
-    return list(SubscriptionInvoice.objects.filter(subscription=subscription, billing_reason="subscription_cycle")
-                .order_by("stripe_created").values_list("status", "amount_paid"))
+    return list(
+        SubscriptionInvoice.objects.filter(subscription=subscription, billing_reason="subscription_cycle")
+        .order_by("stripe_created")
+        .values_list("status", "amount_paid")
+    )
 
 
 def quiet() -> bool:
     """No job waiting or running, no e-mail waiting or being sent."""
-    return not (ProvisioningJob.objects.filter(status__in=("pending", "running", "retrying")).exists()
-                or EmailNotification.objects.filter(status__in=("pending", "sending")).exists())
+    return not (
+        ProvisioningJob.objects.filter(status__in=("pending", "running", "retrying")).exists()
+        or EmailNotification.objects.filter(status__in=("pending", "sending")).exists()
+    )
 
 
 def settle(e2e, timeout: float = 60) -> None:
@@ -96,10 +107,16 @@ def assert_each_sent_once(e2e, subscription: Subscription) -> None:
 def buy_provisioned(e2e, email: str) -> Subscription:
     session_id = e2e.buy(email)
     e2e.complete(session_id)
-    wait_for(lambda: HostingAccount.objects.filter(subscription__checkout_session__stripe_session_id=session_id)
-             .exists() and EmailNotification.objects.filter(checkout_session__stripe_session_id=session_id,
-                                                             status="sent").count() == 3,
-             timeout=60, interval=0.2, what="provisioning and the three first e-mails")
+    wait_for(
+        lambda: (
+            HostingAccount.objects.filter(subscription__checkout_session__stripe_session_id=session_id).exists()
+            and EmailNotification.objects.filter(checkout_session__stripe_session_id=session_id, status="sent").count()
+            == 3
+        ),
+        timeout=60,
+        interval=0.2,
+        what="provisioning and the three first e-mails",
+    )
     settle(e2e)
     return Subscription.objects.get(checkout_session__stripe_session_id=session_id)
 
@@ -119,10 +136,12 @@ def returning_buyer_on_a_test_clock(e2e, email: str) -> str:
 def card_starts_failing(e2e, subscription: Subscription) -> None:
     """The customer's card on file now declines every charge. A subscription made by Checkout charges its own
     default payment method, which beats the customer's invoice default, so both are changed."""
-    card = e2e.stripe.v1.payment_methods.attach("pm_card_chargeCustomerFail",
-                                                params={"customer": subscription.stripe_customer_id})
-    e2e.stripe.v1.customers.update(subscription.stripe_customer_id,
-                                   params={"invoice_settings": {"default_payment_method": card.id}})
+    card = e2e.stripe.v1.payment_methods.attach(
+        "pm_card_chargeCustomerFail", params={"customer": subscription.stripe_customer_id}
+    )
+    e2e.stripe.v1.customers.update(
+        subscription.stripe_customer_id, params={"invoice_settings": {"default_payment_method": card.id}}
+    )
     e2e.stripe.v1.subscriptions.update(subscription.stripe_subscription_id, params={"default_payment_method": card.id})
 
 
@@ -141,8 +160,11 @@ def advance_sandbox_to(e2e, moment: int) -> None:
 
 def advance_test_clock_to(e2e, clock_id: str, moment: int) -> None:
     e2e.stripe.v1.test_helpers.test_clocks.advance(clock_id, params={"frozen_time": moment})
-    wait_for(lambda: e2e.stripe.v1.test_helpers.test_clocks.retrieve(clock_id).status == "ready", timeout=30,
-             what="the test clock to be ready")
+    wait_for(
+        lambda: e2e.stripe.v1.test_helpers.test_clocks.retrieve(clock_id).status == "ready",
+        timeout=30,
+        what="the test clock to be ready",
+    )
 
 
 def open_renewal_invoice(e2e, subscription: Subscription) -> dict:
@@ -154,8 +176,11 @@ def open_renewal_invoice(e2e, subscription: Subscription) -> dict:
 
 def pay_link_in_mail(e2e, subscription: Subscription) -> str:
     """The hosted invoice link the renewal-failed e-mail gave the customer."""
-    [message] = [m for m in mail_to(e2e, subscription.customer.email)
-                 if "/i/in_" in m and "Action needed" in m.split("\n\n", 1)[0]]
+    [message] = [
+        m
+        for m in mail_to(e2e, subscription.customer.email)
+        if "/i/in_" in m and "Action needed" in m.split("\n\n", 1)[0]
+    ]
     return re.search(r"(http://\S+/i/in_\w+)", message)[1]
 
 
@@ -169,8 +194,12 @@ def test_a_monthly_plan_renews_three_times_with_one_receipt_each(e2e):
     for renewal in range(1, 4):
         end = period_end(e2e, subscription)
         advance_sandbox_to(e2e, end + 3600)
-        wait_for(lambda: emails(subscription)["renewal_receipt"] == renewal, timeout=60, interval=0.2,
-                 what=f"receipt {renewal}")
+        wait_for(
+            lambda renewal=renewal: emails(subscription)["renewal_receipt"] == renewal,
+            timeout=60,
+            interval=0.2,
+            what=f"receipt {renewal}",
+        )
         settle(e2e)
         subscription.refresh_from_db()
         assert int(subscription.current_period_start.timestamp()) == end
@@ -217,8 +246,12 @@ def test_a_failing_card_is_suspended_after_five_days_and_unsuspended_once_the_in
     assert backend_calls(subscription) == {"provision": 1, "suspend": 1, "unsuspend": 1}
     assert status_history(subscription) == [("active", "suspended"), ("suspended", "active")]
     assert renewal_invoices(subscription) == [("paid", subscription.amount)]
-    assert emails(subscription, sent=False) == {**FIRST_MAILS, "renewal_failed": 1, "service_suspended": 1,
-                                                "renewal_receipt": 1}
+    assert emails(subscription, sent=False) == {
+        **FIRST_MAILS,
+        "renewal_failed": 1,
+        "service_suspended": 1,
+        "renewal_receipt": 1,
+    }
     assert_each_sent_once(e2e, subscription)
 
 
@@ -260,8 +293,12 @@ def test_on_a_test_clock_a_failing_card_is_suspended_and_paying_on_the_hosted_pa
     assert subscription.status == "active"
     assert jobs(subscription) == [("provision", "succeeded"), ("suspend", "succeeded"), ("unsuspend", "succeeded")]
     assert backend_calls(subscription) == {"provision": 1, "suspend": 1, "unsuspend": 1}
-    assert emails(subscription, sent=False) == {**FIRST_MAILS, "renewal_failed": 1, "service_suspended": 1,
-                                                "renewal_receipt": 1}
+    assert emails(subscription, sent=False) == {
+        **FIRST_MAILS,
+        "renewal_failed": 1,
+        "service_suspended": 1,
+        "renewal_receipt": 1,
+    }
     assert_each_sent_once(e2e, subscription)
 
 
@@ -275,8 +312,12 @@ def test_a_renewal_never_paid_ends_canceled_and_the_account_terminated_fourteen_
     wait_for(lambda: account_status(subscription) == "suspended", timeout=60, interval=0.2, what="the suspension")
     # The retry on day 7 fails too and, the last one, cancels the subscription (Stripe's default setting).
     advance_test_clock_to(e2e, clock, end + 7 * DAY + 3600)
-    wait_for(lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(), timeout=60,
-             interval=0.2, what="the cancellation")
+    wait_for(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(),
+        timeout=60,
+        interval=0.2,
+        what="the cancellation",
+    )
     settle(e2e)
     subscription.refresh_from_db()
     assert int(subscription.ended_at.timestamp()) == end + 7 * DAY
@@ -284,8 +325,12 @@ def test_a_renewal_never_paid_ends_canceled_and_the_account_terminated_fourteen_
     # Twelve days after the end: the warning, no termination yet (from the beat sweep: no event comes now but the
     # clock's own).
     advance_test_clock_to(e2e, clock, end + 19 * DAY + 3600)
-    wait_for(lambda: emails(subscription)["termination_warning"] == 1, timeout=30, interval=0.2,
-             what="the termination warning")
+    wait_for(
+        lambda: emails(subscription)["termination_warning"] == 1,
+        timeout=30,
+        interval=0.2,
+        what="the termination warning",
+    )
     assert account_status(subscription) == "suspended"
     advance_test_clock_to(e2e, clock, end + 21 * DAY + 3600)
 
@@ -296,8 +341,13 @@ def test_a_renewal_never_paid_ends_canceled_and_the_account_terminated_fourteen_
     assert backend_calls(subscription) == {"provision": 1, "suspend": 1, "terminate": 1}
     assert status_history(subscription) == [("active", "suspended"), ("suspended", "terminated")]
     assert renewal_invoices(subscription) == [("open", 0)]
-    assert emails(subscription, sent=False) == {**FIRST_MAILS, "renewal_failed": 1, "service_suspended": 1,
-                                                "termination_warning": 1, "service_terminated": 1}
+    assert emails(subscription, sent=False) == {
+        **FIRST_MAILS,
+        "renewal_failed": 1,
+        "service_suspended": 1,
+        "termination_warning": 1,
+        "service_terminated": 1,
+    }
     assert_each_sent_once(e2e, subscription)
 
 
@@ -311,8 +361,12 @@ def test_an_unpaid_renewal_seen_only_after_the_cancellation_still_suspends_until
     # dj-stripe's re-read shows every one of them a canceled subscription.
     advance_test_clock_to(e2e, clock, end + 7 * DAY + 3600)
 
-    wait_for(lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(), timeout=60,
-             interval=0.2, what="the cancellation")
+    wait_for(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(),
+        timeout=60,
+        interval=0.2,
+        what="the cancellation",
+    )
     settle(e2e)
     time.sleep(2)  # a few sweeps
     assert account_status(subscription) == "suspended"
@@ -324,11 +378,19 @@ def test_cancel_at_period_end_ends_at_the_period_end_and_terminates_after_the_gr
     end = period_end(e2e, subscription)
 
     e2e.stripe.v1.subscriptions.update(subscription.stripe_subscription_id, params={"cancel_at_period_end": True})
-    wait_for(lambda: emails(subscription)["cancellation_confirmed"] == 1, timeout=30, interval=0.2,
-             what="the cancellation e-mail")
+    wait_for(
+        lambda: emails(subscription)["cancellation_confirmed"] == 1,
+        timeout=30,
+        interval=0.2,
+        what="the cancellation e-mail",
+    )
     advance_test_clock_to(e2e, clock, end + 3600)
-    wait_for(lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(), timeout=60,
-             interval=0.2, what="the end of the subscription")
+    wait_for(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(),
+        timeout=60,
+        interval=0.2,
+        what="the end of the subscription",
+    )
     settle(e2e)
     assert account_status(subscription) == "active"  # paid up to the end: no suspension
     advance_test_clock_to(e2e, clock, end + 15 * DAY)
@@ -350,13 +412,21 @@ def test_cancel_at_period_end_sends_one_cancellation_email(e2e):
     subscription = buy_provisioned(e2e, "once@example.com")
     end = period_end(e2e, subscription)
     e2e.stripe.v1.subscriptions.update(subscription.stripe_subscription_id, params={"cancel_at_period_end": True})
-    wait_for(lambda: emails(subscription, sent=False)["cancellation_confirmed"] == 1, timeout=30, interval=0.2,
-             what="the cancellation e-mail")
+    wait_for(
+        lambda: emails(subscription, sent=False)["cancellation_confirmed"] == 1,
+        timeout=30,
+        interval=0.2,
+        what="the cancellation e-mail",
+    )
 
     advance_test_clock_to(e2e, clock, end + 3600)
 
-    wait_for(lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(), timeout=60,
-             interval=0.2, what="the end of the subscription")
+    wait_for(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(),
+        timeout=60,
+        interval=0.2,
+        what="the end of the subscription",
+    )
     settle(e2e)
     assert emails(subscription, sent=False)["cancellation_confirmed"] == 1
 
@@ -369,8 +439,12 @@ def test_a_full_refund_of_the_latest_payment_cancels_and_terminates_at_once(e2e)
     e2e.stripe.v1.refunds.create(params={"payment_intent": charge.payment_intent, "reason": "requested_by_customer"})
 
     wait_for(lambda: account_status(subscription) == "terminated", timeout=60, interval=0.2, what="the termination")
-    wait_for(lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(), timeout=60,
-             interval=0.2, what="the cancellation at Stripe")
+    wait_for(
+        lambda: Subscription.objects.filter(pk=subscription.pk, status="canceled").exists(),
+        timeout=60,
+        interval=0.2,
+        what="the cancellation at Stripe",
+    )
     settle(e2e)
     time.sleep(2)  # a few more sweeps: they change nothing
     assert e2e.stripe.v1.subscriptions.retrieve(subscription.stripe_subscription_id).status == "canceled"
@@ -395,8 +469,9 @@ def all_events(e2e) -> list[dict]:
     events, after = [], None
     while True:
         params = {"limit": 100, **({"starting_after": after} if after else {})}
-        page = requests.get(f"{e2e.sandbox}/v1/events", params=params, timeout=30,
-                            headers={"Authorization": f"Bearer {STRIPE_KEY}"}).json()
+        page = requests.get(
+            f"{e2e.sandbox}/v1/events", params=params, timeout=30, headers={"Authorization": f"Bearer {STRIPE_KEY}"}
+        ).json()
         events += page["data"]
         if not page["has_more"]:
             return events[::-1]
@@ -405,9 +480,16 @@ def all_events(e2e) -> list[dict]:
 
 def snapshot(subscription: Subscription) -> tuple:
     subscription.refresh_from_db()
-    return (subscription.status, subscription.current_period_start, subscription.current_period_end,
-            jobs(subscription), backend_calls(subscription), emails(subscription), renewal_invoices(subscription),
-            status_history(subscription))
+    return (
+        subscription.status,
+        subscription.current_period_start,
+        subscription.current_period_end,
+        jobs(subscription),
+        backend_calls(subscription),
+        emails(subscription),
+        renewal_invoices(subscription),
+        status_history(subscription),
+    )
 
 
 def test_every_event_redelivered_changes_nothing(e2e):
@@ -416,15 +498,17 @@ def test_every_event_redelivered_changes_nothing(e2e):
     end = period_end(e2e, subscription)
     advance_sandbox_to(e2e, end + 5 * DAY + 3600)
     wait_for(lambda: account_status(subscription) == "suspended", timeout=60, interval=0.2, what="the suspension")
-    e2e.stripe.raw_request("post", f"/v1/invoices/{open_renewal_invoice(e2e, subscription).id}/pay",
-                           payment_method="pm_card_visa")
+    e2e.stripe.raw_request(
+        "post", f"/v1/invoices/{open_renewal_invoice(e2e, subscription).id}/pay", payment_method="pm_card_visa"
+    )
     wait_for(lambda: account_status(subscription) == "active", timeout=60, interval=0.2, what="the unsuspension")
     settle(e2e)
     before, mail_before, delivered = snapshot(subscription), len(e2e.sent_mail()), len(e2e.deliveries())
 
     delivered_events = dict.fromkeys(d["event"] for d in e2e.deliveries())  # every one since the purchase
-    sent_again = sum(len(e2e.control("POST", "webhooks/redeliver", {"event": event})["endpoints"])
-                     for event in delivered_events)
+    sent_again = sum(
+        len(e2e.control("POST", "webhooks/redeliver", {"event": event})["endpoints"]) for event in delivered_events
+    )
     settle(e2e)
     time.sleep(2)  # a few more sweeps
 
@@ -444,8 +528,9 @@ def test_a_renewal_storys_events_in_reverse_order_never_suspend_a_paid_account(e
     e2e.control("POST", "deliveries/pause", {})
     # Failed at the end, on day 3 and on day 5, then paid: none of it delivered yet.
     advance_sandbox_to(e2e, end + 5 * DAY + 3600)
-    e2e.stripe.raw_request("post", f"/v1/invoices/{open_renewal_invoice(e2e, subscription).id}/pay",
-                           payment_method="pm_card_visa")
+    e2e.stripe.raw_request(
+        "post", f"/v1/invoices/{open_renewal_invoice(e2e, subscription).id}/pay", payment_method="pm_card_visa"
+    )
     story = [event for event in all_events(e2e) if event["id"] not in known]
     assert {"invoice.payment_failed", "invoice.paid", "customer.subscription.updated"} <= {e["type"] for e in story}
     endpoint = WebhookEndpoint.objects.get()
@@ -453,8 +538,12 @@ def test_a_renewal_storys_events_in_reverse_order_never_suspend_a_paid_account(e
     # Newest first, as a slow network might: then Stripe's own deliveries, in order, arrive as duplicates.
     for event in reversed(story):
         body, header = signed(event, endpoint.secret)
-        response = requests.post(endpoint.url, data=body, timeout=60,
-                                 headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+        response = requests.post(
+            endpoint.url,
+            data=body,
+            timeout=60,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
         assert response.status_code == 200, (event["type"], response.text)
     e2e.control("POST", "deliveries/resume", {})
     settle(e2e)
@@ -487,8 +576,10 @@ def test_redis_down_during_a_renewal_storm_loses_no_decision_and_doubles_none(e2
 
     assert {d["status"] for d in e2e.deliveries()} == {200}  # webhooks are answered without the broker
     assert SubscriptionInvoice.objects.filter(billing_reason="subscription_cycle").count() == 8
-    assert EmailNotification.objects.filter(purpose__in=("renewal_receipt", "renewal_failed"),
-                                            status="pending").count() == 8  # decided, waiting in the outbox
+    assert (
+        EmailNotification.objects.filter(purpose__in=("renewal_receipt", "renewal_failed"), status="pending").count()
+        == 8
+    )  # decided, waiting in the outbox
 
     e2e.redis.start()
 
@@ -499,8 +590,12 @@ def test_redis_down_during_a_renewal_storm_loses_no_decision_and_doubles_none(e2
             assert e2e.alive(name), f"{name} exited during the Redis outage"
         return emails()["renewal_receipt"] == 5 and emails()["renewal_failed"] == 3
 
-    wait_for(sent_without_a_restart, timeout=90, interval=0.5,
-             what="the outbox to send the renewal e-mails once Redis is back")
+    wait_for(
+        sent_without_a_restart,
+        timeout=90,
+        interval=0.5,
+        what="the outbox to send the renewal e-mails once Redis is back",
+    )
     settle(e2e)
     assert e2e.alive("worker") and e2e.alive("beat")
     for subscription in subscriptions[:3]:

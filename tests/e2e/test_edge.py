@@ -46,8 +46,10 @@ PROBE_SOURCE = "127.0.0.2"
 pytestmark = [
     needs_real_services,
     pytest.mark.django_db,  # so that pytest-django creates the test database gunicorn is pointed at
-    pytest.mark.skipif(not os.access(NGINX, os.X_OK),
-                       reason=f"the edge test needs Debian's nginx at {NGINX} (apt-get install nginx; .ci/run does)"),
+    pytest.mark.skipif(
+        not os.access(NGINX, os.X_OK),
+        reason=f"the edge test needs Debian's nginx at {NGINX} (apt-get install nginx; .ci/run does)",
+    ),
 ]
 
 
@@ -57,8 +59,11 @@ pytestmark = [
 def render_site(*, listen: str, upstream: str, static_root: Path) -> str:
     """The shipped template, filled as the official image's envsubst (compose) or README's envsubst (a host) fill it."""
     text = TEMPLATE.read_text()
-    for name, value in {"NGINX_LISTEN": listen, "NGINX_UPSTREAM": upstream,
-                        "NGINX_STATIC_ROOT": str(static_root)}.items():
+    for name, value in {
+        "NGINX_LISTEN": listen,
+        "NGINX_UPSTREAM": upstream,
+        "NGINX_STATIC_ROOT": str(static_root),
+    }.items():
         text = text.replace("${" + name + "}", value)
     assert "${" not in text, "the template has a placeholder the test does not fill"
     return text
@@ -66,19 +71,20 @@ def render_site(*, listen: str, upstream: str, static_root: Path) -> str:
 
 def nginx_main_conf(base: Path, site: Path) -> str:
     """What Debian's /etc/nginx/nginx.conf (or the official image's) provides around a site, with paths in `base`."""
-    temp_paths = "\n".join(f"    {kind}_temp_path {base / kind};" for kind in
-                           ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {base / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     # As root (CI), workers would switch to `nobody`, who cannot enter pytest's private temporary directory.
     user = "user root;\n" if os.geteuid() == 0 else ""
     return f"""{user}daemon off;
 worker_processes auto;
-pid {base / 'nginx.pid'};
-error_log {base / 'error.log'} warn;
+pid {base / "nginx.pid"};
+error_log {base / "error.log"} warn;
 events {{ worker_connections 1024; }}
 http {{
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
-    access_log {base / 'access.log'};
+    access_log {base / "access.log"};
 {temp_paths}
     include {site};
 }}
@@ -93,8 +99,12 @@ def start_nginx(base: Path, *, port: int, upstream: str, static_root: Path) -> s
     main_conf.write_text(nginx_main_conf(base, site))
     with open(base / "nginx.out", "ab") as out:
         # -e: nginx's own start-up messages go here too, not to /var/log/nginx (not writable without root).
-        return subprocess.Popen([NGINX, "-p", str(base), "-c", str(main_conf), "-e", str(base / "error.log")],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [NGINX, "-p", str(base), "-c", str(main_conf), "-e", str(base / "error.log")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_for_nginx(process: subprocess.Popen, port: int, base: Path) -> None:
@@ -165,15 +175,26 @@ def edge(django_db_setup, tmp_path_factory):
         "THROTTLE_CHECKOUT_READ": "3/min",
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     edge = Edge(nginx_port=free_port(), gunicorn_port=free_port(), base=base)
     with open(base / "gunicorn.log", "ab") as log:
         edge.processes["gunicorn"] = subprocess.Popen(
-            compose_web_command(f"127.0.0.1:{edge.gunicorn_port}"), cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-    edge.processes["nginx"] = start_nginx(base, port=edge.nginx_port, upstream=f"127.0.0.1:{edge.gunicorn_port}",
-                                          static_root=base / "static")
+            compose_web_command(f"127.0.0.1:{edge.gunicorn_port}"),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    edge.processes["nginx"] = start_nginx(
+        base, port=edge.nginx_port, upstream=f"127.0.0.1:{edge.gunicorn_port}", static_root=base / "static"
+    )
     try:
         wait_for_nginx(edge.processes["nginx"], edge.nginx_port, base)
         wait_for(lambda: probe(edge.nginx_port).ok, timeout=60, what="gunicorn behind nginx")
@@ -202,8 +223,16 @@ class Probe:
     outcome: str
 
 
-def request(port: int, method: str, path: str, *, source: str = PROBE_SOURCE, headers: dict | None = None,
-            body: bytes | None = None, timeout: float = 5) -> http.client.HTTPResponse:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    source: str = PROBE_SOURCE,
+    headers: dict | None = None,
+    body: bytes | None = None,
+    timeout: float = 5,
+) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
     conn.request(method, path, body=body, headers=headers or {})
     response = conn.getresponse()
@@ -240,8 +269,10 @@ def summary(probes: list[Probe]) -> str:
     slowest = max(p.seconds for p in probes)
     counts = Counter(p.outcome for p in probes)
     outcomes = ", ".join(f"{outcome} x{count}" for outcome, count in sorted(counts.items()))
-    return (f"{sum(p.ok for p in probes)}/{len(probes)} probes answered 200 within 1 s; slowest {slowest:.3f} s; "
-            f"outcomes: {outcomes}")
+    return (
+        f"{sum(p.ok for p in probes)}/{len(probes)} probes answered 200 within 1 s; slowest {slowest:.3f} s; "
+        f"outcomes: {outcomes}"
+    )
 
 
 # --- The attack -------------------------------------------------------------------------------------------------------
@@ -275,9 +306,11 @@ class SlowClients:
 
     def report(self) -> str:
         held = sorted(self.samples)[len(self.samples) // 2] if self.samples else 0
-        return (f"{self.count} slow clients: {self.opened} connections opened, {self.dropped} dropped by the server, "
-                f"{held} open at the median probe, at most {self.max_open}; "
-                f"answers the server gave them: {self.answers or 'none'}")
+        return (
+            f"{self.count} slow clients: {self.opened} connections opened, {self.dropped} dropped by the server, "
+            f"{held} open at the median probe, at most {self.max_open}; "
+            f"answers the server gave them: {self.answers or 'none'}"
+        )
 
     def median_open(self) -> int:
         return sorted(self.samples)[len(self.samples) // 2]
@@ -291,8 +324,10 @@ class SlowClients:
             yield b"GET /api/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
             yield from itertools.repeat(b"a")
         else:
-            yield (b"POST /api/checkout/create-session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                   b"Content-Type: application/json\r\nContent-Length: 8000\r\n\r\n")
+            yield (
+                b"POST /api/checkout/create-session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 8000\r\n\r\n"
+            )
             yield from itertools.repeat(b" ")
 
     async def _client(self, n: int):
@@ -314,7 +349,7 @@ class SlowClients:
                     await writer.drain()
                     try:
                         data = await asyncio.wait_for(reader.read(4096), timeout=self.interval)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         continue  # still held: send the next byte
                     if data:
                         status = data.split(b" ", 2)[1].decode(errors="replace") if data.startswith(b"HTTP/") else "?"
@@ -369,8 +404,12 @@ def test_a_forged_x_forwarded_for_does_not_reach_django_as_the_client(healthy_ed
     path = f"/api/checkout/session/cs_test_{uuid.uuid4().hex}"
 
     def ten_forged_reads(port: int, source: str) -> list[int]:
-        return [request(port, "GET", path, source=source,
-                        headers={"X-Forwarded-For": f"203.0.113.{n}, 198.51.100.{n}"}).status for n in range(10)]
+        return [
+            request(
+                port, "GET", path, source=source, headers={"X-Forwarded-For": f"203.0.113.{n}, 198.51.100.{n}"}
+            ).status
+            for n in range(10)
+        ]
 
     through_nginx = ten_forged_reads(edge.nginx_port, "127.0.0.3")
     other_client = request(edge.nginx_port, "GET", path, source="127.0.0.4").status
@@ -385,10 +424,20 @@ def test_bodies_over_our_limits_are_refused_by_nginx_in_the_api_error_shape(heal
     edge = healthy_edge
     log_before = len(edge.gunicorn_log())
 
-    checkout = request(edge.nginx_port, "POST", "/api/checkout/create-session", body=b" " * (16 * 1024 + 1),
-                       headers={"Content-Type": "application/json"})
-    webhook = request(edge.nginx_port, "POST", f"/api/webhooks/stripe/{uuid.uuid4()}/",
-                      body=b" " * (2560 * 1024 + 1), headers={"Content-Type": "application/json"})
+    checkout = request(
+        edge.nginx_port,
+        "POST",
+        "/api/checkout/create-session",
+        body=b" " * (16 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    webhook = request(
+        edge.nginx_port,
+        "POST",
+        f"/api/webhooks/stripe/{uuid.uuid4()}/",
+        body=b" " * (2560 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
 
     for response in (checkout, webhook):
         assert response.status == 413
@@ -437,8 +486,10 @@ def test_nginx_serves_the_collected_static_files_itself(healthy_edge):
 def test_one_address_gets_at_most_20_requests_in_progress(healthy_edge):
     """Past 20 requests in progress from one address, nginx answers 429 at once instead of holding more."""
     edge = healthy_edge
-    head = (b"POST /api/checkout/create-session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 100\r\n\r\n")
+    head = (
+        b"POST /api/checkout/create-session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n"
+    )
     sockets = []
     try:
         for _ in range(25):

@@ -19,14 +19,20 @@ pytestmark = [needs_real_services, pytest.mark.postgres, pytest.mark.redis]
 def provisioned(session_id: str) -> bool:
     session = CheckoutSession.objects.filter(stripe_session_id=session_id).first()
     return bool(
-        session and HostingAccount.objects.filter(subscription__checkout_session=session).exists()
+        session
+        and HostingAccount.objects.filter(subscription__checkout_session=session).exists()
         and EmailNotification.objects.filter(checkout_session=session, status="sent").count() == 3
     )
 
 
 def counts() -> tuple[int, ...]:
-    return (User.objects.count(), Customer.objects.count(), Subscription.objects.count(),
-            ProvisioningJob.objects.count(), HostingAccount.objects.count())
+    return (
+        User.objects.count(),
+        Customer.objects.count(),
+        Subscription.objects.count(),
+        ProvisioningJob.objects.count(),
+        HostingAccount.objects.count(),
+    )
 
 
 def emails_by_purpose() -> dict[str, int]:
@@ -77,8 +83,11 @@ def test_a_delayed_payment_that_fails_tells_the_customer_and_provisions_nothing(
     e2e.complete(session_id, payment_status="unpaid")
     e2e.async_payment(session_id, "failed")
 
-    wait_for(lambda: EmailNotification.objects.filter(purpose="payment_failed", status="sent").exists(),
-             timeout=60, what="the payment-failed e-mail")
+    wait_for(
+        lambda: EmailNotification.objects.filter(purpose="payment_failed", status="sent").exists(),
+        timeout=60,
+        what="the payment-failed e-mail",
+    )
     assert CheckoutSession.objects.get(stripe_session_id=session_id).status == "payment_failed"
     assert counts() == (0, 0, 0, 0, 0)
     assert "declined@example.com" in e2e.sent_mail()[0]
@@ -89,8 +98,11 @@ def test_an_expired_session_is_marked_expired(e2e):
 
     e2e.control("POST", "clock/advance", {"seconds": 25 * 3600})
 
-    wait_for(lambda: CheckoutSession.objects.filter(stripe_session_id=session_id, status="expired").exists(),
-             timeout=30, what="the expiry webhook")
+    wait_for(
+        lambda: CheckoutSession.objects.filter(stripe_session_id=session_id, status="expired").exists(),
+        timeout=30,
+        what="the expiry webhook",
+    )
     assert counts() == (0, 0, 0, 0, 0)
 
 
@@ -104,8 +116,9 @@ def post_webhook(endpoint: WebhookEndpoint, payload: dict, **signature) -> reque
     """Deliver as Stripe would; the endpoint is read by the caller, as threads must not open database connections
     that outlive the test."""
     body, header = signed(payload, endpoint.secret, **signature)
-    return requests.post(endpoint.url, data=body, timeout=60,
-                         headers={"Stripe-Signature": header, "Content-Type": "application/json"})
+    return requests.post(
+        endpoint.url, data=body, timeout=60, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+    )
 
 
 def test_200_concurrent_deliveries_of_one_event_fulfil_once_and_all_get_2xx(e2e):
@@ -139,8 +152,7 @@ def test_webhooks_and_the_success_page_racing_for_one_session_fulfil_once(e2e):
 
     def success_page():
         start.wait()
-        return [requests.get(f"{e2e.api}/api/checkout/session/{session_id}", timeout=60).status_code
-                for _ in range(10)]
+        return [requests.get(f"{e2e.api}/api/checkout/session/{session_id}", timeout=60).status_code for _ in range(10)]
 
     def deliveries():
         start.wait()
@@ -148,8 +160,13 @@ def test_webhooks_and_the_success_page_racing_for_one_session_fulfil_once(e2e):
         return [post_webhook(endpoint, event).status_code for event in checkout_events for _ in range(3)]
 
     with ThreadPoolExecutor(max_workers=3) as pool:
-        page, posted, redelivered = pool.submit(success_page), pool.submit(deliveries), pool.submit(
-            lambda: (start.wait(), [post_webhook(endpoint, e).status_code for e in reversed(checkout_events)])[1])
+        page, posted, redelivered = (
+            pool.submit(success_page),
+            pool.submit(deliveries),
+            pool.submit(
+                lambda: (start.wait(), [post_webhook(endpoint, e).status_code for e in reversed(checkout_events)])[1]
+            ),
+        )
         statuses = page.result() + posted.result() + redelivered.result()
 
     assert set(statuses) == {200}
@@ -213,13 +230,19 @@ def test_stripe_down_while_dj_stripe_processes_fails_the_delivery_and_the_retry_
     session_id = e2e.buy("flaky@example.com")
     # dj-stripe re-reads the session from Stripe while processing checkout.session.completed, and stripe-python
     # tries each read three times: six failures make the first two deliveries fail and the third go through.
-    e2e.control("POST", "faults", {"path_prefix": f"/v1/checkout/sessions/{session_id}", "method": "GET",
-                                   "status": 503, "count": 6})
+    e2e.control(
+        "POST",
+        "faults",
+        {"path_prefix": f"/v1/checkout/sessions/{session_id}", "method": "GET", "status": 503, "count": 6},
+    )
 
     e2e.complete(session_id)
 
-    wait_for(lambda: len([d for d in e2e.deliveries(type="checkout.session.completed") if d["status"] == 500])
-             >= 2, timeout=30, what="two failed deliveries")
+    wait_for(
+        lambda: len([d for d in e2e.deliveries(type="checkout.session.completed") if d["status"] == 500]) >= 2,
+        timeout=30,
+        what="two failed deliveries",
+    )
     event_id = e2e.deliveries(type="checkout.session.completed")[0]["event"]
     assert CheckoutSession.objects.get(stripe_session_id=session_id).status == "pending"
     assert counts() == (0, 0, 0, 0, 0)
@@ -233,11 +256,17 @@ def test_stripe_down_while_dj_stripe_processes_fails_the_delivery_and_the_retry_
 
 def test_a_chunked_request_body_reaches_the_api_through_gunicorn(e2e):
     # A client that streams its body (Transfer-Encoding: chunked, no Content-Length), as requests does for an iterator.
-    body = (b'{"planId": "starter", "billingCycle": "monthly", ',
-            b'"customer": {"name": "Chunked", "email": "chunked@example.com"}}')
+    body = (
+        b'{"planId": "starter", "billingCycle": "monthly", ',
+        b'"customer": {"name": "Chunked", "email": "chunked@example.com"}}',
+    )
 
-    response = requests.post(f"{e2e.api}/api/checkout/create-session", data=iter(body),
-                             headers={"Content-Type": "application/json"}, timeout=30)
+    response = requests.post(
+        f"{e2e.api}/api/checkout/create-session",
+        data=iter(body),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
 
     assert response.request.headers.get("Transfer-Encoding") == "chunked"
     assert response.status_code == 200, response.text
@@ -251,8 +280,12 @@ def test_a_chunked_body_over_the_limit_is_a_413_before_django_reads_it(e2e):
             yield b"x" * 10_000  # 3 MB, over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
         yield b'"}'
 
-    response = requests.post(f"{e2e.api}/api/checkout/create-session", data=stream(),
-                             headers={"Content-Type": "application/json"}, timeout=30)
+    response = requests.post(
+        f"{e2e.api}/api/checkout/create-session",
+        data=stream(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
 
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"

@@ -25,8 +25,13 @@ def _bare_environment() -> dict[str, str]:
 
 
 def test_the_makefile_hands_both_ports_to_the_script():
-    dry_run = subprocess.run(["make", "-n", "run", "API_PORT=8123", "SANDBOX_PORT=12345"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout
+    dry_run = subprocess.run(
+        ["make", "-n", "run", "API_PORT=8123", "SANDBOX_PORT=12345"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     assert "API_PORT=8123 SANDBOX_PORT=12345 exec bash scripts/run_local.sh" in dry_run
 
@@ -52,14 +57,29 @@ def make_run(tmp_path, database_url):
         sandbox_port = free_port()
     output = tmp_path / "make-run.log"
     env = _bare_environment()
-    env.update(PYTHON=sys.executable, API_PORT=str(api_port), SANDBOX_PORT=str(sandbox_port),
-               DATABASE_URL=database_url, RUN_DIR=str(tmp_path / "run"))
+    env.update(
+        PYTHON=sys.executable,
+        API_PORT=str(api_port),
+        SANDBOX_PORT=str(sandbox_port),
+        DATABASE_URL=database_url,
+        RUN_DIR=str(tmp_path / "run"),
+    )
     with output.open("w") as out:
-        process = subprocess.Popen(["bash", "scripts/run_local.sh"], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "scripts/run_local.sh"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
-        wait_for(lambda: "Ready." in output.read_text() or process.poll() is not None, timeout=900,
-                 what="make run to say Ready")
+        wait_for(
+            lambda: "Ready." in output.read_text() or process.poll() is not None,
+            timeout=900,
+            what="make run to say Ready",
+        )
         assert process.poll() is None, output.read_text()
         yield f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}", output, process
     finally:
@@ -75,8 +95,11 @@ def make_run(tmp_path, database_url):
 def test_make_run_on_other_ports_fulfils_a_paid_order_and_stops_on_ctrl_c(make_run):
     api, sandbox, output, process = make_run
 
-    created = requests.post(f"{api}/api/checkout/create-session", timeout=30, json={
-        "planId": "starter", "billingCycle": "monthly", "customer": {"name": "Ada", "email": "ada@example.com"}})
+    created = requests.post(
+        f"{api}/api/checkout/create-session",
+        timeout=30,
+        json={"planId": "starter", "billingCycle": "monthly", "customer": {"name": "Ada", "email": "ada@example.com"}},
+    )
     assert created.status_code == 200, created.text
     session_id, page = created.json()["sessionId"], created.json()["url"]
     # The customer pays on the sandbox's page, as in a browser.
@@ -98,8 +121,11 @@ def test_make_run_on_other_ports_fulfils_a_paid_order_and_stops_on_ctrl_c(make_r
     [completed] = deliveries["data"]
     assert re.fullmatch(rf"{api}/api/webhooks/stripe/[0-9a-f-]{{36}}/", completed["url"])
     assert completed["status"] == 200
-    stripe_session = requests.get(f"{sandbox}/v1/checkout/sessions/{session_id}", timeout=10,
-                                  headers={"Authorization": "Bearer sk_test_sandbox0000000000000000000000"}).json()
+    stripe_session = requests.get(
+        f"{sandbox}/v1/checkout/sessions/{session_id}",
+        timeout=10,
+        headers={"Authorization": "Bearer sk_test_sandbox0000000000000000000000"},
+    ).json()
     assert stripe_session["success_url"] == f"{api}/checkout/success/?session_id={{CHECKOUT_SESSION_ID}}"
     assert stripe_session["cancel_url"] == f"{api}/checkout/cancel/"
     log = output.read_text()
@@ -120,10 +146,22 @@ def test_make_run_on_other_ports_fulfils_a_paid_order_and_stops_on_ctrl_c(make_r
 
 def test_make_run_refuses_equal_or_malformed_ports(tmp_path):
     env = {**_bare_environment(), "PYTHON": sys.executable, "RUN_DIR": str(tmp_path)}
-    same = subprocess.run(["bash", "scripts/run_local.sh"], cwd=ROOT, capture_output=True, text=True,
-                          env={**env, "API_PORT": "19000", "SANDBOX_PORT": "19000"}, timeout=30)
-    malformed = subprocess.run(["bash", "scripts/run_local.sh"], cwd=ROOT, capture_output=True, text=True,
-                               env={**env, "API_PORT": "80a"}, timeout=30)
+    same = subprocess.run(
+        ["bash", "scripts/run_local.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "API_PORT": "19000", "SANDBOX_PORT": "19000"},
+        timeout=30,
+    )
+    malformed = subprocess.run(
+        ["bash", "scripts/run_local.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "API_PORT": "80a"},
+        timeout=30,
+    )
 
     assert same.returncode == 1 and "API_PORT and SANDBOX_PORT are both 19000" in same.stderr
     assert malformed.returncode == 1 and "'80a' is not a port" in malformed.stderr

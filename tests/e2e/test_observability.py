@@ -65,10 +65,17 @@ def test_metrics_add_up_the_requests_every_gunicorn_worker_answered(e2e):
 
 def test_a_paid_orders_webhook_and_its_tasks_log_under_one_request_id_and_count_in_the_funnel(e2e):
     before = scrape(e2e)
-    response = requests.post(f"{e2e.api}/api/checkout/create-session", timeout=30, headers={"X-Request-ID": "order-ada-1"},
-                             json={"planId": "starter", "billingCycle": "monthly",
-                                   "customer": {"name": "Ada", "email": "ada@example.com"},
-                                   "domain": {"mode": "new-or-transfer", "value": "ada.example.com"}})
+    response = requests.post(
+        f"{e2e.api}/api/checkout/create-session",
+        timeout=30,
+        headers={"X-Request-ID": "order-ada-1"},
+        json={
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "customer": {"name": "Ada", "email": "ada@example.com"},
+            "domain": {"mode": "new-or-transfer", "value": "ada.example.com"},
+        },
+    )
     assert response.status_code == 200 and response.headers["X-Request-ID"] == "order-ada-1"
     session_id = response.json()["sessionId"]
 
@@ -76,24 +83,37 @@ def test_a_paid_orders_webhook_and_its_tasks_log_under_one_request_id_and_count_
 
     wait_for(lambda: HostingAccount.objects.exists(), timeout=60, what="provisioning")
     # The web's line about the fulfilment names the webhook request's id ...
-    [fulfilled] = wait_for(lambda: [r for r in json_lines(e2e, "web") if r["message"].startswith(
-        f"Checkout session {session_id} fulfilled")], timeout=10, what="the web's log line")
+    [fulfilled] = wait_for(
+        lambda: [
+            r for r in json_lines(e2e, "web") if r["message"].startswith(f"Checkout session {session_id} fulfilled")
+        ],
+        timeout=10,
+        what="the web's log line",
+    )
     webhook_request = fulfilled["request_id"]
     assert re.fullmatch(r"[0-9a-f]{32}", webhook_request)
     # ... and so do the worker's lines about the job that request started
     job = ProvisioningJob.objects.get(subscription__checkout_session__stripe_session_id=session_id)
-    [provisioned] = wait_for(lambda: [r for r in json_lines(e2e, "worker") if r["message"].startswith(
-        f"Provisioning job {job.pk} succeeded")], timeout=10, what="the worker's log line")
+    [provisioned] = wait_for(
+        lambda: [
+            r for r in json_lines(e2e, "worker") if r["message"].startswith(f"Provisioning job {job.pk} succeeded")
+        ],
+        timeout=10,
+        what="the worker's log line",
+    )
     assert provisioned["request_id"] == webhook_request
     assert provisioned["level"] == "INFO" and provisioned["logger"] == "provisioning.services"
 
     after = scrape(e2e)
     for stage in ("created", "paid", "fulfilled"):
-        assert sample(after, "checkout_funnel_total", stage=stage) == sample(before, "checkout_funnel_total",
-                                                                               stage=stage) + 1, stage
+        assert (
+            sample(after, "checkout_funnel_total", stage=stage)
+            == sample(before, "checkout_funnel_total", stage=stage) + 1
+        ), stage
     assert sample(after, "stripe_webhook_deliveries_total", outcome="processed") >= 1
-    assert sample(after, "stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions",
-                  outcome="ok") >= 1
+    assert (
+        sample(after, "stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions", outcome="ok") >= 1
+    )
     assert sample(after, "checkout_provisioning_jobs", status="succeeded") == 1
     assert sample(after, "checkout_paid_unprovisioned_sessions") == 0
     assert 0 <= sample(after, "celery_worker_last_task_age_seconds") < 60

@@ -19,8 +19,13 @@ pytestmark = [needs_real_services, pytest.mark.postgres, pytest.mark.redis]
 
 # A failed first attempt is retried 10 to 20 s later: long enough for the retries' messages to be held by the worker
 # (countdown) through the whole outage. A job may run for 30 s (the task's time limit) before it counts as abandoned.
-STACK = {"env": {"PROVISIONING_RETRY_BASE_SECONDS": "20", "PROVISIONING_RETRY_CAP_SECONDS": "20",
-                 "PROVISIONING_LEASE_SECONDS": "30"}}
+STACK = {
+    "env": {
+        "PROVISIONING_RETRY_BASE_SECONDS": "20",
+        "PROVISIONING_RETRY_CAP_SECONDS": "20",
+        "PROVISIONING_LEASE_SECONDS": "30",
+    }
+}
 JOBS = 6
 OUTAGE_SECONDS = 5
 # Long enough for Redis to be stopped, and the loss noticed, while the job runs on a loaded machine.
@@ -50,8 +55,11 @@ def test_redis_stopped_while_the_worker_holds_retries_the_worker_survives_and_ea
     # Given jobs whose first attempt fails, so that each one's retry waits in the worker with a countdown
     subscriptions = [subscription_for_domain(f"fail-1-time.held{n}.example") for n in range(JOBS)]
     job_ids = [ProvisioningJobFactory(subscription=subscription).pk for subscription in subscriptions]
-    wait_for(lambda: ProvisioningJob.objects.filter(pk__in=job_ids, status="retrying").count() == JOBS, timeout=60,
-             what="every job's first attempt to fail (the sweeper sends them)")
+    wait_for(
+        lambda: ProvisioningJob.objects.filter(pk__in=job_ids, status="retrying").count() == JOBS,
+        timeout=60,
+        what="every job's first attempt to fail (the sweeper sends them)",
+    )
     wait_for(lambda: held_retries(e2e) == JOBS, timeout=20, what="the worker to hold every retry's message")
     assert ProvisioningJob.objects.filter(pk__in=job_ids, status="succeeded").count() == 0
 
@@ -68,8 +76,11 @@ def test_redis_stopped_while_the_worker_holds_retries_the_worker_survives_and_ea
 
     wait_for(all_done, timeout=90, interval=0.5, what="every job to succeed after the outage")
     print(f"all {JOBS} jobs done {time.monotonic() - back:.1f} s after Redis came back")
-    wait_for(lambda: EmailNotification.objects.filter(purpose="service_ready", status="sent").count() == JOBS,
-             timeout=30, what="the service-ready e-mails")
+    wait_for(
+        lambda: EmailNotification.objects.filter(purpose="service_ready", status="sent").count() == JOBS,
+        timeout=30,
+        what="the service-ready e-mails",
+    )
     time.sleep(3)  # a few more sweeps: nothing may run twice
     assert e2e.alive("worker")
     assert "Unrecoverable error" not in worker_log(e2e)
@@ -86,18 +97,27 @@ def test_a_job_that_finishes_while_redis_is_down_is_acknowledged_later_without_e
     # (acks_late), and the worker's other process leaves the task channel waiting on Redis (BRPOP)
     subscription = subscription_for_domain(f"slow-{SLOW_JOB_SECONDS}s.acked-late.example")
     job_id = ProvisioningJobFactory(subscription=subscription).pk
-    wait_for(lambda: ProvisioningJob.objects.filter(pk=job_id, status="running").exists(), timeout=30,
-             what="the job to be claimed (the sweeper sends it)")
+    wait_for(
+        lambda: ProvisioningJob.objects.filter(pk=job_id, status="running").exists(),
+        timeout=30,
+        what="the job to be claimed (the sweeper sends it)",
+    )
     since = worker_log_size(e2e)
 
     # When Redis stops while the job runs, the worker notices and gives its connection up, the job finishes (the
     # acknowledgement waits for the worker's event loop, which waits for a connection), and Redis comes back
     e2e.redis.stop()
-    wait_for(lambda: "Connection to broker lost" in worker_log(e2e, since), timeout=10,
-             what="the worker to notice that Redis is gone")
+    wait_for(
+        lambda: "Connection to broker lost" in worker_log(e2e, since),
+        timeout=10,
+        what="the worker to notice that Redis is gone",
+    )
     assert ProvisioningJob.objects.get(pk=job_id).status == "running", "the job finished before the outage began"
-    wait_for(lambda: ProvisioningJob.objects.filter(pk=job_id, status="succeeded").exists(),
-             timeout=SLOW_JOB_SECONDS + 20, what="the job to finish while Redis is down")
+    wait_for(
+        lambda: ProvisioningJob.objects.filter(pk=job_id, status="succeeded").exists(),
+        timeout=SLOW_JOB_SECONDS + 20,
+        what="the job to finish while Redis is down",
+    )
     e2e.redis.start()
 
     # Then the worker reconnects and goes on (its first act is the job's acknowledgement, on the lost channel): the

@@ -21,8 +21,10 @@ def log_output(settings):
             self.buffer = io.StringIO()
 
         def configure(self, log_format: str) -> None:
-            config = {**settings.LOGGING, "handlers": {
-                "console": {**settings.LOGGING["handlers"]["console"], "formatter": log_format}}}
+            config = {
+                **settings.LOGGING,
+                "handlers": {"console": {**settings.LOGGING["handlers"]["console"], "formatter": log_format}},
+            }
             logging.config.dictConfig(config)
             [handler] = [h for h in logging.getLogger().handlers if h.name == "console"]
             handler.setStream(self.buffer)

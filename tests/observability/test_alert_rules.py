@@ -14,7 +14,20 @@ pytestmark = pytest.mark.django_db
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 # PromQL words that look like metric names: aggregation modifiers and set operators.
-KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset", "le"}
+KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "le",
+}
 
 
 def rules() -> list[dict]:
@@ -29,7 +42,7 @@ def metric_names(expr: str) -> set[str]:
     bare = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
     names = set()
     for match in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", bare):
-        if match[0] not in KEYWORDS and not bare[match.end():].lstrip().startswith("("):
+        if match[0] not in KEYWORDS and not bare[match.end() :].lstrip().startswith("("):
             names.add(match[0])
     return names
 
@@ -94,7 +107,8 @@ def test_every_label_value_an_expression_selects_exists(exposed):
     for rule in rules():
         for metric, label, value in equality_matchers(rule["expr"]):
             assert re.search(rf'^{re.escape(metric)}\{{[^}}]*{label}="{re.escape(value)}"', exposed, re.MULTILINE), (
-                f"{rule['alert']}: {metric} has no series with {label}={value!r}")
+                f"{rule['alert']}: {metric} has no series with {label}={value!r}"
+            )
 
 
 def test_the_paid_but_not_provisioned_alert_watches_the_collectors_figure():

@@ -25,6 +25,7 @@ SECRET = "whsec_test_observability"
 
 # --- Who may read it ---------------------------------------------------------------------------------------------------
 
+
 def test_metrics_are_refused_to_a_public_address():
     response = Client(REMOTE_ADDR="203.0.113.9").get("/metrics")
 
@@ -68,6 +69,7 @@ def test_without_a_token_configured_an_empty_bearer_opens_nothing(settings):
 
 # --- HTTP requests -----------------------------------------------------------------------------------------------------
 
+
 def test_requests_are_counted_by_view_method_and_status_with_their_latency(client, metrics):
     responses = "django_http_responses_total_by_status_view_method_total"
     latency = "django_http_requests_latency_seconds_by_view_method_count"
@@ -83,23 +85,33 @@ def test_requests_are_counted_by_view_method_and_status_with_their_latency(clien
 
 # --- The checkout funnel, webhooks, Stripe calls ----------------------------------------------------------------------
 
+
 @pytest.fixture
 def shop(stripe_sandbox):
     call_command("catalog_load", verbosity=0)
     endpoint = WebhookEndpoint.objects.create(
-        id="we_test_metrics", url="https://shop.test/api/webhooks/stripe/x/", enabled_events=["*"], status="enabled",
-        secret=SECRET, livemode=False, djstripe_uuid=uuid.uuid4())
+        id="we_test_metrics",
+        url="https://shop.test/api/webhooks/stripe/x/",
+        enabled_events=["*"],
+        status="enabled",
+        secret=SECRET,
+        livemode=False,
+        djstripe_uuid=uuid.uuid4(),
+    )
 
     class Shop:
         api = APIClient()
         sandbox = stripe_sandbox
-        stripe = stripe.StripeClient("sk_test_testsuite000000000000000000000",
-                                     base_addresses={"api": stripe_sandbox.url})
+        stripe = stripe.StripeClient(
+            "sk_test_testsuite000000000000000000000", base_addresses={"api": stripe_sandbox.url}
+        )
 
         def create(self, email="funnel@example.com"):
-            response = self.api.post("/api/checkout/create-session", {
-                "planId": "starter", "billingCycle": "monthly", "customer": {"name": "Fun Nel", "email": email}},
-                format="json")
+            response = self.api.post(
+                "/api/checkout/create-session",
+                {"planId": "starter", "billingCycle": "monthly", "customer": {"name": "Fun Nel", "email": email}},
+                format="json",
+            )
             return response
 
         def event(self, type_: str) -> bytes:
@@ -109,14 +121,19 @@ def shop(stripe_sandbox):
         def deliver(self, body: bytes, secret: str = SECRET):
             timestamp = int(time.time())
             signature = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body.decode()}", secret)
-            return self.api.post(f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/", data=body,
-                                 content_type="application/json", HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={signature}")
+            return self.api.post(
+                f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/",
+                data=body,
+                content_type="application/json",
+                HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={signature}",
+            )
 
     return Shop()
 
 
-def test_creating_a_checkout_counts_a_created_session_and_the_stripe_call(shop, metrics,
-                                                                         django_capture_on_commit_callbacks):
+def test_creating_a_checkout_counts_a_created_session_and_the_stripe_call(
+    shop, metrics, django_capture_on_commit_callbacks
+):
     created = metrics.value("checkout_funnel_total", stage="created")
     calls = metrics.value("stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions", outcome="ok")
     timed = metrics.value("stripe_api_request_duration_seconds_count", method="POST", endpoint="/v1/checkout/sessions")
@@ -125,32 +142,43 @@ def test_creating_a_checkout_counts_a_created_session_and_the_stripe_call(shop, 
         assert shop.create().status_code == 200
 
     assert metrics.value("checkout_funnel_total", stage="created") == created + 1
-    assert metrics.value("stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions",
-                         outcome="ok") == calls + 1
-    assert metrics.value("stripe_api_request_duration_seconds_count", method="POST",
-                         endpoint="/v1/checkout/sessions") == timed + 1
+    assert (
+        metrics.value("stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions", outcome="ok")
+        == calls + 1
+    )
+    assert (
+        metrics.value("stripe_api_request_duration_seconds_count", method="POST", endpoint="/v1/checkout/sessions")
+        == timed + 1
+    )
 
 
 def test_a_stripe_error_is_counted_as_one(shop, metrics):
-    errors = metrics.value("stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions",
-                           outcome="server_error")
+    errors = metrics.value(
+        "stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions", outcome="server_error"
+    )
     shop.sandbox.inject_fault(path_prefix="/v1/checkout/sessions", method="POST", status=500, count=1)
 
     assert shop.create().status_code >= 500
 
-    assert metrics.value("stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions",
-                         outcome="server_error") == errors + 1
+    assert (
+        metrics.value(
+            "stripe_api_requests_total", method="POST", endpoint="/v1/checkout/sessions", outcome="server_error"
+        )
+        == errors + 1
+    )
 
 
 def test_a_paid_order_counts_paid_fulfilled_and_a_processed_webhook_and_its_repeat_a_duplicate(
-        shop, metrics, django_capture_on_commit_callbacks):
+    shop, metrics, django_capture_on_commit_callbacks
+):
     before = {stage: metrics.value("checkout_funnel_total", stage=stage) for stage in ("paid", "fulfilled")}
     processed = metrics.value("stripe_webhook_deliveries_total", outcome="processed")
     duplicate = metrics.value("stripe_webhook_deliveries_total", outcome="duplicate")
     timed = metrics.value("stripe_webhook_duration_seconds_count", outcome="processed")
     # dj-stripe's re-read of the session goes through stripe-python's module-level client: timed too
-    rereads = metrics.value("stripe_api_requests_total", method="GET", endpoint="/v1/checkout/sessions/{id}",
-                            outcome="ok")
+    rereads = metrics.value(
+        "stripe_api_requests_total", method="GET", endpoint="/v1/checkout/sessions/{id}", outcome="ok"
+    )
     session_id = shop.create().json()["sessionId"]
     shop.stripe.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session_id}/complete", payment_status="paid")
     body = shop.event("checkout.session.completed")
@@ -165,8 +193,10 @@ def test_a_paid_order_counts_paid_fulfilled_and_a_processed_webhook_and_its_repe
     assert metrics.value("stripe_webhook_deliveries_total", outcome="processed") == processed + 1
     assert metrics.value("stripe_webhook_deliveries_total", outcome="duplicate") == duplicate + 1
     assert metrics.value("stripe_webhook_duration_seconds_count", outcome="processed") == timed + 1
-    assert metrics.value("stripe_api_requests_total", method="GET", endpoint="/v1/checkout/sessions/{id}",
-                         outcome="ok") > rereads
+    assert (
+        metrics.value("stripe_api_requests_total", method="GET", endpoint="/v1/checkout/sessions/{id}", outcome="ok")
+        > rereads
+    )
 
 
 def test_an_expired_session_is_counted(shop, metrics, django_capture_on_commit_callbacks):
@@ -210,6 +240,7 @@ def test_a_webhook_that_fails_while_processing_is_counted_as_failed(shop, metric
 
 # --- Figures read from the database -----------------------------------------------------------------------------------
 
+
 def _aged(row, *, minutes: int):
     type(row).objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
 
@@ -246,7 +277,8 @@ def test_a_paid_order_not_provisioned_15_minutes_after_payment_is_counted(metric
     def paid(minutes_ago: int, status: str):
         job = ProvisioningJobFactory(status=status)
         CheckoutSession.objects.filter(pk=job.subscription.checkout_session_id).update(
-            status="completed", completed_at=timezone.now() - timedelta(minutes=minutes_ago))
+            status="completed", completed_at=timezone.now() - timedelta(minutes=minutes_ago)
+        )
 
     paid(20, "pending")  # stuck
     paid(16, "retrying")  # stuck
@@ -272,14 +304,20 @@ def test_a_worker_that_ran_a_task_leaves_a_heartbeat(metrics):
 
 # --- Stripe paths as label values ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("url", "endpoint"), [
-    ("https://api.stripe.com/v1/checkout/sessions", "/v1/checkout/sessions"),
-    ("https://api.stripe.com/v1/checkout/sessions/cs_test_a1B2c3D4e5/expire", "/v1/checkout/sessions/{id}/expire"),
-    ("http://127.0.0.1:12111/v1/subscriptions/sub_1Nabc?expand[]=items", "/v1/subscriptions/{id}"),
-    ("https://api.stripe.com/v1/test_helpers/checkout/sessions/cs_9/complete",
-     "/v1/test_helpers/checkout/sessions/{id}/complete"),
-    ("https://api.stripe.com/v1/webhook_endpoints/we_123", "/v1/webhook_endpoints/{id}"),
-    ("https://api.stripe.com/v1/invoice_payments", "/v1/invoice_payments"),
-])
+
+@pytest.mark.parametrize(
+    ("url", "endpoint"),
+    [
+        ("https://api.stripe.com/v1/checkout/sessions", "/v1/checkout/sessions"),
+        ("https://api.stripe.com/v1/checkout/sessions/cs_test_a1B2c3D4e5/expire", "/v1/checkout/sessions/{id}/expire"),
+        ("http://127.0.0.1:12111/v1/subscriptions/sub_1Nabc?expand[]=items", "/v1/subscriptions/{id}"),
+        (
+            "https://api.stripe.com/v1/test_helpers/checkout/sessions/cs_9/complete",
+            "/v1/test_helpers/checkout/sessions/{id}/complete",
+        ),
+        ("https://api.stripe.com/v1/webhook_endpoints/we_123", "/v1/webhook_endpoints/{id}"),
+        ("https://api.stripe.com/v1/invoice_payments", "/v1/invoice_payments"),
+    ],
+)
 def test_stripe_paths_are_labelled_without_object_ids(url, endpoint):
     assert stripe_endpoint(url) == endpoint

@@ -22,14 +22,17 @@ def test_the_proxys_request_id_is_echoed_and_on_the_requests_log_lines(client, l
     assert record["request_id"] == "7f3a9c0e1b2d4e5f8a6b7c8d9e0f1a2b"
 
 
-@pytest.mark.parametrize("sent", [
-    "a" * 65,  # too long
-    "abc def",  # a space
-    "abc\nERROR forged line",  # a line break that would forge a log line
-    'abc"}',  # a quote that would break out of a JSON field
-    "ünïcode",
-    "",
-])
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "a" * 65,  # too long
+        "abc def",  # a space
+        "abc\nERROR forged line",  # a line break that would forge a log line
+        'abc"}',  # a quote that would break out of a JSON field
+        "ünïcode",
+        "",
+    ],
+)
 def test_an_insane_request_id_is_replaced_by_one_of_ours(client, sent):
     response = client.get("/api/health/", HTTP_X_REQUEST_ID=sent)
 
@@ -69,7 +72,7 @@ def test_a_json_line_carries_level_logger_message_request_id_and_the_traceback(c
     assert record["request_id"] == "-"
     assert "timestamp" in record
     assert "Traceback (most recent call last)" in record["exc_info"]
-    assert 'ValueError: the card network is down' in record["exc_info"]
+    assert "ValueError: the card network is down" in record["exc_info"]
 
 
 def test_the_plain_format_names_the_request_id_too(client, log_output):

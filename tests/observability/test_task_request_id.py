@@ -25,8 +25,10 @@ from provisioning.models import ProvisioningJob
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
-    pytest.mark.skipif(not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
-                       reason="needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)"),
+    pytest.mark.skipif(
+        not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
+        reason="needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)",
+    ),
     pytest.mark.postgres,
     pytest.mark.redis,
     pytest.mark.django_db(transaction=True),
@@ -68,12 +70,34 @@ def worker(tmp_path):
         "LOG_FORMAT": "json",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "1", "--pool", "prefork",
-         "--hostname", "observability@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--hostname",
+            "observability@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: any(r["message"].endswith("ready.") for r in json_lines(log)) or process.poll() is not None,
-                 timeout=30, what="the worker to start")
+        wait_for(
+            lambda: any(r["message"].endswith("ready.") for r in json_lines(log)) or process.poll() is not None,
+            timeout=30,
+            what="the worker to start",
+        )
         assert process.poll() is None, log.read_text()
         yield log
     finally:
@@ -89,14 +113,22 @@ def worker(tmp_path):
 def test_the_worker_logs_a_task_under_the_id_of_the_request_that_started_it(stripe_sandbox, worker, log_output):
     call_command("catalog_load", verbosity=0)
     api = APIClient()
-    created = api.post("/api/checkout/create-session", {
-        "planId": "starter", "billingCycle": "monthly", "customer": {"name": "Ops Test", "email": "ops@example.com"},
-        "domain": {"mode": "new-or-transfer", "value": "ops.example.com"}}, format="json")
+    created = api.post(
+        "/api/checkout/create-session",
+        {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "customer": {"name": "Ops Test", "email": "ops@example.com"},
+            "domain": {"mode": "new-or-transfer", "value": "ops.example.com"},
+        },
+        format="json",
+    )
     assert created.status_code == 200, created.content
     stripe_session_id = created.json()["sessionId"]
     # The customer pays; no webhook endpoint is registered, so the success page's poll is what fulfils the order.
     stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses={"api": settings.STRIPE_API_BASE}).raw_request(
-        "post", f"/v1/test_helpers/checkout/sessions/{stripe_session_id}/complete", payment_status="paid")
+        "post", f"/v1/test_helpers/checkout/sessions/{stripe_session_id}/complete", payment_status="paid"
+    )
 
     # When the poll fulfils the order: its job and e-mails are sent on commit, through the outbox, under its id
     response = api.get(f"/api/checkout/session/{stripe_session_id}", HTTP_X_REQUEST_ID="poll-0b6f1c3e5d7a")
@@ -105,12 +137,17 @@ def test_the_worker_logs_a_task_under_the_id_of_the_request_that_started_it(stri
     assert any("fulfilled" in r["message"] for r in web_lines), log_output.text()
 
     # Then the worker's lines about that job carry the same id
-    wait_for(lambda: ProvisioningJob.objects.filter(status="succeeded").exists(), timeout=30,
-             what="the worker to run the job")
+    wait_for(
+        lambda: ProvisioningJob.objects.filter(status="succeeded").exists(),
+        timeout=30,
+        what="the worker to run the job",
+    )
     job = ProvisioningJob.objects.get()
-    lines = wait_for(lambda: [r for r in json_lines(worker)
-                              if r["message"].startswith(f"Provisioning job {job.pk} succeeded")],
-                     timeout=10, what="the worker's line about the job")
+    lines = wait_for(
+        lambda: [r for r in json_lines(worker) if r["message"].startswith(f"Provisioning job {job.pk} succeeded")],
+        timeout=10,
+        what="the worker's line about the job",
+    )
     assert [line["request_id"] for line in lines] == ["poll-0b6f1c3e5d7a"]
     assert {"level", "logger", "timestamp"} <= lines[0].keys()
     # Every line the worker wrote while running this request's tasks has the id; none has another request's
@@ -124,6 +161,9 @@ def test_a_task_sent_outside_any_request_runs_under_its_own_id(worker):
     # A task sent with no request around it, as beat sends the sweeper
     result = provisioning_job_run_task.apply_async(args=[999999])
 
-    lines = wait_for(lambda: [r for r in json_lines(worker) if r["logger"] == "celery.app.trace"],
-                     timeout=30, what="the worker to run the task")
+    lines = wait_for(
+        lambda: [r for r in json_lines(worker) if r["logger"] == "celery.app.trace"],
+        timeout=30,
+        what="the worker to run the task",
+    )
     assert lines[0]["request_id"] == result.id

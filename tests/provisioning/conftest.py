@@ -119,12 +119,15 @@ class ControlPanel:
 
     def _account(self, body: bytes) -> dict:
         order = json.loads(body)
-        return self.accounts.setdefault(order["idempotency_key"], {
-            "username": f"panel{len(self.accounts) + 1}",
-            "server": "cp01.panel.test",
-            "domain": order["domain"],
-            "reference": f"acct-{len(self.accounts) + 1}",
-        })
+        return self.accounts.setdefault(
+            order["idempotency_key"],
+            {
+                "username": f"panel{len(self.accounts) + 1}",
+                "server": "cp01.panel.test",
+                "domain": order["domain"],
+                "reference": f"acct-{len(self.accounts) + 1}",
+            },
+        )
 
 
 class _PanelHandler(BaseHTTPRequestHandler):

@@ -53,8 +53,9 @@ def decide(django_capture_on_commit_callbacks):
 
     def run(subscription, action, key, reason="a reason", **kwargs):
         with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-            job = hosting_account_action_request(subscription=subscription, action=action, decision_key=key,
-                                                 reason=reason, **kwargs)
+            job = hosting_account_action_request(
+                subscription=subscription, action=action, decision_key=key, reason=reason, **kwargs
+            )
         if job is not None:
             job.refresh_from_db()
         return job
@@ -68,8 +69,9 @@ def decide_only(django_capture_on_commit_callbacks):
 
     def run(subscription, action, key, reason="a reason", **kwargs):
         with django_capture_on_commit_callbacks(execute=False):
-            return hosting_account_action_request(subscription=subscription, action=action, decision_key=key,
-                                                  reason=reason, **kwargs)
+            return hosting_account_action_request(
+                subscription=subscription, action=action, decision_key=key, reason=reason, **kwargs
+            )
 
     return run
 
@@ -79,8 +81,11 @@ def account_of(subscription) -> HostingAccount:
 
 
 def history(subscription) -> list[tuple[str, str, str]]:
-    return list(HostingAccountStatusChange.objects.filter(account__subscription=subscription).order_by("id")
-                .values_list("from_status", "to_status", "reason"))
+    return list(
+        HostingAccountStatusChange.objects.filter(account__subscription=subscription)
+        .order_by("id")
+        .values_list("from_status", "to_status", "reason")
+    )
 
 
 def staff_alerts() -> list:
@@ -95,17 +100,28 @@ def test_the_same_decision_twice_makes_one_job_and_sends_one_task(django_capture
     staff = UserFactory()
 
     with django_capture_on_commit_callbacks() as callbacks:
-        first = hosting_account_action_request(subscription=subscription, action=SUSPEND,
-                                               decision_key="suspend:in_1", reason="Invoice 1 unpaid.",
-                                               requested_by=staff)
-        second = hosting_account_action_request(subscription=subscription, action=SUSPEND,
-                                                decision_key="suspend:in_1", reason="Invoice 1 unpaid.")
+        first = hosting_account_action_request(
+            subscription=subscription,
+            action=SUSPEND,
+            decision_key="suspend:in_1",
+            reason="Invoice 1 unpaid.",
+            requested_by=staff,
+        )
+        second = hosting_account_action_request(
+            subscription=subscription, action=SUSPEND, decision_key="suspend:in_1", reason="Invoice 1 unpaid."
+        )
 
     assert first == second
     assert len(callbacks) == 1
     job = ProvisioningJob.objects.get(action=SUSPEND)
     assert (job.status, job.decision_key, job.reason, job.requested_by, job.backend, job.attempts) == (
-        "pending", "suspend:in_1", "Invoice 1 unpaid.", staff, "simulated", 0)
+        "pending",
+        "suspend:in_1",
+        "Invoice 1 unpaid.",
+        staff,
+        "simulated",
+        0,
+    )
 
 
 def test_the_same_key_after_the_job_ran_returns_that_job_and_does_nothing_again(decide):
@@ -129,17 +145,22 @@ def test_a_key_already_naming_another_decision_is_a_programming_error(decide_onl
 
 def test_only_suspend_unsuspend_and_terminate_are_decisions():
     with pytest.raises(ValueError):
-        hosting_account_action_request(subscription=provisioned_subscription(), action="provision",
-                                       decision_key="provision:1", reason="")
+        hosting_account_action_request(
+            subscription=provisioned_subscription(), action="provision", decision_key="provision:1", reason=""
+        )
 
 
 def test_a_decision_rolled_back_with_the_callers_transaction_leaves_no_job(django_capture_on_commit_callbacks):
     subscription = provisioned_subscription()
 
-    with (django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError),
-          transaction.atomic()):
-        hosting_account_action_request(subscription=subscription, action=SUSPEND, decision_key="suspend:in_1",
-                                       reason="")
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        hosting_account_action_request(
+            subscription=subscription, action=SUSPEND, decision_key="suspend:in_1", reason=""
+        )
         raise RuntimeError("billing failed after deciding")
 
     assert callbacks == []
@@ -155,7 +176,10 @@ def test_a_suspension_suspends_the_account_records_why_and_emails_the_customer_o
     job = decide(subscription, SUSPEND, "suspend:in_1", reason="Invoice 1 unpaid 5 days after it failed.")
 
     assert (job.status, job.attempts, job.result) == (
-        "succeeded", 1, {"action": "suspend", "status": "suspended", "backend": "recording"})
+        "succeeded",
+        1,
+        {"action": "suspend", "status": "suspended", "backend": "recording"},
+    )
     account = account_of(subscription)
     assert account.status == "suspended" and account.status_changed_at == job.finished_at
     assert history(subscription) == [("active", "suspended", "Invoice 1 unpaid 5 days after it failed.")]
@@ -163,8 +187,11 @@ def test_a_suspension_suspends_the_account_records_why_and_emails_the_customer_o
     assert recording_backend.calls == [("suspend", job.pk, 1)]
     email = EmailNotification.objects.get()
     assert (email.purpose, email.key, email.to, email.context) == (
-        EmailPurpose.SERVICE_SUSPENDED, "suspend:in_1", subscription.customer.email,
-        {"reason": "Invoice 1 unpaid 5 days after it failed."})
+        EmailPurpose.SERVICE_SUSPENDED,
+        "suspend:in_1",
+        subscription.customer.email,
+        {"reason": "Invoice 1 unpaid 5 days after it failed."},
+    )
 
     assert provisioning_job_run_task.delay(job.pk).get() is None  # the same message, delivered again
     assert (EmailNotification.objects.count(), len(history(subscription)), len(recording_backend.calls)) == (1, 1, 1)
@@ -172,8 +199,12 @@ def test_a_suspension_suspends_the_account_records_why_and_emails_the_customer_o
 
 def test_the_facts_decided_for_the_email_go_out_with_it_once_the_panel_suspended(decide):
     subscription = provisioned_subscription()
-    facts = {"invoice_id": "in_1", "amount_due": 1299, "currency": "usd",
-             "hosted_invoice_url": "https://invoice.stripe.test/i/in_1"}
+    facts = {
+        "invoice_id": "in_1",
+        "amount_due": 1299,
+        "currency": "usd",
+        "hosted_invoice_url": "https://invoice.stripe.test/i/in_1",
+    }
 
     decide(subscription, SUSPEND, "suspend:in_1", reason="Invoice 1 unpaid.", email_context=facts)
 
@@ -203,8 +234,11 @@ def test_a_termination_terminates_for_good_and_emails_the_customer(decide, recor
     assert account_of(subscription).status == "terminated"
     assert history(subscription) == [("active", "terminated", "Canceled 14 days ago.")]
     email = EmailNotification.objects.get()
-    assert (email.purpose, email.key, email.context) == (EmailPurpose.SERVICE_TERMINATED, "terminate:sub_1",
-                                                         {"reason": "Canceled 14 days ago."})
+    assert (email.purpose, email.key, email.context) == (
+        EmailPurpose.SERVICE_TERMINATED,
+        "terminate:sub_1",
+        {"reason": "Canceled 14 days ago."},
+    )
 
 
 def test_a_decision_without_a_key_of_its_own_is_emailed_under_the_jobs_id(run_job_of_decision):
@@ -227,8 +261,7 @@ def run_job_of_decision(django_capture_on_commit_callbacks):
     return run
 
 
-def test_a_decision_for_a_subscription_that_has_no_account_succeeds_without_asking_the_panel(decide,
-                                                                                            recording_backend):
+def test_a_decision_for_a_subscription_that_has_no_account_succeeds_without_asking_the_panel(decide, recording_backend):
     subscription = subscription_for_domain("example.com")
     ProvisioningJobFactory(subscription=subscription, status=ProvisioningJobStatus.FAILED, attempts=5)
 
@@ -288,7 +321,8 @@ def test_unsuspending_an_active_account_or_suspending_a_suspended_one_makes_no_j
     assert decide(subscription, SUSPEND, "suspend:in_3") is None  # another invoice overdue: already suspended
 
     assert list(ProvisioningJob.objects.exclude(action="provision").values_list("decision_key", flat=True)) == [
-        "suspend:in_2"]
+        "suspend:in_2"
+    ]
 
 
 def test_a_second_suspension_while_one_is_waiting_makes_no_second_job(decide_only):
@@ -305,7 +339,8 @@ def test_an_unsuspension_while_the_suspension_runs_is_queued_behind_it(decide_on
     subscription = provisioned_subscription()
     suspension = decide_only(subscription, SUSPEND, "suspend:in_1")
     ProvisioningJob.objects.filter(pk=suspension.pk).update(
-        status=ProvisioningJobStatus.RUNNING, attempts=1, lease_expires_at=timezone.now() + timedelta(minutes=5))
+        status=ProvisioningJobStatus.RUNNING, attempts=1, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
 
     unsuspension = decide_only(subscription, UNSUSPEND, "unsuspend:in_1")
 
@@ -333,8 +368,9 @@ def test_termination_waits_for_a_provisioning_that_already_tried_and_then_remove
     decide_only, recording_backend, django_capture_on_commit_callbacks
 ):
     subscription = subscription_for_domain("example.com")
-    provisioning = ProvisioningJobFactory(subscription=subscription, status=ProvisioningJobStatus.RETRYING,
-                                          attempts=1, last_error="timed out")  # the panel may have made it
+    provisioning = ProvisioningJobFactory(
+        subscription=subscription, status=ProvisioningJobStatus.RETRYING, attempts=1, last_error="timed out"
+    )  # the panel may have made it
 
     termination = decide_only(subscription, TERMINATE, "refund:re_1")
     with django_capture_on_commit_callbacks(execute=True):
@@ -404,8 +440,12 @@ def test_a_retrying_suspension_overridden_by_payment_is_followed_by_an_unsuspens
 
 def test_a_suspension_waits_for_the_provisioning_that_runs(decide_only):
     subscription = subscription_for_domain("example.com")
-    ProvisioningJobFactory(subscription=subscription, status=ProvisioningJobStatus.RUNNING, attempts=1,
-                           lease_expires_at=timezone.now() + timedelta(minutes=5))
+    ProvisioningJobFactory(
+        subscription=subscription,
+        status=ProvisioningJobStatus.RUNNING,
+        attempts=1,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
     suspension = decide_only(subscription, SUSPEND, "suspend:in_1")
 
     assert provisioning_job_run(job_id=suspension.pk) is None
@@ -415,18 +455,22 @@ def test_a_suspension_waits_for_the_provisioning_that_runs(decide_only):
     assert not ProvisioningAttempt.objects.filter(job=suspension).exists()
 
 
-def test_the_next_decision_runs_as_soon_as_the_one_ahead_finishes(recording_backend,
-                                                                   django_capture_on_commit_callbacks):
+def test_the_next_decision_runs_as_soon_as_the_one_ahead_finishes(
+    recording_backend, django_capture_on_commit_callbacks
+):
     subscription = subscription_for_domain("example.com")
 
     # Paid, and suspended by staff before any worker provisioned it: provisioning runs first, then the suspension.
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         provisioning = provisioning_job_create(subscription=subscription)
-        suspension = hosting_account_action_request(subscription=subscription, action=SUSPEND,
-                                                    decision_key="staff:1", reason="abuse")
+        suspension = hosting_account_action_request(
+            subscription=subscription, action=SUSPEND, decision_key="staff:1", reason="abuse"
+        )
 
     assert [(action, job) for action, job, _ in recording_backend.calls] == [
-        ("provision", provisioning.pk), ("suspend", suspension.pk)]
+        ("provision", provisioning.pk),
+        ("suspend", suspension.pk),
+    ]
     assert account_of(subscription).status == "suspended"
 
 
@@ -453,8 +497,9 @@ def test_deliveries_racing_for_the_same_decision_run_the_panel_once(recording_ba
         pytest.skip("a race needs PostgreSQL's row locks; SQLite serialises every write")
     subscription = provisioned_subscription("slow-1s.example.com")
     # Made without sending its task: with tasks in-process the commit would run it before the race.
-    job = ProvisioningJobFactory(subscription=subscription, action=SUSPEND, decision_key="suspend:in_1",
-                                 reason="unpaid")
+    job = ProvisioningJobFactory(
+        subscription=subscription, action=SUSPEND, decision_key="suspend:in_1", reason="unpaid"
+    )
 
     results, errors = run_at_once(lambda: provisioning_job_run(job_id=job.pk), 8)
 
@@ -474,8 +519,9 @@ def test_decisions_taken_at_once_for_one_subscription_make_one_job_and_are_seria
 
     def suspend():
         with transaction.atomic():
-            return hosting_account_action_request(subscription=subscription, action=SUSPEND,
-                                                  decision_key="suspend:in_1", reason="unpaid")
+            return hosting_account_action_request(
+                subscription=subscription, action=SUSPEND, decision_key="suspend:in_1", reason="unpaid"
+            )
 
     results, errors = run_at_once(suspend, 8)
 
@@ -532,11 +578,17 @@ def test_nothing_is_run_again_after_termination(decide, decide_only):
 
 def test_the_sweeper_leaves_jobs_queued_behind_a_running_one_alone(django_capture_on_commit_callbacks):
     subscription = provisioned_subscription()
-    running = ProvisioningJobFactory(subscription=subscription, action=SUSPEND, status=ProvisioningJobStatus.RUNNING,
-                                     attempts=1, lease_expires_at=timezone.now() + timedelta(minutes=5))
+    running = ProvisioningJobFactory(
+        subscription=subscription,
+        action=SUSPEND,
+        status=ProvisioningJobStatus.RUNNING,
+        attempts=1,
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
     queued = ProvisioningJobFactory(subscription=subscription, action=UNSUSPEND)
     ProvisioningJob.objects.filter(pk__in=[running.pk, queued.pk]).update(
-        created_at=timezone.now() - timedelta(minutes=10))
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         assert provisioning_outbox_sweep()["jobs_sent"] == 0

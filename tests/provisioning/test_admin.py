@@ -38,8 +38,11 @@ def test_running_a_failed_job_again_from_the_list(staff_client, django_capture_o
     job = ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED, attempts=5, max_attempts=5)
 
     with django_capture_on_commit_callbacks(execute=True):
-        page = staff_client.post(reverse("admin:provisioning_provisioningjob_changelist"),
-                                 {"action": "run_again", "_selected_action": [job.pk]}, follow=True)
+        page = staff_client.post(
+            reverse("admin:provisioning_provisioningjob_changelist"),
+            {"action": "run_again", "_selected_action": [job.pk]},
+            follow=True,
+        )
 
     assert b"1 job(s) sent again" in page.content
     job.refresh_from_db()
@@ -61,10 +64,18 @@ def test_the_needs_attention_filter_lists_failed_and_stuck_emails_only(staff_cli
 def test_the_job_list_shows_what_each_decision_is_and_who_took_it(staff_client):
     subscription = provisioned_subscription()
     staff = UserFactory(email="support@migrahosting.test")
-    unsuspension = ProvisioningJobFactory(subscription=subscription, action="unsuspend", decision_key="unsuspend:in_1",
-                                          reason="Invoice 1 was paid.")
-    ProvisioningJobFactory(subscription=subscription, action="suspend", decision_key="staff:42", reason="Abuse report.",
-                           requested_by=staff, status=ProvisioningJobStatus.CANCELED, superseded_by=unsuspension)
+    unsuspension = ProvisioningJobFactory(
+        subscription=subscription, action="unsuspend", decision_key="unsuspend:in_1", reason="Invoice 1 was paid."
+    )
+    ProvisioningJobFactory(
+        subscription=subscription,
+        action="suspend",
+        decision_key="staff:42",
+        reason="Abuse report.",
+        requested_by=staff,
+        status=ProvisioningJobStatus.CANCELED,
+        superseded_by=unsuspension,
+    )
 
     page = staff_client.get(reverse("admin:provisioning_provisioningjob_changelist"), {"action__exact": "suspend"})
 
@@ -89,8 +100,13 @@ def test_an_accounts_page_shows_its_status_and_history_read_only(staff_client):
     account = HostingAccount.objects.get(subscription=subscription)
     job = ProvisioningJobFactory(subscription=subscription, action="suspend", status="succeeded")
     HostingAccount.objects.filter(pk=account.pk).update(status="suspended")
-    HostingAccountStatusChange.objects.create(account=account, from_status="active", to_status="suspended", job=job,
-                                              reason="Invoice 1 unpaid 5 days after it failed.")
+    HostingAccountStatusChange.objects.create(
+        account=account,
+        from_status="active",
+        to_status="suspended",
+        job=job,
+        reason="Invoice 1 unpaid 5 days after it failed.",
+    )
 
     page = staff_client.get(reverse("admin:provisioning_hostingaccount_change", args=[account.pk]))
 

@@ -11,9 +11,17 @@ from provisioning.checks import provisioning_settings_check
 
 
 def a_request(**overrides) -> ProvisioningRequest:
-    fields = {"idempotency_key": str(uuid.uuid4()), "job_id": 1, "attempt": 1, "subscription_id": 1,
-              "product_code": "starter", "billing_cycle": "monthly", "domain": "example.com",
-              "customer_email": "ada@example.com", "customer_name": "Ada"}
+    fields = {
+        "idempotency_key": str(uuid.uuid4()),
+        "job_id": 1,
+        "attempt": 1,
+        "subscription_id": 1,
+        "product_code": "starter",
+        "billing_cycle": "monthly",
+        "domain": "example.com",
+        "customer_email": "ada@example.com",
+        "customer_name": "Ada",
+    }
     return ProvisioningRequest(**{**fields, **overrides})
 
 
@@ -28,13 +36,16 @@ def test_the_same_key_gives_the_same_account_and_another_key_another():
     assert backend.provision(a_request()).username != first.username
 
 
-@pytest.mark.parametrize(("domain", "email", "stem"), [
-    ("example.com", "ada@example.com", "example"),
-    ("My-Shop.example", "x@example.com", "myshop"),
-    ("2048games.example", "x@example.com", "games"),
-    ("averyveryverylongname.example", "x@example.com", "averyver"),
-    ("", "ada.lovelace@example.com", "ada"),
-])
+@pytest.mark.parametrize(
+    ("domain", "email", "stem"),
+    [
+        ("example.com", "ada@example.com", "example"),
+        ("My-Shop.example", "x@example.com", "myshop"),
+        ("2048games.example", "x@example.com", "games"),
+        ("averyveryverylongname.example", "x@example.com", "averyver"),
+        ("", "ada.lovelace@example.com", "ada"),
+    ],
+)
 def test_the_username_comes_from_the_domain_or_the_email(domain, email, stem):
     account = SimulatedBackend().provision(a_request(domain=domain, customer_email=email))
 
@@ -93,9 +104,18 @@ def test_a_retry_cap_beyond_the_visibility_timeout_fails_the_checks(settings):
 
 
 def an_action(action: str, **overrides) -> AccountActionRequest:
-    fields = {"idempotency_key": str(uuid.uuid4()), "job_id": 2, "attempt": 1, "subscription_id": 1,
-              "action": action, "username": "example3f2a", "server": "web01.sim.migrahosting.test",
-              "domain": "example.com", "panel_reference": "sim-1", "reason": "unpaid"}
+    fields = {
+        "idempotency_key": str(uuid.uuid4()),
+        "job_id": 2,
+        "attempt": 1,
+        "subscription_id": 1,
+        "action": action,
+        "username": "example3f2a",
+        "server": "web01.sim.migrahosting.test",
+        "domain": "example.com",
+        "panel_reference": "sim-1",
+        "reason": "unpaid",
+    }
     return AccountActionRequest(**{**fields, **overrides})
 
 

@@ -22,25 +22,41 @@ PDF_LINK = "https://pay.stripe.com/invoice/acct_1PqRsT/test_YWNjdF8xUHFSc1Q/pdf?
 # Realistic context for each purpose, as billing decides it.
 CONTEXTS = {
     EmailPurpose.RENEWAL_RECEIPT: {
-        "invoice_id": "in_1RenewA", "number": "7F3A21C0-0002", "amount_paid": 1299, "currency": "usd",
-        "period_start": "2027-01-14T09:30:00+00:00", "period_end": "2027-02-14T09:30:00+00:00",
-        "hosted_invoice_url": PAY_LINK, "invoice_pdf": PDF_LINK,
+        "invoice_id": "in_1RenewA",
+        "number": "7F3A21C0-0002",
+        "amount_paid": 1299,
+        "currency": "usd",
+        "period_start": "2027-01-14T09:30:00+00:00",
+        "period_end": "2027-02-14T09:30:00+00:00",
+        "hosted_invoice_url": PAY_LINK,
+        "invoice_pdf": PDF_LINK,
     },
     EmailPurpose.RENEWAL_FAILED: {
-        "invoice_id": "in_1FailB", "number": "7F3A21C0-0003", "amount_due": 1299, "currency": "usd",
-        "hosted_invoice_url": PAY_LINK, "next_payment_attempt": "2027-02-17T09:30:00Z",
+        "invoice_id": "in_1FailB",
+        "number": "7F3A21C0-0003",
+        "amount_due": 1299,
+        "currency": "usd",
+        "hosted_invoice_url": PAY_LINK,
+        "next_payment_attempt": "2027-02-17T09:30:00Z",
         "suspend_on": "2027-02-19T09:30:00Z",
     },
     EmailPurpose.SERVICE_SUSPENDED: {
-        "invoice_id": "in_1FailB", "amount_due": 1299, "currency": "usd", "hosted_invoice_url": PAY_LINK,
+        "invoice_id": "in_1FailB",
+        "amount_due": 1299,
+        "currency": "usd",
+        "hosted_invoice_url": PAY_LINK,
         "reason": "The renewal invoice is still unpaid 5 days after the first failed payment.",
     },
     EmailPurpose.TERMINATION_WARNING: {
-        "terminate_on": "2027-03-05", "reason": "The subscription was canceled for non-payment.",
+        "terminate_on": "2027-03-05",
+        "reason": "The subscription was canceled for non-payment.",
     },
     EmailPurpose.SERVICE_TERMINATED: {"reason": "The subscription was canceled for non-payment."},
-    EmailPurpose.CANCELLATION_CONFIRMED: {"at_period_end": True, "ends_at": "2027-02-14T09:30:00Z",
-                                          "reason": "Moving to a dedicated server."},
+    EmailPurpose.CANCELLATION_CONFIRMED: {
+        "at_period_end": True,
+        "ends_at": "2027-02-14T09:30:00Z",
+        "reason": "Moving to a dedicated server.",
+    },
     EmailPurpose.REFUND_ISSUED: {"refund_id": "re_1RefC", "amount": 1299, "currency": "usd", "full": True},
     EmailPurpose.SETUP_FAILED_REFUNDED: {"amount": 1299, "currency": "usd"},
 }
@@ -50,15 +66,20 @@ def notification_for(purpose: str, *, with_account: bool = True, **context) -> E
     """A paid Starter Hosting order for shop.example (with its hosting account) and its e-mail for `purpose`, with
     the purpose's realistic context changed by `context` (a value of None drops the key)."""
     subscription = SubscriptionFactory(
-        checkout_session__price__product__name="Starter Hosting", checkout_session__price__unit_amount=1299,
+        checkout_session__price__product__name="Starter Hosting",
+        checkout_session__price__unit_amount=1299,
         checkout_session__domain_info={"mode": "new-or-transfer", "value": "shop.example"},
         checkout_session__customer_name="Ada Lovelace",
     )
     if with_account:
         HostingAccountFactory(subscription=subscription, username="shopex01", server="web07.migrahosting.test")
     facts = {key: value for key, value in {**CONTEXTS[purpose], **context}.items() if value is not None}
-    return EmailNotificationFactory(checkout_session=subscription.checkout_session, purpose=purpose,
-                                    key=facts.get("invoice_id", facts.get("refund_id", "")), context=facts)
+    return EmailNotificationFactory(
+        checkout_session=subscription.checkout_session,
+        purpose=purpose,
+        key=facts.get("invoice_id", facts.get("refund_id", "")),
+        context=facts,
+    )
 
 
 def build(purpose: str, **kwargs):
@@ -91,22 +112,27 @@ def test_each_billing_email_has_text_and_an_html_page_of_our_own_with_no_externa
     assert "{{" not in message.body + html and "{%" not in message.body + html
 
 
-@pytest.mark.parametrize(("purpose", "required"), [
-    (EmailPurpose.RENEWAL_RECEIPT, key) for key in
-    ("invoice_id", "amount_paid", "currency", "period_start", "period_end")
-] + [
-    (EmailPurpose.RENEWAL_FAILED, key) for key in ("invoice_id", "amount_due", "currency", "hosted_invoice_url")
-] + [
-    (EmailPurpose.SERVICE_SUSPENDED, key) for key in ("amount_due", "currency", "reason")
-] + [
-    (EmailPurpose.TERMINATION_WARNING, "terminate_on"), (EmailPurpose.TERMINATION_WARNING, "reason"),
-    (EmailPurpose.SERVICE_TERMINATED, "reason"),
-    (EmailPurpose.CANCELLATION_CONFIRMED, "at_period_end"), (EmailPurpose.CANCELLATION_CONFIRMED, "ends_at"),
-] + [
-    (EmailPurpose.REFUND_ISSUED, key) for key in ("refund_id", "amount", "currency", "full")
-] + [
-    (EmailPurpose.SETUP_FAILED_REFUNDED, "amount"), (EmailPurpose.SETUP_FAILED_REFUNDED, "currency"),
-])
+@pytest.mark.parametrize(
+    ("purpose", "required"),
+    [
+        (EmailPurpose.RENEWAL_RECEIPT, key)
+        for key in ("invoice_id", "amount_paid", "currency", "period_start", "period_end")
+    ]
+    + [(EmailPurpose.RENEWAL_FAILED, key) for key in ("invoice_id", "amount_due", "currency", "hosted_invoice_url")]
+    + [(EmailPurpose.SERVICE_SUSPENDED, key) for key in ("amount_due", "currency", "reason")]
+    + [
+        (EmailPurpose.TERMINATION_WARNING, "terminate_on"),
+        (EmailPurpose.TERMINATION_WARNING, "reason"),
+        (EmailPurpose.SERVICE_TERMINATED, "reason"),
+        (EmailPurpose.CANCELLATION_CONFIRMED, "at_period_end"),
+        (EmailPurpose.CANCELLATION_CONFIRMED, "ends_at"),
+    ]
+    + [(EmailPurpose.REFUND_ISSUED, key) for key in ("refund_id", "amount", "currency", "full")]
+    + [
+        (EmailPurpose.SETUP_FAILED_REFUNDED, "amount"),
+        (EmailPurpose.SETUP_FAILED_REFUNDED, "currency"),
+    ],
+)
 def test_a_billing_email_without_a_fact_it_must_state_is_not_built(purpose, required):
     notification = notification_for(purpose, **{required: None})
 
@@ -114,14 +140,20 @@ def test_a_billing_email_without_a_fact_it_must_state_is_not_built(purpose, requ
         email_message_build(notification=notification)
 
 
-@pytest.mark.parametrize(("purpose", "optional"), [
-    (EmailPurpose.RENEWAL_RECEIPT, "number"), (EmailPurpose.RENEWAL_RECEIPT, "hosted_invoice_url"),
-    (EmailPurpose.RENEWAL_RECEIPT, "invoice_pdf"),
-    (EmailPurpose.RENEWAL_FAILED, "number"), (EmailPurpose.RENEWAL_FAILED, "next_payment_attempt"),
-    (EmailPurpose.RENEWAL_FAILED, "suspend_on"),
-    (EmailPurpose.SERVICE_SUSPENDED, "invoice_id"), (EmailPurpose.SERVICE_SUSPENDED, "hosted_invoice_url"),
-    (EmailPurpose.CANCELLATION_CONFIRMED, "reason"),
-])
+@pytest.mark.parametrize(
+    ("purpose", "optional"),
+    [
+        (EmailPurpose.RENEWAL_RECEIPT, "number"),
+        (EmailPurpose.RENEWAL_RECEIPT, "hosted_invoice_url"),
+        (EmailPurpose.RENEWAL_RECEIPT, "invoice_pdf"),
+        (EmailPurpose.RENEWAL_FAILED, "number"),
+        (EmailPurpose.RENEWAL_FAILED, "next_payment_attempt"),
+        (EmailPurpose.RENEWAL_FAILED, "suspend_on"),
+        (EmailPurpose.SERVICE_SUSPENDED, "invoice_id"),
+        (EmailPurpose.SERVICE_SUSPENDED, "hosted_invoice_url"),
+        (EmailPurpose.CANCELLATION_CONFIRMED, "reason"),
+    ],
+)
 def test_a_billing_email_without_an_optional_fact_is_built_without_a_blank_for_it(purpose, optional):
     message = build(purpose, **{optional: None})
 
@@ -130,13 +162,16 @@ def test_a_billing_email_without_an_optional_fact_is_built_without_a_blank_for_i
     assert not re.search(r'">\s*</td>', html_of(message))  # a table cell left empty
 
 
-@pytest.mark.parametrize(("key", "value", "problem"), [
-    ("amount_paid", "12.99", "an amount in minor units \\(an integer\\)"),
-    ("amount_paid", 12.99, "an amount in minor units \\(an integer\\)"),
-    ("period_end", "next month", "an ISO 8601 date"),
-    ("period_end", 1802424600, "an ISO 8601 date"),
-    ("hosted_invoice_url", "javascript:alert(1)", "an http\\(s\\) address"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("amount_paid", "12.99", "an amount in minor units \\(an integer\\)"),
+        ("amount_paid", 12.99, "an amount in minor units \\(an integer\\)"),
+        ("period_end", "next month", "an ISO 8601 date"),
+        ("period_end", 1802424600, "an ISO 8601 date"),
+        ("hosted_invoice_url", "javascript:alert(1)", "an http\\(s\\) address"),
+    ],
+)
 def test_a_fact_in_a_shape_the_email_cannot_read_is_refused(key, value, problem):
     notification = notification_for(EmailPurpose.RENEWAL_RECEIPT, **{key: value})
 
@@ -144,11 +179,16 @@ def test_a_fact_in_a_shape_the_email_cannot_read_is_refused(key, value, problem)
         email_message_build(notification=notification)
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    ("2027-01-14", "14 January 2027"), ("2027-01-14T23:59:59Z", "14 January 2027"),
-    ("2027-01-14T00:00:00+00:00", "14 January 2027"), ("2027-01-14T01:00:00+02:00", "13 January 2027"),
-    ("2027-01-14T09:30:00", "14 January 2027"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("2027-01-14", "14 January 2027"),
+        ("2027-01-14T23:59:59Z", "14 January 2027"),
+        ("2027-01-14T00:00:00+00:00", "14 January 2027"),
+        ("2027-01-14T01:00:00+02:00", "13 January 2027"),
+        ("2027-01-14T09:30:00", "14 January 2027"),
+    ],
+)
 def test_dates_are_written_as_customers_read_them_on_the_day_they_fall_in_utc(value, text):
     assert customer_date(value) == text
 
@@ -237,8 +277,13 @@ def test_the_suspension_notice_gives_the_reason_the_amount_and_the_link_to_pay_a
 
 
 def test_a_suspension_with_nothing_owed_asks_for_no_payment():
-    message = build(EmailPurpose.SERVICE_SUSPENDED, amount_due=0, invoice_id=None, hosted_invoice_url=None,
-                    reason="Suspended at your request.")
+    message = build(
+        EmailPurpose.SERVICE_SUSPENDED,
+        amount_due=0,
+        invoice_id=None,
+        hosted_invoice_url=None,
+        reason="Suspended at your request.",
+    )
 
     for text in both(message):
         assert "Suspended at your request." in text
@@ -302,8 +347,9 @@ def test_a_cancellation_at_period_end_says_the_hosting_runs_until_then_and_does_
 
 
 def test_an_immediate_cancellation_says_the_hosting_stops_on_that_date():
-    message = build(EmailPurpose.CANCELLATION_CONFIRMED, at_period_end=False, ends_at="2027-01-20T11:00:00Z",
-                    reason=None)
+    message = build(
+        EmailPurpose.CANCELLATION_CONFIRMED, at_period_end=False, ends_at="2027-01-20T11:00:00Z", reason=None
+    )
 
     assert message.subject == "Your Starter Hosting subscription is canceled"
     for text in both(message):
@@ -352,15 +398,20 @@ def test_the_setup_failed_apology_says_sorry_refunded_in_full_and_canceled():
 
 
 def test_a_renewal_failed_email_created_by_billing_is_sent_once_with_the_pay_link(
-        settings, django_capture_on_commit_callbacks):
+    settings, django_capture_on_commit_callbacks
+):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     subscription = SubscriptionFactory()
     context = CONTEXTS[EmailPurpose.RENEWAL_FAILED]
 
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         notification = email_notification_create(
-            checkout_session=subscription.checkout_session, purpose=EmailPurpose.RENEWAL_FAILED,
-            to=subscription.checkout_session.email, key=context["invoice_id"], context=context)
+            checkout_session=subscription.checkout_session,
+            purpose=EmailPurpose.RENEWAL_FAILED,
+            to=subscription.checkout_session.email,
+            key=context["invoice_id"],
+            context=context,
+        )
     again = email_notification_send(email_id=notification.pk)
 
     notification.refresh_from_db()

@@ -18,8 +18,12 @@ CHANGE_PLAN = ProvisioningAction.CHANGE_PLAN
 
 
 def plan(code: str = "premium", cycle: str = "monthly") -> dict:
-    return {"product_code": code, "billing_cycle": cycle, "previous_product_code": "starter",
-            "previous_billing_cycle": "monthly"}
+    return {
+        "product_code": code,
+        "billing_cycle": cycle,
+        "previous_product_code": "starter",
+        "previous_billing_cycle": "monthly",
+    }
 
 
 @pytest.fixture
@@ -28,9 +32,13 @@ def request_change(django_capture_on_commit_callbacks):
 
     def decide(subscription, key: str = "change_plan:k1", **parameters):
         with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-            job = hosting_account_action_request(subscription=subscription, action=CHANGE_PLAN, decision_key=key,
-                                                 reason="Plan change from starter/monthly to premium/monthly.",
-                                                 parameters=parameters or plan())
+            job = hosting_account_action_request(
+                subscription=subscription,
+                action=CHANGE_PLAN,
+                decision_key=key,
+                reason="Plan change from starter/monthly to premium/monthly.",
+                parameters=parameters or plan(),
+            )
         if job is not None:
             job.refresh_from_db()
         return job
@@ -62,12 +70,21 @@ def test_the_simulated_panel_is_asked_once_with_the_new_plan_and_the_account(req
 
     [call] = recording_panel.calls
     assert (call.action, call.product_code, call.billing_cycle, call.previous_product_code) == (
-        "change_plan", "business", "yearly", "starter")
-    assert (call.username, call.server, call.idempotency_key) == (account.username, account.server,
-                                                                  str(job.idempotency_key))
-    assert (job.status, job.attempts, job.result) == ("succeeded", 1, {
-        "action": "change_plan", "product_code": "business", "billing_cycle": "yearly",
-        "backend": "recording-plans"})
+        "change_plan",
+        "business",
+        "yearly",
+        "starter",
+    )
+    assert (call.username, call.server, call.idempotency_key) == (
+        account.username,
+        account.server,
+        str(job.idempotency_key),
+    )
+    assert (job.status, job.attempts, job.result) == (
+        "succeeded",
+        1,
+        {"action": "change_plan", "product_code": "business", "billing_cycle": "yearly", "backend": "recording-plans"},
+    )
     account.refresh_from_db()
     assert account.status == "active" and not account.status_changes.exists()
 
@@ -110,8 +127,9 @@ def test_a_suspension_does_not_cancel_a_waiting_plan_change(request_change, djan
     change = request_change(subscription)
 
     with transaction.atomic():
-        hosting_account_action_request(subscription=subscription, action="suspend", decision_key="suspend:in_1",
-                                       reason="Unpaid.")
+        hosting_account_action_request(
+            subscription=subscription, action="suspend", decision_key="suspend:in_1", reason="Unpaid."
+        )
 
     change.refresh_from_db()
     assert change.status == "pending"
@@ -122,8 +140,9 @@ def test_no_plan_change_after_termination_and_termination_cancels_a_waiting_one(
     ProvisioningJob.objects.filter(subscription=subscription).update(status="running", attempts=1)
     waiting = request_change(subscription, "change_plan:k1")
     with transaction.atomic():
-        hosting_account_action_request(subscription=subscription, action="terminate", decision_key="terminate:1",
-                                       reason="Refunded.")
+        hosting_account_action_request(
+            subscription=subscription, action="terminate", decision_key="terminate:1", reason="Refunded."
+        )
 
     after = request_change(subscription, "change_plan:k2")
 
@@ -168,10 +187,17 @@ def test_a_change_for_an_account_never_made_is_skipped(request_change, recording
 
 def test_the_http_panel_gets_a_signed_plan_change(control_panel, django_capture_on_commit_callbacks):
     subscription = provisioned_subscription("shop.example")
-    HostingAccount.objects.filter(subscription=subscription).update(username="panel7", server="cp01.panel.test",
-                                                                    panel_reference="acct-7")
-    job = ProvisioningJobFactory(subscription=subscription, action=CHANGE_PLAN, decision_key="change_plan:k1",
-                                 reason="Plan change.", parameters=plan("premium", "yearly"), backend="http")
+    HostingAccount.objects.filter(subscription=subscription).update(
+        username="panel7", server="cp01.panel.test", panel_reference="acct-7"
+    )
+    job = ProvisioningJobFactory(
+        subscription=subscription,
+        action=CHANGE_PLAN,
+        decision_key="change_plan:k1",
+        reason="Plan change.",
+        parameters=plan("premium", "yearly"),
+        backend="http",
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         provisioning_job_run_task.delay(job.pk)
@@ -180,10 +206,19 @@ def test_the_http_panel_gets_a_signed_plan_change(control_panel, django_capture_
     [received] = control_panel.received
     assert received.signature_valid and received.headers["Idempotency-Key"] == str(job.idempotency_key)
     assert received.json == {
-        "action": "change_plan", "idempotency_key": str(job.idempotency_key), "job_id": job.pk, "attempt": 1,
-        "subscription_id": subscription.pk, "username": "panel7", "server": "cp01.panel.test",
-        "domain": "shop.example", "panel_reference": "acct-7", "reason": "Plan change.",
-        "product_code": "premium", "billing_cycle": "yearly", "previous_product_code": "starter",
+        "action": "change_plan",
+        "idempotency_key": str(job.idempotency_key),
+        "job_id": job.pk,
+        "attempt": 1,
+        "subscription_id": subscription.pk,
+        "username": "panel7",
+        "server": "cp01.panel.test",
+        "domain": "shop.example",
+        "panel_reference": "acct-7",
+        "reason": "Plan change.",
+        "product_code": "premium",
+        "billing_cycle": "yearly",
+        "previous_product_code": "starter",
         "previous_billing_cycle": "monthly",
     }
     assert (job.status, job.attempts, job.result["product_code"]) == ("succeeded", 1, "premium")

@@ -42,8 +42,14 @@ def ago(**delta):
 def database(transactional_db):
     """Another connection to the test database, to act on this process's connection from outside."""
     settings = connection.settings_dict
-    other = psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
-                            password=settings["PASSWORD"] or None, dbname=settings["NAME"], autocommit=True)
+    other = psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        autocommit=True,
+    )
     yield other
     other.close()
     connection.close()  # whatever the test left of ours: the database is emptied through a live one
@@ -188,10 +194,12 @@ def test_an_email_abandoned_before_the_hand_over_is_sent_again_once_its_lease_ex
 
 def test_an_email_handed_over_by_a_worker_that_then_died_is_sent_again_under_the_same_message_id(database, smtp):
     # The chaos run's case: the hand-over was recorded, then the worker was killed before the mail server had it.
-    handed_over = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=1),
-                                           handed_over_at=ago(minutes=1))
-    held = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(seconds=-60),
-                                    handed_over_at=ago(seconds=1))
+    handed_over = EmailNotificationFactory(
+        status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=1), handed_over_at=ago(minutes=1)
+    )
+    held = EmailNotificationFactory(
+        status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(seconds=-60), handed_over_at=ago(seconds=1)
+    )
 
     provisioning_outbox_sweep()
 
@@ -234,8 +242,9 @@ def test_a_worker_whose_claim_was_taken_over_does_not_hand_the_email_over(databa
 
     def another_worker_takes_over():  # this attempt's lease expired meanwhile, and a new one claimed the e-mail
         with database.cursor() as cursor:
-            cursor.execute("UPDATE provisioning_emailnotification SET attempts = attempts + 1 WHERE id = %s",
-                           [notification.pk])
+            cursor.execute(
+                "UPDATE provisioning_emailnotification SET attempts = attempts + 1 WHERE id = %s", [notification.pk]
+            )
 
     smtp.on_connect = once(another_worker_takes_over)
 
@@ -261,8 +270,9 @@ def test_cut_while_the_panel_provisions_the_success_is_recorded_at_once(database
     assert len(control_panel.received) == 1
 
 
-def test_cut_while_the_panel_fails_the_retry_is_recorded_instead_of_holding_the_lease(database, control_panel,
-                                                                                      settings):
+def test_cut_while_the_panel_fails_the_retry_is_recorded_instead_of_holding_the_lease(
+    database, control_panel, settings
+):
     settings.PROVISIONING_RETRY_BASE_SECONDS = settings.PROVISIONING_RETRY_CAP_SECONDS = 60
     job = ProvisioningJobFactory()
     pid = our_backend_pid()

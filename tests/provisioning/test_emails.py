@@ -71,8 +71,9 @@ def test_a_second_delivery_of_the_task_sends_nothing():
 
 def test_an_email_handed_over_by_a_worker_that_died_is_sent_again_under_its_message_id():
     gone = timezone.now() - timedelta(minutes=10)
-    notification = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=gone,
-                                            handed_over_at=gone)
+    notification = EmailNotificationFactory(
+        status=EmailStatus.SENDING, attempts=1, lease_expires_at=gone, handed_over_at=gone
+    )
 
     assert send(notification).status == "sent"
     assert len(mail.outbox) == 1 and mail.outbox[0].extra_headers["Message-ID"] == email_message_id(notification)
@@ -126,9 +127,12 @@ def test_staff_can_send_a_failed_email_again_but_not_one_being_sent(django_captu
 
 
 def test_the_order_confirmation_states_plan_cycle_amount_and_domain():
-    session = CheckoutSessionFactory(price__product__name="Starter Hosting", price__unit_amount=1299,
-                                     domain_info={"mode": "new-or-transfer", "value": "my-shop.example"},
-                                     customer_name="Ada Lovelace")
+    session = CheckoutSessionFactory(
+        price__product__name="Starter Hosting",
+        price__unit_amount=1299,
+        domain_info={"mode": "new-or-transfer", "value": "my-shop.example"},
+        customer_name="Ada Lovelace",
+    )
 
     send(EmailNotificationFactory(checkout_session=session, purpose=EmailPurpose.ORDER_CONFIRMATION))
 
@@ -142,8 +146,7 @@ def test_the_order_confirmation_states_plan_cycle_amount_and_domain():
 
 
 def test_the_order_confirmation_shows_a_discount_and_a_trial():
-    session = CheckoutSessionFactory(price__unit_amount=1000, amount_discount=250, coupon_code="SPRING",
-                                     trial_days=14)
+    session = CheckoutSessionFactory(price__unit_amount=1000, amount_discount=250, coupon_code="SPRING", trial_days=14)
 
     send(EmailNotificationFactory(checkout_session=session))
 
@@ -156,8 +159,7 @@ def test_service_ready_gives_username_server_and_domain_and_no_password():
     subscription = SubscriptionFactory(checkout_session__domain_info={"value": "ready.example"})
     account = HostingAccountFactory(subscription=subscription, username="ready1a2b")
 
-    send(EmailNotificationFactory(checkout_session=subscription.checkout_session,
-                                  purpose=EmailPurpose.SERVICE_READY))
+    send(EmailNotificationFactory(checkout_session=subscription.checkout_session, purpose=EmailPurpose.SERVICE_READY))
 
     [message] = mail.outbox
     assert message.subject == "Your hosting for ready.example is ready"
@@ -170,8 +172,9 @@ def test_service_ready_gives_username_server_and_domain_and_no_password():
 def test_service_ready_before_the_account_exists_fails_without_sending():
     subscription = SubscriptionFactory()
 
-    notification = send(EmailNotificationFactory(checkout_session=subscription.checkout_session,
-                                                 purpose=EmailPurpose.SERVICE_READY))
+    notification = send(
+        EmailNotificationFactory(checkout_session=subscription.checkout_session, purpose=EmailPurpose.SERVICE_READY)
+    )
 
     assert notification.status == "failed" and "HostingAccount" in notification.last_error
     assert mail.outbox == []
@@ -190,10 +193,16 @@ def test_payment_failed_says_what_happened_and_how_to_try_again(settings):
         assert "https://shop.example" in text and "$25.00" in text
 
 
-@pytest.mark.parametrize(("amount", "currency", "text"), [
-    (799, "usd", "$7.99"), (0, "usd", "$0.00"), (123456, "eur", "€1,234.56"), (5, "chf", "0.05 CHF"),
-    (-250, "gbp", "£-2.50"),
-])
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [
+        (799, "usd", "$7.99"),
+        (0, "usd", "$0.00"),
+        (123456, "eur", "€1,234.56"),
+        (5, "chf", "0.05 CHF"),
+        (-250, "gbp", "£-2.50"),
+    ],
+)
 def test_money_is_written_from_minor_units(amount, currency, text):
     assert money(amount, currency) == text
 
@@ -206,8 +215,11 @@ def test_the_set_password_link_sets_the_password_and_the_customer_can_log_in():
     user = User.objects.get(email=subscription.customer.email)
     assert not user.has_usable_password()
 
-    send(EmailNotificationFactory(checkout_session=subscription.checkout_session, purpose=EmailPurpose.SET_PASSWORD,
-                                  to=user.email))
+    send(
+        EmailNotificationFactory(
+            checkout_session=subscription.checkout_session, purpose=EmailPurpose.SET_PASSWORD, to=user.email
+        )
+    )
 
     [message] = mail.outbox
     assert message.subject == "Choose your MigraHosting password"
@@ -218,8 +230,9 @@ def test_the_set_password_link_sets_the_password_and_the_customer_can_log_in():
     assert page.status_code == 200 and b"Choose your password" in page.content
     form_url = page.redirect_chain[-1][0]  # Django moves the token into the session, out of the address bar
 
-    done = browser.post(form_url, {"new_password1": "purple-otter-harbour-17",
-                                   "new_password2": "purple-otter-harbour-17"}, follow=True)
+    done = browser.post(
+        form_url, {"new_password1": "purple-otter-harbour-17", "new_password2": "purple-otter-harbour-17"}, follow=True
+    )
 
     assert done.redirect_chain[-1][0] == reverse("accounts:password_set_done")
     assert b"Your password is set" in done.content
@@ -231,8 +244,11 @@ def test_the_set_password_link_sets_the_password_and_the_customer_can_log_in():
 def test_a_weak_password_is_refused_with_the_reason():
     subscription = SubscriptionFactory()
     user = User.objects.get(email=subscription.customer.email)
-    send(EmailNotificationFactory(checkout_session=subscription.checkout_session, purpose=EmailPurpose.SET_PASSWORD,
-                                  to=user.email))
+    send(
+        EmailNotificationFactory(
+            checkout_session=subscription.checkout_session, purpose=EmailPurpose.SET_PASSWORD, to=user.email
+        )
+    )
     link = re.search(r"http://testserver(/account/set-password/\S+/)", mail.outbox[0].body)[1]
     browser = Client()
     form_url = browser.get(link, follow=True).redirect_chain[-1][0]

@@ -14,9 +14,17 @@ pytestmark = pytest.mark.django_db
 
 
 def a_request(**overrides) -> ProvisioningRequest:
-    fields = {"idempotency_key": "7d9b1c52-8f04-4a0e-9a57-1b1e7b3c2d11", "job_id": 1, "attempt": 1,
-              "subscription_id": 1, "product_code": "starter", "billing_cycle": "monthly", "domain": "example.com",
-              "customer_email": "ada@example.com", "customer_name": "Ada"}
+    fields = {
+        "idempotency_key": "7d9b1c52-8f04-4a0e-9a57-1b1e7b3c2d11",
+        "job_id": 1,
+        "attempt": 1,
+        "subscription_id": 1,
+        "product_code": "starter",
+        "billing_cycle": "monthly",
+        "domain": "example.com",
+        "customer_email": "ada@example.com",
+        "customer_name": "Ada",
+    }
     return ProvisioningRequest(**{**fields, **overrides})
 
 
@@ -42,15 +50,24 @@ def test_the_panel_gets_a_signed_order_with_the_idempotency_key_and_the_account_
     assert received.headers["Idempotency-Key"] == str(job.idempotency_key)
     assert received.headers["Content-Type"] == "application/json"
     assert received.json == {
-        "idempotency_key": str(job.idempotency_key), "job_id": job.pk, "attempt": 1,
-        "subscription_id": subscription.pk, "product_code": subscription.product.code,
-        "billing_cycle": "monthly", "domain": "shop.example", "customer_email": subscription.customer.email,
+        "idempotency_key": str(job.idempotency_key),
+        "job_id": job.pk,
+        "attempt": 1,
+        "subscription_id": subscription.pk,
+        "product_code": subscription.product.code,
+        "billing_cycle": "monthly",
+        "domain": "shop.example",
+        "customer_email": subscription.customer.email,
         "customer_name": subscription.customer.name,
     }
     assert (job.status, job.attempts, job.backend) == ("succeeded", 1, "http")
     account = HostingAccount.objects.get(subscription=subscription)
     assert (account.username, account.server, account.domain, account.panel_reference) == (
-        "panel1", "cp01.panel.test", "shop.example", "acct-1")
+        "panel1",
+        "cp01.panel.test",
+        "shop.example",
+        "acct-1",
+    )
 
 
 def test_a_wrong_secret_is_caught_by_the_panel(control_panel):
@@ -75,8 +92,7 @@ def test_server_errors_conflicts_and_rate_limits_are_retried_with_the_same_key(c
     assert keys == {str(job.idempotency_key)} and len(control_panel.received) == 2
 
 
-def test_a_panel_that_answers_too_late_is_retried_and_answers_with_the_same_account(control_panel, run_job,
-                                                                                     settings):
+def test_a_panel_that_answers_too_late_is_retried_and_answers_with_the_same_account(control_panel, run_job, settings):
     settings.PROVISIONING_HTTP_TIMEOUT_SECONDS = 0.3
     control_panel.answer(200, delay=1.0)  # it does make the account, but answers after we stopped waiting
 
@@ -146,18 +162,28 @@ def decision_job():
     def make(action: str) -> ProvisioningJob:
         subscription = provisioned_subscription("shop.example")
         HostingAccount.objects.filter(subscription=subscription).update(
-            username="panel7", server="cp01.panel.test", panel_reference="acct-7",
-            status="suspended" if action == "unsuspend" else "active")
-        return ProvisioningJobFactory(subscription=subscription, action=action, decision_key=f"{action}:in_1",
-                                      reason="Invoice 1 unpaid.", backend="http")
+            username="panel7",
+            server="cp01.panel.test",
+            panel_reference="acct-7",
+            status="suspended" if action == "unsuspend" else "active",
+        )
+        return ProvisioningJobFactory(
+            subscription=subscription,
+            action=action,
+            decision_key=f"{action}:in_1",
+            reason="Invoice 1 unpaid.",
+            backend="http",
+        )
 
     return make
 
 
-@pytest.mark.parametrize(("action", "status"), [("suspend", "suspended"), ("unsuspend", "active"),
-                                                ("terminate", "terminated")])
-def test_the_panel_gets_a_signed_decision_with_the_account_and_the_idempotency_key(control_panel, run_job,
-                                                                                    decision_job, action, status):
+@pytest.mark.parametrize(
+    ("action", "status"), [("suspend", "suspended"), ("unsuspend", "active"), ("terminate", "terminated")]
+)
+def test_the_panel_gets_a_signed_decision_with_the_account_and_the_idempotency_key(
+    control_panel, run_job, decision_job, action, status
+):
     job = decision_job(action)
 
     job = run_job(job)
@@ -167,18 +193,29 @@ def test_the_panel_gets_a_signed_decision_with_the_account_and_the_idempotency_k
     assert received.headers["Idempotency-Key"] == str(job.idempotency_key)
     assert received.headers["Content-Type"] == "application/json"
     assert received.json == {
-        "action": action, "idempotency_key": str(job.idempotency_key), "job_id": job.pk, "attempt": 1,
-        "subscription_id": job.subscription_id, "username": "panel7", "server": "cp01.panel.test",
-        "domain": "shop.example", "panel_reference": "acct-7", "reason": "Invoice 1 unpaid.",
+        "action": action,
+        "idempotency_key": str(job.idempotency_key),
+        "job_id": job.pk,
+        "attempt": 1,
+        "subscription_id": job.subscription_id,
+        "username": "panel7",
+        "server": "cp01.panel.test",
+        "domain": "shop.example",
+        "panel_reference": "acct-7",
+        "reason": "Invoice 1 unpaid.",
     }
-    assert (job.status, job.attempts, job.result) == ("succeeded", 1,
-                                                      {"action": action, "status": status, "backend": "http"})
+    assert (job.status, job.attempts, job.result) == (
+        "succeeded",
+        1,
+        {"action": action, "status": status, "backend": "http"},
+    )
     assert HostingAccount.objects.get(subscription=job.subscription).status == status
 
 
 @pytest.mark.parametrize("answer", [500, 503, 409, 429])
-def test_a_decision_the_panel_could_not_take_now_is_retried_with_the_same_key(control_panel, run_job, decision_job,
-                                                                              answer):
+def test_a_decision_the_panel_could_not_take_now_is_retried_with_the_same_key(
+    control_panel, run_job, decision_job, answer
+):
     control_panel.answer(answer)
 
     job = run_job(decision_job("suspend"))
@@ -202,9 +239,18 @@ def test_a_decision_the_panel_refuses_is_not_retried_and_staff_are_alerted(contr
 
 def test_a_decision_signed_with_the_wrong_secret_is_refused_by_the_panel(control_panel):
     backend = HttpBackend(url=control_panel.url, secret="not-the-shared-secret", timeout=2)
-    request = AccountActionRequest(idempotency_key="7d9b1c52-8f04-4a0e-9a57-1b1e7b3c2d11", job_id=1, attempt=1,
-                                   subscription_id=1, action="suspend", username="panel1", server="cp01.panel.test",
-                                   domain="example.com", panel_reference="acct-1", reason="unpaid")
+    request = AccountActionRequest(
+        idempotency_key="7d9b1c52-8f04-4a0e-9a57-1b1e7b3c2d11",
+        job_id=1,
+        attempt=1,
+        subscription_id=1,
+        action="suspend",
+        username="panel1",
+        server="cp01.panel.test",
+        domain="example.com",
+        panel_reference="acct-1",
+        reason="unpaid",
+    )
 
     with pytest.raises(ProvisioningError) as error:
         backend.suspend(request)

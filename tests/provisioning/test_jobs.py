@@ -88,8 +88,11 @@ def test_the_task_is_sent_only_once_the_transaction_commits(django_capture_on_co
 def test_a_rolled_back_transaction_leaves_neither_job_nor_task(django_capture_on_commit_callbacks):
     subscription = SubscriptionFactory()
 
-    with (django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError),
-          transaction.atomic()):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
         provisioning_job_create(subscription=subscription)
         raise RuntimeError("fulfilment failed after writing the job")
 
@@ -111,12 +114,20 @@ def test_a_successful_job_records_the_account_and_sends_one_service_ready_email(
     assert account.username.startswith("example") and len(account.username) == len("example") + 4
     assert account.server.endswith(".sim.migrahosting.test")
     assert (account.domain, account.panel_reference) == ("example.com", f"sim-{job.idempotency_key.hex[:12]}")
-    assert job.result == {"username": account.username, "server": account.server, "domain": "example.com",
-                          "reference": account.panel_reference, "backend": "simulated"}
+    assert job.result == {
+        "username": account.username,
+        "server": account.server,
+        "domain": "example.com",
+        "reference": account.panel_reference,
+        "backend": "simulated",
+    }
     assert attempt_log(job) == [(1, True, "")]
     email = EmailNotification.objects.get()
-    assert (email.purpose, email.status, email.to) == (EmailPurpose.SERVICE_READY, EmailStatus.SENT,
-                                                       job.subscription.customer.email)
+    assert (email.purpose, email.status, email.to) == (
+        EmailPurpose.SERVICE_READY,
+        EmailStatus.SENT,
+        job.subscription.customer.email,
+    )
     assert [message.subject for message in mail.outbox] == ["Your hosting for example.com is ready"]
 
 
@@ -261,8 +272,12 @@ def test_a_running_job_whose_lease_is_valid_is_left_to_its_worker():
 
 def test_a_running_job_whose_lease_expired_runs_again_and_the_lost_attempt_is_closed(run_job):
     started = timezone.now() - timedelta(minutes=10)
-    job = ProvisioningJobFactory(status=ProvisioningJobStatus.RUNNING, attempts=1, started_at=started,
-                                 lease_expires_at=timezone.now() - timedelta(seconds=1))
+    job = ProvisioningJobFactory(
+        status=ProvisioningJobStatus.RUNNING,
+        attempts=1,
+        started_at=started,
+        lease_expires_at=timezone.now() - timedelta(seconds=1),
+    )
     ProvisioningAttempt.objects.create(job=job, number=1, started_at=started)
 
     job = run_job(job)

@@ -22,11 +22,16 @@ def test_with_the_broker_unreachable_fulfilment_still_commits_and_the_work_waits
     subscription = SubscriptionFactory()
     started = time.monotonic()
 
-    with (caplog.at_level(logging.WARNING, logger="provisioning.outbox"),
-          django_capture_on_commit_callbacks(execute=True)):
+    with (
+        caplog.at_level(logging.WARNING, logger="provisioning.outbox"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         job = provisioning_job_create(subscription=subscription)
-        email = email_notification_create(checkout_session=subscription.checkout_session,
-                                          purpose=EmailPurpose.ORDER_CONFIRMATION, to=subscription.customer.email)
+        email = email_notification_create(
+            checkout_session=subscription.checkout_session,
+            purpose=EmailPurpose.ORDER_CONFIRMATION,
+            to=subscription.customer.email,
+        )
 
     assert time.monotonic() - started < 5
     job.refresh_from_db()
@@ -34,11 +39,15 @@ def test_with_the_broker_unreachable_fulfilment_still_commits_and_the_work_waits
     assert (job.status, job.attempts, job.enqueued_at) == ("pending", 0, None)
     assert (email.status, email.attempts, email.enqueued_at) == ("pending", 0, None)
     messages = [record.getMessage() for record in caplog.records]
-    assert any(message.startswith(f"provisioning.job_run({job.pk}) not sent: the broker is unreachable")
-               for message in messages)
+    assert any(
+        message.startswith(f"provisioning.job_run({job.pk}) not sent: the broker is unreachable")
+        for message in messages
+    )
     # The e-mail's send right after is not made to wait for the broker's timeouts again.
-    assert (f"provisioning.email_send({email.pk}) not sent: the broker failed moments ago; the sweeper will send it"
-            in messages)
+    assert (
+        f"provisioning.email_send({email.pk}) not sent: the broker failed moments ago; the sweeper will send it"
+        in messages
+    )
 
 
 def test_once_the_broker_is_back_the_sweeper_runs_the_waiting_job_exactly_once(

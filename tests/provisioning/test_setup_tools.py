@@ -54,11 +54,22 @@ def failed_setup(domain: str = "reject.example.com", *, attempts: int = 2, **job
     """A setup that failed for good after `attempts` attempts (all in its log), as the issue's example: 2 of 2."""
     now = timezone.now()
     job = ProvisioningJobFactory(
-        subscription=subscription_for_domain(domain), status=FAILED, attempts=attempts, max_attempts=attempts,
-        last_error="simulated refusal", finished_at=now, **job_fields)
+        subscription=subscription_for_domain(domain),
+        status=FAILED,
+        attempts=attempts,
+        max_attempts=attempts,
+        last_error="simulated refusal",
+        finished_at=now,
+        **job_fields,
+    )
     for number in range(1, attempts + 1):
-        ProvisioningAttempt.objects.create(job=job, number=number, started_at=now - timedelta(minutes=10 - number),
-                                           finished_at=now - timedelta(minutes=10 - number), error="simulated refusal")
+        ProvisioningAttempt.objects.create(
+            job=job,
+            number=number,
+            started_at=now - timedelta(minutes=10 - number),
+            finished_at=now - timedelta(minutes=10 - number),
+            error="simulated refusal",
+        )
     return job
 
 
@@ -71,8 +82,11 @@ def job_page(job: ProvisioningJob) -> str:
 
 
 def log_lines(obj) -> list[str]:
-    return list(LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk))
-                .order_by("pk").values_list("change_message", flat=True))
+    return list(
+        LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk))
+        .order_by("pk")
+        .values_list("change_message", flat=True)
+    )
 
 
 def messages_of(response) -> str:
@@ -80,15 +94,19 @@ def messages_of(response) -> str:
 
 
 def enqueued_job_ids(callbacks) -> list[int]:
-    return [callback.keywords["job_id"] for callback in callbacks
-            if getattr(callback, "func", None) is provisioning_job_enqueue]
+    return [
+        callback.keywords["job_id"]
+        for callback in callbacks
+        if getattr(callback, "func", None) is provisioning_job_enqueue
+    ]
 
 
 # --- Retry: a fresh allowance ---------------------------------------------------------------------------------------
 
 
-def test_retry_gives_a_fresh_allowance_and_keeps_the_attempt_history(support_client, support_agent,
-                                                                     django_capture_on_commit_callbacks):
+def test_retry_gives_a_fresh_allowance_and_keeps_the_attempt_history(
+    support_client, support_agent, django_capture_on_commit_callbacks
+):
     job = failed_setup(attempts=2)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -98,7 +116,12 @@ def test_retry_gives_a_fresh_allowance_and_keeps_the_attempt_history(support_cli
     assert enqueued_job_ids(callbacks) == [job.pk]
     job.refresh_from_db()
     assert (job.status, job.attempts, job.allowance_attempts_before, job.allowance, job.attempts_in_allowance) == (
-        PENDING, 2, 2, 5, 0)
+        PENDING,
+        2,
+        2,
+        5,
+        0,
+    )
     assert job.allowance_granted_by == support_agent and job.allowance_granted_at is not None
     assert provisioning_job_attempts_text(job=job).startswith("0 of 5 attempts since support retried it at ")
     assert job.attempt_log.count() == 2
@@ -107,8 +130,9 @@ def test_retry_gives_a_fresh_allowance_and_keeps_the_attempt_history(support_cli
     assert log_lines(job.subscription.checkout_session) == [line]  # the order's timeline shows it too
 
 
-def test_the_allowance_counts_from_the_retry_not_from_the_first_attempt(support_client,
-                                                                        django_capture_on_commit_callbacks):
+def test_the_allowance_counts_from_the_retry_not_from_the_first_attempt(
+    support_client, django_capture_on_commit_callbacks
+):
     # Attempts 1 to 3 fail (the simulated panel), so after 2 earlier failures the retry fails once and then succeeds.
     job = failed_setup("fail-3-times.example.com", attempts=2)
 
@@ -135,8 +159,7 @@ def test_the_subscription_page_counts_attempts_from_the_retry_too(support_client
     assert cell.startswith("2 / 5") and "4 in all" in cell
 
 
-def test_a_retry_that_fails_again_fails_after_a_whole_new_allowance(support_client,
-                                                                    django_capture_on_commit_callbacks):
+def test_a_retry_that_fails_again_fails_after_a_whole_new_allowance(support_client, django_capture_on_commit_callbacks):
     job = failed_setup("always-fail.example.com", attempts=2)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -147,8 +170,9 @@ def test_a_retry_that_fails_again_fails_after_a_whole_new_allowance(support_clie
     assert job.attempt_log.count() == 7
 
 
-def test_retry_clicked_twice_sends_the_job_once_and_says_who_did(support_client, support_agent,
-                                                                 django_capture_on_commit_callbacks):
+def test_retry_clicked_twice_sends_the_job_once_and_says_who_did(
+    support_client, support_agent, django_capture_on_commit_callbacks
+):
     job = failed_setup(attempts=2)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -186,14 +210,16 @@ def test_retry_refuses_the_setup_of_a_subscription_that_ended(support_client):
     assert job.status == FAILED
 
 
-def test_the_order_pages_retry_button_gives_the_same_fresh_allowance(support_client,
-                                                                     django_capture_on_commit_callbacks):
+def test_the_order_pages_retry_button_gives_the_same_fresh_allowance(
+    support_client, django_capture_on_commit_callbacks
+):
     job = failed_setup(attempts=2)
     session = job.subscription.checkout_session
 
     with django_capture_on_commit_callbacks(execute=False):
-        support_client.post(reverse("admin:checkout_checkoutsession_support", args=[session.pk, "retry_job"]),
-                            {"job": job.pk})
+        support_client.post(
+            reverse("admin:checkout_checkoutsession_support", args=[session.pk, "retry_job"]), {"job": job.pk}
+        )
 
     job.refresh_from_db()
     assert (job.status, job.allowance_attempts_before, job.allowance) == (PENDING, 2, 5)
@@ -203,7 +229,8 @@ def test_the_order_pages_retry_button_gives_the_same_fresh_allowance(support_cli
 
 
 def test_fix_normalises_the_domain_as_the_checkout_does_and_runs_the_setup_again(
-        support_client, support_agent, django_capture_on_commit_callbacks):
+    support_client, support_agent, django_capture_on_commit_callbacks
+):
     job = failed_setup("reject.example.com", attempts=1)
     subscription = job.subscription
     form = support_client.get(tool_url(job, "fix"))
@@ -212,19 +239,30 @@ def test_fix_normalises_the_domain_as_the_checkout_does_and_runs_the_setup_again
     seen = form.context["form"].initial["seen"]
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = support_client.post(tool_url(job, "fix"), {
-            "domain": " Bücher.Example. ", "product_code": subscription.product.code,
-            "billing_cycle": subscription.billing_cycle, "seen": seen, "note": "typo in the order"}, follow=True)
+        response = support_client.post(
+            tool_url(job, "fix"),
+            {
+                "domain": " Bücher.Example. ",
+                "product_code": subscription.product.code,
+                "billing_cycle": subscription.billing_cycle,
+                "seen": seen,
+                "note": "typo in the order",
+            },
+            follow=True,
+        )
 
     assert "domain: reject.example.com → xn--bcher-kva.example" in messages_of(response)
     subscription.refresh_from_db()
     job.refresh_from_db()
     assert subscription.domain == "xn--bcher-kva.example"
     # The order keeps what the customer typed.
-    assert CheckoutSession.objects.get(pk=subscription.checkout_session_id).domain_info["value"] == \
-        "reject.example.com"
+    assert CheckoutSession.objects.get(pk=subscription.checkout_session_id).domain_info["value"] == "reject.example.com"
     assert (job.status, job.attempts, job.attempts_in_allowance, job.allowance_granted_by) == (
-        "succeeded", 2, 1, support_agent)
+        "succeeded",
+        2,
+        1,
+        support_agent,
+    )
     assert HostingAccount.objects.get(subscription=subscription).domain == "xn--bcher-kva.example"
     [line] = log_lines(job)
     assert line.startswith("Fix and run again: Setup fixed (domain: reject.example.com → xn--bcher-kva.example)")
@@ -232,33 +270,38 @@ def test_fix_normalises_the_domain_as_the_checkout_does_and_runs_the_setup_again
     assert log_lines(subscription.checkout_session) == [line]
 
 
-def test_fix_sends_the_plan_chosen_for_the_panel_and_leaves_billing_alone(support_client, control_panel,
-                                                                          django_capture_on_commit_callbacks):
+def test_fix_sends_the_plan_chosen_for_the_panel_and_leaves_billing_alone(
+    support_client, control_panel, django_capture_on_commit_callbacks
+):
     job = failed_setup("example.com", attempts=5, backend="http")
     subscription = job.subscription
     bigger = ProductFactory(code="business-panel")
     seen = setup_details(job=job).fingerprint
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = support_client.post(tool_url(job, "fix"), {
-            "domain": "example.com", "product_code": bigger.code, "billing_cycle": "yearly", "seen": seen},
-            follow=True)
+        response = support_client.post(
+            tool_url(job, "fix"),
+            {"domain": "example.com", "product_code": bigger.code, "billing_cycle": "yearly", "seen": seen},
+            follow=True,
+        )
 
-    assert f"plan for the panel: {subscription.product.code} / {subscription.billing_cycle} → business-panel / " \
-           "yearly" in messages_of(response)
+    assert (
+        f"plan for the panel: {subscription.product.code} / {subscription.billing_cycle} → business-panel / "
+        "yearly" in messages_of(response)
+    )
     [received] = control_panel.received
     assert (received.json["product_code"], received.json["billing_cycle"]) == ("business-panel", "yearly")
     job.refresh_from_db()
     subscription.refresh_from_db()
-    assert job.status == "succeeded" and job.parameters == {"product_code": "business-panel",
-                                                            "billing_cycle": "yearly"}
+    assert job.status == "succeeded" and job.parameters == {"product_code": "business-panel", "billing_cycle": "yearly"}
     assert subscription.product.code != "business-panel"  # Stripe still bills the plan sold
     page = support_client.get(job_page(job)).content.decode()
     assert "business-panel / yearly" in page and f"billed as {subscription.product.code}" in page
 
 
-def test_fix_of_a_setup_whose_plan_was_retired_keeps_that_plan_on_offer(support_client,
-                                                                        django_capture_on_commit_callbacks):
+def test_fix_of_a_setup_whose_plan_was_retired_keeps_that_plan_on_offer(
+    support_client, django_capture_on_commit_callbacks
+):
     job = failed_setup()
     product = job.subscription.product
     product.active = False
@@ -267,9 +310,16 @@ def test_fix_of_a_setup_whose_plan_was_retired_keeps_that_plan_on_offer(support_
     assert product.code in dict(form.fields["product_code"].choices)
 
     with django_capture_on_commit_callbacks(execute=False):
-        response = support_client.post(tool_url(job, "fix"), {
-            "domain": "fixed.example.com", "product_code": product.code,
-            "billing_cycle": job.subscription.billing_cycle, "seen": setup_details(job=job).fingerprint}, follow=True)
+        response = support_client.post(
+            tool_url(job, "fix"),
+            {
+                "domain": "fixed.example.com",
+                "product_code": product.code,
+                "billing_cycle": job.subscription.billing_cycle,
+                "seen": setup_details(job=job).fingerprint,
+            },
+            follow=True,
+        )
 
     assert "domain: reject.example.com → fixed.example.com" in messages_of(response)
     job.refresh_from_db()
@@ -280,9 +330,15 @@ def test_fix_refuses_a_plan_that_is_not_in_the_catalog(support_client):
     job = failed_setup()
     retired = ProductFactory(code="retired-plan", active=False)
 
-    response = support_client.post(tool_url(job, "fix"), {
-        "domain": "fixed.example.com", "product_code": retired.code,
-        "billing_cycle": job.subscription.billing_cycle, "seen": setup_details(job=job).fingerprint})
+    response = support_client.post(
+        tool_url(job, "fix"),
+        {
+            "domain": "fixed.example.com",
+            "product_code": retired.code,
+            "billing_cycle": job.subscription.billing_cycle,
+            "seen": setup_details(job=job).fingerprint,
+        },
+    )
 
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     job.refresh_from_db()
@@ -293,9 +349,15 @@ def test_fix_refuses_a_domain_the_checkout_would_refuse_and_changes_nothing(supp
     job = failed_setup()
     seen = setup_details(job=job).fingerprint
 
-    response = support_client.post(tool_url(job, "fix"), {
-        "domain": "ab\u200bcd.com", "product_code": job.subscription.product.code,
-        "billing_cycle": job.subscription.billing_cycle, "seen": seen})
+    response = support_client.post(
+        tool_url(job, "fix"),
+        {
+            "domain": "ab\u200bcd.com",
+            "product_code": job.subscription.product.code,
+            "billing_cycle": job.subscription.billing_cycle,
+            "seen": seen,
+        },
+    )
 
     assert response.status_code == 200
     assert "invisible or a control character" in response.content.decode()
@@ -306,16 +368,21 @@ def test_fix_refuses_a_domain_the_checkout_would_refuse_and_changes_nothing(supp
 
 def test_fix_submitted_twice_acts_once(support_client, django_capture_on_commit_callbacks):
     job = failed_setup()
-    data = {"domain": "fixed.example.com", "product_code": job.subscription.product.code,
-            "billing_cycle": job.subscription.billing_cycle, "seen": setup_details(job=job).fingerprint}
+    data = {
+        "domain": "fixed.example.com",
+        "product_code": job.subscription.product.code,
+        "billing_cycle": job.subscription.billing_cycle,
+        "seen": setup_details(job=job).fingerprint,
+    }
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         support_client.post(tool_url(job, "fix"), data)
         second = support_client.post(tool_url(job, "fix"), data, follow=True)
 
     assert enqueued_job_ids(callbacks) == [job.pk]
-    assert "Someone changed this setup since the form was shown: it now asks for fixed.example.com" in \
-        messages_of(second)
+    assert "Someone changed this setup since the form was shown: it now asks for fixed.example.com" in messages_of(
+        second
+    )
     job.refresh_from_db()
     assert job.max_attempts == 7  # one fresh allowance, not two
 
@@ -324,9 +391,16 @@ def test_fix_with_nothing_changed_does_nothing(support_client):
     job = failed_setup()
     details = setup_details(job=job)
 
-    response = support_client.post(tool_url(job, "fix"), {
-        "domain": details.domain, "product_code": details.product_code, "billing_cycle": details.billing_cycle,
-        "seen": details.fingerprint}, follow=True)
+    response = support_client.post(
+        tool_url(job, "fix"),
+        {
+            "domain": details.domain,
+            "product_code": details.product_code,
+            "billing_cycle": details.billing_cycle,
+            "seen": details.fingerprint,
+        },
+        follow=True,
+    )
 
     assert "Nothing changed" in messages_of(response)
     job.refresh_from_db()
@@ -336,13 +410,21 @@ def test_fix_with_nothing_changed_does_nothing(support_client):
 @pytest.mark.parametrize("status", ["succeeded", "running", "canceled"])
 def test_fix_refuses_a_setup_that_is_not_failing(support_client, status):
     job = failed_setup()
-    ProvisioningJob.objects.filter(pk=job.pk).update(status=status,
-                                                     lease_expires_at=timezone.now() + timedelta(minutes=5))
+    ProvisioningJob.objects.filter(pk=job.pk).update(
+        status=status, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
     details = setup_details(job=job)
 
-    response = support_client.post(tool_url(job, "fix"), {
-        "domain": "other.example.com", "product_code": details.product_code, "billing_cycle": details.billing_cycle,
-        "seen": details.fingerprint}, follow=True)
+    response = support_client.post(
+        tool_url(job, "fix"),
+        {
+            "domain": "other.example.com",
+            "product_code": details.product_code,
+            "billing_cycle": details.billing_cycle,
+            "seen": details.fingerprint,
+        },
+        follow=True,
+    )
 
     assert "there is no failed setup to fix" in messages_of(response)
     job.subscription.refresh_from_db()
@@ -351,13 +433,19 @@ def test_fix_refuses_a_setup_that_is_not_failing(support_client, status):
 
 def test_fix_refuses_a_decision_job(support_client):
     subscription = provisioned_subscription()
-    job = ProvisioningJobFactory(subscription=subscription, action="suspend", decision_key="staff:1",
-                                 status=FAILED)
+    job = ProvisioningJobFactory(subscription=subscription, action="suspend", decision_key="staff:1", status=FAILED)
     details = setup_details(job=job)
 
-    response = support_client.post(tool_url(job, "fix"), {
-        "domain": "other.example.com", "product_code": details.product_code, "billing_cycle": details.billing_cycle,
-        "seen": details.fingerprint}, follow=True)
+    response = support_client.post(
+        tool_url(job, "fix"),
+        {
+            "domain": "other.example.com",
+            "product_code": details.product_code,
+            "billing_cycle": details.billing_cycle,
+            "seen": details.fingerprint,
+        },
+        follow=True,
+    )
 
     assert "only a setup's domain and plan can be fixed" in messages_of(response)
 
@@ -366,19 +454,29 @@ def test_fix_refuses_a_decision_job(support_client):
 
 
 def test_marking_as_set_up_by_hand_records_the_account_and_sends_service_ready_once(
-        support_client, support_agent, django_capture_on_commit_callbacks):
+    support_client, support_agent, django_capture_on_commit_callbacks
+):
     job = failed_setup("reject.example.com")
     subscription = job.subscription
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = support_client.post(tool_url(job, "by-hand"), {
-            "username": " Reject42 ", "server": "web09.panel.example", "panel_reference": "acct-77",
-            "note": "made in cPanel"}, follow=True)
-        again = support_client.post(tool_url(job, "by-hand"), {
-            "username": "reject42", "server": "web09.panel.example"}, follow=True)
+        response = support_client.post(
+            tool_url(job, "by-hand"),
+            {
+                "username": " Reject42 ",
+                "server": "web09.panel.example",
+                "panel_reference": "acct-77",
+                "note": "made in cPanel",
+            },
+            follow=True,
+        )
+        again = support_client.post(
+            tool_url(job, "by-hand"), {"username": "reject42", "server": "web09.panel.example"}, follow=True
+        )
 
-    assert "marked as set up by hand (failed before): account reject42@web09.panel.example recorded" in \
-        messages_of(response)
+    assert "marked as set up by hand (failed before): account reject42@web09.panel.example recorded" in messages_of(
+        response
+    )
     assert f"was already marked as set up by hand by {support_agent.email}" in messages_of(again)
     job.refresh_from_db()
     assert job.status == "done_by_hand" and job.get_status_display() == "Set up by hand"
@@ -386,9 +484,15 @@ def test_marking_as_set_up_by_hand_records_the_account_and_sends_service_ready_o
     assert job.attempt_log.count() == 2 and not job.attempt_log.filter(succeeded=True).exists()
     account = HostingAccount.objects.get(subscription=subscription)
     assert (account.username, account.server, account.domain, account.panel_reference, account.set_up_by) == (
-        "reject42", "web09.panel.example", "reject.example.com", "acct-77", support_agent)
-    ready = EmailNotification.objects.get(checkout_session=subscription.checkout_session,
-                                          purpose=EmailPurpose.SERVICE_READY)
+        "reject42",
+        "web09.panel.example",
+        "reject.example.com",
+        "acct-77",
+        support_agent,
+    )
+    ready = EmailNotification.objects.get(
+        checkout_session=subscription.checkout_session, purpose=EmailPurpose.SERVICE_READY
+    )
     assert ready.status == "sent"
     assert [message.to for message in mail.outbox] == [[subscription.customer.email]]
     assert "reject42" in mail.outbox[0].body
@@ -417,18 +521,22 @@ def test_set_up_by_hand_refuses_a_username_another_live_account_holds_on_that_se
     response = support_client.post(tool_url(job, "by-hand"), {"username": "taken1", "server": "web01.example.net"})
 
     assert response.status_code == 200
-    assert f"taken1 on web01.example.net is already the account of {other.subscription.customer}" in \
-        response.content.decode()
+    assert (
+        f"taken1 on web01.example.net is already the account of {other.subscription.customer}"
+        in response.content.decode()
+    )
     assert not HostingAccount.objects.filter(subscription=job.subscription).exists()
 
 
 def test_set_up_by_hand_refuses_a_job_a_worker_is_running(support_client):
     job = failed_setup()
-    ProvisioningJob.objects.filter(pk=job.pk).update(status="running",
-                                                     lease_expires_at=timezone.now() + timedelta(minutes=5))
+    ProvisioningJob.objects.filter(pk=job.pk).update(
+        status="running", lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
 
-    response = support_client.post(tool_url(job, "by-hand"), {"username": "site1", "server": "web01.example.net"},
-                                   follow=True)
+    response = support_client.post(
+        tool_url(job, "by-hand"), {"username": "site1", "server": "web01.example.net"}, follow=True
+    )
 
     assert "A worker is running job" in messages_of(response)
     assert not HostingAccount.objects.filter(subscription=job.subscription).exists()
@@ -437,12 +545,14 @@ def test_set_up_by_hand_refuses_a_job_a_worker_is_running(support_client):
 # --- Run now ----------------------------------------------------------------------------------------------------------
 
 
-def test_run_now_makes_a_retrying_job_due_now_and_enqueues_it_after_commit(support_client,
-                                                                           django_capture_on_commit_callbacks):
+def test_run_now_makes_a_retrying_job_due_now_and_enqueues_it_after_commit(
+    support_client, django_capture_on_commit_callbacks
+):
     due = timezone.now() + timedelta(minutes=10)
     job = failed_setup("fail-1-times.example.com", attempts=1)
-    ProvisioningJob.objects.filter(pk=job.pk).update(status=RETRYING, max_attempts=5, next_attempt_at=due,
-                                                     finished_at=None)
+    ProvisioningJob.objects.filter(pk=job.pk).update(
+        status=RETRYING, max_attempts=5, next_attempt_at=due, finished_at=None
+    )
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         before = timezone.now()
@@ -508,8 +618,10 @@ def test_run_now_takes_over_a_job_whose_worker_died(django_capture_on_commit_cal
     assert (job.status, job.attempts) == ("succeeded", 2)
 
 
-@pytest.mark.parametrize("status, expected", [
-    ("failed", "Use Retry"), ("succeeded", "has already succeeded"), ("canceled", "canceled by a later decision")])
+@pytest.mark.parametrize(
+    "status, expected",
+    [("failed", "Use Retry"), ("succeeded", "has already succeeded"), ("canceled", "canceled by a later decision")],
+)
 def test_run_now_refuses_a_job_that_is_not_waiting(status, expected, django_capture_on_commit_callbacks):
     job = ProvisioningJobFactory(status=status, attempts=5)
 
@@ -522,8 +634,13 @@ def test_run_now_refuses_a_job_that_is_not_waiting(status, expected, django_capt
 
 def test_run_now_refuses_a_job_queued_behind_an_earlier_one():
     subscription = provisioned_subscription()
-    first = ProvisioningJobFactory(subscription=subscription, action="suspend", decision_key="s:1", status=RETRYING,
-                                   next_attempt_at=timezone.now() + timedelta(minutes=5))
+    first = ProvisioningJobFactory(
+        subscription=subscription,
+        action="suspend",
+        decision_key="s:1",
+        status=RETRYING,
+        next_attempt_at=timezone.now() + timedelta(minutes=5),
+    )
     second = ProvisioningJobFactory(subscription=subscription, action="unsuspend", decision_key="u:1")
 
     outcome = setup_job_run_now(job_id=second.pk, by=None)
@@ -570,12 +687,20 @@ def test_support_and_superusers_may_use_each_tool(request, client, who, tool, dj
         client = request.getfixturevalue(who)
     job = failed_setup()
     if tool == "run-now":
-        ProvisioningJob.objects.filter(pk=job.pk).update(status=RETRYING, max_attempts=5,
-                                                         next_attempt_at=timezone.now() + timedelta(minutes=5))
-    data = {"retry": {}, "run-now": {},
-            "fix": {"domain": "fixed.example.com", "product_code": job.subscription.product.code,
-                    "billing_cycle": job.subscription.billing_cycle, "seen": setup_details(job=job).fingerprint},
-            "by-hand": {"username": "site1", "server": "web01.example.net"}}[tool]
+        ProvisioningJob.objects.filter(pk=job.pk).update(
+            status=RETRYING, max_attempts=5, next_attempt_at=timezone.now() + timedelta(minutes=5)
+        )
+    data = {
+        "retry": {},
+        "run-now": {},
+        "fix": {
+            "domain": "fixed.example.com",
+            "product_code": job.subscription.product.code,
+            "billing_cycle": job.subscription.billing_cycle,
+            "seen": setup_details(job=job).fingerprint,
+        },
+        "by-hand": {"username": "site1", "server": "web01.example.net"},
+    }[tool]
 
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(tool_url(job, tool), data)
@@ -597,8 +722,7 @@ def test_the_one_click_tools_answer_405_to_a_get(support_client, tool):
 # --- Where support finds them -----------------------------------------------------------------------------------------
 
 
-def test_the_job_page_offers_the_tools_that_apply_and_reads_its_attempts(support_client,
-                                                                         django_assert_max_num_queries):
+def test_the_job_page_offers_the_tools_that_apply_and_reads_its_attempts(support_client, django_assert_max_num_queries):
     job = failed_setup(attempts=8)
 
     with django_assert_max_num_queries(10):  # as many with 2 attempts: no query per attempt row
@@ -661,7 +785,7 @@ def _at_once(*calls):
         try:
             barrier.wait()
             results[index] = call()
-        except Exception as error:  # noqa: BLE001 - the test looks at it
+        except Exception as error:
             results[index] = error
         finally:
             connection.close()
@@ -680,17 +804,24 @@ def test_two_staff_marking_one_setup_by_hand_at_once_record_one_account():
 
     job = failed_setup()
     first, second = _at_once(
-        lambda: setup_mark_done_by_hand(job_id=job.pk, username="alice1", server="web01.example.net",
-                                        panel_reference="", by=None),
-        lambda: setup_mark_done_by_hand(job_id=job.pk, username="bob1", server="web02.example.net",
-                                        panel_reference="", by=None))
+        lambda: setup_mark_done_by_hand(
+            job_id=job.pk, username="alice1", server="web01.example.net", panel_reference="", by=None
+        ),
+        lambda: setup_mark_done_by_hand(
+            job_id=job.pk, username="bob1", server="web02.example.net", panel_reference="", by=None
+        ),
+    )
 
     assert sorted([first.done, second.done]) == [False, True], (first, second)
     loser = first if not first.done else second
     assert "already marked as set up by hand" in loser.message
     assert HostingAccount.objects.filter(subscription=job.subscription).count() == 1
-    assert EmailNotification.objects.filter(checkout_session=job.subscription.checkout_session,
-                                            purpose=EmailPurpose.SERVICE_READY).count() == 1
+    assert (
+        EmailNotification.objects.filter(
+            checkout_session=job.subscription.checkout_session, purpose=EmailPurpose.SERVICE_READY
+        ).count()
+        == 1
+    )
 
 
 @pytest.mark.django_db(transaction=True)

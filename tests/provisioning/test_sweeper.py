@@ -68,8 +68,13 @@ def test_a_job_whose_task_was_sent_long_ago_and_lost_is_sent_again(sweep):
 
 
 def test_a_due_retry_whose_message_was_lost_is_sent_again(sweep):
-    job = job_made(minutes_ago=10, status=ProvisioningJobStatus.RETRYING, attempts=1, enqueued_at=ago(minutes=5),
-                   next_attempt_at=ago(minutes=1))
+    job = job_made(
+        minutes_ago=10,
+        status=ProvisioningJobStatus.RETRYING,
+        attempts=1,
+        enqueued_at=ago(minutes=5),
+        next_attempt_at=ago(minutes=1),
+    )
 
     sweep()
 
@@ -78,8 +83,14 @@ def test_a_due_retry_whose_message_was_lost_is_sent_again(sweep):
 
 
 def test_a_running_job_whose_worker_died_runs_again_once_its_lease_expired(sweep):
-    job = job_made(minutes_ago=10, status=ProvisioningJobStatus.RUNNING, attempts=1, enqueued_at=ago(minutes=10),
-                   started_at=ago(minutes=10), lease_expires_at=ago(seconds=1))
+    job = job_made(
+        minutes_ago=10,
+        status=ProvisioningJobStatus.RUNNING,
+        attempts=1,
+        enqueued_at=ago(minutes=10),
+        started_at=ago(minutes=10),
+        lease_expires_at=ago(seconds=1),
+    )
     ProvisioningAttempt.objects.create(job=job, number=1, started_at=ago(minutes=10))
 
     sweep()
@@ -90,8 +101,14 @@ def test_a_running_job_whose_worker_died_runs_again_once_its_lease_expired(sweep
 
 
 def test_a_job_abandoned_on_its_last_attempt_is_failed_and_staff_alerted(sweep):
-    job = job_made(minutes_ago=10, status=ProvisioningJobStatus.RUNNING, attempts=5, max_attempts=5,
-                   enqueued_at=ago(minutes=10), lease_expires_at=ago(seconds=1))
+    job = job_made(
+        minutes_ago=10,
+        status=ProvisioningJobStatus.RUNNING,
+        attempts=5,
+        max_attempts=5,
+        enqueued_at=ago(minutes=10),
+        lease_expires_at=ago(seconds=1),
+    )
     ProvisioningAttempt.objects.create(job=job, number=5, started_at=ago(minutes=6))
 
     result = sweep()
@@ -109,12 +126,27 @@ def test_fresh_waiting_running_and_finished_jobs_are_left_alone(sweep):
     jobs = [
         ProvisioningJobFactory(),  # just written: its on-commit send is on the way
         job_made(minutes_ago=10, enqueued_at=ago(seconds=5)),  # sent moments ago, still queued
-        job_made(minutes_ago=10, status=ProvisioningJobStatus.RETRYING, attempts=1, enqueued_at=ago(minutes=1),
-                 next_attempt_at=timezone.now() + timedelta(minutes=5)),  # its retry is not due
-        job_made(minutes_ago=10, status=ProvisioningJobStatus.RETRYING, attempts=1, enqueued_at=ago(minutes=1),
-                 next_attempt_at=ago(seconds=5)),  # due just now: its countdown message is being delivered
-        job_made(minutes_ago=10, status=ProvisioningJobStatus.RUNNING, attempts=1, enqueued_at=ago(minutes=10),
-                 lease_expires_at=timezone.now() + timedelta(minutes=1)),  # a worker holds it
+        job_made(
+            minutes_ago=10,
+            status=ProvisioningJobStatus.RETRYING,
+            attempts=1,
+            enqueued_at=ago(minutes=1),
+            next_attempt_at=timezone.now() + timedelta(minutes=5),
+        ),  # its retry is not due
+        job_made(
+            minutes_ago=10,
+            status=ProvisioningJobStatus.RETRYING,
+            attempts=1,
+            enqueued_at=ago(minutes=1),
+            next_attempt_at=ago(seconds=5),
+        ),  # due just now: its countdown message is being delivered
+        job_made(
+            minutes_ago=10,
+            status=ProvisioningJobStatus.RUNNING,
+            attempts=1,
+            enqueued_at=ago(minutes=10),
+            lease_expires_at=timezone.now() + timedelta(minutes=1),
+        ),  # a worker holds it
         job_made(minutes_ago=10, status=ProvisioningJobStatus.SUCCEEDED, attempts=1),
         job_made(minutes_ago=10, status=ProvisioningJobStatus.FAILED, attempts=5),
     ]
@@ -129,11 +161,13 @@ def test_fresh_waiting_running_and_finished_jobs_are_left_alone(sweep):
 
 def test_pending_emails_and_one_handed_over_by_a_worker_that_died_are_sent(sweep):
     waiting = EmailNotificationFactory()
-    stuck = EmailNotificationFactory(status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=25),
-                                     handed_over_at=ago(minutes=25))
+    stuck = EmailNotificationFactory(
+        status=EmailStatus.SENDING, attempts=1, lease_expires_at=ago(minutes=25), handed_over_at=ago(minutes=25)
+    )
     fresh = EmailNotificationFactory()
-    EmailNotification.objects.filter(pk__in=[waiting.pk, stuck.pk]).update(created_at=ago(minutes=30),
-                                                                            updated_at=ago(minutes=30))
+    EmailNotification.objects.filter(pk__in=[waiting.pk, stuck.pk]).update(
+        created_at=ago(minutes=30), updated_at=ago(minutes=30)
+    )
 
     result = sweep()
 

@@ -7,6 +7,7 @@ lags, still has it.
 """
 
 import importlib
+import inspect
 import typing
 
 from stripe._object_classes import OBJECT_CLASSES
@@ -27,7 +28,7 @@ def declared_fields(cls: type) -> dict[str, object]:
     fields: dict[str, object] = {}
     for base in reversed(cls.__mro__):
         if base is not StripeObject and issubclass(base, StripeObject):
-            fields.update(base.__dict__.get("__annotations__", {}))
+            fields.update(inspect.get_annotations(base))
     return fields
 
 

@@ -205,7 +205,9 @@ def test_a_paid_renewal_is_processed(client, sandbox_http, session_params):
     assert [event["type"] for event in renewal][-1] == "customer.subscription.updated"
     invoices = djstripe_models.Invoice.objects.filter(customer_id=completed.customer)
     assert sorted(invoice.stripe_data["billing_reason"] for invoice in invoices) == [
-        "subscription_create", "subscription_cycle"]
+        "subscription_create",
+        "subscription_cycle",
+    ]
     assert all(invoice.stripe_data["status"] == "paid" for invoice in invoices)
     assert djstripe_models.Charge.objects.filter(customer_id=completed.customer).count() == 2
     item = djstripe_models.Subscription.objects.get(id=completed.subscription).stripe_data["items"]["data"][0]
@@ -337,13 +339,20 @@ def test_a_card_changed_in_the_billing_portal_is_processed(client, sandbox_http,
     seen = len(_process_new(sandbox_http, 0))
     portal, requests = _portal(client, completed.customer)
 
-    answer = requests.post(f"{portal.url}/payment_method", data={"payment_method": "pm_card_chargeCustomerFail"},
-                           allow_redirects=False, timeout=10)
+    answer = requests.post(
+        f"{portal.url}/payment_method",
+        data={"payment_method": "pm_card_chargeCustomerFail"},
+        allow_redirects=False,
+        timeout=10,
+    )
     events = _process_new(sandbox_http, seen)
 
     assert answer.status_code == 303
     assert [event["type"] for event in events] == [
-        "payment_method.attached", "customer.updated", "customer.subscription.updated"]
+        "payment_method.attached",
+        "customer.updated",
+        "customer.subscription.updated",
+    ]
     card_id = events[0]["data"]["object"]["id"]
     assert djstripe_models.PaymentMethod.objects.get(id=card_id).customer_id == completed.customer
     customer = djstripe_models.Customer.objects.get(id=completed.customer)

@@ -83,7 +83,7 @@ def test_a_three_month_jump_renews_three_times_in_order_each_at_its_period_end(
     stripe_client, sandbox_url, session_params
 ):
     completed = subscribe(stripe_client, session_params)
-    start, end = period(stripe_client.v1.subscriptions.retrieve(completed.subscription))
+    _, end = period(stripe_client.v1.subscriptions.retrieve(completed.subscription))
     log = EventLog(stripe_client)
 
     answer = advance(sandbox_url, 92 * DAY)
@@ -101,8 +101,11 @@ def test_a_three_month_jump_renews_three_times_in_order_each_at_its_period_end(
         batch = events[index * len(RENEWAL_PAID) : (index + 1) * len(RENEWAL_PAID)]
         assert {event.created for event in batch} == {renewal_at}
         invoice = batch[0].data.object
-        assert (invoice.billing_reason, invoice.created, invoice.period_end) == ("subscription_cycle", renewal_at,
-                                                                                 renewal_at)
+        assert (invoice.billing_reason, invoice.created, invoice.period_end) == (
+            "subscription_cycle",
+            renewal_at,
+            renewal_at,
+        )
         assert invoice.parent.subscription_details.subscription == completed.subscription
         assert "subscription" not in invoice
         paid = batch[5].data.object
@@ -176,9 +179,8 @@ def test_the_last_failed_retry_marks_the_subscription_unpaid_when_told_to(start_
 
 
 def test_a_bad_retry_flag_stops_the_sandbox(start_sandbox):
-    with pytest.raises(RuntimeError):
-        with start_sandbox("--retry-days", "5,3", stderr=-3):
-            pass
+    with pytest.raises(RuntimeError), start_sandbox("--retry-days", "5,3", stderr=-3):
+        pass
 
 
 def test_paying_the_open_invoice_ends_the_dunning(stripe_client, sandbox_url, session_params):
@@ -227,8 +229,9 @@ def test_the_hosted_invoice_page_pays_the_invoice(stripe_client, sandbox_url, se
 
     page = requests.get(invoice.hosted_invoice_url, timeout=5)
     assert page.status_code == 200 and 'name="viewport"' in page.text and "$7.99" in page.text
-    declined = requests.post(f"{invoice.hosted_invoice_url}/pay", data={"payment_method": "pm_card_chargeCustomerFail"},
-                             timeout=5)
+    declined = requests.post(
+        f"{invoice.hosted_invoice_url}/pay", data={"payment_method": "pm_card_chargeCustomerFail"}, timeout=5
+    )
     assert declined.status_code == 402 and "declined" in declined.text
     paid = requests.post(f"{invoice.hosted_invoice_url}/pay", data={"payment_method": "pm_card_visa"}, timeout=5)
 
@@ -245,8 +248,9 @@ def test_a_declining_card_fails_checkout_but_is_kept_through_a_trial(stripe_clie
         helper(stripe_client, f"checkout/sessions/{session.id}/complete", payment_method="pm_card_chargeCustomerFail")
     assert stripe_client.v1.checkout.sessions.retrieve(session.id).status == "open"
 
-    completed = subscribe(stripe_client, session_params, card="pm_card_chargeCustomerFail",
-                          subscription_data={"trial_period_days": 7})
+    completed = subscribe(
+        stripe_client, session_params, card="pm_card_chargeCustomerFail", subscription_data={"trial_period_days": 7}
+    )
     customer = stripe_client.v1.customers.retrieve(completed.customer)
     card = stripe_client.v1.payment_methods.retrieve(customer.invoice_settings.default_payment_method)
     assert card.card.last4 == "0341"
@@ -337,7 +341,9 @@ def test_cancel_now(stripe_client, sandbox_url, session_params):
     assert canceled.status == "canceled"
     assert canceled.canceled_at == canceled.ended_at
     assert (canceled.cancellation_details.reason, canceled.cancellation_details.comment) == (
-        "cancellation_requested", "by staff")
+        "cancellation_requested",
+        "by staff",
+    )
     assert [event.type for event in log.new()] == ["customer.subscription.deleted"]
     advance(sandbox_url, 40 * DAY)
     assert log.new() == []
@@ -350,15 +356,23 @@ def test_refunds_full_partial_and_too_much(stripe_client, session_params):
     log = EventLog(stripe_client)
 
     partial = stripe_client.v1.refunds.create(
-        params={"payment_intent": charge.payment_intent, "amount": 300, "reason": "requested_by_customer",
-                "metadata": {"ticket": "7"}}
+        params={
+            "payment_intent": charge.payment_intent,
+            "amount": 300,
+            "reason": "requested_by_customer",
+            "metadata": {"ticket": "7"},
+        }
     )
     with pytest.raises(stripe.InvalidRequestError) as too_much:
         stripe_client.v1.refunds.create(params={"charge": charge.id, "amount": 500})
     rest = stripe_client.v1.refunds.create(params={"charge": charge.id})
 
-    assert (partial.amount, partial.status, partial.charge, partial.reason) == (300, "succeeded", charge.id,
-                                                                                "requested_by_customer")
+    assert (partial.amount, partial.status, partial.charge, partial.reason) == (
+        300,
+        "succeeded",
+        charge.id,
+        "requested_by_customer",
+    )
     assert too_much.value.http_status == 400 and too_much.value.param == "amount"
     assert rest.amount == 499
     events = log.new()

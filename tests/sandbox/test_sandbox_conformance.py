@@ -292,8 +292,9 @@ def test_deleted_webhook_endpoint_matches_fixture(stripe_client, stripe_fixtures
     assert_conforms(deleted, stripe_fixtures["deleted_webhook_endpoint"], "deleted_webhook_endpoint")
 
 
-def test_renewal_refund_invoice_payment_and_test_clock_match_fixtures(stripe_client, session_params, sandbox_url,
-                                                                      stripe_fixtures, list_fixture):
+def test_renewal_refund_invoice_payment_and_test_clock_match_fixtures(
+    stripe_client, session_params, sandbox_url, stripe_fixtures, list_fixture
+):
     clock = raw(stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": 1_800_000_000}))
     session = stripe_client.v1.checkout.sessions.create(params=session_params())
     response = stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete")
@@ -349,16 +350,23 @@ INVOICE_ITEM_LAGS = {"unexpected .parent.subscription_details.subscription_item"
 
 def _change(stripe_client, paid, unit_amount: int, **extra) -> dict:
     item = stripe_client.v1.subscriptions.retrieve(paid.subscription)["items"].data[0]
-    price_data = {"currency": "usd", "product": item.price.product, "unit_amount": unit_amount,
-                  "recurring": {"interval": "month"}}
+    price_data = {
+        "currency": "usd",
+        "product": item.price.product,
+        "unit_amount": unit_amount,
+        "recurring": {"interval": "month"},
+    }
     return {"items": [{"id": item.id, "price_data": price_data}], **extra}
 
 
 def test_invoice_previews_and_their_lines_match_fixtures(stripe_client, session_params, stripe_fixtures):
     paid = _paid_subscription(stripe_client, session_params)
 
-    for details in (_change(stripe_client, paid, 1999, proration_behavior="always_invoice"),
-                    _change(stripe_client, paid, 1999), None):
+    for details in (
+        _change(stripe_client, paid, 1999, proration_behavior="always_invoice"),
+        _change(stripe_client, paid, 1999),
+        None,
+    ):
         params = {"subscription": paid.subscription, **({"subscription_details": details} if details else {})}
         preview = raw(stripe_client.v1.invoices.create_preview(params=params))
 
@@ -384,8 +392,11 @@ def test_plan_change_objects_and_events_match_fixtures(stripe_client, session_pa
     for entry in invoice_items["data"]:
         differences = [d for d in key_differences(entry, stripe_fixtures["invoiceitem"]) if d not in INVOICE_ITEM_LAGS]
         assert not differences, f"invoiceitem differs: {differences}"
-    assert_conforms(raw(stripe_client.v1.subscriptions.retrieve(paid.subscription)), stripe_fixtures["subscription"],
-                    "subscription (changed)")
+    assert_conforms(
+        raw(stripe_client.v1.subscriptions.retrieve(paid.subscription)),
+        stripe_fixtures["subscription"],
+        "subscription (changed)",
+    )
     for event in raw(stripe_client.v1.events.list(params={"limit": 100}))["data"]:
         obj = event["data"]["object"]
         expected = INVOICE_ITEM_LAGS if obj["object"] == "invoiceitem" else FIXTURE_LAGS.get(obj["object"], set())
@@ -402,10 +413,12 @@ def _full_life(stripe_client, session_params, sandbox_url) -> str:
     and events the sandbox makes. Returns the card subscription's id."""
     paid = _paid_subscription(stripe_client, session_params)
     session = stripe_client.v1.checkout.sessions.create(params=session_params())
-    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete",
-                              payment_status="unpaid")
-    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/async_payment",
-                              result="succeeded")
+    stripe_client.raw_request(
+        "post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete", payment_status="unpaid"
+    )
+    stripe_client.raw_request(
+        "post", f"/v1/test_helpers/checkout/sessions/{session.id}/async_payment", result="succeeded"
+    )
     requests.post(f"{sandbox_url}/_sandbox/clock/advance", json={"seconds": 32 * 86400}, timeout=10).raise_for_status()
     stripe_client.v1.subscriptions.update(
         paid.subscription, params=_change(stripe_client, paid, 1999, proration_behavior="always_invoice")
@@ -420,11 +433,15 @@ def test_no_invoice_carries_the_top_level_subscription_dahlia_removed(
     stripe_client.v1.webhook_endpoints.create(params={"url": webhook_receiver.url, "enabled_events": invoice_events})
     subscription = _full_life(stripe_client, session_params, sandbox_url)
     listed = raw(stripe_client.v1.invoices.list(params={"limit": 100}))["data"]
-    retrieved = [raw(stripe_client.v1.invoices.retrieve(invoice["id"], params={"expand": ["payments"]}))
-                 for invoice in listed]
+    retrieved = [
+        raw(stripe_client.v1.invoices.retrieve(invoice["id"], params={"expand": ["payments"]})) for invoice in listed
+    ]
     preview = raw(stripe_client.v1.invoices.create_preview(params={"subscription": subscription}))
-    in_events = [event["data"]["object"] for event in raw(stripe_client.v1.events.list(params={"limit": 100}))["data"]
-                 if event["data"]["object"]["object"] == "invoice"]
+    in_events = [
+        event["data"]["object"]
+        for event in raw(stripe_client.v1.events.list(params={"limit": 100}))["data"]
+        if event["data"]["object"]["object"] == "invoice"
+    ]
     assert sandbox_http.control("POST", "deliveries/wait", json={"timeout": 10}).json()["idle"]
     delivered = [request.json()["data"]["object"] for request in webhook_receiver.received]
 
@@ -451,8 +468,11 @@ def test_every_object_and_webhook_payload_has_only_fields_stripe_python_declares
         *raw(stripe_client.v1.payment_intents.list(params={"limit": 100}))["data"],
         *raw(stripe_client.v1.invoice_items.list())["data"],
         *customers,
-        *[method for customer in customers
-          for method in raw(stripe_client.v1.customers.payment_methods.list(customer["id"]))["data"]],
+        *[
+            method
+            for customer in customers
+            for method in raw(stripe_client.v1.customers.payment_methods.list(customer["id"]))["data"]
+        ],
         raw(stripe_client.v1.accounts.retrieve_current()),
     ]
     assert sandbox_http.control("POST", "deliveries/wait", json={"timeout": 10}).json()["idle"]
@@ -461,26 +481,35 @@ def test_every_object_and_webhook_payload_has_only_fields_stripe_python_declares
     assert len(payloads) > 40
     problems = {f"{obj['object']}{path}" for obj in answers for path in undeclared_fields(obj)}
     problems |= {f"event{path}" for payload in payloads for path in undeclared_fields(payload)}
-    problems |= {f"{payload['type']} data.object{path}" for payload in payloads
-                 for path in undeclared_fields(payload["data"]["object"])}
+    problems |= {
+        f"{payload['type']} data.object{path}"
+        for payload in payloads
+        for path in undeclared_fields(payload["data"]["object"])
+    }
     assert problems == set()
 
 
 def test_undeclared_fields_finds_removed_and_unknown_keys_at_any_depth():
-    invoice = {"object": "invoice", "id": "in_1", "subscription": "sub_1",
-               "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1", "x": 1}},
-               "lines": {"object": "list", "data": [{"object": "line_item", "subscription": "sub_1", "y": 2}]},
-               "metadata": {"anything": "goes"}}
+    invoice = {
+        "object": "invoice",
+        "id": "in_1",
+        "subscription": "sub_1",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": "sub_1", "x": 1}},
+        "lines": {"object": "list", "data": [{"object": "line_item", "subscription": "sub_1", "y": 2}]},
+        "metadata": {"anything": "goes"},
+    }
 
     assert undeclared_fields(invoice) == [".subscription", ".parent.subscription_details.x", ".lines.y"]
 
 
 def _bank_debit_charges(stripe_client, session_params, sandbox_url) -> list[dict]:
     session = stripe_client.v1.checkout.sessions.create(params=session_params())
-    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete",
-                              payment_status="unpaid")
-    stripe_client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{session.id}/async_payment",
-                              result="succeeded")
+    stripe_client.raw_request(
+        "post", f"/v1/test_helpers/checkout/sessions/{session.id}/complete", payment_status="unpaid"
+    )
+    stripe_client.raw_request(
+        "post", f"/v1/test_helpers/checkout/sessions/{session.id}/async_payment", result="succeeded"
+    )
     requests.post(f"{sandbox_url}/_sandbox/clock/advance", json={"seconds": 32 * 86400}, timeout=10).raise_for_status()
     return raw(stripe_client.v1.charges.list(params={"limit": 100}))["data"]
 
@@ -495,14 +524,20 @@ def test_a_bank_debit_charge_names_its_mandate_which_can_be_retrieved(
     assert renewal["payment_method_details"]["us_bank_account"]["mandate"] == mandate_id  # multi-use: renewals too
     mandate = raw(stripe_client.v1.mandates.retrieve(mandate_id))
     assert (mandate["id"], mandate["payment_method"], mandate["status"], mandate["type"]) == (
-        mandate_id, first["payment_method"], "active", "multi_use")
+        mandate_id,
+        first["payment_method"],
+        "active",
+        "multi_use",
+    )
     assert mandate["payment_method_details"]["type"] == "us_bank_account"
     assert mandate["customer_acceptance"]["type"] == "online"
     assert undeclared_fields(mandate) == []
     # The fixture's mandate is a SEPA debit; ours is a US bank account, compared without the type's own hash.
     fixture = {**stripe_fixtures["mandate"], "payment_method_details": {"type": "sepa_debit"}}
-    ours = {**mandate, "payment_method_details": _without_type_details(mandate["payment_method_details"],
-                                                                       "us_bank_account")}
+    ours = {
+        **mandate,
+        "payment_method_details": _without_type_details(mandate["payment_method_details"], "us_bank_account"),
+    }
     assert_conforms(ours, fixture, "mandate")
     expanded = raw(stripe_client.v1.mandates.retrieve(mandate_id, params={"expand": ["payment_method"]}))
     assert expanded["payment_method"]["id"] == first["payment_method"]

@@ -433,7 +433,10 @@ def test_declined_upgrade_with_allow_incomplete_stands_and_the_subscription_is_p
     assert invoice.next_payment_attempt == APRIL_1 + 18 * DAY
     events = all_events(on_clock.client)[seen:]
     assert [event.type for event in events][-3:] == [
-        "payment_intent.payment_failed", "invoice.payment_failed", "customer.subscription.updated"]
+        "payment_intent.payment_failed",
+        "invoice.payment_failed",
+        "customer.subscription.updated",
+    ]
     assert events[-1].data.previous_attributes["status"] == "active"
 
 

@@ -182,7 +182,10 @@ def test_changing_the_card_sets_it_on_the_customer_and_each_subscription(portal,
     assert stripe_client.v1.subscriptions.retrieve(subscribed.subscription).default_payment_method == card.id
     events = all_events(stripe_client)[seen:]
     assert [event.type for event in events] == [
-        "payment_method.attached", "customer.updated", "customer.subscription.updated"]
+        "payment_method.attached",
+        "customer.updated",
+        "customer.subscription.updated",
+    ]
     assert events[1].data.previous_attributes["invoice_settings"]["default_payment_method"] == old_card
     assert events[2].data.previous_attributes["default_payment_method"] == old_card
     page = requests.get(portal.url + "?done=card", timeout=10).text
@@ -298,4 +301,5 @@ def test_an_unknown_card_is_refused(portal, subscribed, stripe_client):
     assert response.status_code == 400
     customer = stripe_client.v1.customers.retrieve(subscribed.customer)
     assert stripe_client.v1.payment_methods.retrieve(customer.invoice_settings.default_payment_method).card.last4 == (
-        "4242")
+        "4242"
+    )

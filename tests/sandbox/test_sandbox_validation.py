@@ -258,11 +258,18 @@ def test_metadata_at_the_limits_is_accepted(stripe_client):
 
 def test_an_unknown_locale_is_refused_as_stripe_refuses_it(sandbox_http, session_params):
     response = sandbox_http.api(
-        "POST", "/v1/checkout/sessions",
-        data={"mode": "subscription", "success_url": "https://shop.test/s", "locale": "xx",
-              "line_items[0][price_data][currency]": "usd", "line_items[0][price_data][unit_amount]": "799",
-              "line_items[0][price_data][recurring][interval]": "month",
-              "line_items[0][price_data][product_data][name]": "Plan", "line_items[0][quantity]": "1"},
+        "POST",
+        "/v1/checkout/sessions",
+        data={
+            "mode": "subscription",
+            "success_url": "https://shop.test/s",
+            "locale": "xx",
+            "line_items[0][price_data][currency]": "usd",
+            "line_items[0][price_data][unit_amount]": "799",
+            "line_items[0][price_data][recurring][interval]": "month",
+            "line_items[0][price_data][product_data][name]": "Plan",
+            "line_items[0][quantity]": "1",
+        },
     )
 
     assert response.status_code == 400

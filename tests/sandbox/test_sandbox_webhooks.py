@@ -448,6 +448,5 @@ def test_with_webhook_concurrency_first_attempts_overlap_up_to_the_limit_and_eac
 
 
 def test_the_webhook_concurrency_flag_refuses_zero(start_sandbox):
-    with pytest.raises(RuntimeError):
-        with start_sandbox("--webhook-concurrency", "0"):
-            pass
+    with pytest.raises(RuntimeError), start_sandbox("--webhook-concurrency", "0"):
+        pass

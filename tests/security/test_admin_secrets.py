@@ -34,44 +34,70 @@ def paid_checkout(stripe_sandbox, settings):
     its APIKey row and the account, customer, session, subscription, invoice ... rows)."""
     settings.PROVISIONING_HTTP_SECRET = PROVISIONING_SECRET
     call_command("catalog_load", verbosity=0)
-    created = APIClient().post("/api/checkout/create-session", {
-        "planId": "starter", "billingCycle": "monthly", "trialActive": False,
-        "customer": {"name": "John Doe", "email": "john@example.com"}}, format="json")
+    created = APIClient().post(
+        "/api/checkout/create-session",
+        {
+            "planId": "starter",
+            "billingCycle": "monthly",
+            "trialActive": False,
+            "customer": {"name": "John Doe", "email": "john@example.com"},
+        },
+        format="json",
+    )
     assert created.status_code == 200, created.content
-    client = stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses={"api": stripe_sandbox.url},
-                                 max_network_retries=0)
+    client = stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY, base_addresses={"api": stripe_sandbox.url}, max_network_retries=0
+    )
     client.raw_request("post", f"/v1/test_helpers/checkout/sessions/{created.json()['sessionId']}/complete")
-    events = requests.get(f"{stripe_sandbox.url}/v1/events?limit=100", timeout=10,
-                          headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"}).json()["data"]
+    events = requests.get(
+        f"{stripe_sandbox.url}/v1/events?limit=100",
+        timeout=10,
+        headers={"Authorization": f"Bearer {settings.STRIPE_SECRET_KEY}"},
+    ).json()["data"]
     for event in reversed(events):  # oldest first, as the webhook view would have them
         djstripe_models.Event.process(data=event, api_key=settings.STRIPE_SECRET_KEY)
     endpoint = djstripe_models.WebhookEndpoint.objects.create(
-        id="we_test_secrets", url="https://shop.test/api/webhooks/stripe/x/", enabled_events=["*"], status="enabled",
-        secret=WEBHOOK_SECRET, livemode=False, djstripe_uuid=uuid.uuid4())
+        id="we_test_secrets",
+        url="https://shop.test/api/webhooks/stripe/x/",
+        enabled_events=["*"],
+        status="enabled",
+        secret=WEBHOOK_SECRET,
+        livemode=False,
+        djstripe_uuid=uuid.uuid4(),
+    )
     # One delivery through our webhook view too, so its stored trigger (headers and body) is on a page as well.
     body = json.dumps(events[0]).encode()
     timestamp = int(time.time())
     signature = stripe.WebhookSignature._compute_signature(f"{timestamp}.{body.decode()}", WEBHOOK_SECRET)
-    delivered = Client().post(f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/", data=body,
-                              content_type="application/json", HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={signature}",
-                              HTTP_X_DJSTRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    delivered = Client().post(
+        f"/api/webhooks/stripe/{endpoint.djstripe_uuid}/",
+        data=body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={signature}",
+        HTTP_X_DJSTRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+    )
     assert delivered.status_code == 200 and djstripe_models.WebhookEventTrigger.objects.exists()
     assert djstripe_models.APIKey.objects.filter(secret=settings.STRIPE_SECRET_KEY).exists()
 
 
 def secrets() -> list[str]:
-    return [settings.STRIPE_SECRET_KEY, WEBHOOK_SECRET, PROVISIONING_SECRET, settings.SECRET_KEY,
-            *djstripe_models.WebhookEndpoint.objects.values_list("secret", flat=True)]
+    return [
+        settings.STRIPE_SECRET_KEY,
+        WEBHOOK_SECRET,
+        PROVISIONING_SECRET,
+        settings.SECRET_KEY,
+        *djstripe_models.WebhookEndpoint.objects.values_list("secret", flat=True),
+    ]
 
 
 def admin_pages():
-    for model, model_admin in admin.site._registry.items():
-        info = (model._meta.app_label, model._meta.model_name)
-        yield reverse("admin:%s_%s_changelist" % info)
+    for model in admin.site._registry:
+        app_label, model_name = model._meta.app_label, model._meta.model_name
+        yield reverse(f"admin:{app_label}_{model_name}_changelist")
         obj = model.objects.first()
         if obj is not None:
             try:
-                yield reverse("admin:%s_%s_change" % info, args=[obj.pk])
+                yield reverse(f"admin:{app_label}_{model_name}_change", args=[obj.pk])
             except NoReverseMatch:
                 pass
 

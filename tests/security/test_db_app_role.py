@@ -17,8 +17,10 @@ from psycopg import errors
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 
-pytestmark = [pytest.mark.postgres,
-              pytest.mark.skipif(not DATABASE_URL.startswith("postgres"), reason="needs PostgreSQL (DATABASE_URL)")]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not DATABASE_URL.startswith("postgres"), reason="needs PostgreSQL (DATABASE_URL)"),
+]
 
 
 def _server(url: str) -> dict:
@@ -34,7 +36,7 @@ def fresh_database():
     server = _server(DATABASE_URL)
     admin_url = DATABASE_URL
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE ROLE "{names["owner"]}" LOGIN CREATEROLE PASSWORD \'owner-pw\'')
+        admin.execute(f"CREATE ROLE \"{names['owner']}\" LOGIN CREATEROLE PASSWORD 'owner-pw'")
         admin.execute(f'CREATE DATABASE "{names["database"]}" OWNER "{names["owner"]}"')
         # PostgreSQL 15: the public schema belongs to pg_database_owner, i.e. our owner role.
     yield {**names, **server}
@@ -49,11 +51,16 @@ def _url(db: dict, role: str, password: str) -> str:
 
 
 def manage(db: dict, *args: str, **env) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                   "DATABASE_URL": _url(db, db["owner"], "owner-pw"), **env}
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _url(db, db["owner"], "owner-pw"),
+        **env,
+    }
     environment.pop("REDIS_URL", None)
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -65,12 +72,12 @@ def connect_as_app(db: dict):
 def test_the_app_role_writes_rows_and_cannot_change_the_schema(fresh_database):
     db = fresh_database
     manage(db, "migrate", "contenttypes", "--noinput")
-    manage(db, "db_app_role", "--role", db["app"], "--password-env", "TEST_APP_PASSWORD",
-           TEST_APP_PASSWORD="app-pw-1")
+    manage(db, "db_app_role", "--role", db["app"], "--password-env", "TEST_APP_PASSWORD", TEST_APP_PASSWORD="app-pw-1")
 
     with connect_as_app(db) as app:
-        row_id = app.execute("INSERT INTO django_content_type (app_label, model) VALUES ('x', 'y') RETURNING id"
-                             ).fetchone()[0]
+        row_id = app.execute(
+            "INSERT INTO django_content_type (app_label, model) VALUES ('x', 'y') RETURNING id"
+        ).fetchone()[0]
         app.execute("UPDATE django_content_type SET model = 'z' WHERE id = %s", [row_id])
         assert app.execute("SELECT model FROM django_content_type WHERE id = %s", [row_id]).fetchone() == ("z",)
         app.execute("DELETE FROM django_content_type WHERE id = %s", [row_id])
@@ -95,12 +102,12 @@ def test_the_app_role_writes_rows_and_cannot_change_the_schema(fresh_database):
 def test_tables_a_later_migration_creates_are_usable_and_the_command_is_idempotent(fresh_database):
     db = fresh_database
     manage(db, "migrate", "contenttypes", "--noinput")
-    manage(db, "db_app_role", "--role", db["app"], "--password-env", "TEST_APP_PASSWORD",
-           TEST_APP_PASSWORD="app-pw-1")
+    manage(db, "db_app_role", "--role", db["app"], "--password-env", "TEST_APP_PASSWORD", TEST_APP_PASSWORD="app-pw-1")
 
     manage(db, "migrate", "auth", "--noinput")  # new tables and sequences, created by the owner
-    again = manage(db, "db_app_role", "--role", db["app"], "--password-env", "TEST_APP_PASSWORD",
-                   TEST_APP_PASSWORD="app-pw-1")
+    again = manage(
+        db, "db_app_role", "--role", db["app"], "--password-env", "TEST_APP_PASSWORD", TEST_APP_PASSWORD="app-pw-1"
+    )
 
     with connect_as_app(db) as app:
         group_id = app.execute("INSERT INTO auth_group (name) VALUES ('support') RETURNING id").fetchone()[0]
@@ -112,9 +119,19 @@ def test_tables_a_later_migration_creates_are_usable_and_the_command_is_idempote
 
 def test_the_command_refuses_to_run_without_a_password(fresh_database):
     db = fresh_database
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                   "DATABASE_URL": _url(db, db["owner"], "owner-pw"), "DATABASE_APP_PASSWORD": ""}
-    result = subprocess.run([sys.executable, "manage.py", "db_app_role", "--role", db["app"]], cwd=ROOT,
-                            env=environment, capture_output=True, text=True, timeout=120)
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _url(db, db["owner"], "owner-pw"),
+        "DATABASE_APP_PASSWORD": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "db_app_role", "--role", db["app"]],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode != 0 and "DATABASE_APP_PASSWORD" in result.stderr

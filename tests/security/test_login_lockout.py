@@ -68,7 +68,8 @@ def test_the_lock_ends_after_its_cool_off(client, user_a):
     AccessAttempt.objects.filter(pk=attempt.pk).update(attempt_time=attempt.attempt_time - timedelta(minutes=14))
     still_locked = sign_in(client, user_a.email, PASSWORD)
     AccessAttempt.objects.filter(pk=attempt.pk).update(
-        attempt_time=attempt.attempt_time - timedelta(minutes=15, seconds=1))
+        attempt_time=attempt.attempt_time - timedelta(minutes=15, seconds=1)
+    )
     after_cool_off = sign_in(client, user_a.email, PASSWORD)
 
     assert still_locked.status_code == 429 and "try again in 1 minutes" in still_locked.content.decode()
@@ -88,8 +89,13 @@ def test_attempts_while_locked_do_not_extend_the_cool_off(client, user_a):
 
 def test_with_redis_unreachable_it_still_locks(client, user_a, settings):
     # The cache pointed at a port nobody listens on, as when Redis is down: the lock lives in the database.
-    settings.CACHES = {"default": {"BACKEND": "core.cache.DegradingRedisCache", "LOCATION": "redis://127.0.0.1:1/0",
-                                   "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "core.cache.DegradingRedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
     assert caches["default"].get("anything", "missed") == "missed"
 
     fail_five_times(client, user_a.email)

@@ -23,8 +23,14 @@ def load_production_settings(**overrides) -> subprocess.CompletedProcess:
         "STRIPE_SECRET_KEY": GOOD_STRIPE_KEY,
         **overrides,
     }
-    return subprocess.run([sys.executable, "-c", "import config.settings.production"], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", "import config.settings.production"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_good_values_load():
@@ -33,12 +39,15 @@ def test_good_values_load():
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("secret_key", [
-    "compose-local-only-not-a-secret",  # the old compose default
-    "django-insecure-" + "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",  # what startproject generates
-    GOOD_SECRET_KEY[:49],  # one short of Django's 50
-    "abcd" * 20,  # long, but 4 distinct characters
-])
+@pytest.mark.parametrize(
+    "secret_key",
+    [
+        "compose-local-only-not-a-secret",  # the old compose default
+        "django-insecure-" + "k" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",  # what startproject generates
+        GOOD_SECRET_KEY[:49],  # one short of Django's 50
+        "abcd" * 20,  # long, but 4 distinct characters
+    ],
+)
 def test_a_known_short_or_repetitive_secret_key_is_refused(secret_key):
     result = load_production_settings(DJANGO_SECRET_KEY=secret_key)
 
@@ -48,20 +57,26 @@ def test_a_known_short_or_repetitive_secret_key_is_refused(secret_key):
 
 
 def test_the_compose_default_is_long_enough_to_start_the_local_stack():
-    compose_default = next(line.split("=", 1)[1] for line in (ROOT / ".env.example").read_text().splitlines()
-                           if line.startswith("DJANGO_SECRET_KEY="))
+    compose_default = next(
+        line.split("=", 1)[1]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.startswith("DJANGO_SECRET_KEY=")
+    )
 
     assert f"${{DJANGO_SECRET_KEY:-{compose_default}}}" in (ROOT / "docker-compose.yml").read_text()
     assert load_production_settings(DJANGO_SECRET_KEY=compose_default).returncode == 0
 
 
-@pytest.mark.parametrize("stripe_key", [
-    "pk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3",  # publishable
-    "whsec_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3",  # a webhook secret
-    "sk_live_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3",  # live key while STRIPE_LIVE_MODE is false
-    "sk_test_short",
-    "sandbox",
-])
+@pytest.mark.parametrize(
+    "stripe_key",
+    [
+        "pk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3",  # publishable
+        "whsec_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3",  # a webhook secret
+        "sk_live_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3",  # live key while STRIPE_LIVE_MODE is false
+        "sk_test_short",
+        "sandbox",
+    ],
+)
 def test_a_stripe_key_that_is_not_a_secret_or_restricted_key_of_the_mode_is_refused(stripe_key):
     result = load_production_settings(STRIPE_SECRET_KEY=stripe_key)
 
@@ -70,12 +85,15 @@ def test_a_stripe_key_that_is_not_a_secret_or_restricted_key_of_the_mode_is_refu
     assert stripe_key not in result.stderr
 
 
-@pytest.mark.parametrize("stripe_key, live", [
-    ("sk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "false"),
-    ("rk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "false"),
-    ("sk_live_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "true"),
-    ("rk_live_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "true"),
-])
+@pytest.mark.parametrize(
+    "stripe_key, live",
+    [
+        ("sk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "false"),
+        ("rk_test_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "false"),
+        ("sk_live_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "true"),
+        ("rk_live_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3", "true"),
+    ],
+)
 def test_secret_and_restricted_keys_of_the_mode_are_accepted(stripe_key, live):
     result = load_production_settings(STRIPE_SECRET_KEY=stripe_key, STRIPE_LIVE_MODE=live)
 

@@ -32,8 +32,7 @@ def secrets(settings):
 @pytest.fixture
 def console_output():
     """What the console handler that settings.LOGGING configured writes, as it would reach docker logs."""
-    handler = next(h for h in logging.getLogger().handlers
-                   if any(isinstance(f, SecretsLogFilter) for f in h.filters))
+    handler = next(h for h in logging.getLogger().handlers if any(isinstance(f, SecretsLogFilter) for f in h.filters))
     stream = io.StringIO()
     previous = handler.setStream(stream)
     yield stream
@@ -51,8 +50,9 @@ def test_every_handler_the_settings_configure_masks_secrets():
 def test_log_lines_mask_secrets_in_messages_and_tracebacks(console_output, secrets):
     logger = logging.getLogger("tests.security")
     logger.warning("Calling Stripe with %s", settings.STRIPE_SECRET_KEY)
-    logger.warning("Endpoint secret %s, panel secret %s, database %s", WEBHOOK_SECRET, PROVISIONING_SECRET,
-                   DATABASE_URL)
+    logger.warning(
+        "Endpoint secret %s, panel secret %s, database %s", WEBHOOK_SECRET, PROVISIONING_SECRET, DATABASE_URL
+    )
     try:
         # dj-stripe names the whole key in its error when a key is malformed.
         get_api_key_details_by_prefix(settings.STRIPE_SECRET_KEY + "!")
@@ -82,11 +82,19 @@ def _report(request, *, debug: bool, settings) -> tuple[str, str]:
 @pytest.mark.parametrize("debug", [True, False])
 def test_the_error_page_and_e_mail_show_no_secret(secrets, settings, debug):
     # runserver hands the process environment to every request as META; a proxy may send anything.
-    request = RequestFactory().post("/api/checkout/create-session", {"password": "hunter2-hunter2",
-                                                                     "webhook_secret": WEBHOOK_SECRET},
-                                    HTTP_AUTHORIZATION=f"Bearer {settings.STRIPE_SECRET_KEY}")
-    request.META.update({"STRIPE_SECRET_KEY": settings.STRIPE_SECRET_KEY, "DATABASE_URL": DATABASE_URL,
-                         "PROVISIONING_HTTP_SECRET": PROVISIONING_SECRET, "DJANGO_SECRET_KEY": settings.SECRET_KEY})
+    request = RequestFactory().post(
+        "/api/checkout/create-session",
+        {"password": "hunter2-hunter2", "webhook_secret": WEBHOOK_SECRET},
+        HTTP_AUTHORIZATION=f"Bearer {settings.STRIPE_SECRET_KEY}",
+    )
+    request.META.update(
+        {
+            "STRIPE_SECRET_KEY": settings.STRIPE_SECRET_KEY,
+            "DATABASE_URL": DATABASE_URL,
+            "PROVISIONING_HTTP_SECRET": PROVISIONING_SECRET,
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        }
+    )
 
     html, text = _report(request, debug=debug, settings=settings)
 
@@ -104,8 +112,7 @@ def test_the_error_e_mail_to_admins_shows_no_secret(secrets, settings):
         try:
             raise ValueError(f"panel said no to {PROVISIONING_SECRET}, key {settings.STRIPE_SECRET_KEY}")
         except ValueError:
-            logger.error("Internal Server Error: /boom", exc_info=True, extra={"status_code": 500,
-                                                                              "request": request})
+            logger.error("Internal Server Error: /boom", exc_info=True, extra={"status_code": 500, "request": request})
     finally:
         logger.removeHandler(handler)
 

@@ -14,7 +14,6 @@ READY = "Your hosting is ready"
 pytestmark = BROWSER_TEST_MARKS
 
 
-
 @pytest.fixture
 def checkout(live_server, stripe_sandbox, settings):
     """Starts a checkout as the marketing site does, with Stripe sending the customer back to this server."""
@@ -27,10 +26,18 @@ def checkout(live_server, stripe_sandbox, settings):
     settings.PROVISIONING_BACKEND = "simulated"
 
     def start(email: str, **extra) -> str:
-        response = APIClient().post("/api/checkout/create-session", {
-            "planId": "starter", "billingCycle": "yearly", "trialActive": False,
-            "customer": {"name": "Browser Customer", "email": email},
-            "domain": {"mode": "new", "value": "my-new-site.example"}, **extra}, format="json")
+        response = APIClient().post(
+            "/api/checkout/create-session",
+            {
+                "planId": "starter",
+                "billingCycle": "yearly",
+                "trialActive": False,
+                "customer": {"name": "Browser Customer", "email": email},
+                "domain": {"mode": "new", "value": "my-new-site.example"},
+                **extra,
+            },
+            format="json",
+        )
         assert response.status_code == 200, response.content
         return response.json()["url"]
 
@@ -44,8 +51,9 @@ def _settle_bank_debit(page) -> None:
     from core.stripe_api import stripe_client
 
     session_id = parse_qs(urlsplit(page.url).query)["session_id"][0]
-    stripe_client().raw_request("post", f"/v1/test_helpers/checkout/sessions/{session_id}/async_payment",
-                                result="succeeded")
+    stripe_client().raw_request(
+        "post", f"/v1/test_helpers/checkout/sessions/{session_id}/async_payment", result="succeeded"
+    )
 
 
 @pytest.mark.parametrize("width", [1440, 390])

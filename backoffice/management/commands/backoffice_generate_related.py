@@ -51,8 +51,10 @@ def insert_select(model: type[models.Model], expressions: dict[str, str], source
     unknown = set(expressions) - {field.column for field in model._meta.concrete_fields}
     if unknown:
         raise CommandError(f"{model.__name__} has no column {sorted(unknown)}")
-    sql = (f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(selects)} {source.replace('%', '%%')} "
-           "ON CONFLICT DO NOTHING")
+    sql = (
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) SELECT {', '.join(selects)} {source.replace('%', '%%')} "
+        "ON CONFLICT DO NOTHING"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -71,8 +73,18 @@ class Command(BaseCommand):
                 made = step()
             self.stdout.write(f"{name}: {made:,} rows in {time.monotonic() - began:.1f} s")
         with connection.cursor() as cursor:
-            for model in (User, Customer, CustomerMembership, Subscription, HostingAccount, ProvisioningJob,
-                          ProvisioningAttempt, EmailNotification, SubscriptionInvoice, RefundRecord):
+            for model in (
+                User,
+                Customer,
+                CustomerMembership,
+                Subscription,
+                HostingAccount,
+                ProvisioningJob,
+                ProvisioningAttempt,
+                EmailNotification,
+                SubscriptionInvoice,
+                RefundRecord,
+            ):
                 cursor.execute(f"ANALYZE {model._meta.db_table}")
             cursor.execute("ANALYZE djstripe_event")
             cursor.execute("ANALYZE djstripe_webhookeventtrigger")
@@ -80,103 +92,225 @@ class Command(BaseCommand):
 
     def _steps(self):
         # New paid orders: completed generated sessions without their subscription yet.
-        paid = (f"FROM checkout_sessions s WHERE {GENERATED} AND s.status = 'completed' AND NOT EXISTS "
-                "(SELECT 1 FROM accounts_subscription x WHERE x.checkout_session_id = s.id)")
+        paid = (
+            f"FROM checkout_sessions s WHERE {GENERATED} AND s.status = 'completed' AND NOT EXISTS "
+            "(SELECT 1 FROM accounts_subscription x WHERE x.checkout_session_id = s.id)"
+        )
         return [
-            ("users", lambda: insert_select(User, {
-                "password": "'!generated'", "is_superuser": "false", "email": "s.email",
-                "full_name": "s.customer_name", "is_staff": "false", "is_active": "true",
-                "date_joined": "s.completed_at",
-            }, f"FROM (SELECT DISTINCT ON (lower(s.email)) s.* {paid} ORDER BY lower(s.email), s.created_at) s")),
-            ("customers", lambda: insert_select(Customer, {
-                "created_at": "s.completed_at", "updated_at": "s.completed_at", "name": "s.customer_name",
-                "email": "s.email", "stripe_customer_id": "s.stripe_customer_id",
-            }, f"FROM (SELECT DISTINCT ON (lower(s.email)) s.* {paid} ORDER BY lower(s.email), s.created_at) s "
-               "WHERE NOT EXISTS (SELECT 1 FROM accounts_customer c WHERE lower(c.email) = lower(s.email))")),
-            ("memberships", lambda: insert_select(CustomerMembership, {
-                "created_at": "c.created_at", "updated_at": "c.created_at", "role": "'owner'",
-                "customer_id": "c.id", "user_id": "u.id",
-            }, "FROM accounts_customer c JOIN accounts_user u ON lower(u.email) = lower(c.email) "
-               "WHERE u.password = '!generated' AND NOT EXISTS "
-               "(SELECT 1 FROM accounts_customermembership m WHERE m.customer_id = c.id)")),
-            ("subscriptions", lambda: insert_select(Subscription, {
-                "created_at": "s.completed_at", "updated_at": "s.completed_at",
-                "stripe_subscription_id": "'sub_gen' || md5(s.id::text)",
-                "stripe_customer_id": "coalesce(c.stripe_customer_id, s.stripe_customer_id, '')",
-                "status": "'active'", "billing_cycle": "s.billing_cycle", "amount": "s.amount",
-                "currency": "s.currency", "current_period_start": "s.completed_at",
-                "current_period_end": "s.completed_at + interval '30 days'",
-                "domain": "coalesce(s.domain_info->>'value', '')", "checkout_session_id": "s.id",
-                "customer_id": "c.id", "price_id": "s.price_id", "product_id": "p.product_id",
-            }, f"FROM checkout_sessions s JOIN catalog_price p ON p.id = s.price_id "
-               f"JOIN accounts_customer c ON lower(c.email) = lower(s.email) "
-               f"WHERE {GENERATED} AND s.status = 'completed' AND NOT EXISTS "
-               "(SELECT 1 FROM accounts_subscription x WHERE x.checkout_session_id = s.id)")),
+            (
+                "users",
+                lambda: insert_select(
+                    User,
+                    {
+                        "password": "'!generated'",
+                        "is_superuser": "false",
+                        "email": "s.email",
+                        "full_name": "s.customer_name",
+                        "is_staff": "false",
+                        "is_active": "true",
+                        "date_joined": "s.completed_at",
+                    },
+                    f"FROM (SELECT DISTINCT ON (lower(s.email)) s.* {paid} ORDER BY lower(s.email), s.created_at) s",
+                ),
+            ),
+            (
+                "customers",
+                lambda: insert_select(
+                    Customer,
+                    {
+                        "created_at": "s.completed_at",
+                        "updated_at": "s.completed_at",
+                        "name": "s.customer_name",
+                        "email": "s.email",
+                        "stripe_customer_id": "s.stripe_customer_id",
+                    },
+                    f"FROM (SELECT DISTINCT ON (lower(s.email)) s.* {paid} ORDER BY lower(s.email), s.created_at) s "
+                    "WHERE NOT EXISTS (SELECT 1 FROM accounts_customer c WHERE lower(c.email) = lower(s.email))",
+                ),
+            ),
+            (
+                "memberships",
+                lambda: insert_select(
+                    CustomerMembership,
+                    {
+                        "created_at": "c.created_at",
+                        "updated_at": "c.created_at",
+                        "role": "'owner'",
+                        "customer_id": "c.id",
+                        "user_id": "u.id",
+                    },
+                    "FROM accounts_customer c JOIN accounts_user u ON lower(u.email) = lower(c.email) "
+                    "WHERE u.password = '!generated' AND NOT EXISTS "
+                    "(SELECT 1 FROM accounts_customermembership m WHERE m.customer_id = c.id)",
+                ),
+            ),
+            (
+                "subscriptions",
+                lambda: insert_select(
+                    Subscription,
+                    {
+                        "created_at": "s.completed_at",
+                        "updated_at": "s.completed_at",
+                        "stripe_subscription_id": "'sub_gen' || md5(s.id::text)",
+                        "stripe_customer_id": "coalesce(c.stripe_customer_id, s.stripe_customer_id, '')",
+                        "status": "'active'",
+                        "billing_cycle": "s.billing_cycle",
+                        "amount": "s.amount",
+                        "currency": "s.currency",
+                        "current_period_start": "s.completed_at",
+                        "current_period_end": "s.completed_at + interval '30 days'",
+                        "domain": "coalesce(s.domain_info->>'value', '')",
+                        "checkout_session_id": "s.id",
+                        "customer_id": "c.id",
+                        "price_id": "s.price_id",
+                        "product_id": "p.product_id",
+                    },
+                    f"FROM checkout_sessions s JOIN catalog_price p ON p.id = s.price_id "
+                    f"JOIN accounts_customer c ON lower(c.email) = lower(s.email) "
+                    f"WHERE {GENERATED} AND s.status = 'completed' AND NOT EXISTS "
+                    "(SELECT 1 FROM accounts_subscription x WHERE x.checkout_session_id = s.id)",
+                ),
+            ),
             *self._per_subscription_steps(),
         ]
 
     def _per_subscription_steps(self):
         # Subscriptions of generated orders that have no job yet; about 1 % failed, 1 % retrying (by md5 of the id).
-        fresh = ("FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
-                 f"WHERE {GENERATED} AND NOT EXISTS "
-                 "(SELECT 1 FROM provisioning_provisioningjob j WHERE j.subscription_id = sub.id)")
+        fresh = (
+            "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
+            f"WHERE {GENERATED} AND NOT EXISTS "
+            "(SELECT 1 FROM provisioning_provisioningjob j WHERE j.subscription_id = sub.id)"
+        )
         bucket = "('x' || substr(md5(sub.id::text), 1, 4))::bit(16)::int % 100"
         status = f"CASE {bucket} WHEN 0 THEN 'failed' WHEN 1 THEN 'retrying' ELSE 'succeeded' END"
         return [
-            ("hosting accounts", lambda: insert_select(HostingAccount, {
-                "created_at": "sub.created_at", "updated_at": "sub.created_at",
-                "username": "'u' || substr(md5(sub.id::text), 1, 10)", "server": "'web' || (sub.id % 12) || '.gen'",
-                "domain": "sub.domain", "panel_reference": "'acct-' || sub.id", "subscription_id": "sub.id",
-            }, fresh + f" AND {bucket} > 1")),
-            ("jobs", lambda: insert_select(ProvisioningJob, {
-                "created_at": "sub.created_at", "updated_at": "sub.created_at", "action": "'provision'",
-                "status": status, "idempotency_key": "md5(sub.id::text || 'job')::uuid", "backend": "'fake'",
-                "attempts": f"CASE {bucket} WHEN 0 THEN 5 WHEN 1 THEN 2 ELSE 1 END", "max_attempts": "5",
-                "last_error": f"CASE WHEN {bucket} < 2 THEN 'control panel timed out' ELSE '' END",
-                "started_at": "sub.created_at",
-                "finished_at": f"CASE WHEN {bucket} = 1 THEN NULL ELSE sub.created_at + interval '20 seconds' END",
-                "next_attempt_at": f"CASE WHEN {bucket} = 1 THEN sub.created_at + interval '5 minutes' END",
-                "subscription_id": "sub.id",
-            }, fresh)),
-            ("attempts", lambda: insert_select(ProvisioningAttempt, {
-                "number": "n", "started_at": "j.created_at", "finished_at": "j.created_at + interval '20 seconds'",
-                "succeeded": "j.status = 'succeeded' AND n = j.attempts",
-                "error": "CASE WHEN j.status = 'succeeded' AND n = j.attempts THEN '' ELSE j.last_error END",
-                "job_id": "j.id",
-            }, "FROM provisioning_provisioningjob j CROSS JOIN LATERAL generate_series(1, j.attempts) n "
-               "WHERE j.backend = 'fake' AND NOT EXISTS "
-               "(SELECT 1 FROM provisioning_provisioningattempt a WHERE a.job_id = j.id)")),
-            ("e-mails", lambda: insert_select(EmailNotification, {
-                "created_at": "sub.created_at", "updated_at": "sub.created_at", "purpose": "purpose",
-                "to": "s.email", "status": "'sent'", "attempts": "1", "sent_at": "sub.created_at",
-                "checkout_session_id": "s.id",
-            }, "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
-               "CROSS JOIN unnest(ARRAY['set_password', 'order_confirmation', 'service_ready']) purpose "
-               f"WHERE {GENERATED} AND NOT EXISTS (SELECT 1 FROM provisioning_emailnotification e "
-               "WHERE e.checkout_session_id = s.id)")),
-            ("invoices", lambda: insert_select(SubscriptionInvoice, {
-                "created_at": "sub.created_at", "updated_at": "sub.created_at",
-                "stripe_invoice_id": "'in_gen' || md5(sub.id::text)",
-                "number": "'GEN-' || lpad(sub.id::text, 8, '0')", "billing_reason": "'subscription_create'",
-                "status": "'paid'", "amount_due": "sub.amount", "amount_paid": "sub.amount", "amount_remaining": "0",
-                "currency": "sub.currency", "attempt_count": "1", "paid_at": "sub.created_at",
-                "period_start": "sub.current_period_start", "period_end": "sub.current_period_end",
-                "stripe_payment_intent_id": "'pi_gen' || md5(sub.id::text)", "stripe_created": "sub.created_at",
-                "stripe_state_at": "sub.created_at", "subscription_id": "sub.id",
-            }, "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
-               f"WHERE {GENERATED} AND NOT EXISTS "
-               "(SELECT 1 FROM billing_subscriptioninvoice i WHERE i.subscription_id = sub.id)")),
-            ("refunds", lambda: insert_select(RefundRecord, {
-                "created_at": "sub.created_at + interval '2 days'", "updated_at": "sub.created_at + interval '2 days'",
-                "stripe_refund_id": "'re_gen' || md5(sub.id::text)",
-                "stripe_charge_id": "'ch_gen' || md5(sub.id::text)",
-                "stripe_payment_intent_id": "'pi_gen' || md5(sub.id::text)", "amount": "sub.amount",
-                "currency": "sub.currency", "status": "'succeeded'", "reason": "'requested_by_customer'",
-                "charge_fully_refunded": "true", "stripe_created": "sub.created_at + interval '2 days'",
-                "subscription_id": "sub.id",
-            }, "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
-               f"WHERE {GENERATED} AND sub.id % 100 = 7 AND NOT EXISTS "
-               "(SELECT 1 FROM billing_refundrecord r WHERE r.subscription_id = sub.id)")),
+            (
+                "hosting accounts",
+                lambda: insert_select(
+                    HostingAccount,
+                    {
+                        "created_at": "sub.created_at",
+                        "updated_at": "sub.created_at",
+                        "username": "'u' || substr(md5(sub.id::text), 1, 10)",
+                        "server": "'web' || (sub.id % 12) || '.gen'",
+                        "domain": "sub.domain",
+                        "panel_reference": "'acct-' || sub.id",
+                        "subscription_id": "sub.id",
+                    },
+                    fresh + f" AND {bucket} > 1",
+                ),
+            ),
+            (
+                "jobs",
+                lambda: insert_select(
+                    ProvisioningJob,
+                    {
+                        "created_at": "sub.created_at",
+                        "updated_at": "sub.created_at",
+                        "action": "'provision'",
+                        "status": status,
+                        "idempotency_key": "md5(sub.id::text || 'job')::uuid",
+                        "backend": "'fake'",
+                        "attempts": f"CASE {bucket} WHEN 0 THEN 5 WHEN 1 THEN 2 ELSE 1 END",
+                        "max_attempts": "5",
+                        "last_error": f"CASE WHEN {bucket} < 2 THEN 'control panel timed out' ELSE '' END",
+                        "started_at": "sub.created_at",
+                        "finished_at": f"CASE WHEN {bucket} = 1 THEN NULL ELSE sub.created_at + interval '20 seconds' END",
+                        "next_attempt_at": f"CASE WHEN {bucket} = 1 THEN sub.created_at + interval '5 minutes' END",
+                        "subscription_id": "sub.id",
+                    },
+                    fresh,
+                ),
+            ),
+            (
+                "attempts",
+                lambda: insert_select(
+                    ProvisioningAttempt,
+                    {
+                        "number": "n",
+                        "started_at": "j.created_at",
+                        "finished_at": "j.created_at + interval '20 seconds'",
+                        "succeeded": "j.status = 'succeeded' AND n = j.attempts",
+                        "error": "CASE WHEN j.status = 'succeeded' AND n = j.attempts THEN '' ELSE j.last_error END",
+                        "job_id": "j.id",
+                    },
+                    "FROM provisioning_provisioningjob j CROSS JOIN LATERAL generate_series(1, j.attempts) n "
+                    "WHERE j.backend = 'fake' AND NOT EXISTS "
+                    "(SELECT 1 FROM provisioning_provisioningattempt a WHERE a.job_id = j.id)",
+                ),
+            ),
+            (
+                "e-mails",
+                lambda: insert_select(
+                    EmailNotification,
+                    {
+                        "created_at": "sub.created_at",
+                        "updated_at": "sub.created_at",
+                        "purpose": "purpose",
+                        "to": "s.email",
+                        "status": "'sent'",
+                        "attempts": "1",
+                        "sent_at": "sub.created_at",
+                        "checkout_session_id": "s.id",
+                    },
+                    "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
+                    "CROSS JOIN unnest(ARRAY['set_password', 'order_confirmation', 'service_ready']) purpose "
+                    f"WHERE {GENERATED} AND NOT EXISTS (SELECT 1 FROM provisioning_emailnotification e "
+                    "WHERE e.checkout_session_id = s.id)",
+                ),
+            ),
+            (
+                "invoices",
+                lambda: insert_select(
+                    SubscriptionInvoice,
+                    {
+                        "created_at": "sub.created_at",
+                        "updated_at": "sub.created_at",
+                        "stripe_invoice_id": "'in_gen' || md5(sub.id::text)",
+                        "number": "'GEN-' || lpad(sub.id::text, 8, '0')",
+                        "billing_reason": "'subscription_create'",
+                        "status": "'paid'",
+                        "amount_due": "sub.amount",
+                        "amount_paid": "sub.amount",
+                        "amount_remaining": "0",
+                        "currency": "sub.currency",
+                        "attempt_count": "1",
+                        "paid_at": "sub.created_at",
+                        "period_start": "sub.current_period_start",
+                        "period_end": "sub.current_period_end",
+                        "stripe_payment_intent_id": "'pi_gen' || md5(sub.id::text)",
+                        "stripe_created": "sub.created_at",
+                        "stripe_state_at": "sub.created_at",
+                        "subscription_id": "sub.id",
+                    },
+                    "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
+                    f"WHERE {GENERATED} AND NOT EXISTS "
+                    "(SELECT 1 FROM billing_subscriptioninvoice i WHERE i.subscription_id = sub.id)",
+                ),
+            ),
+            (
+                "refunds",
+                lambda: insert_select(
+                    RefundRecord,
+                    {
+                        "created_at": "sub.created_at + interval '2 days'",
+                        "updated_at": "sub.created_at + interval '2 days'",
+                        "stripe_refund_id": "'re_gen' || md5(sub.id::text)",
+                        "stripe_charge_id": "'ch_gen' || md5(sub.id::text)",
+                        "stripe_payment_intent_id": "'pi_gen' || md5(sub.id::text)",
+                        "amount": "sub.amount",
+                        "currency": "sub.currency",
+                        "status": "'succeeded'",
+                        "reason": "'requested_by_customer'",
+                        "charge_fully_refunded": "true",
+                        "stripe_created": "sub.created_at + interval '2 days'",
+                        "subscription_id": "sub.id",
+                    },
+                    "FROM accounts_subscription sub JOIN checkout_sessions s ON s.id = sub.checkout_session_id "
+                    f"WHERE {GENERATED} AND sub.id % 100 = 7 AND NOT EXISTS "
+                    "(SELECT 1 FROM billing_refundrecord r WHERE r.subscription_id = sub.id)",
+                ),
+            ),
             ("events", self._events),
             ("webhook deliveries", self._deliveries),
         ]

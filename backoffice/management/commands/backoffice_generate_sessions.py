@@ -23,10 +23,30 @@ from checkout.models import CheckoutSession
 FIRST_NAMES = ("Jane", "John", "Ana", "Li", "Sam", "Max", "Eva", "Noah", "Maria", "Omar", "Yuki", "Lena")
 LAST_NAMES = ("Smith", "Garcia", "Chen", "Novak", "Okafor", "Silva", "Kowalski", "Haddad", "Tanaka", "Berg")
 STATUSES = [("completed", 62), ("expired", 28), ("pending", 4), ("payment_failed", 5), ("needs_review", 1)]
-COLUMNS = ("id", "created_at", "updated_at", "stripe_session_id", "stripe_customer_id", "email", "customer_name",
-           "product_code", "billing_cycle", "amount", "currency", "coupon_code", "domain_info", "status", "metadata",
-           "completed_at", "price_id", "amount_discount", "trial_days", "stripe_url", "expires_at",
-           "request_fingerprint")
+COLUMNS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "stripe_session_id",
+    "stripe_customer_id",
+    "email",
+    "customer_name",
+    "product_code",
+    "billing_cycle",
+    "amount",
+    "currency",
+    "coupon_code",
+    "domain_info",
+    "status",
+    "metadata",
+    "completed_at",
+    "price_id",
+    "amount_discount",
+    "trial_days",
+    "stripe_url",
+    "expires_at",
+    "request_fingerprint",
+)
 
 
 class Command(BaseCommand):
@@ -55,7 +75,8 @@ class Command(BaseCommand):
                 self._copy(rows)
             else:
                 CheckoutSession.objects.bulk_create(
-                    [CheckoutSession(**dict(zip(COLUMNS, row))) for row in rows], batch_size=2_000)
+                    [CheckoutSession(**dict(zip(COLUMNS, row, strict=True))) for row in rows], batch_size=2_000
+                )
             made += size
             self.stdout.write(f"{made:,} of {count:,} sessions ({made / (time.monotonic() - started):,.0f}/s)")
         if connection.vendor == "postgresql":
@@ -78,11 +99,27 @@ class Command(BaseCommand):
         completed = created + timedelta(seconds=rng.randint(40, 900)) if status == "completed" else None
         stripe_id = f"cs_test_gen{session_id.hex}"
         return (
-            session_id, created, completed or created, stripe_id,
+            session_id,
+            created,
+            completed or created,
+            stripe_id,
             f"cus_gen{number:08d}" if status == "completed" else None,
-            email, f"{first} {last}", price.product.code, price.billing_cycle, price.unit_amount, price.currency,
-            None, {"mode": "new-or-transfer", "value": f"site{number}.example"}, status, {}, completed, price.pk, 0,
-            None, f"https://checkout.stripe.test/c/pay/{stripe_id}", created + timedelta(hours=24),
+            email,
+            f"{first} {last}",
+            price.product.code,
+            price.billing_cycle,
+            price.unit_amount,
+            price.currency,
+            None,
+            {"mode": "new-or-transfer", "value": f"site{number}.example"},
+            status,
+            {},
+            completed,
+            price.pk,
+            0,
+            None,
+            f"https://checkout.stripe.test/c/pay/{stripe_id}",
+            created + timedelta(hours=24),
             uuid.UUID(int=rng.getrandbits(128)).hex + uuid.UUID(int=rng.getrandbits(128)).hex,
         )
 
@@ -102,6 +139,5 @@ class Command(BaseCommand):
             buffer.write("\t".join(text(value) for value in row))
             buffer.write("\n")
         table = CheckoutSession._meta.db_table
-        with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-                copy.write(buffer.getvalue())
+        with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            copy.write(buffer.getvalue())

@@ -13,8 +13,9 @@ class Command(BaseCommand):
     help = "Suspensions due, termination warnings and terminations, refunds of failed setups, unfinished actions."
 
     def add_arguments(self, parser):
-        parser.add_argument("--every", type=float, default=0.0,
-                            help="Run again every this many seconds until stopped (default: once).")
+        parser.add_argument(
+            "--every", type=float, default=0.0, help="Run again every this many seconds until stopped (default: once)."
+        )
 
     def handle(self, *args, every: float, **options):
         while True:

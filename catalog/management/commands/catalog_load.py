@@ -10,15 +10,24 @@ from core.exceptions import ApplicationError
 
 
 class Command(BaseCommand):
-    help = ("Create the products, prices and coupons of the catalog file that the database lacks. "
-            "Staff edits made in the admin are kept unless --overwrite is given.")
+    help = (
+        "Create the products, prices and coupons of the catalog file that the database lacks. "
+        "Staff edits made in the admin are kept unless --overwrite is given."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--file", type=Path, default=DEFAULT_CATALOG_FILE,
-                            help=f"The catalog file (default: {DEFAULT_CATALOG_FILE}).")
-        parser.add_argument("--overwrite", action="store_true",
-                            help="Make existing rows match the file. A price whose amount changed is deactivated "
-                                 "and a new one created, never edited in place.")
+        parser.add_argument(
+            "--file",
+            type=Path,
+            default=DEFAULT_CATALOG_FILE,
+            help=f"The catalog file (default: {DEFAULT_CATALOG_FILE}).",
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="Make existing rows match the file. A price whose amount changed is deactivated "
+            "and a new one created, never edited in place.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Report what would change; write nothing.")
 
     def handle(self, *args, file: Path, overwrite: bool, dry_run: bool, verbosity: int, **options):

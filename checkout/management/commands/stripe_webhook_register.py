@@ -9,8 +9,11 @@ class Command(BaseCommand):
     help = "Register our Stripe webhook endpoint with the Stripe the settings point at, and store its secret."
 
     def add_arguments(self, parser):
-        parser.add_argument("--base-url", default=settings.STRIPE_WEBHOOK_BASE_URL,
-                            help="Public address of this service (default: STRIPE_WEBHOOK_BASE_URL).")
+        parser.add_argument(
+            "--base-url",
+            default=settings.STRIPE_WEBHOOK_BASE_URL,
+            help="Public address of this service (default: STRIPE_WEBHOOK_BASE_URL).",
+        )
 
     def handle(self, *args, base_url, **options):
         if not base_url:
@@ -18,6 +21,8 @@ class Command(BaseCommand):
         try:
             endpoint, created = webhook_endpoint_register(base_url=base_url)
         except stripe.StripeError as error:
-            raise CommandError(f"Stripe at {settings.STRIPE_API_BASE} refused: {error.user_message or error}") from error
+            raise CommandError(
+                f"Stripe at {settings.STRIPE_API_BASE} refused: {error.user_message or error}"
+            ) from error
         verb = "Registered" if created else "Already registered"
         self.stdout.write(f"{verb}: {endpoint.id} -> {endpoint.url} (Stripe at {settings.STRIPE_API_BASE})")

@@ -37,22 +37,29 @@ def db_app_role_statements(*, role: str, password: str, owner: str, database: st
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema_id, role_id),
         sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(schema_id, role_id),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(schema_id, role_id),
-        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}")
-        .format(owner_id, schema_id, role_id),
-        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}")
-        .format(owner_id, schema_id, role_id),
+        sql.SQL(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {}"
+        ).format(owner_id, schema_id, role_id),
+        sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT USAGE, SELECT ON SEQUENCES TO {}").format(
+            owner_id, schema_id, role_id
+        ),
     ]
 
 
 class Command(BaseCommand):
-    help = ("Create or update the database role the web and workers use: it reads and writes rows, and cannot change "
-            "the schema. Run as the owner role (the one migrations run as); idempotent.")
+    help = (
+        "Create or update the database role the web and workers use: it reads and writes rows, and cannot change "
+        "the schema. Run as the owner role (the one migrations run as); idempotent."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--role", default="checkout_app", help="Name of the role (default: checkout_app).")
-        parser.add_argument("--password-env", default=None,
-                            help="Environment variable holding its password (default: the DATABASE_APP_PASSWORD "
-                                 "setting, read from the variable of that name).")
+        parser.add_argument(
+            "--password-env",
+            default=None,
+            help="Environment variable holding its password (default: the DATABASE_APP_PASSWORD "
+            "setting, read from the variable of that name).",
+        )
         parser.add_argument("--schema", default="public")
 
     def handle(self, *args, role, password_env, schema, **options):
@@ -66,15 +73,18 @@ class Command(BaseCommand):
             owner, database = cursor.fetchone()
         if owner == role:
             raise CommandError(f"Run this as the owner role (the one migrations run as), not as {role}.")
-        statements = db_app_role_statements(role=role, password=password, owner=owner, database=database,
-                                            schema=schema)
-        with transaction.atomic():  # all or nothing; psycopg's own cursor, for its SQL composition
-            with connection.connection.cursor() as cursor:
-                for statement in statements:
-                    cursor.execute(statement)
-                cursor.execute("SELECT rolsuper OR rolbypassrls OR rolreplication FROM pg_catalog.pg_roles "
-                               "WHERE rolname = %s", [role])
+        statements = db_app_role_statements(role=role, password=password, owner=owner, database=database, schema=schema)
+        # All or nothing; psycopg's own cursor, for its SQL composition.
+        with transaction.atomic(), connection.connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+                cursor.execute(
+                    "SELECT rolsuper OR rolbypassrls OR rolreplication FROM pg_catalog.pg_roles WHERE rolname = %s",
+                    [role],
+                )
                 if cursor.fetchone()[0]:
                     raise CommandError(f"{role} is a superuser or bypasses row security: not an application role.")
-        self.stdout.write(f"Role {role} may read and write the rows of {database}.{schema} (owner {owner}); it "
-                          "cannot change the schema.")
+        self.stdout.write(
+            f"Role {role} may read and write the rows of {database}.{schema} (owner {owner}); it "
+            "cannot change the schema."
+        )

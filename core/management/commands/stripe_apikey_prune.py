@@ -15,5 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         current = settings.STRIPE_SECRET_KEY
         deleted, _ = APIKey.objects.exclude(secret=current).delete()
-        self.stdout.write(f"Deleted {deleted} stored Stripe key(s) other than the configured one "
-                          f"({APIKey.objects.filter(secret=current).count()} kept).")
+        self.stdout.write(
+            f"Deleted {deleted} stored Stripe key(s) other than the configured one "
+            f"({APIKey.objects.filter(secret=current).count()} kept)."
+        )
