@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cached_property
 
 from django import forms
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
@@ -175,3 +176,21 @@ def stripe_link(stripe_id: str | None) -> str:
     if not url:
         return stripe_id or "-"
     return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id)
+
+
+def fixed_choices_filter(field: str, title: str, choices: list[tuple[str, str]]) -> type[admin.SimpleListFilter]:
+    """A list filter over a field whose values are known in advance. Django's filter on a field without `choices`
+    reads its options with a SELECT DISTINCT over the whole table on every list page (over 100 ms at a million rows);
+    this one lists `choices` and filters by equality, under the same URL parameter (`<field>__exact`)."""
+
+    class FixedChoicesFilter(admin.SimpleListFilter):
+        parameter_name = f"{field}__exact"
+
+        def lookups(self, request, model_admin):
+            return choices
+
+        def queryset(self, request, queryset):
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
+
+    FixedChoicesFilter.title = title
+    return FixedChoicesFilter

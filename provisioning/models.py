@@ -106,7 +106,12 @@ class ProvisioningJob(TimeStampedModel):
                 fields=("subscription",), condition=models.Q(action="provision"), name="provisioning_job_one_provision"
             ),
         ]
-        indexes = [models.Index(fields=("subscription", "id"), name="provisioning_job_sub_order")]
+        indexes = [
+            models.Index(fields=("subscription", "id"), name="provisioning_job_sub_order"),
+            # The job list filtered by action or status, newest first: a range of the index, not a scan of millions.
+            models.Index(fields=("action", "-created_at"), name="provisioning_job_action_new"),
+            models.Index(fields=("status", "-created_at"), name="provisioning_job_status_new"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} #{self.pk} ({self.get_status_display()})"

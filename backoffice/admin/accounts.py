@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
-from backoffice.admin_tools import EstimatedCountPaginator, stripe_link
+from backoffice.admin_tools import EstimatedCountPaginator, fixed_choices_filter, stripe_link
 from backoffice.attention import CustomerAttentionFilter
 from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
@@ -36,6 +36,7 @@ from backoffice.subscription_actions import (
 )
 from billing.models import BillingAction, BillingActionStatus, SubscriptionInvoice
 from billing.selectors import invoice_refundable_amount
+from catalog.models import BillingCycle
 from core.exceptions import ApplicationError
 from core.money import money_format
 
@@ -275,7 +276,12 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
     reason). Nothing of Stripe's is edited by hand: every field is read-only."""
 
     list_display = ("plan", "customer_email", "status", "amount_money", "domain", "current_period_end", "created_at")
-    list_filter = ("status", "cancel_at_period_end", "billing_cycle", "product")
+    list_filter = (
+        "status",
+        "cancel_at_period_end",
+        fixed_choices_filter("billing_cycle", "billing cycle", BillingCycle.choices),
+        "product",
+    )
     list_select_related = ("customer", "product")
     search_fields = ("customer__email",)
     search_help_text = SEARCH_HELP_SHARED

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Subscription
-from backoffice.admin_tools import EstimatedCountPaginator
+from backoffice.admin_tools import EstimatedCountPaginator, fixed_choices_filter
 from backoffice.search import SERVICES, queryset_search
 from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
 from catalog.models import BillingCycle
@@ -189,7 +189,12 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "updated_at",
     )
-    list_filter = (JobNeedsPersonFilter, "action", "status", "backend")
+    list_filter = (
+        JobNeedsPersonFilter,
+        "action",
+        "status",
+        fixed_choices_filter("backend", "backend", [("simulated", "Simulated"), ("http", "HTTP (control panel)")]),
+    )
     list_select_related = ("subscription__product", "subscription__customer", "requested_by", "superseded_by")
     # The service's rules (domain, username, customer's name or e-mail, Stripe ids; backoffice/search.py), a job's id,
     # key or decision key: each index-backed, never a scan of millions of jobs for a substring.
