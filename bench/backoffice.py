@@ -199,6 +199,7 @@ def pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, Hosti
     refund = RefundRecord.objects.order_by("id").first()
 
     pages: list[tuple[str, str, dict | None, int]] = []
+    pages.append(("dashboard", reverse("admin:index"), None, 0))
     changelists = {
         "orders": "admin:checkout_checkoutsession_changelist",
         "customers": "admin:accounts_customer_changelist",

@@ -3,12 +3,14 @@
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from backoffice.selectors import dashboard_figures
+from backoffice.selectors import dashboard_figures, dashboard_figures_cached
 from checkout.models import CheckoutSession
 from provisioning.models import ProvisioningJob, ProvisioningJobStatus
+from tests.catalog.factories import ProductFactory
 from tests.checkout.factories import CheckoutSessionFactory
 from tests.provisioning.factories import ProvisioningJobFactory
 
@@ -68,3 +70,38 @@ def test_dashboard_links_lead_to_the_filtered_lists(support_client, month_of_ord
     assert failed.status_code == waiting.status_code == sessions.status_code == 200
     assert "2 checkout sessions" in sessions.content.decode()
     assert "1 provisioning job" in failed.content.decode() and "1 provisioning job" in waiting.content.decode()
+
+
+def test_revenue_names_products_by_name(support_client, month_of_orders):
+    ProductFactory(code="starter", name="Hosting Starter")
+    figures = dashboard_figures(now=month_of_orders)
+    assert [(row["product_code"], row["product_name"]) for row in figures.revenue] == [
+        ("starter", "Hosting Starter"), ("pro", "pro")]  # a code no longer in the catalog shows as it is
+
+    page = support_client.get(reverse("admin:index")).content.decode()
+    revenue = page.split('aria-label="Revenue by product"')[1].split("</svg>")[0]
+    assert 'dy="14">Hosting Starter<title>' in revenue
+
+
+def test_the_figures_are_kept_for_a_minute_and_the_page_says_when(support_client, month_of_orders,
+                                                                django_assert_max_num_queries):
+    first = dashboard_figures_cached(now=month_of_orders)
+    # What the cache serves is exactly what counting gives.
+    assert first == dashboard_figures(now=month_of_orders)
+    CheckoutSessionFactory(status="completed", product_code="starter", amount=799, amount_discount=0)
+    with django_assert_max_num_queries(0):
+        again = dashboard_figures_cached(now=month_of_orders + timedelta(seconds=30))
+    assert again == first and again.as_of == month_of_orders and again.funnel["created"][-1] == 6
+
+    cache.clear()
+    fresh = dashboard_figures_cached(now=month_of_orders)
+    assert fresh.funnel["created"][-1] == 7 and fresh.revenue[0]["amount"] == 1498 + 799
+
+    page = support_client.get(reverse("admin:index")).content.decode()
+    assert f"counted at {timezone.now():%H:}" in page
+
+
+def test_a_new_day_starts_a_new_window_at_once(month_of_orders):
+    today = dashboard_figures_cached(now=month_of_orders)
+    tomorrow = dashboard_figures_cached(now=month_of_orders + timedelta(days=1))
+    assert tomorrow.days[0] == today.days[1] and tomorrow.funnel["created"][-2] == 6
