@@ -131,7 +131,7 @@ class UserAdmin(DjangoUserAdmin):
                 "cus_": "customers__stripe_customer_id",
                 "sub_": "customers__subscriptions__stripe_subscription_id",
             },
-        ), True
+        ), search_term.strip().startswith(("cus_", "sub_"))  # only a join can repeat a user: DISTINCT then alone
 
     @admin.display(description="Customers")
     def customers_links(self, user: User) -> str:
