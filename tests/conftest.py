@@ -160,8 +160,13 @@ def stripe_sandbox(stripe_sandbox_process, settings, monkeypatch) -> Sandbox:
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache():
-    # Throttle counters and Stripe sync marks live in the cache (Redis in CI): no test sees another's.
+def _clean_cache(monkeypatch):
+    # Throttle counters, Stripe sync marks and the worker heartbeat live in the cache (Redis in CI): no test sees
+    # another's. The heartbeat's per-process throttle forgets too, or a task run within seconds of an earlier test's
+    # would leave no heartbeat in the emptied cache (core/observability/celery_hooks.py).
+    from core.observability import celery_hooks
+
+    monkeypatch.setattr(celery_hooks, "_last_heartbeat", 0.0)
     cache.clear()
     yield
     cache.clear()
