@@ -10,9 +10,9 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, F, Func, OuterRef, Q, Subquery, Sum, TextField, Value
+from django.db.models import Count, F, Func, Q, Sum, TextField, Value
 from django.db.models.fields.json import KT
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import TruncDate
 from django.utils.formats import date_format
 from djstripe.models import Event, WebhookEventTrigger
 
@@ -436,10 +436,11 @@ def dashboard_figures(*, now: datetime, days: int = 30) -> DashboardFigures:
     day_list = [first_day + timedelta(days=n) for n in range(days)]
     rows = (CheckoutSession.objects.filter(created_at__gte=since).order_by()
             .values(day=TruncDate("created_at"))
-            .annotate(created=Count("pk"),
-                      completed=Count("pk", filter=Q(status=CheckoutSessionStatus.COMPLETED)),
-                      expired=Count("pk", filter=Q(status=CheckoutSessionStatus.EXPIRED)),
-                      failed=Count("pk", filter=Q(status__in=(CheckoutSessionStatus.PAYMENT_FAILED,
+            # Not COUNT(id): every column read is in checkout_cs_created_dashboard (index-only scan); created_at is never null.
+            .annotate(created=Count("*"),
+                      completed=Count("created_at", filter=Q(status=CheckoutSessionStatus.COMPLETED)),
+                      expired=Count("created_at", filter=Q(status=CheckoutSessionStatus.EXPIRED)),
+                      failed=Count("created_at", filter=Q(status__in=(CheckoutSessionStatus.PAYMENT_FAILED,
                                                                CheckoutSessionStatus.NEEDS_REVIEW)))))
     by_day = {row["day"]: row for row in rows}
     funnel = {name: [by_day.get(day, {}).get(name, 0) for day in day_list]
@@ -447,10 +448,7 @@ def dashboard_figures(*, now: datetime, days: int = 30) -> DashboardFigures:
     revenue = list(
         CheckoutSession.objects.filter(created_at__gte=since, status=CheckoutSessionStatus.COMPLETED).order_by()
         .values("product_code", "currency")
-        # Staff know products by name, as everywhere else in the back office; a code no longer in the catalog shows.
-        .annotate(product_name=Coalesce(Subquery(Product.objects.filter(code=OuterRef("product_code"))
-                                                 .values("name")[:1]), F("product_code")),
-                  amount=Sum(F("amount") - F("amount_discount")), orders=Count("pk"))
+        .annotate(amount=Sum(F("amount") - F("amount_discount")), orders=Count("*"))
         .order_by("-amount")
     )
     stale = now - JOB_WAITING_TOO_LONG
@@ -474,8 +472,18 @@ def dashboard_figures_cached(*, now: datetime, days: int = 30) -> DashboardFigur
     figures = cache.get(key)
     if figures is None:
         figures = dashboard_figures(now=now, days=days)
+        dashboard_revenue_named(revenue=figures.revenue)
         cache.set(key, figures, DASHBOARD_CACHE_SECONDS)
     return figures
+
+
+def dashboard_revenue_named(*, revenue: list[dict]) -> None:
+    """Give each revenue row its product's name (staff know products by name, as everywhere else in the back office);
+    a code no longer in the catalog shows as it is. One query on the small catalog after grouping: a subquery in the
+    grouped query ran once per order row (90,000 times at a million orders)."""
+    names = dict(Product.objects.filter(code__in={row["product_code"] for row in revenue}).values_list("code", "name"))
+    for row in revenue:
+        row["product_name"] = names.get(row["product_code"], row["product_code"])
 
 
 def job_waiting_too_long_q(*, now: datetime, stale_before: datetime) -> Q:
