@@ -270,12 +270,16 @@ def attention_counts(*, now: datetime | None = None) -> dict[str, int]:
     """How many orders need attention, by kind, each counted up to COUNT_MAX (the dashboard shows "1000+")."""
     now = now or timezone.now()
     return {
-        SETUP_FAILED: _jobs_of_kind(SETUP_FAILED, now=now)[: COUNT_MAX + 1].count(),
-        SETUP_OVERDUE: _jobs_of_kind(SETUP_OVERDUE, now=now)[: COUNT_MAX + 1].count(),
+        # Unordered: a count has no order, and an ORDER BY would steer the planner to the newest-first index and a
+        # filter over every provision job instead of the status ranges (100 ms against 2 at a million jobs).
+        SETUP_FAILED: _jobs_of_kind(SETUP_FAILED, now=now).order_by()[: COUNT_MAX + 1].count(),
+        SETUP_OVERDUE: _jobs_of_kind(SETUP_OVERDUE, now=now).order_by()[: COUNT_MAX + 1].count(),
         PAYMENT_REVIEW: CheckoutSession.objects.filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
         .order_by()[: COUNT_MAX + 1]
         .count(),
-        SUSPENDED: HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)[: COUNT_MAX + 1].count(),
+        SUSPENDED: HostingAccount.objects.filter(status=HostingAccountStatus.SUSPENDED)
+        .order_by()[: COUNT_MAX + 1]
+        .count(),
     }
 
 

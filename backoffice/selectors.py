@@ -2,8 +2,8 @@
 links. (The search is backoffice/search.py.)"""
 
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
@@ -41,8 +41,15 @@ from provisioning.selectors import provisioning_job_attempts_text
 
 # --- Money and Stripe links -------------------------------------------------------------------------------------------
 
-_STRIPE_PATHS = {"cs_": "checkout/sessions", "cus_": "customers", "sub_": "subscriptions", "evt_": "events",
-                 "in_": "invoices", "pi_": "payments", "ch_": "payments"}
+_STRIPE_PATHS = {
+    "cs_": "checkout/sessions",
+    "cus_": "customers",
+    "sub_": "subscriptions",
+    "evt_": "events",
+    "in_": "invoices",
+    "pi_": "payments",
+    "ch_": "payments",
+}
 
 
 def stripe_dashboard_url(stripe_id: str | None, *, livemode: bool | None = None) -> str | None:
@@ -103,10 +110,10 @@ def _events_for(stripe_session_id: str) -> list[Event]:
 
 def _deliveries_for(stripe_session_id: str) -> list[WebhookEventTrigger]:
     if connection.vendor == "postgresql":
-        first_session_id = Func(F("body"), Value('"(cs_(?:test|live)_[A-Za-z0-9]+)"'), function="substring",
-                                output_field=TextField())
-        deliveries = WebhookEventTrigger.objects.alias(session_id=first_session_id).filter(
-            session_id=stripe_session_id)
+        first_session_id = Func(
+            F("body"), Value('"(cs_(?:test|live)_[A-Za-z0-9]+)"'), function="substring", output_field=TextField()
+        )
+        deliveries = WebhookEventTrigger.objects.alias(session_id=first_session_id).filter(session_id=stripe_session_id)
     else:
         deliveries = WebhookEventTrigger.objects.filter(body__contains=f'"{stripe_session_id}"')
     return list(deliveries.defer("headers", "traceback").order_by("created"))
@@ -117,17 +124,27 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
     them, the user, customer and subscription it made, provisioning jobs with their attempts, e-mails, and what staff
     did in the back office. About ten queries whatever the tables' sizes."""
     livemode = session.stripe_session_id.startswith("cs_live_") or (
-        settings.STRIPE_LIVE_MODE and not session.stripe_session_id.startswith("cs_test_"))
-    entries = [TimelineEntry(
-        at=session.created_at, kind="session", title="Checkout session created",
-        details=[f"{session.email} ordered {session.product_code} ({session.billing_cycle}) at "
-                 f"{money_format(session.amount, session.currency)}"
-                 + (f", coupon {session.coupon_code} (-{money_format(session.amount_discount, session.currency)})"
-                    if session.coupon_code else "")
-                 + (f", {session.trial_days}-day trial" if session.trial_days else ""),
-                 f"Domain: {(session.domain_info or {}).get('value') or '-'}; expires {_when(session.expires_at)}"],
-        links=[("Stripe", stripe_dashboard_url(session.stripe_session_id, livemode=livemode))],
-    )]
+        settings.STRIPE_LIVE_MODE and not session.stripe_session_id.startswith("cs_test_")
+    )
+    entries = [
+        TimelineEntry(
+            at=session.created_at,
+            kind="session",
+            title="Checkout session created",
+            details=[
+                f"{session.email} ordered {session.product_code} ({session.billing_cycle}) at "
+                f"{money_format(session.amount, session.currency)}"
+                + (
+                    f", coupon {session.coupon_code} (-{money_format(session.amount_discount, session.currency)})"
+                    if session.coupon_code
+                    else ""
+                )
+                + (f", {session.trial_days}-day trial" if session.trial_days else ""),
+                f"Domain: {(session.domain_info or {}).get('value') or '-'}; expires {_when(session.expires_at)}",
+            ],
+            links=[("Stripe", stripe_dashboard_url(session.stripe_session_id, livemode=livemode))],
+        )
+    ]
 
     events = _events_for(session.stripe_session_id)
     deliveries = _deliveries_for(session.stripe_session_id)
@@ -140,106 +157,175 @@ def checkout_session_timeline(*, session: CheckoutSession) -> CheckoutSessionTim
         failed = [d for d in received if d.exception]
         ok = [d for d in received if d.processed and not d.exception]
         noun = "delivery" if len(received) == 1 else "deliveries"
-        details = [f"{len(received)} webhook {noun}: {len(ok)} processed"
-                   + (f", {len(failed)} failed ({failed[-1].exception})" if failed else "")]
+        details = [
+            f"{len(received)} webhook {noun}: {len(ok)} processed"
+            + (f", {len(failed)} failed ({failed[-1].exception})" if failed else "")
+        ]
         if not received:
             details = ["Synced from Stripe (no webhook delivery recorded)"]
-        entries.append(TimelineEntry(
-            at=event.created, kind="stripe_event", title=f"Stripe event {event.type}",
-            state="ok" if ok or not received else "error", details=details,
-            links=[(event.id, stripe_dashboard_url(event.id, livemode=event.livemode))], object=event,
-        ))
+        entries.append(
+            TimelineEntry(
+                at=event.created,
+                kind="stripe_event",
+                title=f"Stripe event {event.type}",
+                state="ok" if ok or not received else "error",
+                details=details,
+                links=[(event.id, stripe_dashboard_url(event.id, livemode=event.livemode))],
+                object=event,
+            )
+        )
     for delivery in deliveries:
         if delivery.event_id is None or delivery.exception:
-            entries.append(TimelineEntry(
-                at=delivery.created, kind="delivery",
-                title=f"Webhook delivery {delivery.json_body.get('type', '')} "
-                      + ("failed" if delivery.exception else "not processed" if delivery.valid else "rejected"),
-                state="error",
-                details=[delivery.exception or ("signature invalid" if not delivery.valid else "")],
-            ))
+            entries.append(
+                TimelineEntry(
+                    at=delivery.created,
+                    kind="delivery",
+                    title=f"Webhook delivery {delivery.json_body.get('type', '')} "
+                    + ("failed" if delivery.exception else "not processed" if delivery.valid else "rejected"),
+                    state="error",
+                    details=[delivery.exception or ("signature invalid" if not delivery.valid else "")],
+                )
+            )
 
     from accounts.models import Subscription
 
-    subscription = (Subscription.objects.select_related("customer", "product", "price")
-                    .filter(checkout_session=session).first())
+    subscription = (
+        Subscription.objects.select_related("customer", "product", "price").filter(checkout_session=session).first()
+    )
     customer = user = None
     jobs, emails = [], []
     if subscription:
         customer = subscription.customer
         membership = customer.memberships.select_related("user").order_by("created_at").first()
         user = membership.user if membership else None
-        entries.append(TimelineEntry(
-            at=subscription.created_at, kind="account", title="Subscription created", state="ok",
-            details=[f"Customer {customer} ({customer.email}); user {user.email if user else '-'}"
-                     + ("" if not user or user.has_usable_password() else " (has not set a password yet)"),
-                     f"{subscription.product.code}/{subscription.billing_cycle} "
-                     f"{money_format(subscription.amount, subscription.currency)}, status {subscription.status}"],
-            links=[(label, url) for label, url in (
-                ("Stripe customer", stripe_dashboard_url(customer.stripe_customer_id, livemode=livemode)),
-                ("Stripe subscription", stripe_dashboard_url(subscription.stripe_subscription_id, livemode=livemode)),
-            ) if url],
-            object=subscription,
-        ))
-        jobs = list(ProvisioningJob.objects.filter(subscription=subscription).select_related("requested_by")
-                    .prefetch_related("attempt_log").order_by("pk"))
+        entries.append(
+            TimelineEntry(
+                at=subscription.created_at,
+                kind="account",
+                title="Subscription created",
+                state="ok",
+                details=[
+                    f"Customer {customer} ({customer.email}); user {user.email if user else '-'}"
+                    + ("" if not user or user.has_usable_password() else " (has not set a password yet)"),
+                    f"{subscription.product.code}/{subscription.billing_cycle} "
+                    f"{money_format(subscription.amount, subscription.currency)}, status {subscription.status}",
+                ],
+                links=[
+                    (label, url)
+                    for label, url in (
+                        ("Stripe customer", stripe_dashboard_url(customer.stripe_customer_id, livemode=livemode)),
+                        (
+                            "Stripe subscription",
+                            stripe_dashboard_url(subscription.stripe_subscription_id, livemode=livemode),
+                        ),
+                    )
+                    if url
+                ],
+                object=subscription,
+            )
+        )
+        jobs = list(
+            ProvisioningJob.objects.filter(subscription=subscription)
+            .select_related("requested_by")
+            .prefetch_related("attempt_log")
+            .order_by("pk")
+        )
         for job in jobs:
-            entries.append(TimelineEntry(
-                at=job.created_at, kind="job", title=f"Provisioning job #{job.pk} ({job.action}) recorded",
-                state={"succeeded": "ok", "done_by_hand": "ok", "failed": "error", "canceled": "info"}.get(
-                    job.status, "warning"),
-                details=[f"Now {job.get_status_display().lower()}: {provisioning_job_attempts_text(job=job)}"
-                         + (f"; last error: {job.last_error}" if job.last_error else "")
-                         + (f"; superseded by job #{job.superseded_by_id}" if job.superseded_by_id else ""),
-                         *([f"Why: {job.reason}" + (f" (by {job.requested_by})" if job.requested_by else "")]
-                           if job.reason else [])],
-                object=job,
-            ))
+            entries.append(
+                TimelineEntry(
+                    at=job.created_at,
+                    kind="job",
+                    title=f"Provisioning job #{job.pk} ({job.action}) recorded",
+                    state={"succeeded": "ok", "done_by_hand": "ok", "failed": "error", "canceled": "info"}.get(
+                        job.status, "warning"
+                    ),
+                    details=[
+                        f"Now {job.get_status_display().lower()}: {provisioning_job_attempts_text(job=job)}"
+                        + (f"; last error: {job.last_error}" if job.last_error else "")
+                        + (f"; superseded by job #{job.superseded_by_id}" if job.superseded_by_id else ""),
+                        *(
+                            [f"Why: {job.reason}" + (f" (by {job.requested_by})" if job.requested_by else "")]
+                            if job.reason
+                            else []
+                        ),
+                    ],
+                    object=job,
+                )
+            )
             for attempt in job.attempt_log.all():
-                entries.append(TimelineEntry(
-                    at=attempt.started_at, kind="attempt",
-                    title=f"Job #{job.pk} attempt {attempt.number} "
-                          + ("succeeded" if attempt.succeeded else "failed" if attempt.finished_at else "started"),
-                    state="ok" if attempt.succeeded else "error" if attempt.finished_at else "warning",
-                    details=[attempt.error] if attempt.error else [],
-                ))
+                entries.append(
+                    TimelineEntry(
+                        at=attempt.started_at,
+                        kind="attempt",
+                        title=f"Job #{job.pk} attempt {attempt.number} "
+                        + ("succeeded" if attempt.succeeded else "failed" if attempt.finished_at else "started"),
+                        state="ok" if attempt.succeeded else "error" if attempt.finished_at else "warning",
+                        details=[attempt.error] if attempt.error else [],
+                    )
+                )
         entries.extend(subscription_billing_entries(subscription=subscription, livemode=livemode))
     emails = list(EmailNotification.objects.filter(checkout_session=session))
     for email in emails:
-        entries.append(TimelineEntry(
-            at=email.sent_at or email.created_at, kind="email",
-            title=f"E-mail \"{email.get_purpose_display()}\" to {email.to}: {email.get_status_display().lower()}",
-            state={"sent": "ok", "failed": "error"}.get(email.status, "warning"),
-            details=[f"{email.attempts} attempt(s)" + (f"; {email.last_error}" if email.last_error else "")],
-            object=email,
-        ))
+        entries.append(
+            TimelineEntry(
+                at=email.sent_at or email.created_at,
+                kind="email",
+                title=f'E-mail "{email.get_purpose_display()}" to {email.to}: {email.get_status_display().lower()}',
+                state={"sent": "ok", "failed": "error"}.get(email.status, "warning"),
+                details=[f"{email.attempts} attempt(s)" + (f"; {email.last_error}" if email.last_error else "")],
+                object=email,
+            )
+        )
     if session.completed_at:
-        entries.append(TimelineEntry(at=session.completed_at, kind="session", title="Checkout session completed",
-                                     state="ok"))
-    if session.status in (CheckoutSessionStatus.NEEDS_REVIEW, CheckoutSessionStatus.PAYMENT_FAILED,
-                          CheckoutSessionStatus.EXPIRED):
-        entries.append(TimelineEntry(
-            at=session.updated_at, kind="session", title=f"Checkout session {session.get_status_display().lower()}",
-            state="error" if session.status != CheckoutSessionStatus.EXPIRED else "warning",
-            details=[session.metadata.get("review_reason", "")] if session.metadata.get("review_reason") else [],
-        ))
+        entries.append(
+            TimelineEntry(at=session.completed_at, kind="session", title="Checkout session completed", state="ok")
+        )
+    if session.status in (
+        CheckoutSessionStatus.NEEDS_REVIEW,
+        CheckoutSessionStatus.PAYMENT_FAILED,
+        CheckoutSessionStatus.EXPIRED,
+    ):
+        entries.append(
+            TimelineEntry(
+                at=session.updated_at,
+                kind="session",
+                title=f"Checkout session {session.get_status_display().lower()}",
+                state="error" if session.status != CheckoutSessionStatus.EXPIRED else "warning",
+                details=[session.metadata.get("review_reason", "")] if session.metadata.get("review_reason") else [],
+            )
+        )
     session_type = ContentType.objects.get_for_model(CheckoutSession)
-    for log in (LogEntry.objects.select_related("user")
-                .filter(content_type=session_type, object_id=str(session.pk)).order_by("action_time")):
-        entries.append(TimelineEntry(at=log.action_time, kind="staff",
-                                     title=f"Staff: {_without_repeated_label(log.get_change_message())}",
-                                     details=[f"by {log.user}"]))
+    for log in (
+        LogEntry.objects.select_related("user")
+        .filter(content_type=session_type, object_id=str(session.pk))
+        .order_by("action_time")
+    ):
+        entries.append(
+            TimelineEntry(
+                at=log.action_time,
+                kind="staff",
+                title=f"Staff: {_without_repeated_label(log.get_change_message())}",
+                details=[f"by {log.user}"],
+            )
+        )
     entries.sort(key=lambda entry: (entry.at is None, entry.at or session.created_at))
-    return CheckoutSessionTimeline(session=session, entries=entries, subscription=subscription, customer=customer,
-                                   user=user, jobs=jobs, emails=emails)
+    return CheckoutSessionTimeline(
+        session=session,
+        entries=entries,
+        subscription=subscription,
+        customer=customer,
+        user=user,
+        jobs=jobs,
+        emails=emails,
+    )
 
 
 def _without_repeated_label(message: str) -> str:
-    """"Re-read from Stripe: Re-read from Stripe: still not paid" -> "Re-read from Stripe: still not paid": the log
+    """ "Re-read from Stripe: Re-read from Stripe: still not paid" -> "Re-read from Stripe: still not paid": the log
     line names the action and the action's own sentence often starts with its name too."""
     label, separator, rest = message.partition(": ")
     while separator and rest.startswith(label + separator):
-        rest = rest[len(label + separator):]
+        rest = rest[len(label + separator) :]
     return f"{label}{separator}{rest}"
 
 
@@ -257,70 +343,126 @@ def subscription_billing_entries(*, subscription, livemode: bool = False) -> lis
     entries = []
     for invoice in SubscriptionInvoice.objects.filter(subscription=subscription).order_by("stripe_created", "pk"):
         name = f"Invoice {invoice.number or invoice.stripe_invoice_id}"
-        links = [(label, url) for label, url in (
-            ("Hosted invoice", invoice.hosted_invoice_url or None),
-            ("Stripe", stripe_dashboard_url(invoice.stripe_invoice_id, livemode=livemode)),
-        ) if url]
-        entries.append(TimelineEntry(
-            at=invoice.stripe_created, kind="invoice",
-            title=f"{name} created ({invoice.billing_reason or 'invoice'}): "
-                  f"{money_format(invoice.amount_due, invoice.currency)} due",
-            details=[f"Period {_period(invoice.period_start, invoice.period_end)}; now {invoice.status}"],
-            links=links, object=invoice,
-        ))
-        if invoice.first_failed_at:
-            entries.append(TimelineEntry(
-                at=invoice.first_failed_at, kind="invoice", title=f"{name}: payment failed", state="error",
-                details=[f"{invoice.attempt_count} attempt(s) so far"
-                         + (f"; Stripe tries again {_when(invoice.next_payment_attempt)}"
-                            if invoice.next_payment_attempt and invoice.status == InvoiceStatus.OPEN else "")],
-                links=links, object=invoice,
-            ))
-        if invoice.status == InvoiceStatus.PAID:
-            entries.append(TimelineEntry(
-                at=invoice.paid_at or invoice.stripe_state_at, kind="invoice",
-                title=f"{name} paid: {money_format(invoice.amount_paid, invoice.currency)}", state="ok",
-                links=links, object=invoice,
-            ))
-        elif invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
-            entries.append(TimelineEntry(
-                at=invoice.stripe_state_at, kind="invoice", title=f"{name} marked {invoice.status}", state="warning",
+        links = [
+            (label, url)
+            for label, url in (
+                ("Hosted invoice", invoice.hosted_invoice_url or None),
+                ("Stripe", stripe_dashboard_url(invoice.stripe_invoice_id, livemode=livemode)),
+            )
+            if url
+        ]
+        entries.append(
+            TimelineEntry(
+                at=invoice.stripe_created,
+                kind="invoice",
+                title=f"{name} created ({invoice.billing_reason or 'invoice'}): "
+                f"{money_format(invoice.amount_due, invoice.currency)} due",
+                details=[f"Period {_period(invoice.period_start, invoice.period_end)}; now {invoice.status}"],
+                links=links,
                 object=invoice,
-            ))
+            )
+        )
+        if invoice.first_failed_at:
+            entries.append(
+                TimelineEntry(
+                    at=invoice.first_failed_at,
+                    kind="invoice",
+                    title=f"{name}: payment failed",
+                    state="error",
+                    details=[
+                        f"{invoice.attempt_count} attempt(s) so far"
+                        + (
+                            f"; Stripe tries again {_when(invoice.next_payment_attempt)}"
+                            if invoice.next_payment_attempt and invoice.status == InvoiceStatus.OPEN
+                            else ""
+                        )
+                    ],
+                    links=links,
+                    object=invoice,
+                )
+            )
+        if invoice.status == InvoiceStatus.PAID:
+            entries.append(
+                TimelineEntry(
+                    at=invoice.paid_at or invoice.stripe_state_at,
+                    kind="invoice",
+                    title=f"{name} paid: {money_format(invoice.amount_paid, invoice.currency)}",
+                    state="ok",
+                    links=links,
+                    object=invoice,
+                )
+            )
+        elif invoice.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
+            entries.append(
+                TimelineEntry(
+                    at=invoice.stripe_state_at,
+                    kind="invoice",
+                    title=f"{name} marked {invoice.status}",
+                    state="warning",
+                    object=invoice,
+                )
+            )
     for refund in RefundRecord.objects.filter(subscription=subscription).order_by("stripe_created", "pk"):
-        entries.append(TimelineEntry(
-            at=refund.stripe_created, kind="refund",
-            title=f"Refund {refund.stripe_refund_id}: {money_format(refund.amount, refund.currency)} ({refund.status})",
-            state={"succeeded": "ok", "failed": "error", "canceled": "error"}.get(refund.status, "warning"),
-            details=[line for line in (
-                f"Of payment {refund.stripe_payment_intent_id or refund.stripe_charge_id or '-'}"
-                + ("; the payment is now refunded in full" if refund.charge_fully_refunded else ""),
-                f"Stripe's reason: {refund.reason}" if refund.reason else "") if line],
-            links=[(label, url) for label, url in (
-                ("Stripe", stripe_dashboard_url(refund.stripe_payment_intent_id or refund.stripe_charge_id,
-                                                livemode=livemode)),) if url],
-            object=refund,
-        ))
-    for action in (BillingAction.objects.filter(subscription=subscription).select_related("actor")
-                   .order_by("created_at", "pk")):
-        entries.append(TimelineEntry(
-            at=action.created_at, kind="billing",
-            title=f"{action.get_kind_display()}"
-                  + (f" {money_format(action.amount, subscription.currency)}" if action.amount is not None else "")
-                  + f": {action.get_status_display().lower()}",
-            state={"done": "ok", "failed": "error"}.get(action.status, "warning"),
-            details=[f"By {action.actor or 'a rule of ours'}: {action.reason}",
-                     *([f"Error: {action.error}"] if action.error else [])],
-            object=action,
-        ))
-    for change in (HostingAccountStatusChange.objects.filter(account__subscription=subscription)
-                   .order_by("created_at", "pk")):
-        entries.append(TimelineEntry(
-            at=change.created_at, kind="account",
-            title=f"Hosting account {change.from_status} → {change.to_status}",
-            state="ok" if change.to_status == HostingAccountStatus.ACTIVE else "warning",
-            details=[line for line in (change.reason, f"Job #{change.job_id}" if change.job_id else "") if line],
-        ))
+        entries.append(
+            TimelineEntry(
+                at=refund.stripe_created,
+                kind="refund",
+                title=f"Refund {refund.stripe_refund_id}: {money_format(refund.amount, refund.currency)} ({refund.status})",
+                state={"succeeded": "ok", "failed": "error", "canceled": "error"}.get(refund.status, "warning"),
+                details=[
+                    line
+                    for line in (
+                        f"Of payment {refund.stripe_payment_intent_id or refund.stripe_charge_id or '-'}"
+                        + ("; the payment is now refunded in full" if refund.charge_fully_refunded else ""),
+                        f"Stripe's reason: {refund.reason}" if refund.reason else "",
+                    )
+                    if line
+                ],
+                links=[
+                    (label, url)
+                    for label, url in (
+                        (
+                            "Stripe",
+                            stripe_dashboard_url(
+                                refund.stripe_payment_intent_id or refund.stripe_charge_id, livemode=livemode
+                            ),
+                        ),
+                    )
+                    if url
+                ],
+                object=refund,
+            )
+        )
+    for action in (
+        BillingAction.objects.filter(subscription=subscription).select_related("actor").order_by("created_at", "pk")
+    ):
+        entries.append(
+            TimelineEntry(
+                at=action.created_at,
+                kind="billing",
+                title=f"{action.get_kind_display()}"
+                + (f" {money_format(action.amount, subscription.currency)}" if action.amount is not None else "")
+                + f": {action.get_status_display().lower()}",
+                state={"done": "ok", "failed": "error"}.get(action.status, "warning"),
+                details=[
+                    f"By {action.actor or 'a rule of ours'}: {action.reason}",
+                    *([f"Error: {action.error}"] if action.error else []),
+                ],
+                object=action,
+            )
+        )
+    for change in HostingAccountStatusChange.objects.filter(account__subscription=subscription).order_by(
+        "created_at", "pk"
+    ):
+        entries.append(
+            TimelineEntry(
+                at=change.created_at,
+                kind="account",
+                title=f"Hosting account {change.from_status} → {change.to_status}",
+                state="ok" if change.to_status == HostingAccountStatus.ACTIVE else "warning",
+                details=[line for line in (change.reason, f"Job #{change.job_id}" if change.job_id else "") if line],
+            )
+        )
     return entries
 
 
@@ -353,39 +495,54 @@ def subscription_billing_overview(*, subscription) -> SubscriptionBillingOvervie
     """Six queries whatever the subscription's age: what is left to refund on each invoice is worked out from the
     refunds and staff's unfinished refunds already loaded, by billing.selectors.invoice_refundable_amount's rule."""
     account = HostingAccount.objects.filter(subscription=subscription).first()
-    status_changes = list(HostingAccountStatusChange.objects.filter(account=account).order_by("-created_at", "-pk")
-                          ) if account else []
+    status_changes = (
+        list(HostingAccountStatusChange.objects.filter(account=account).order_by("-created_at", "-pk"))
+        if account
+        else []
+    )
     invoices = list(SubscriptionInvoice.objects.filter(subscription=subscription).order_by("-stripe_created", "-pk"))
     refunds = list(RefundRecord.objects.filter(subscription=subscription).order_by("-stripe_created", "-pk"))
-    actions = list(BillingAction.objects.filter(subscription=subscription).select_related("actor")
-                   .order_by("-created_at", "-pk"))
-    jobs = list(ProvisioningJob.objects.filter(subscription=subscription).select_related("requested_by")
-                .order_by("-pk"))
+    actions = list(
+        BillingAction.objects.filter(subscription=subscription).select_related("actor").order_by("-created_at", "-pk")
+    )
+    jobs = list(
+        ProvisioningJob.objects.filter(subscription=subscription).select_related("requested_by").order_by("-pk")
+    )
     refunded_by_intent: dict[str, int] = {}
     for refund in refunds:
         if refund.status in ("succeeded", "pending") and refund.stripe_payment_intent_id:
             refunded_by_intent[refund.stripe_payment_intent_id] = (
-                refunded_by_intent.get(refund.stripe_payment_intent_id, 0) + refund.amount)
+                refunded_by_intent.get(refund.stripe_payment_intent_id, 0) + refund.amount
+            )
     requested_by_invoice: dict[str, int] = {}
     for action in actions:
-        if (action.kind == BillingActionKind.REFUND and action.status == BillingActionStatus.REQUESTED
-                and action.amount):
+        if action.kind == BillingActionKind.REFUND and action.status == BillingActionStatus.REQUESTED and action.amount:
             requested_by_invoice[action.stripe_object_id] = (
-                requested_by_invoice.get(action.stripe_object_id, 0) + action.amount)
+                requested_by_invoice.get(action.stripe_object_id, 0) + action.amount
+            )
     for invoice in invoices:
         if invoice.status != InvoiceStatus.PAID:
             invoice.refundable = 0
             continue
-        invoice.refundable = max(0, invoice.amount_paid
-                                 - refunded_by_intent.get(invoice.stripe_payment_intent_id, 0)
-                                 - requested_by_invoice.get(invoice.stripe_invoice_id, 0))
+        invoice.refundable = max(
+            0,
+            invoice.amount_paid
+            - refunded_by_intent.get(invoice.stripe_payment_intent_id, 0)
+            - requested_by_invoice.get(invoice.stripe_invoice_id, 0),
+        )
     ended = subscription.status in SUBSCRIPTION_ENDED_STATUSES
     renews = not ended and not subscription.cancel_at_period_end and subscription.current_period_end
     return SubscriptionBillingOverview(
-        subscription=subscription, account=account, status_changes=status_changes, invoices=invoices,
-        refunds=refunds, actions=actions, jobs=jobs,
+        subscription=subscription,
+        account=account,
+        status_changes=status_changes,
+        invoices=invoices,
+        refunds=refunds,
+        actions=actions,
+        jobs=jobs,
         next_renewal_at=subscription.current_period_end if renews else None,
-        next_renewal_amount=subscription.amount if renews else None, ended=ended,
+        next_renewal_amount=subscription.amount if renews else None,
+        ended=ended,
         account_terminated=bool(account and account.status == HostingAccountStatus.TERMINATED),
     )
 
@@ -401,15 +558,22 @@ class FailedSetup:
     refund_at: datetime | None  # None: automatic refunds are off
 
 
+# Counted up to this many, then shown as "1000+" (as the needs-attention counts): the first page never counts a flood.
+FAILED_SETUPS_COUNT_CAP = 1000
+
+
 def failed_setups_heading_for_refund(*, limit: int = 20) -> tuple[list[FailedSetup], int]:
     """Provision jobs that failed for good and that no one resolved, soonest refund first, each with the time the
-    billing sweep refunds it (PROVISIONING_AUTO_REFUND_AFTER_HOURS after it failed); and how many there are."""
+    billing sweep refunds it (PROVISIONING_AUTO_REFUND_AFTER_HOURS after it failed); and how many there are, up to
+    FAILED_SETUPS_COUNT_CAP + 1 (more than the cap: the page says "1000+")."""
     hours = settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS
     jobs = provisioning_failures_heading_for_refund()
     rows = list(jobs[:limit])
-    total = len(rows) if len(rows) < limit else jobs.count()
-    return [FailedSetup(job=job, refund_at=job.finished_at + timedelta(hours=hours)
-                        if hours and job.finished_at else None) for job in rows], total
+    total = len(rows) if len(rows) < limit else jobs.order_by()[: FAILED_SETUPS_COUNT_CAP + 1].count()
+    return [
+        FailedSetup(job=job, refund_at=job.finished_at + timedelta(hours=hours) if hours and job.finished_at else None)
+        for job in rows
+    ], total
 
 
 # --- The dashboard ----------------------------------------------------------------------------------------------------
@@ -434,19 +598,29 @@ def dashboard_figures(*, now: datetime, days: int = 30) -> DashboardFigures:
     first_day = (now - timedelta(days=days - 1)).date()
     since = datetime.combine(first_day, datetime.min.time(), tzinfo=now.tzinfo)
     day_list = [first_day + timedelta(days=n) for n in range(days)]
-    rows = (CheckoutSession.objects.filter(created_at__gte=since).order_by()
-            .values(day=TruncDate("created_at"))
-            # Not COUNT(id): every column read is in checkout_cs_created_dashboard (index-only scan); created_at is never null.
-            .annotate(created=Count("*"),
-                      completed=Count("created_at", filter=Q(status=CheckoutSessionStatus.COMPLETED)),
-                      expired=Count("created_at", filter=Q(status=CheckoutSessionStatus.EXPIRED)),
-                      failed=Count("created_at", filter=Q(status__in=(CheckoutSessionStatus.PAYMENT_FAILED,
-                                                               CheckoutSessionStatus.NEEDS_REVIEW)))))
+    rows = (
+        CheckoutSession.objects.filter(created_at__gte=since)
+        .order_by()
+        .values(day=TruncDate("created_at"))
+        # Not COUNT(id): every column read is in checkout_cs_created_dashboard (index-only scan); created_at is never null.
+        .annotate(
+            created=Count("*"),
+            completed=Count("created_at", filter=Q(status=CheckoutSessionStatus.COMPLETED)),
+            expired=Count("created_at", filter=Q(status=CheckoutSessionStatus.EXPIRED)),
+            failed=Count(
+                "created_at",
+                filter=Q(status__in=(CheckoutSessionStatus.PAYMENT_FAILED, CheckoutSessionStatus.NEEDS_REVIEW)),
+            ),
+        )
+    )
     by_day = {row["day"]: row for row in rows}
-    funnel = {name: [by_day.get(day, {}).get(name, 0) for day in day_list]
-              for name in ("created", "completed", "expired", "failed")}
+    funnel = {
+        name: [by_day.get(day, {}).get(name, 0) for day in day_list]
+        for name in ("created", "completed", "expired", "failed")
+    }
     revenue = list(
-        CheckoutSession.objects.filter(created_at__gte=since, status=CheckoutSessionStatus.COMPLETED).order_by()
+        CheckoutSession.objects.filter(created_at__gte=since, status=CheckoutSessionStatus.COMPLETED)
+        .order_by()
         .values("product_code", "currency")
         .annotate(amount=Sum(F("amount") - F("amount_discount")), orders=Count("*"))
         .order_by("-amount")
@@ -456,8 +630,15 @@ def dashboard_figures(*, now: datetime, days: int = 30) -> DashboardFigures:
         failed=Count("pk", filter=Q(status=ProvisioningJobStatus.FAILED)),
         waiting=Count("pk", filter=job_waiting_too_long_q(now=now, stale_before=stale)),
     )
-    return DashboardFigures(days=day_list, funnel=funnel, revenue=revenue, jobs_failed=jobs["failed"],
-                            jobs_waiting=jobs["waiting"], since=since, as_of=now)
+    return DashboardFigures(
+        days=day_list,
+        funnel=funnel,
+        revenue=revenue,
+        jobs_failed=jobs["failed"],
+        jobs_waiting=jobs["waiting"],
+        since=since,
+        as_of=now,
+    )
 
 
 DASHBOARD_CACHE_SECONDS = 60
@@ -490,6 +671,7 @@ def job_waiting_too_long_q(*, now: datetime, stale_before: datetime) -> Q:
     """Jobs a person should look at although they have not failed: waiting for an attempt since before
     `stale_before`, or held by a worker whose lease ran out."""
     waiting = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)) & (
-        Q(next_attempt_at__lt=stale_before) | Q(next_attempt_at__isnull=True, created_at__lt=stale_before))
+        Q(next_attempt_at__lt=stale_before) | Q(next_attempt_at__isnull=True, created_at__lt=stale_before)
+    )
     abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)
     return waiting | abandoned

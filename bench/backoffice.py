@@ -116,9 +116,22 @@ def main() -> int:
         fresh = database_prepare(url, reuse=arguments.reuse)
         import subprocess
 
-        out = subprocess.run([sys.executable, "-m", "bench.backoffice", "--one-size", str(size),
-                              "--database-url", url, *(["--fresh"] if fresh else [])],
-                             cwd=ROOT, capture_output=True, text=True, timeout=7200)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.backoffice",
+                "--one-size",
+                str(size),
+                "--database-url",
+                url,
+                *(["--fresh"] if fresh else []),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=7200,
+        )
         if out.returncode != 0:
             print(out.stdout, out.stderr, sep="\n")
             return 2
@@ -136,14 +149,14 @@ def main() -> int:
     for name, *_ in pages:
         ratio = results[large][name] / results[small][name]
         worst = max(worst, ratio)
-        rows.append({"page": name, "small_ms": results[small][name], "large_ms": results[large][name],
-                     "ratio": ratio})
+        rows.append({"page": name, "small_ms": results[small][name], "large_ms": results[large][name], "ratio": ratio})
         flag = "  <-- over 2x" if ratio > 2 else ""
         print(f"{name[:57]:<58}{results[small][name]:>11.1f} ms{results[large][name]:>11.1f} ms{ratio:>7.2f}x{flag}")
     print(f"\nmedian of {RUNS} requests each, after 2 warm-ups; worst ratio {worst:.2f}x (target <= 2x)")
     if arguments.json_path:
-        Path(arguments.json_path).write_text(json.dumps(
-            {"sizes": [small, large], "runs": RUNS, "worst_ratio": worst, "pages": rows}, indent=2) + "\n")
+        Path(arguments.json_path).write_text(
+            json.dumps({"sizes": [small, large], "runs": RUNS, "worst_ratio": worst, "pages": rows}, indent=2) + "\n"
+        )
     return 0 if worst <= 2 else 1
 
 
@@ -190,8 +203,10 @@ def pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, Hosti
     subscription = Subscription.objects.select_related("checkout_session", "customer").order_by("id").first()
     customer = subscription.customer
     session = subscription.checkout_session
-    account = HostingAccount.objects.filter(subscription__customer=customer).first() or \
-        HostingAccount.objects.order_by("id").first()
+    account = (
+        HostingAccount.objects.filter(subscription__customer=customer).first()
+        or HostingAccount.objects.order_by("id").first()
+    )
     invoice = subscription.invoices.order_by("id").first() if hasattr(subscription, "invoices") else None
     from billing.models import RefundRecord, SubscriptionInvoice
 
@@ -213,8 +228,9 @@ def pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, Hosti
             pages.append((f"{label} list, {title}", url, params, 0))
 
     pages.append(("customer page", reverse("admin:accounts_customer_change", args=[customer.pk]), None, 0))
-    pages.append(("order page (timeline)", reverse("admin:checkout_checkoutsession_change", args=[session.pk]),
-                  None, 0))
+    pages.append(
+        ("order page (timeline)", reverse("admin:checkout_checkoutsession_change", args=[session.pk]), None, 0)
+    )
 
     try:
         search = reverse("backoffice:search")

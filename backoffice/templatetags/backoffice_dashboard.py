@@ -9,7 +9,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backoffice.attention import COUNT_MAX, KINDS, attention_counts
-from backoffice.selectors import dashboard_figures_cached, failed_setups_heading_for_refund, money_format
+from backoffice.selectors import (
+    FAILED_SETUPS_COUNT_CAP,
+    dashboard_figures_cached,
+    failed_setups_heading_for_refund,
+    money_format,
+)
 
 register = template.Library()
 
@@ -49,52 +54,103 @@ def backoffice_dashboard(context):
         bars = []
         for index, (day, value) in enumerate(zip(figures.days, values, strict=True)):
             height = round(value / peak * BAR_AREA_HEIGHT)
-            bars.append({
-                "x": index * (BAR_WIDTH + BAR_GAP), "y": BAR_AREA_HEIGHT - height,
-                "height": max(height, 1 if value else 0), "value": value, "day": day,
-                "url": _sessions_url(created_at__gte=_midnight(day), created_at__lt=_midnight(day + timedelta(days=1)),
-                                     **filters),
-            })
-        charts.append({"key": key, "label": label, "colour": colour, "text_colour": TEXT_COLOURS.get(colour, colour),
-                       "bars": bars, "total": sum(values),
-                       "peak": max(values), "width": len(values) * (BAR_WIDTH + BAR_GAP),
-                       "url": _sessions_url(created_at__gte=_midnight(figures.days[0]), **filters)})
+            bars.append(
+                {
+                    "x": index * (BAR_WIDTH + BAR_GAP),
+                    "y": BAR_AREA_HEIGHT - height,
+                    "height": max(height, 1 if value else 0),
+                    "value": value,
+                    "day": day,
+                    "url": _sessions_url(
+                        created_at__gte=_midnight(day), created_at__lt=_midnight(day + timedelta(days=1)), **filters
+                    ),
+                }
+            )
+        charts.append(
+            {
+                "key": key,
+                "label": label,
+                "colour": colour,
+                "text_colour": TEXT_COLOURS.get(colour, colour),
+                "bars": bars,
+                "total": sum(values),
+                "peak": max(values),
+                "width": len(values) * (BAR_WIDTH + BAR_GAP),
+                "url": _sessions_url(created_at__gte=_midnight(figures.days[0]), **filters),
+            }
+        )
     peak_revenue = max((row["amount"] for row in figures.revenue), default=0) or 1
-    revenue = [{
-        **row, "money": money_format(row["amount"], row["currency"]),
-        "width": round(row["amount"] / peak_revenue * 300),
-        "url": _sessions_url(product=row["product_code"], status__exact="completed",
-                             created_at__gte=_midnight(figures.days[0])),
-        "y": index * 22,
-    } for index, row in enumerate(figures.revenue)]
+    revenue = [
+        {
+            **row,
+            "money": money_format(row["amount"], row["currency"]),
+            "width": round(row["amount"] / peak_revenue * 300),
+            "url": _sessions_url(
+                product=row["product_code"], status__exact="completed", created_at__gte=_midnight(figures.days[0])
+            ),
+            "y": index * 22,
+        }
+        for index, row in enumerate(figures.revenue)
+    ]
     job_list = reverse("admin:provisioning_provisioningjob_changelist")
     jobs_peak = max(figures.jobs_failed, figures.jobs_waiting, 1)
     jobs = [
-        {"label": "Failed: need a person", "count": figures.jobs_failed, "colour": "#c62828",
-         "width": round(figures.jobs_failed / jobs_peak * 300), "url": f"{job_list}?attention=failed", "y": 0},
-        {"label": "Waiting too long", "count": figures.jobs_waiting, "colour": "#ef6c00",
-         "width": round(figures.jobs_waiting / jobs_peak * 300), "url": f"{job_list}?attention=waiting", "y": 22},
+        {
+            "label": "Failed: need a person",
+            "count": figures.jobs_failed,
+            "colour": "#c62828",
+            "width": round(figures.jobs_failed / jobs_peak * 300),
+            "url": f"{job_list}?attention=failed",
+            "y": 0,
+        },
+        {
+            "label": "Waiting too long",
+            "count": figures.jobs_waiting,
+            "colour": "#ef6c00",
+            "width": round(figures.jobs_waiting / jobs_peak * 300),
+            "url": f"{job_list}?attention=waiting",
+            "y": 22,
+        },
     ]
     # Needs attention, by kind: each count (up to COUNT_MAX) links to the order list filtered to it.
     attention = []
     if may_see_sessions:
         counts = attention_counts(now=now)
         orders = reverse("admin:checkout_checkoutsession_changelist")
-        customers = (reverse("admin:accounts_customer_changelist") if user.has_perm("accounts.view_customer")
-                     else None)
-        attention = [{"kind": kind, "label": label, "count": counts[kind],
-                      "shown": f"{COUNT_MAX}+" if counts[kind] > COUNT_MAX else str(counts[kind]),
-                      "url": f"{orders}?attention={kind}",
-                      "customers_url": f"{customers}?attention={kind}" if customers else None}
-                     for kind, label in KINDS]
+        customers = reverse("admin:accounts_customer_changelist") if user.has_perm("accounts.view_customer") else None
+        attention = [
+            {
+                "kind": kind,
+                "label": label,
+                "count": counts[kind],
+                "shown": f"{COUNT_MAX}+" if counts[kind] > COUNT_MAX else str(counts[kind]),
+                "url": f"{orders}?attention={kind}",
+                "customers_url": f"{customers}?attention={kind}" if customers else None,
+            }
+            for kind, label in KINDS
+        ]
     failed_setups, failed_setups_total = failed_setups_heading_for_refund() if may_see_jobs else ([], 0)
     for setup in failed_setups:
         setup.job_url = reverse("admin:provisioning_provisioningjob_change", args=[setup.job.pk])
         setup.subscription_url = reverse("admin:accounts_subscription_change", args=[setup.job.subscription_id])
         setup.overdue = setup.refund_at is not None and setup.refund_at <= now
-    return {"attention": attention, "failed_setups": failed_setups, "failed_setups_total": failed_setups_total,
-            "auto_refund_hours": settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS, "now": now,
-            "charts": charts, "revenue": revenue, "revenue_height": len(revenue) * 22, "jobs": jobs,
-            "since": figures.since, "as_of": figures.as_of, "first_day": figures.days[0], "last_day": figures.days[-1],
-            "bar_height": BAR_AREA_HEIGHT, "bar_width": BAR_WIDTH,
-            "may_see_sessions": may_see_sessions, "may_see_jobs": may_see_jobs}
+    return {
+        "attention": attention,
+        "failed_setups": failed_setups,
+        "failed_setups_total": failed_setups_total,
+        "failed_setups_cap": FAILED_SETUPS_COUNT_CAP,
+        "auto_refund_hours": settings.PROVISIONING_AUTO_REFUND_AFTER_HOURS,
+        "now": now,
+        "charts": charts,
+        "revenue": revenue,
+        "revenue_height": len(revenue) * 22,
+        "jobs": jobs,
+        "since": figures.since,
+        "as_of": figures.as_of,
+        "first_day": figures.days[0],
+        "last_day": figures.days[-1],
+        "bar_height": BAR_AREA_HEIGHT,
+        "bar_width": BAR_WIDTH,
+        "may_see_sessions": may_see_sessions,
+        "may_see_jobs": may_see_jobs,
+    }

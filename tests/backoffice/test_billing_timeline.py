@@ -128,3 +128,15 @@ def test_the_dashboard_says_when_automatic_refunds_are_off(support_client, setti
     page = support_client.get(reverse("admin:index")).content.decode()
 
     assert "Automatic refunds are off" in page and "never (off)" in page
+
+
+def test_the_dashboard_counts_failed_setups_only_up_to_its_cap(monkeypatch):
+    import backoffice.selectors
+
+    monkeypatch.setattr(backoffice.selectors, "FAILED_SETUPS_COUNT_CAP", 3)
+    for _ in range(5):
+        ProvisioningJobFactory(status=ProvisioningJobStatus.FAILED, finished_at=timezone.now())
+
+    rows, total = failed_setups_heading_for_refund(limit=2)
+
+    assert (len(rows), total) == (2, 4)  # counted to the cap and one more ("3+"), never all five

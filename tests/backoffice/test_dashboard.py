@@ -20,9 +20,15 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def month_of_orders(db):
     now = timezone.now()
-    rows = [(0, "completed", "starter", 799, 0), (0, "completed", "starter", 799, 100), (0, "expired", "pro", 1299, 0),
-            (2, "completed", "pro", 1299, 0), (2, "payment_failed", "pro", 1299, 0), (2, "pending", "pro", 1299, 0),
-            (40, "completed", "starter", 799, 0)]  # outside the 30 days
+    rows = [
+        (0, "completed", "starter", 799, 0),
+        (0, "completed", "starter", 799, 100),
+        (0, "expired", "pro", 1299, 0),
+        (2, "completed", "pro", 1299, 0),
+        (2, "payment_failed", "pro", 1299, 0),
+        (2, "pending", "pro", 1299, 0),
+        (40, "completed", "starter", 799, 0),
+    ]  # outside the 30 days
     for days_ago, status, code, amount, discount in rows:
         session = CheckoutSessionFactory(status=status, product_code=code, amount=amount, amount_discount=discount)
         CheckoutSession.objects.filter(pk=session.pk).update(created_at=now - timedelta(days=days_ago))
@@ -44,7 +50,9 @@ def test_the_figures(month_of_orders, django_assert_max_num_queries):
     assert figures.funnel["failed"][-3] == 1
     assert sum(figures.funnel["created"]) == 9
     assert [(row["product_code"], row["amount"], row["orders"]) for row in figures.revenue] == [
-        ("starter", 1498, 2), ("pro", 1299, 1)]
+        ("starter", 1498, 2),
+        ("pro", 1299, 1),
+    ]
     assert (figures.jobs_failed, figures.jobs_waiting) == (1, 1)
 
 
@@ -63,9 +71,14 @@ def test_dashboard_links_lead_to_the_filtered_lists(support_client, month_of_ord
     failed = support_client.get(reverse("admin:provisioning_provisioningjob_changelist"), {"attention": "failed"})
     waiting = support_client.get(reverse("admin:provisioning_provisioningjob_changelist"), {"attention": "waiting"})
     day = month_of_orders.date()
-    sessions = support_client.get(reverse("admin:checkout_checkoutsession_changelist"), {
-        "created_at__gte": f"{day} 00:00:00+00:00", "created_at__lt": f"{day + timedelta(days=1)} 00:00:00+00:00",
-        "status__exact": "completed"})
+    sessions = support_client.get(
+        reverse("admin:checkout_checkoutsession_changelist"),
+        {
+            "created_at__gte": f"{day} 00:00:00+00:00",
+            "created_at__lt": f"{day + timedelta(days=1)} 00:00:00+00:00",
+            "status__exact": "completed",
+        },
+    )
 
     assert failed.status_code == waiting.status_code == sessions.status_code == 200
     assert "2 checkout sessions" in sessions.content.decode()
@@ -76,15 +89,18 @@ def test_revenue_names_products_by_name(support_client, month_of_orders):
     ProductFactory(code="starter", name="Hosting Starter")
     figures = dashboard_figures_cached(now=month_of_orders)
     assert [(row["product_code"], row["product_name"]) for row in figures.revenue] == [
-        ("starter", "Hosting Starter"), ("pro", "pro")]  # a code no longer in the catalog shows as it is
+        ("starter", "Hosting Starter"),
+        ("pro", "pro"),
+    ]  # a code no longer in the catalog shows as it is
 
     page = support_client.get(reverse("admin:index")).content.decode()
     revenue = page.split('aria-label="Revenue by product"')[1].split("</svg>")[0]
     assert 'dy="14">Hosting Starter<title>' in revenue
 
 
-def test_the_figures_are_kept_for_a_minute_and_the_page_says_when(support_client, month_of_orders,
-                                                                django_assert_max_num_queries):
+def test_the_figures_are_kept_for_a_minute_and_the_page_says_when(
+    support_client, month_of_orders, django_assert_max_num_queries
+):
     first = dashboard_figures_cached(now=month_of_orders)
     # What the cache serves is exactly what counting gives.
     counted = dashboard_figures(now=month_of_orders)
