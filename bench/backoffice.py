@@ -108,6 +108,7 @@ def main() -> int:
     sizes = [int(size) for size in arguments.sizes.split(",")]
 
     results: dict[int, dict[str, float]] = {}
+    shown: dict[int, dict[str, int | None]] = {}  # rows a list page drew: a page of 6 rows against one of 100
     pages: list[tuple[str, str, dict | None, int]] = []
     for size in sizes:
         results[size] = {}
@@ -136,28 +137,52 @@ def main() -> int:
             print(out.stdout, out.stderr, sep="\n")
             return 2
         measured = json.loads(out.stdout.strip().splitlines()[-1])
-        results[size] = dict(measured)
+        results[size] = {name: ms for name, ms, _ in measured}
+        shown[size] = {name: count for name, _, count in measured}
         if not pages:
-            pages = [(name, "", None, 0) for name, _ in measured]
+            pages = [(name, "", None, 0) for name, _, _ in measured]
         print(f"{size:,} orders: {len(measured)} pages timed", flush=True)
 
     small, large = sizes[0], sizes[-1]
     print()
-    print(f"{'page':<58}{small:>10,} rows{large:>12,} rows{'ratio':>8}")
+    print(f"{'page':<58}{small:>10,} rows{large:>12,} rows{'ratio':>8}  rows drawn")
     worst = 0.0
     rows = []
     for name, *_ in pages:
         ratio = results[large][name] / results[small][name]
         worst = max(worst, ratio)
-        rows.append({"page": name, "small_ms": results[small][name], "large_ms": results[large][name], "ratio": ratio})
+        drawn = (shown[small][name], shown[large][name])
+        rows.append(
+            {
+                "page": name,
+                "small_ms": results[small][name],
+                "large_ms": results[large][name],
+                "ratio": ratio,
+                "rows_drawn": drawn,
+            }
+        )
         flag = "  <-- over 2x" if ratio > 2 else ""
-        print(f"{name[:57]:<58}{results[small][name]:>11.1f} ms{results[large][name]:>11.1f} ms{ratio:>7.2f}x{flag}")
+        counts = f"  {drawn[0]} -> {drawn[1]}" if drawn[0] is not None else ""
+        print(
+            f"{name[:57]:<58}{results[small][name]:>11.1f} ms{results[large][name]:>11.1f} ms{ratio:>7.2f}x"
+            f"{counts}{flag}"
+        )
     print(f"\nmedian of {RUNS} requests each, after 2 warm-ups; worst ratio {worst:.2f}x (target <= 2x)")
     if arguments.json_path:
         Path(arguments.json_path).write_text(
             json.dumps({"sizes": [small, large], "runs": RUNS, "worst_ratio": worst, "pages": rows}, indent=2) + "\n"
         )
     return 0 if worst <= 2 else 1
+
+
+def rows_drawn(client, url: str, params: dict | None) -> int | None:
+    """How many rows a list page drew (None for other pages)."""
+    response = client.get(url, params or {})
+    response.close()  # a CSV export's stream, never read here
+    context = getattr(response, "context", None)
+    if context is None or "cl" not in context:
+        return None
+    return len(context["cl"].result_list)
 
 
 def one_size(size: int, database_url: str, *, fresh: bool) -> None:
@@ -194,7 +219,10 @@ def one_size(size: int, database_url: str, *, fresh: bool) -> None:
     client = Client()
     client.force_login(User.objects.get(email="bench@migrahosting.test"))
     pages = pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, HostingAccount)
-    measured = [(name, timed(client, url, params, read_bytes=read_bytes)) for name, url, params, read_bytes in pages]
+    measured = [
+        (name, timed(client, url, params, read_bytes=read_bytes), rows_drawn(client, url, params))
+        for name, url, params, read_bytes in pages
+    ]
     print(json.dumps(measured))
 
 

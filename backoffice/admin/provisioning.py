@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -14,9 +15,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Subscription
-from backoffice.admin_tools import EstimatedCountPaginator, fixed_choices_filter
+from backoffice.admin_tools import EstimatedCountPaginator
 from backoffice.search import SERVICES, queryset_search
-from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
+from backoffice.selectors import JOB_WAITING_TOO_LONG
 from catalog.models import BillingCycle
 from core.exceptions import ApplicationError
 from provisioning.models import (
@@ -110,6 +111,10 @@ SETUP_TOOLS = {
 }
 
 
+# The "waiting" filter lists the newest this many (as the needs-attention filters: README, Back office).
+WAITING_LISTED_MAX = 500
+
+
 class JobNeedsPersonFilter(admin.SimpleListFilter):
     """The dashboard's links: failed jobs, and jobs waiting far longer than the sweeper allows."""
 
@@ -126,8 +131,25 @@ class JobNeedsPersonFilter(admin.SimpleListFilter):
         if self.value() == "failed":
             return queryset.filter(status=ProvisioningJobStatus.FAILED)
         if self.value() == "waiting":
+            # job_waiting_too_long_q split by status, each read newest first on (status, created_at) and capped, then
+            # merged: the OR of the whole rule over a million jobs is misestimated and sorted whole (200 ms, not 5).
             now = timezone.now()
-            return queryset.filter(job_waiting_too_long_q(now=now, stale_before=now - JOB_WAITING_TOO_LONG))
+            stale = now - JOB_WAITING_TOO_LONG
+            waiting = Q(next_attempt_at__lt=stale) | Q(next_attempt_at__isnull=True, created_at__lt=stale)
+            sources = [
+                queryset.filter(waiting, status=ProvisioningJobStatus.PENDING),
+                queryset.filter(waiting, status=ProvisioningJobStatus.RETRYING),
+                queryset.filter(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now),
+            ]
+            rows = sorted(
+                (
+                    row
+                    for source in sources
+                    for row in source.order_by("-created_at").values_list("created_at", "pk")[:WAITING_LISTED_MAX]
+                ),
+                reverse=True,
+            )
+            return queryset.filter(pk__in=[pk for _, pk in rows[:WAITING_LISTED_MAX]])
         return queryset
 
 
@@ -189,12 +211,8 @@ class ProvisioningJobAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "updated_at",
     )
-    list_filter = (
-        JobNeedsPersonFilter,
-        "action",
-        "status",
-        fixed_choices_filter("backend", "backend", [("simulated", "Simulated"), ("http", "HTTP (control panel)")]),
-    )
+    # No filter by backend: one backend runs (nearly) every job, so it would only read the whole table.
+    list_filter = (JobNeedsPersonFilter, "action", "status")
     list_select_related = ("subscription__product", "subscription__customer", "requested_by", "superseded_by")
     # The service's rules (domain, username, customer's name or e-mail, Stripe ids; backoffice/search.py), a job's id,
     # key or decision key: each index-backed, never a scan of millions of jobs for a substring.
