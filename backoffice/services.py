@@ -7,7 +7,6 @@ what it did (the admin records that sentence in its log).
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 from django.db import transaction
 from django.db.models import Q
@@ -19,8 +18,7 @@ from checkout.services import checkout_session_fulfill, checkout_session_mark_ex
 from checkout.stripe_checkout import stripe_checkout_session_expire, stripe_checkout_session_retrieve
 from core.exceptions import ApplicationError
 from provisioning.models import EmailNotification, EmailPurpose, EmailStatus, ProvisioningJob
-from provisioning.outbox import email_notification_enqueue
-from provisioning.services import email_notification_create
+from provisioning.services import email_notification_create, email_notification_reopen
 from provisioning.support import setup_job_retry
 
 logger = logging.getLogger(__name__)
@@ -61,15 +59,15 @@ def support_set_password_email_resend(*, session: CheckoutSession, now: datetime
         with transaction.atomic():
             email_notification_create(checkout_session=session, purpose=EmailPurpose.SET_PASSWORD, to=user.email)
         return ActionOutcome(True, f"Set-password e-mail queued for {user.email}.")
-    with transaction.atomic():
-        reopened = EmailNotification.objects.filter(
-            Q(sent_at__isnull=True) | Q(sent_at__lt=now - RESEND_WINDOW),
-            pk=notification.pk,
-            status__in=(EmailStatus.SENT, EmailStatus.FAILED),
-            updated_at__lt=now - RESEND_WINDOW,
-        ).update(status=EmailStatus.PENDING, to=user.email, last_error="", updated_at=now)
-        if reopened:
-            transaction.on_commit(partial(email_notification_enqueue, email_id=notification.pk))
+    # Sent or failed, and not within RESEND_WINDOW of its last send: the customer's mail may simply be slow.
+    eligible = EmailNotification.objects.filter(
+        Q(sent_at__isnull=True) | Q(sent_at__lt=now - RESEND_WINDOW),
+        status__in=(EmailStatus.SENT, EmailStatus.FAILED),
+        updated_at__lt=now - RESEND_WINDOW,
+    )
+    reopened = email_notification_reopen(
+        email_id=notification.pk, eligible=eligible, now=now, to=user.email, last_error=""
+    )
     if reopened:
         return ActionOutcome(True, f"Set-password e-mail sent again to {user.email}.")
     notification.refresh_from_db()

@@ -14,7 +14,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.mail import get_connection, mail_admins
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, F, Model, Q, Value
+from django.db.models import Exists, F, Model, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -898,17 +898,25 @@ def _smtp_refusal_is_permanent(error: Exception) -> bool:
     return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
 
 
+def email_notification_reopen(*, email_id: int, eligible: QuerySet, now: datetime, **changes) -> bool:
+    """Put the e-mail back to pending and send it after commit, if it is still among `eligible` (the caller's rule:
+    staff's "send again", support's set-password resend). One conditional UPDATE decides, so two clicks, or two staff,
+    reopen it once. `changes`: other fields to set with it (a corrected address, a cleared error)."""
+    with transaction.atomic():
+        reopened = eligible.filter(pk=email_id).update(status=EmailStatus.PENDING, updated_at=now, **changes)
+        if reopened:
+            transaction.on_commit(partial(email_notification_enqueue, email_id=email_id))
+    return bool(reopened)
+
+
 def email_notification_send_again(*, notification: EmailNotification) -> bool:
     """Staff's decision to send a failed or stuck e-mail again, accepting that the customer may get it twice.
     False for any other e-mail (one still being sent is left alone)."""
     now = timezone.now()
-    with transaction.atomic():
-        reopened = selectors.email_notification_list_needing_attention(
-            now=now, queryset=EmailNotification.objects.filter(pk=notification.pk)
-        ).update(status=EmailStatus.PENDING, updated_at=now)
-        if reopened:
-            transaction.on_commit(partial(email_notification_enqueue, email_id=notification.pk))
-    return bool(reopened)
+    eligible = selectors.email_notification_list_needing_attention(
+        now=now, queryset=EmailNotification.objects.filter(pk=notification.pk)
+    )
+    return email_notification_reopen(email_id=notification.pk, eligible=eligible, now=now)
 
 
 def _email_claim_held(notification: EmailNotification):
