@@ -196,11 +196,9 @@ def one_size(size: int, database_url: str, *, fresh: bool) -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import setup_test_environment
-    from django.urls import NoReverseMatch, reverse
 
-    from accounts.models import Customer, Subscription, User
+    from accounts.models import User
     from checkout.models import CheckoutSession
-    from provisioning.models import HostingAccount
 
     setup_test_environment()
     devnull = open(os.devnull, "w")  # noqa: SIM115 (for the whole process)
@@ -218,7 +216,7 @@ def one_size(size: int, database_url: str, *, fresh: bool) -> None:
     assert CheckoutSession.objects.count() == size, "a reused database of another size: run without --reuse"
     client = Client()
     client.force_login(User.objects.get(email="bench@migrahosting.test"))
-    pages = pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, HostingAccount)
+    pages = pages_to_time(client)
     measured = [
         (name, timed(client, url, params, read_bytes=read_bytes), rows_drawn(client, url, params))
         for name, url, params, read_bytes in pages
@@ -226,8 +224,14 @@ def one_size(size: int, database_url: str, *, fresh: bool) -> None:
     print(json.dumps(measured))
 
 
-def pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, HostingAccount):
+def pages_to_time(client):
     """The pages of the issue's table, on objects of the first generated orders."""
+    from django.urls import NoReverseMatch, reverse
+
+    from accounts.models import Subscription
+    from billing.models import RefundRecord, SubscriptionInvoice
+    from provisioning.models import HostingAccount
+
     subscription = Subscription.objects.select_related("checkout_session", "customer").order_by("id").first()
     customer = subscription.customer
     session = subscription.checkout_session
@@ -235,10 +239,7 @@ def pages_to_time(client, reverse, NoReverseMatch, Customer, Subscription, Hosti
         HostingAccount.objects.filter(subscription__customer=customer).first()
         or HostingAccount.objects.order_by("id").first()
     )
-    invoice = subscription.invoices.order_by("id").first() if hasattr(subscription, "invoices") else None
-    from billing.models import RefundRecord, SubscriptionInvoice
-
-    invoice = invoice or SubscriptionInvoice.objects.filter(subscription=subscription).first()
+    invoice = SubscriptionInvoice.objects.filter(subscription=subscription).order_by("id").first()
     refund = RefundRecord.objects.order_by("id").first()
 
     pages: list[tuple[str, str, dict | None, int]] = []
