@@ -178,14 +178,15 @@ def stripe_link(stripe_id: str | None) -> str:
     return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, stripe_id)
 
 
-def fixed_choices_filter(field: str, title: str, choices: list[tuple[str, str]]) -> type[admin.SimpleListFilter]:
+def fixed_choices_filter(
+    field: str, title: str, choices: list[tuple[str, str]], *, parameter_name: str | None = None
+) -> type[admin.SimpleListFilter]:
     """A list filter over a field whose values are known in advance. Django's filter on a field without `choices`
     reads its options with a SELECT DISTINCT over the whole table on every list page (over 100 ms at a million rows);
-    this one lists `choices` and filters by equality, under the same URL parameter (`<field>__exact`)."""
+    this one lists `choices` and filters by equality, under the same URL parameter (`<field>__exact`), or under
+    `parameter_name` where links already carry another one."""
 
     class FixedChoicesFilter(admin.SimpleListFilter):
-        parameter_name = f"{field}__exact"
-
         def lookups(self, request, model_admin):
             return choices
 
@@ -193,4 +194,5 @@ def fixed_choices_filter(field: str, title: str, choices: list[tuple[str, str]])
             return queryset.filter(**{field: self.value()}) if self.value() else queryset
 
     FixedChoicesFilter.title = title
+    FixedChoicesFilter.parameter_name = parameter_name or f"{field}__exact"
     return FixedChoicesFilter

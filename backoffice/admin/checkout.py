@@ -13,7 +13,7 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
-from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset, stripe_link
+from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset, fixed_choices_filter, stripe_link
 from backoffice.attention import (
     CheckoutSessionAttentionFilter,
     checkout_session_status_label,
@@ -55,23 +55,18 @@ class ProductFilter(admin.SimpleListFilter):
         return queryset.filter(product_code=self.value()) if self.value() else queryset
 
 
-class BillingCycleFilter(admin.SimpleListFilter):
-    title = "billing cycle"
-    parameter_name = "cycle"
-
-    def lookups(self, request, model_admin):
-        return BillingCycle.choices
-
-    def queryset(self, request, queryset):
-        return queryset.filter(billing_cycle=self.value()) if self.value() else queryset
-
-
 @admin.register(CheckoutSession)
 class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
     # Status second, so that it is in view at any width; a paid order whose setup failed says so (status_label).
     list_display = ("created_at", "status_label", "buyer", "domain", "product_name", "list_amount")
     list_select_related = ("price__product",)
-    list_filter = (CheckoutSessionAttentionFilter, "status", ProductFilter, BillingCycleFilter)
+    list_filter = (
+        CheckoutSessionAttentionFilter,
+        "status",
+        ProductFilter,
+        # Under `cycle`, the parameter the order list has always used (bookmarks and links carry it).
+        fixed_choices_filter("billing_cycle", "billing cycle", BillingCycle.choices, parameter_name="cycle"),
+    )
     date_hierarchy = "created_at"
     # The search itself is get_search_results; this only makes Django show the search box.
     search_fields = ("email",)

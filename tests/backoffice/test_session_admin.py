@@ -139,6 +139,18 @@ def test_filters_answer(support_client, failed_order, params):
     assert response.status_code == 200
 
 
+def test_the_billing_cycle_filter_keeps_its_cycle_parameter_and_lists_only_that_cycle(support_client):
+    yearly = CheckoutSessionFactory.create_batch(2, price__billing_cycle="yearly")
+    CheckoutSessionFactory(price__billing_cycle="monthly")
+    url = reverse("admin:checkout_checkoutsession_changelist")
+
+    response = support_client.get(url, {"cycle": "yearly"})
+
+    assert {session.pk for session in response.context["cl"].result_list} == {session.pk for session in yearly}
+    choices = support_client.get(url).content.decode()
+    assert "?cycle=yearly" in choices and "?cycle=monthly" in choices  # the links keep the old parameter
+
+
 def test_sessions_cannot_be_added_changed_or_deleted_even_by_a_superuser(client, superuser, failed_order):
     session, _ = failed_order
     client.force_login(superuser)
