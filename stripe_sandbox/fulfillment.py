@@ -261,42 +261,16 @@ def complete_session(
             f"This Checkout Session is {session['status']}: only an open session can be completed.",
             param="checkout_session",
         )
-    email = email or session["customer_email"]
-
     customer = store.find("customer", session["customer"]) if session["customer"] else None
     if customer is not None:
-        email = email or customer["email"]
-        name = name or customer["name"]
         # A customer on a test clock lives on its time: its subscription starts at the clock's frozen time.
         now = clock_time(store, customer["test_clock"], now)
-    if email is None:
-        raise StripeError(
-            "The customer's e-mail address is required: this session has no customer or customer_email, so pass "
-            "customer_details[email].",
-            param="customer_details[email]",
-            code="parameter_missing",
-        )
+    email, name = _payer_details(session, customer, email=email, name=name)
     if payment_status == "paid" and TEST_CARDS[test_card]["declines"] and _due_today(store, session):
         raise card_declined()
     flow = _Flow(store, now, request)
     if customer is None and (session["mode"] == "subscription" or session["customer_creation"] == "always"):
-        customer = store.add(
-            objects.customer(
-                id=new_id("cus_", 14),
-                created=now,
-                invoice_prefix=new_id("", 8).upper(),
-                email=email,
-                name=name,
-                description=None,
-                phone=None,
-                address=None,
-                preferred_locales=[session["locale"]] if session["locale"] not in (None, "auto") else [],
-                metadata={},
-            )
-        )
-        if session["mode"] == "subscription":
-            customer["currency"] = session["currency"]
-        flow.emit("customer.created", customer)
+        customer = _create_customer(flow, session, email=email, name=name)
 
     payment_method = create_payment_method(
         store,
@@ -309,36 +283,30 @@ def complete_session(
     )
     if customer is not None:
         flow.emit("payment_method.attached", payment_method)
-
     session["customer"] = customer["id"] if customer else None
     session["customer_details"] = objects.customer_details(email=email, name=name)
-    if session["mode"] == "subscription":
-        if payment_method["type"] == CARD:
-            # The card is kept for renewals: as the subscription's default and the customer's.
-            customer["invoice_settings"]["default_payment_method"] = payment_method["id"]
-        due_now = _subscribe(flow, session, customer, payment_method)
-    else:
-        due_now = session["amount_total"]
-        if due_now:
-            intent = flow.create_payment_intent(
-                amount=due_now,
-                currency=session["currency"],
-                customer=customer,
-                description=None,
-                save_payment_method=False,
-            )
-            flow.confirm(intent, payment_method)
-            session["payment_intent"] = intent["id"]
-
-    if not due_now:
-        session["payment_status"] = "no_payment_required"
-    else:
-        session["payment_status"] = "paid" if payment_method["type"] == CARD else "unpaid"
-    session["status"] = "complete"
-    # Stripe shows the URL only while the session is open.
-    session["url"] = None
-    flow.emit("checkout.session.completed", session)
+    due_now = _charge_session(flow, session, customer, payment_method)
+    _mark_complete(flow, session, due_now=due_now, payment_method=payment_method)
     return session
+
+
+def _payer_details(
+    session: dict, customer: dict | None, *, email: str | None, name: str | None
+) -> tuple[str, str | None]:
+    """The payer's e-mail address and name: as typed on the payment page, else the session's or its customer's.
+    An address is required."""
+    email = email or session["customer_email"]
+    if customer is not None:
+        email = email or customer["email"]
+        name = name or customer["name"]
+    if email is None:
+        raise StripeError(
+            "The customer's e-mail address is required: this session has no customer or customer_email, so pass "
+            "customer_details[email].",
+            param="customer_details[email]",
+            code="parameter_missing",
+        )
+    return email, name
 
 
 def _due_today(store: Store, session: dict) -> int:
@@ -358,18 +326,113 @@ def clock_time(store: Store, test_clock: str | None, default: int | None = None)
     return store.now() if default is None else default
 
 
+def _create_customer(flow: _Flow, session: dict, *, email: str, name: str | None) -> dict:
+    customer = flow.store.add(
+        objects.customer(
+            id=new_id("cus_", 14),
+            created=flow.now,
+            invoice_prefix=new_id("", 8).upper(),
+            email=email,
+            name=name,
+            description=None,
+            phone=None,
+            address=None,
+            preferred_locales=[session["locale"]] if session["locale"] not in (None, "auto") else [],
+            metadata={},
+        )
+    )
+    if session["mode"] == "subscription":
+        customer["currency"] = session["currency"]
+    flow.emit("customer.created", customer)
+    return customer
+
+
+def _charge_session(flow: _Flow, session: dict, customer: dict | None, payment_method: dict) -> int:
+    """Start the subscription (subscription mode) or charge the session's total (payment mode); the amount due
+    now."""
+    if session["mode"] == "subscription":
+        if payment_method["type"] == CARD:
+            # The card is kept for renewals: as the subscription's default and the customer's.
+            customer["invoice_settings"]["default_payment_method"] = payment_method["id"]
+        return _subscribe(flow, session, customer, payment_method)
+    due_now = session["amount_total"]
+    if due_now:
+        intent = flow.create_payment_intent(
+            amount=due_now,
+            currency=session["currency"],
+            customer=customer,
+            description=None,
+            save_payment_method=False,
+        )
+        flow.confirm(intent, payment_method)
+        session["payment_intent"] = intent["id"]
+    return due_now
+
+
+def _mark_complete(flow: _Flow, session: dict, *, due_now: int, payment_method: dict) -> None:
+    if not due_now:
+        session["payment_status"] = "no_payment_required"
+    else:
+        session["payment_status"] = "paid" if payment_method["type"] == CARD else "unpaid"
+    session["status"] = "complete"
+    # Stripe shows the URL only while the session is open.
+    session["url"] = None
+    flow.emit("checkout.session.completed", session)
+
+
 def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict) -> int:
     """Create the subscription, its first invoice and that invoice's payment; the amount due now."""
     store, now = flow.store, flow.now
-    id = session["id"]
-    items = store.attached[id, "line_items"]
-    subscription_data = store.attached[id, "subscription_data"] or {}
+    items = store.attached[session["id"], "line_items"]
+    subscription_data = store.attached[session["id"], "subscription_data"] or {}
     trial_days = subscription_data.get("trial_period_days")
     trial_end = now + trial_days * DAY if trial_days else None
     metadata = subscription_data.get("metadata") or {}
     subscription_id = new_id("sub_", 24)
-    invoice_id = new_id("in_", 24)
 
+    subscription_items = _subscription_items(items, subscription_id=subscription_id, now=now, trial_end=trial_end)
+    coupon, discount = _redeem_coupon(store, session, customer=customer, subscription_id=subscription_id, now=now)
+    invoice, lines = _first_invoice(
+        session,
+        items,
+        subscription_items,
+        customer=customer,
+        coupon=coupon,
+        discount=discount,
+        subscription_id=subscription_id,
+        metadata=metadata,
+        now=now,
+        trial_end=trial_end,
+    )
+    due_now = invoice["amount_due"]
+    subscription = store.add(
+        objects.subscription(
+            id=subscription_id,
+            created=now,
+            customer=customer["id"],
+            currency=session["currency"],
+            items=list(subscription_items.values()),
+            status=_first_status(due_now=due_now, trial_end=trial_end),
+            latest_invoice=invoice["id"],
+            discounts=[discount["id"]] if discount else [],
+            metadata=metadata,
+            trial_start=now if trial_end else None,
+            trial_end=trial_end,
+            default_payment_method=payment_method["id"],
+            test_clock=customer["test_clock"],
+        )
+    )
+    _store_first_invoice(store, session, subscription, subscription_items, invoice, lines)
+    flow.emit("customer.subscription.created", subscription)
+    flow.emit("invoice.created", invoice)
+    flow.finalize_invoice(invoice, customer)
+    _pay_first_invoice(flow, session, subscription, invoice, customer, payment_method, due_now=due_now)
+    return due_now
+
+
+def _subscription_items(items: list[dict], *, subscription_id: str, now: int, trial_end: int | None) -> dict[str, dict]:
+    """A subscription item for each recurring line item, keyed by the line item's id; its first period ends with
+    the trial, else after one interval."""
     subscription_items = {}
     for item in items:
         recurring = item["price"]["recurring"]
@@ -383,47 +446,63 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
                 current_period_start=now,
                 current_period_end=trial_end or add_interval(now, recurring["interval"], recurring["interval_count"]),
             )
+    return subscription_items
 
-    discount = None
-    coupon = None
-    session_discount = store.attached[id, "discount"]
-    if session_discount is not None:
-        coupon = store.get("coupon", session_discount["source"]["coupon"])
-        coupon["times_redeemed"] += 1
-        end = None
-        if coupon["duration"] == "repeating":
-            end = add_interval(now, "month", coupon["duration_in_months"])
-        discount = store.add(
-            objects.discount(
-                id=new_id("di_", 24),
-                coupon_id=coupon["id"],
-                checkout_session=id,
-                start=now,
-                customer=customer["id"],
-                subscription=subscription_id,
-                end=end,
-            )
+
+def _redeem_coupon(
+    store: Store, session: dict, *, customer: dict, subscription_id: str, now: int
+) -> tuple[dict | None, dict | None]:
+    """The session's coupon, redeemed once more, and the discount it gives the subscription (stored); None and None
+    when the session has none."""
+    session_discount = store.attached[session["id"], "discount"]
+    if session_discount is None:
+        return None, None
+    coupon = store.get("coupon", session_discount["source"]["coupon"])
+    coupon["times_redeemed"] += 1
+    end = None
+    if coupon["duration"] == "repeating":
+        end = add_interval(now, "month", coupon["duration_in_months"])
+    discount = store.add(
+        objects.discount(
+            id=new_id("di_", 24),
+            coupon_id=coupon["id"],
+            checkout_session=session["id"],
+            start=now,
+            customer=customer["id"],
+            subscription=subscription_id,
+            end=end,
         )
+    )
+    return coupon, discount
 
-    # The first invoice bills each recurring item's first period (nothing during a trial) and the one-time items.
+
+def _first_invoice(
+    session: dict,
+    items: list[dict],
+    subscription_items: dict[str, dict],
+    *,
+    customer: dict,
+    coupon: dict | None,
+    discount: dict | None,
+    subscription_id: str,
+    metadata: dict,
+    now: int,
+    trial_end: int | None,
+) -> tuple[dict, list[dict]]:
+    """The subscription's first invoice (a draft, not stored) and its lines: each recurring item's first period
+    (nothing during a trial) and the one-time items."""
+    invoice_id = new_id("in_", 24)
     amounts = [0 if trial_end and item["price"]["recurring"] else item["amount_subtotal"] for item in items]
     amounts_discounted = amounts_off(coupon, amounts)
     lines = []
     for item, amount, amount_discounted in zip(items, amounts, amounts_discounted, strict=True):
-        price, subscription_item = item["price"], subscription_items.get(item["id"])
-        if subscription_item is None:
-            description, period_end = f"{item['quantity']} × {item['description']}", now
-        elif trial_end:
-            description, period_end = f"Trial period for {item['description']}", trial_end
-        else:
-            unit = f"{money(price['unit_amount'], price['currency'])} / {_per(price['recurring'])}"
-            description = f"{item['quantity']} × {item['description']} (at {unit})"
-            period_end = subscription_item["current_period_end"]
+        subscription_item = subscription_items.get(item["id"])
+        description, period_end = _first_line_text(item, subscription_item, now=now, trial_end=trial_end)
         lines.append(
             objects.invoice_line_item(
                 id=new_id("il_", 24),
                 invoice=invoice_id,
-                price=price,
+                price=item["price"],
                 description=description,
                 quantity=item["quantity"],
                 amount=amount,
@@ -448,45 +527,62 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
         period_start=now,
         period_end=now,
     )
-    due_now = invoice["amount_due"]
+    return invoice, lines
+
+
+def _first_line_text(item: dict, subscription_item: dict | None, *, now: int, trial_end: int | None) -> tuple[str, int]:
+    """A first invoice line's description and the end of the period it bills (now, for a one-time item)."""
+    if subscription_item is None:
+        return f"{item['quantity']} × {item['description']}", now
     if trial_end:
-        status = "trialing"
-    else:
-        # Stripe creates the subscription incomplete and activates it once its first invoice is paid.
-        status = "incomplete" if due_now else "active"
-    subscription = store.add(
-        objects.subscription(
-            id=subscription_id,
-            created=now,
-            customer=customer["id"],
-            currency=session["currency"],
-            items=list(subscription_items.values()),
-            status=status,
-            latest_invoice=invoice_id,
-            discounts=[discount["id"]] if discount else [],
-            metadata=metadata,
-            trial_start=now if trial_end else None,
-            trial_end=trial_end,
-            default_payment_method=payment_method["id"],
-            test_clock=customer["test_clock"],
-        )
-    )
+        return f"Trial period for {item['description']}", trial_end
+    price = item["price"]
+    unit = f"{money(price['unit_amount'], price['currency'])} / {_per(price['recurring'])}"
+    return f"{item['quantity']} × {item['description']} (at {unit})", subscription_item["current_period_end"]
+
+
+def _per(recurring: dict) -> str:
+    count, interval = recurring["interval_count"], recurring["interval"]
+    return interval if count == 1 else f"every {count} {interval}s"
+
+
+def _first_status(*, due_now: int, trial_end: int | None) -> str:
+    if trial_end:
+        return "trialing"
+    # Stripe creates the subscription incomplete and activates it once its first invoice is paid.
+    return "incomplete" if due_now else "active"
+
+
+def _store_first_invoice(
+    store: Store, session: dict, subscription: dict, subscription_items: dict, invoice: dict, lines: list[dict]
+) -> None:
+    """Store the subscription's items, its first invoice and the invoice's lines, and name them on the session."""
     for subscription_item in subscription_items.values():
         store.add(subscription_item)
     store.add(invoice)
-    store.attached[subscription_id, "invoices"] = [invoice_id]
+    store.attached[subscription["id"], "invoices"] = [invoice["id"]]
     for line in lines:
         store.add(line)
-    session["subscription"] = subscription_id
-    session["invoice"] = invoice_id
+    session["subscription"] = subscription["id"]
+    session["invoice"] = invoice["id"]
     # Once paid, a session shows what was due today: for a trial, nothing.
     session["amount_subtotal"] = invoice["subtotal"]
     session["amount_total"] = invoice["total"]
     session["total_details"]["amount_discount"] = invoice["subtotal"] - invoice["total"]
 
-    flow.emit("customer.subscription.created", subscription)
-    flow.emit("invoice.created", invoice)
-    flow.finalize_invoice(invoice, customer)
+
+def _pay_first_invoice(
+    flow: _Flow,
+    session: dict,
+    subscription: dict,
+    invoice: dict,
+    customer: dict,
+    payment_method: dict,
+    *,
+    due_now: int,
+) -> None:
+    """Charge the first invoice (unless nothing is due); once it is paid, the subscription is active and its first
+    renewal scheduled. A payment still processing or declined leaves both as they are."""
     if due_now:
         intent = flow.create_payment_intent(
             amount=due_now,
@@ -499,15 +595,9 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
         flow.confirm(intent, payment_method)
         invoice.update(attempted=True, attempt_count=1)
         if intent["status"] != "succeeded":
-            return due_now
+            return
     flow.pay_invoice(invoice, subscription)
-    store.schedule_billing(subscription, min(item["current_period_end"] for item in subscription["items"]["data"]))
-    return due_now
-
-
-def _per(recurring: dict) -> str:
-    count, interval = recurring["interval_count"], recurring["interval"]
-    return interval if count == 1 else f"every {count} {interval}s"
+    flow.store.schedule_billing(subscription, min(item["current_period_end"] for item in subscription["items"]["data"]))
 
 
 def settle_delayed_payment(store: Store, session: dict, *, now: int, succeeded: bool, request: dict | None) -> dict:
