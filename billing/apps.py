@@ -6,4 +6,5 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self):
-        from billing import webhooks  # noqa: F401  (connects the dj-stripe receivers)
+        # The dj-stripe receivers; the tasks, which the services send by name.
+        from billing import tasks, webhooks  # noqa: F401

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts.models import Subscription, SubscriptionStatus, User
 from billing.models import BillingAction, BillingActionKind, BillingActionStatus
-from billing.selectors import ACTION_STALE_AFTER, stripe_time
+from billing.selectors import ACTION_STALE_AFTER, stripe_now, stripe_time
 from catalog.models import CYCLE_TERMS, BillingCycle, PlanMove, Price, Product
 from core.exceptions import ApplicationError
 from core.stripe_api import stripe_client
@@ -314,8 +314,6 @@ def _raise_if_failed(action: BillingAction) -> None:
 
 
 def _proration_date_check(subscription: Subscription, proration_date: int) -> None:
-    from billing.services import stripe_now  # billing.services may come to import this module
-
     at = stripe_time(proration_date)
     now = stripe_now(scope=subscription.stripe_test_clock_id)
     in_period = (subscription.current_period_start is None or at >= subscription.current_period_start) and (

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.utils import timezone
 
 from accounts.models import Subscription, SubscriptionStatus
 from billing.models import (
@@ -14,6 +15,7 @@ from billing.models import (
     BillingActionStatus,
     InvoiceStatus,
     RefundRecord,
+    StripeClock,
     SubscriptionInvoice,
 )
 from provisioning.models import (
@@ -37,6 +39,17 @@ def stripe_time(value) -> datetime | None:
     if isinstance(value, datetime):
         return value
     return datetime.fromtimestamp(int(value), tz=UTC)
+
+
+def stripe_now(*, scope: str = "") -> datetime:
+    """Stripe's time on that clock as far as we know it. Stripe's own clock: our wall clock, or later if Stripe has
+    shown us later (the sandbox's clock runs ahead). A test clock: exactly the time it has shown us, which may be
+    in the past (a clock starts where its creator puts it), and our wall clock only while it has shown nothing."""
+    seen = StripeClock.objects.filter(scope=scope).values_list("now", flat=True).first()
+    if scope:
+        return seen or timezone.now()
+    now = timezone.now()
+    return max(now, seen) if seen else now
 
 
 def stripe_invoice_subscription_id(stripe_invoice: Mapping) -> str | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Sum
@@ -28,7 +29,8 @@ from billing.models import (
     StripeClock,
     SubscriptionInvoice,
 )
-from billing.selectors import stripe_time
+from billing.plan_changes import plan_change_perform
+from billing.selectors import stripe_now, stripe_time
 from billing.stripe_billing import (
     stripe_invoice_for_payment_intent,
     stripe_invoice_payment_intent,
@@ -47,6 +49,8 @@ FINAL_INVOICE_STATUSES = (InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.
 ENDED_STATUSES = (SubscriptionStatus.CANCELED, SubscriptionStatus.INCOMPLETE_EXPIRED)
 FIRST_INVOICE_REASON = "subscription_create"
 FINAL_REFUND_STATUSES = ("succeeded", "failed", "canceled")
+# The name billing/tasks.py registers the task that performs a recorded action under.
+ACTION_PERFORM_TASK = "billing.action_perform"
 
 
 def _id(value) -> str | None:
@@ -77,17 +81,6 @@ def stripe_clock_observe(*, scope: str, at: datetime) -> datetime:
     if timezone.is_naive(seen):
         seen = timezone.make_aware(seen, UTC)
     return seen if scope else max(seen, timezone.now())
-
-
-def stripe_now(*, scope: str = "") -> datetime:
-    """Stripe's time on that clock as far as we know it. Stripe's own clock: our wall clock, or later if Stripe has
-    shown us later (the sandbox's clock runs ahead). A test clock: exactly the time it has shown us, which may be
-    in the past (a clock starts where its creator puts it), and our wall clock only while it has shown nothing."""
-    seen = StripeClock.objects.filter(scope=scope).values_list("now", flat=True).first()
-    if scope:
-        return seen or timezone.now()
-    now = timezone.now()
-    return max(now, seen) if seen else now
 
 
 # --- Subscriptions ----------------------------------------------------------------------------------------------------
@@ -868,8 +861,6 @@ def billing_action_perform(*, action_id: int) -> BillingAction:
     the action's idempotency key makes Stripe answer a repeat with its first answer."""
     action = BillingAction.objects.select_related("subscription").get(pk=action_id)
     if action.kind == BillingActionKind.CHANGE_PLAN:
-        from billing.plan_changes import plan_change_perform  # plan_changes imports this module
-
         return plan_change_perform(action_id=action_id)
     if action.status != BillingActionStatus.REQUESTED:
         return action
@@ -961,10 +952,10 @@ def _invoice_payment_intent(invoice: SubscriptionInvoice) -> str:
 
 
 def _billing_action_enqueue(*, action_id: int) -> None:
-    from billing.tasks import billing_action_perform_task
-
+    # By name from Celery's registry (BillingConfig.ready imports the tasks): the tasks call this module, which
+    # never imports them (imports run tasks -> services). A name Celery does not know is a KeyError, logged below.
     try:
-        billing_action_perform_task.apply_async(args=[action_id], retry=False)
+        current_app.tasks[ACTION_PERFORM_TASK].apply_async(args=[action_id], retry=False)
     except Exception:
         # The row stays REQUESTED; the sweep performs it.
         logger.exception("Billing action %s not sent; the sweep will perform it", action_id)

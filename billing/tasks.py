@@ -3,16 +3,14 @@ late delivery harmless."""
 
 from celery import shared_task
 
+from billing.services import ACTION_PERFORM_TASK, billing_action_perform, billing_sweep
 
-@shared_task(name="billing.action_perform", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+
+@shared_task(name=ACTION_PERFORM_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def billing_action_perform_task(action_id: int) -> str:
-    from billing.services import billing_action_perform
-
     return billing_action_perform(action_id=action_id).status
 
 
 @shared_task(name="billing.sweep", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def billing_sweep_task() -> dict[str, int]:
-    from billing.services import billing_sweep
-
     return billing_sweep()

@@ -6,4 +6,5 @@ class ProvisioningConfig(AppConfig):
     verbose_name = "Provisioning"
 
     def ready(self):
-        from provisioning import checks  # noqa: F401  (registers the system checks)
+        # The system checks; the tasks, which the outbox sends by name.
+        from provisioning import checks, tasks  # noqa: F401

@@ -4,27 +4,22 @@ killed mid-task gives its message back instead of losing it."""
 
 from celery import shared_task
 
-# Services are imported inside the tasks: services -> outbox -> tasks would otherwise be an import cycle.
+from provisioning.outbox import EMAIL_SEND_TASK, JOB_RUN_TASK
+from provisioning.services import email_notification_send, provisioning_job_run, provisioning_outbox_sweep
 
 
-@shared_task(name="provisioning.job_run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=JOB_RUN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def provisioning_job_run_task(job_id: int) -> str | None:
-    from provisioning.services import provisioning_job_run
-
     job = provisioning_job_run(job_id=job_id)
     return job.status if job else None
 
 
-@shared_task(name="provisioning.email_send", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=EMAIL_SEND_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def email_notification_send_task(email_id: int) -> str | None:
-    from provisioning.services import email_notification_send
-
     notification = email_notification_send(email_id=email_id)
     return notification.status if notification else None
 
 
 @shared_task(name="provisioning.outbox_sweep", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def provisioning_outbox_sweep_task() -> dict[str, int]:
-    from provisioning.services import provisioning_outbox_sweep
-
     return provisioning_outbox_sweep()

@@ -8,13 +8,13 @@ import pytest
 
 from accounts.models import Subscription
 from billing.models import BillingAction, BillingActionKind, InvoiceStatus, RefundRecord, SubscriptionInvoice
+from billing.selectors import stripe_now
 from billing.services import (
     billing_sweep,
     charge_refunded_apply,
     invoice_event_apply,
     refund_event_apply,
     stripe_clock_observe,
-    stripe_now,
     subscription_event_apply,
 )
 from provisioning.models import EmailNotification, EmailPurpose, ProvisioningJob, ProvisioningJobStatus

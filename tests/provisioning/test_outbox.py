@@ -2,8 +2,12 @@
 once the broker is back. The broker here is real: a Redis URL on a port where nothing listens."""
 
 import logging
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -68,3 +72,29 @@ def test_once_the_broker_is_back_the_sweeper_runs_the_waiting_job_exactly_once(
     assert (first["jobs_sent"], second["jobs_sent"]) == (1, 0)
     assert (job.status, job.attempts) == ("succeeded", 1)
     assert EmailNotification.objects.get().status == "sent"
+
+
+def test_a_new_process_knows_every_task_the_services_send_by_name():
+    # The outbox and billing send tasks by name from Celery's registry; a process that had not imported the tasks
+    # (gunicorn, `make run`) would log a KeyError for each. django.setup() alone must register them (apps' ready()).
+    program = (
+        "import django; django.setup()\n"
+        "from celery import current_app\n"
+        "from billing.services import ACTION_PERFORM_TASK\n"
+        "from provisioning.outbox import EMAIL_SEND_TASK, JOB_RUN_TASK\n"
+        "print(sorted(n for n in (ACTION_PERFORM_TASK, EMAIL_SEND_TASK, JOB_RUN_TASK) if n in current_app.tasks))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip().splitlines()[-1]
+        == "['billing.action_perform', 'provisioning.email_send', 'provisioning.job_run']"
+    )
