@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import CYCLE_TERMS, BillingCycle, Coupon, CouponDuration, Price, Product, ProductType
@@ -93,7 +93,7 @@ class _Problems:
     def add_validation_error(self, where: str, error: ValidationError) -> None:
         for field, messages in error.message_dict.items():
             for message in messages:
-                self.add(where, f"{field}: {message}")
+                self.add(where, message if field == NON_FIELD_ERRORS else f"{field}: {message}")
 
     def unknown_keys(self, where: str, entry: dict, allowed: set[str]) -> None:
         for key in sorted(set(entry) - allowed):
@@ -309,17 +309,11 @@ def _coupon_parse(
     amount_off = raw.get("amount_off")
     if amount_off is not None and not _is_whole_number(amount_off):
         problems.add(where, f"amount_off must be a whole number of cents; got {amount_off!r}")
-    if (percent_off is None) == (amount_off is None):
-        problems.add(where, "give exactly one of percent_off and amount_off")
     duration = raw.get("duration", CouponDuration.ONCE)
     duration_in_months = _optional_whole_number(raw, "duration_in_months", where, problems)
     max_redemptions = _optional_whole_number(raw, "max_redemptions", where, problems)
-    if duration == CouponDuration.REPEATING and duration_in_months is None:
-        problems.add(where, "a repeating coupon needs duration_in_months")
     valid_from = _datetime_parse(raw.get("valid_from"), f"{where}, valid_from", problems)
     valid_until = _datetime_parse(raw.get("valid_until"), f"{where}, valid_until", problems)
-    if valid_from and valid_until and valid_from >= valid_until:
-        problems.add(where, "valid_from must be before valid_until")
     active = raw.get("active", True)
     if not isinstance(active, bool):
         problems.add(where, f"active must be true or false; got {active!r}")
@@ -349,6 +343,8 @@ def _coupon_parse(
         duration=duration,
         duration_in_months=duration_in_months,
         max_redemptions=max_redemptions,
+        valid_from=valid_from,
+        valid_until=valid_until,
     )
     try:
         coupon.clean_fields(
@@ -357,6 +353,13 @@ def _coupon_parse(
     except ValidationError as error:
         problems.add_validation_error(where, error)
     if len(problems.messages) > count_before:
+        return None
+    # The rules across fields (a percentage or an amount, a repeating coupon's months, the valid window) are the
+    # model's constraints; the code's uniqueness is not a fault here: a coupon already stored is the file's to update.
+    try:
+        coupon.validate_constraints(exclude={"code"})
+    except ValidationError as error:
+        problems.add_validation_error(where, error)
         return None
     if percent_off is not None:
         # Two decimal places, as the database stores it, so that comparing with a stored coupon is exact.

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from core.models import TimeStampedModel
@@ -124,6 +124,10 @@ class CouponDuration(models.TextChoices):
 
 
 class Coupon(TimeStampedModel):
+    """A discount the customer types at checkout. Its rules across fields (a percentage or an amount, a repeating
+    coupon's months, a valid window) are the constraints below, and only there: the database enforces them, and the
+    admin's form and the catalog file report them through Django's constraint validation, with the messages below."""
+
     code = models.CharField(max_length=50, help_text="What the customer types; matched without regard to case.")
     name = models.CharField(max_length=200, blank=True)
     percent_off = models.DecimalField(
@@ -164,12 +168,17 @@ class Coupon(TimeStampedModel):
                     | Q(percent_off__isnull=True, amount_off__isnull=False)
                 ),
                 name="catalog_coupon_percent_xor_amount",
-                violation_error_message="Give either a percentage or an amount off, not both.",
+                violation_error_message="Give a percentage or an amount off: one of them, not both.",
             ),
             models.CheckConstraint(
                 condition=~Q(duration="repeating") | Q(duration_in_months__isnull=False),
                 name="catalog_coupon_repeating_has_months",
                 violation_error_message="A repeating coupon needs its number of months.",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True) | Q(valid_until__isnull=True) | Q(valid_from__lt=F("valid_until")),
+                name="catalog_coupon_valid_window",
+                violation_error_message="Valid until must be later than valid from.",
             ),
         ]
 

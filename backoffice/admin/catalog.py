@@ -400,17 +400,9 @@ class CouponForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 (every field of a coupon is staff's to set; the form adds its own checks)
 
     def clean(self):
+        # The coupon's own rules (percentage or amount, months, valid window) are its model's constraints, which the
+        # ModelForm validates after this; this adds the one that depends on how the coupon has been used.
         cleaned_data = super().clean()
-        valid_from, valid_until = cleaned_data.get("valid_from"), cleaned_data.get("valid_until")
-        if valid_from and valid_until and valid_from >= valid_until:
-            self.add_error("valid_until", "Must be later than valid from.")
-        percent_off, amount_off = cleaned_data.get("percent_off"), cleaned_data.get("amount_off")
-        if percent_off is None and amount_off is None and "percent_off" not in self.errors:
-            self.add_error("percent_off", "Give a percentage or an amount off.")
-        elif percent_off is not None and amount_off is not None:
-            self.add_error("amount_off", "Give either a percentage or an amount off, not both.")
-        if cleaned_data.get("duration") == "repeating" and not cleaned_data.get("duration_in_months"):
-            self.add_error("duration_in_months", "A repeating coupon needs its number of months.")
         limit = cleaned_data.get("max_redemptions")
         if limit is not None and self.instance.pk and limit < self.instance.times_redeemed:
             self.add_error("max_redemptions", f"Already redeemed {self.instance.times_redeemed} times.")

@@ -1,7 +1,10 @@
 """The catalog's admin pages: they load for staff, show money as money, and turn constraint clashes into messages."""
 
+from datetime import UTC, datetime
+
 import pytest
 from django.core.management import call_command
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from catalog.models import Coupon, Price, Product
@@ -231,8 +234,34 @@ def test_coupon_with_an_end_before_its_start_is_a_form_error(admin_client):
     )
 
     assert response.status_code == 200
-    assert "Must be later than valid from." in response.content.decode()
+    assert "Valid until must be later than valid from." in response.content.decode()
     assert not Coupon.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"percent_off": "20", "amount_off": "5.00"}, "Give a percentage or an amount off: one of them, not both."),
+        ({}, "Give a percentage or an amount off: one of them, not both."),
+        ({"percent_off": "20", "duration": "repeating"}, "A repeating coupon needs its number of months."),
+    ],
+)
+def test_coupon_rules_are_the_models_constraints_shown_as_form_errors(admin_client, fields, message):
+    response = admin_client.post(
+        reverse("admin:catalog_coupon_add"),
+        {"code": "RULES", "currency": "usd", "duration": "once", "active": "on", **fields},
+    )
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Coupon.objects.exists()
+
+
+def test_the_database_refuses_a_coupon_whose_window_ends_before_it_starts(db):
+    # The constraint is the rule, not only the form's message: a write that bypasses every form is refused too.
+    start = datetime(2026, 12, 31, tzinfo=UTC)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Coupon.objects.create(code="RAW", percent_off=5, valid_from=start, valid_until=start)
 
 
 def test_a_coupon_code_taken_in_another_case_is_a_form_error(admin_client, catalog):

@@ -343,7 +343,29 @@ def _with_starter(change) -> dict:
         ({**catalog_data(), "version": 2}, "version must be 1"),
         (
             {**catalog_data(), "coupons": [{"code": "HALF", "percent_off": 50, "amount_off": 100}]},
-            "coupon 'HALF': give exactly one of percent_off and amount_off",
+            "coupon 'HALF': Give a percentage or an amount off: one of them, not both.",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "NONE", "duration": "once"}]},
+            "coupon 'NONE': Give a percentage or an amount off: one of them, not both.",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "AGAIN", "percent_off": 5, "duration": "repeating"}]},
+            "coupon 'AGAIN': A repeating coupon needs its number of months.",
+        ),
+        (
+            {
+                **catalog_data(),
+                "coupons": [
+                    {
+                        "code": "LATE",
+                        "percent_off": 5,
+                        "valid_from": "2026-12-31T00:00:00Z",
+                        "valid_until": "2026-12-01T00:00:00Z",
+                    }
+                ],
+            },
+            "coupon 'LATE': Valid until must be later than valid from.",
         ),
         (
             {**catalog_data(), "coupons": [{"code": "ODD", "percent_off": 12.345}]},
