@@ -620,11 +620,15 @@ def test_readme_mentions_every_variable_any_module_reads():
     assert not missing, f"read by the code but not mentioned in README.md: {missing}"
 
 
-def test_readme_starts_with_the_two_commands():
-    text = README.read_text()
-    first_command = min(text.find("make run"), text.find("make test"))
-    assert text.find("make run") >= 0 and text.find("make test") >= 0
-    assert first_command < text.find("## Configuration"), "`make run` and `make test` come before the details"
+def test_readme_s_first_commands_are_make_run_and_make_test_and_make_knows_them():
+    # The first code block a newcomer meets: its commands, each dry-run by make (a renamed target fails here).
+    first_block = re.search(r"```(?:sh|bash)\n(.*?)```", README.read_text(), re.DOTALL).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+
+    assert commands == ["make run", "make test"]
+    for command in commands:
+        dry_run = subprocess.run([*shlex.split(command), "-n"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert dry_run.returncode == 0, dry_run.stderr
 
 
 # --- CI, Makefile, scripts --------------------------------------------------------------------------------------------
