@@ -151,141 +151,172 @@ def _read_line_item(params: Params) -> LineItemInput:
     return LineItemInput(price_id=price_id, price_data=price_data, quantity=quantity, param=params.prefix)
 
 
+@dataclass
+class SessionCreateInput:
+    """The parameters of a session create, each read and checked on its own but not yet against the others."""
+
+    mode: str
+    ui_mode: str
+    success_url: str | None
+    cancel_url: str | None
+    # Checked for embedded sessions but not shown: `return_url` is not among the keys of Stripe's fixture.
+    return_url: str | None
+    line_items: list[LineItemInput]
+    customer_id: str | None
+    customer_email: str | None
+    client_reference_id: str | None
+    metadata: dict[str, str]
+    subscription_data: dict | None
+    coupon_ids: list[str]
+    allow_promotion_codes: bool | None
+    expires_at: int | None
+    payment_method_types: list[str]
+    locale: str | None
+    billing_address_collection: str | None
+
+
 def create(call: ApiCall) -> dict:
-    params = call.params
     store = call.store
     modes = ui_modes(call.api_version)
+    given = _read_create_params(call.params, modes)
+    _check_create_params(given, hosted=modes["hosted"], now=call.now)
 
-    mode = params.string("mode", required=True, choices=("payment", "setup", "subscription"))
-    ui_mode = params.string("ui_mode", choices=tuple(modes.values())) or modes["hosted"]
-    success_url = params.url("success_url")
-    cancel_url = params.url("cancel_url")
-    # Checked for embedded sessions but not shown: `return_url` is not among the keys of Stripe's fixture.
-    return_url = params.url("return_url")
-    line_items = [_read_line_item(item) for item in params.hashes("line_items")]
-    customer_id = params.string("customer")
-    customer_email = params.email("customer_email")
-    client_reference_id = params.string("client_reference_id", max_length=200)
-    metadata = params.metadata()
-    subscription_params = params.hash("subscription_data")
-    subscription_data = None
-    if subscription_params is not None:
-        subscription_data = {
-            "metadata": subscription_params.metadata(),
-            "trial_period_days": subscription_params.integer("trial_period_days", minimum=1, maximum=TRIAL_MAX_DAYS),
-        }
-    coupon_ids = [discount.string("coupon", required=True) for discount in params.hashes("discounts")]
-    allow_promotion_codes = params.boolean("allow_promotion_codes")
-    expires_at = params.integer("expires_at")
-    payment_method_types = params.strings("payment_method_types", choices=PAYMENT_METHOD_TYPES)
-    locale = params.string("locale", choices=LOCALES)
-    billing_address_collection = params.string("billing_address_collection", choices=("auto", "required"))
-    params.finish()
-
-    if mode == "setup":
-        raise StripeError("The Stripe sandbox does not implement setup mode yet.", param="mode")
-    if ui_mode == modes["hosted"]:
-        if success_url is None:
-            raise StripeError(
-                f"success_url is required when ui_mode is `{ui_mode}`.", param="success_url", code="parameter_missing"
-            )
-        if return_url is not None:
-            raise StripeError(f"return_url cannot be used when ui_mode is `{ui_mode}`.", param="return_url")
-    else:
-        for name, value in (("success_url", success_url), ("cancel_url", cancel_url)):
-            if value is not None:
-                raise StripeError(f"{name} cannot be used when ui_mode is `{ui_mode}`.", param=name)
-        if return_url is None:
-            raise StripeError(
-                f"return_url is required when ui_mode is `{ui_mode}`.", param="return_url", code="parameter_missing"
-            )
-    if not line_items:
-        raise StripeError(f"line_items is required in `{mode}` mode.", param="line_items", code="parameter_missing")
-    if customer_id is not None and customer_email is not None:
-        raise StripeError("You may only specify one of these parameters: customer, customer_email.", param="customer")
-    if subscription_data is not None and mode != "subscription":
-        raise StripeError("subscription_data can only be used in `subscription` mode.", param="subscription_data")
-    if len(coupon_ids) > 1:
-        raise StripeError("You may only apply one discount to a Checkout Session.", param="discounts")
-    if coupon_ids and allow_promotion_codes:
-        raise StripeError(
-            "You may only specify one of these parameters: allow_promotion_codes, discounts.", param="discounts"
-        )
-    if expires_at is not None:
-        if expires_at < call.now + MIN_LIFETIME:
-            raise StripeError(
-                "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
-                param="expires_at",
-            )
-        if expires_at > call.now + MAX_LIFETIME:
-            raise StripeError(
-                "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
-                param="expires_at",
-            )
-
-    prices = _check_line_items(store, mode, line_items)
+    prices = _check_line_items(store, given.mode, given.line_items)
     currency = prices[0][0]
-    customer = store.get("customer", customer_id, param="customer", status=400) if customer_id else None
-    coupon = store.get("coupon", coupon_ids[0], param="discounts[0][coupon]", status=400) if coupon_ids else None
-    if coupon is not None and coupon["amount_off"] is not None and coupon["currency"] != currency:
-        raise StripeError(
-            f"The coupon's currency ({coupon['currency']}) does not match the session's currency ({currency}).",
-            param="discounts[0][coupon]",
-        )
+    customer = store.get("customer", given.customer_id, param="customer", status=400) if given.customer_id else None
+    coupon = _session_coupon(store, given.coupon_ids, currency=currency)
 
     id = new_id("cs_test_", 58)
-    subtotals = [unit_amount * item.quantity for (_, unit_amount, _), item in zip(prices, line_items, strict=True)]
+    subtotals = [
+        unit_amount * item.quantity for (_, unit_amount, _), item in zip(prices, given.line_items, strict=True)
+    ]
     item_discounts = amounts_off(coupon, subtotals)
     discount = None
     if coupon is not None:
         discount = objects.discount(id=new_id("di_", 24), coupon_id=coupon["id"], checkout_session=id, start=call.now)
-    items = []
-    for item, item_discount in zip(line_items, item_discounts, strict=True):
-        if item.price_data is not None:
-            price = store_price(store, item.price_data, now=call.now, active=False)
-        else:
-            price = store.find("price", item.price_id)
-        product = store.find("product", price["product"])
-        line_item = objects.checkout_item(
-            id=new_id("li_", 24),
-            price=price,
-            description=product["name"],
-            quantity=item.quantity,
-            amount_discount=item_discount,
-        )
-        store.attached[line_item["id"], "discount"] = discount
-        items.append(line_item)
+    items = _session_line_items(store, given.line_items, item_discounts, discount=discount, now=call.now)
 
-    hosted = ui_mode == modes["hosted"]
+    hosted = given.ui_mode == modes["hosted"]
     session = objects.checkout_session(
         id=id,
         created=call.now,
-        expires_at=expires_at or call.now + MAX_LIFETIME,
-        mode=mode,
-        ui_mode=ui_mode,
+        expires_at=given.expires_at or call.now + MAX_LIFETIME,
+        mode=given.mode,
+        ui_mode=given.ui_mode,
         url=f"{call.public_url}/c/pay/{id}" if hosted else None,
         client_secret=None if hosted else f"{id}_secret_{new_id('', 24)}",
         currency=currency,
         amount_subtotal=sum(subtotals),
         amount_discount=sum(item_discounts),
         customer=customer["id"] if customer else None,
-        customer_email=customer_email,
-        client_reference_id=client_reference_id,
-        metadata=metadata,
-        success_url=success_url,
-        cancel_url=cancel_url,
+        customer_email=given.customer_email,
+        client_reference_id=given.client_reference_id,
+        metadata=given.metadata,
+        success_url=given.success_url,
+        cancel_url=given.cancel_url,
         coupon_id=coupon["id"] if coupon else None,
-        payment_method_types=payment_method_types,
-        locale=locale,
-        billing_address_collection=billing_address_collection,
-        allow_promotion_codes=allow_promotion_codes,
+        payment_method_types=given.payment_method_types,
+        locale=given.locale,
+        billing_address_collection=given.billing_address_collection,
+        allow_promotion_codes=given.allow_promotion_codes,
     )
     store.attached[id, "line_items"] = items
     store.attached[id, "discount"] = discount
-    store.attached[id, "subscription_data"] = subscription_data
-    store.attached[id, "return_url"] = return_url
+    store.attached[id, "subscription_data"] = given.subscription_data
+    store.attached[id, "return_url"] = given.return_url
     fulfillment.schedule_expiry(store, session)
     return store.add(session)
+
+
+def _read_create_params(params: Params, modes: dict[str, str]) -> SessionCreateInput:
+    """Every parameter, read in this order (the first invalid one is the error); an unknown one is an error too."""
+    given = SessionCreateInput(
+        mode=params.string("mode", required=True, choices=("payment", "setup", "subscription")),
+        ui_mode=params.string("ui_mode", choices=tuple(modes.values())) or modes["hosted"],
+        success_url=params.url("success_url"),
+        cancel_url=params.url("cancel_url"),
+        return_url=params.url("return_url"),
+        line_items=[_read_line_item(item) for item in params.hashes("line_items")],
+        customer_id=params.string("customer"),
+        customer_email=params.email("customer_email"),
+        client_reference_id=params.string("client_reference_id", max_length=200),
+        metadata=params.metadata(),
+        subscription_data=_read_subscription_data(params),
+        coupon_ids=[discount.string("coupon", required=True) for discount in params.hashes("discounts")],
+        allow_promotion_codes=params.boolean("allow_promotion_codes"),
+        expires_at=params.integer("expires_at"),
+        payment_method_types=params.strings("payment_method_types", choices=PAYMENT_METHOD_TYPES),
+        locale=params.string("locale", choices=LOCALES),
+        billing_address_collection=params.string("billing_address_collection", choices=("auto", "required")),
+    )
+    params.finish()
+    return given
+
+
+def _read_subscription_data(params: Params) -> dict | None:
+    subscription_params = params.hash("subscription_data")
+    if subscription_params is None:
+        return None
+    return {
+        "metadata": subscription_params.metadata(),
+        "trial_period_days": subscription_params.integer("trial_period_days", minimum=1, maximum=TRIAL_MAX_DAYS),
+    }
+
+
+def _check_create_params(given: SessionCreateInput, *, hosted: str, now: int) -> None:
+    """The parameters against each other, before anything is looked up (`hosted`: the hosted ui_mode's name)."""
+    if given.mode == "setup":
+        raise StripeError("The Stripe sandbox does not implement setup mode yet.", param="mode")
+    _check_redirect_urls(given, hosted=hosted)
+    if not given.line_items:
+        raise StripeError(
+            f"line_items is required in `{given.mode}` mode.", param="line_items", code="parameter_missing"
+        )
+    if given.customer_id is not None and given.customer_email is not None:
+        raise StripeError("You may only specify one of these parameters: customer, customer_email.", param="customer")
+    if given.subscription_data is not None and given.mode != "subscription":
+        raise StripeError("subscription_data can only be used in `subscription` mode.", param="subscription_data")
+    if len(given.coupon_ids) > 1:
+        raise StripeError("You may only apply one discount to a Checkout Session.", param="discounts")
+    if given.coupon_ids and given.allow_promotion_codes:
+        raise StripeError(
+            "You may only specify one of these parameters: allow_promotion_codes, discounts.", param="discounts"
+        )
+    if given.expires_at is not None:
+        _check_expires_at(given.expires_at, now=now)
+
+
+def _check_redirect_urls(given: SessionCreateInput, *, hosted: str) -> None:
+    """A hosted page redirects to success_url (and cancel_url); an embedded one to return_url only."""
+    ui_mode = given.ui_mode
+    if ui_mode == hosted:
+        if given.success_url is None:
+            raise StripeError(
+                f"success_url is required when ui_mode is `{ui_mode}`.", param="success_url", code="parameter_missing"
+            )
+        if given.return_url is not None:
+            raise StripeError(f"return_url cannot be used when ui_mode is `{ui_mode}`.", param="return_url")
+        return
+    for name, value in (("success_url", given.success_url), ("cancel_url", given.cancel_url)):
+        if value is not None:
+            raise StripeError(f"{name} cannot be used when ui_mode is `{ui_mode}`.", param=name)
+    if given.return_url is None:
+        raise StripeError(
+            f"return_url is required when ui_mode is `{ui_mode}`.", param="return_url", code="parameter_missing"
+        )
+
+
+def _check_expires_at(expires_at: int, *, now: int) -> None:
+    if expires_at < now + MIN_LIFETIME:
+        raise StripeError(
+            "The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.",
+            param="expires_at",
+        )
+    if expires_at > now + MAX_LIFETIME:
+        raise StripeError(
+            "The `expires_at` timestamp must be less than 24 hours from Checkout Session creation.",
+            param="expires_at",
+        )
 
 
 def _check_line_items(store: Store, mode: str, line_items: list[LineItemInput]) -> list[tuple[str, int, bool]]:
@@ -325,6 +356,42 @@ def _check_line_items(store: Store, mode: str, line_items: list[LineItemInput]) 
             param="line_items",
         )
     return prices
+
+
+def _session_coupon(store: Store, coupon_ids: list[str], *, currency: str) -> dict | None:
+    """The coupon the session applies, if any; an amount off must be in the session's currency."""
+    if not coupon_ids:
+        return None
+    coupon = store.get("coupon", coupon_ids[0], param="discounts[0][coupon]", status=400)
+    if coupon["amount_off"] is not None and coupon["currency"] != currency:
+        raise StripeError(
+            f"The coupon's currency ({coupon['currency']}) does not match the session's currency ({currency}).",
+            param="discounts[0][coupon]",
+        )
+    return coupon
+
+
+def _session_line_items(
+    store: Store, line_items: list[LineItemInput], item_discounts: list[int], *, discount: dict | None, now: int
+) -> list[dict]:
+    """The session's line items; a price given as price_data is stored now, inactive, as Stripe stores it."""
+    items = []
+    for item, item_discount in zip(line_items, item_discounts, strict=True):
+        if item.price_data is not None:
+            price = store_price(store, item.price_data, now=now, active=False)
+        else:
+            price = store.find("price", item.price_id)
+        product = store.find("product", price["product"])
+        line_item = objects.checkout_item(
+            id=new_id("li_", 24),
+            price=price,
+            description=product["name"],
+            quantity=item.quantity,
+            amount_discount=item_discount,
+        )
+        store.attached[line_item["id"], "discount"] = discount
+        items.append(line_item)
+    return items
 
 
 def retrieve(call: ApiCall, id: str) -> dict:
