@@ -521,20 +521,30 @@ def _job_update_if_held(*, job: ProvisioningJob, attempt: ProvisioningAttempt, *
     return bool(held)
 
 
+def _job_record_succeeded(*, job: ProvisioningJob, attempt: ProvisioningAttempt, now: datetime, result: dict) -> bool:
+    """In the caller's transaction: the job succeeded with `result`, its attempt is finished, and the subscription's
+    next job is sent after commit. False, with nothing written, when another attempt took the job over."""
+    if not _job_update_if_held(
+        job=job,
+        attempt=attempt,
+        status=ProvisioningJobStatus.SUCCEEDED,
+        finished_at=now,
+        last_error="",
+        result=result,
+    ):
+        return False
+    ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
+    transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=job.subscription_id))
+    return True
+
+
 def _job_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, account: ProvisionedAccount) -> None:
     now = timezone.now()
     subscription = job.subscription
     with transaction.atomic():
-        if not _job_update_if_held(
-            job=job,
-            attempt=attempt,
-            status=ProvisioningJobStatus.SUCCEEDED,
-            finished_at=now,
-            last_error="",
-            result={**dataclasses.asdict(account), "backend": job.backend},
-        ):
+        result = {**dataclasses.asdict(account), "backend": job.backend}
+        if not _job_record_succeeded(job=job, attempt=attempt, now=now, result=result):
             return
-        ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
         HostingAccount.objects.get_or_create(
             subscription=subscription,
             defaults={
@@ -549,7 +559,6 @@ def _job_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttempt, a
             purpose=EmailPurpose.SERVICE_READY,
             to=subscription.customer.email,
         )
-        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
     logger.info(
         "Provisioning job %s succeeded on attempt %s: %s@%s", job.pk, attempt.number, account.username, account.server
     )
@@ -566,17 +575,8 @@ def _decision_record_success(*, job: ProvisioningJob, attempt: ProvisioningAttem
     status = ACTION_STATUS[job.action]
     result = {"skipped": skipped} if skipped else {"action": job.action, "status": status, "backend": job.backend}
     with transaction.atomic():
-        if not _job_update_if_held(
-            job=job,
-            attempt=attempt,
-            status=ProvisioningJobStatus.SUCCEEDED,
-            finished_at=now,
-            last_error="",
-            result=result,
-        ):
+        if not _job_record_succeeded(job=job, attempt=attempt, now=now, result=result):
             return
-        ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
-        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
         if skipped:
             logger.info("Provisioning job %s (%s) skipped: %s", job.pk, job.action, skipped)
             return
@@ -620,17 +620,8 @@ def _plan_change_record_success(
         }
     )
     with transaction.atomic():
-        if not _job_update_if_held(
-            job=job,
-            attempt=attempt,
-            status=ProvisioningJobStatus.SUCCEEDED,
-            finished_at=now,
-            last_error="",
-            result=result,
-        ):
+        if not _job_record_succeeded(job=job, attempt=attempt, now=now, result=result):
             return
-        ProvisioningAttempt.objects.filter(pk=attempt.pk).update(finished_at=now, succeeded=True)
-        transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=job.subscription_id))
     logger.info(
         "Provisioning job %s (change_plan of subscription %s) %s",
         job.pk,

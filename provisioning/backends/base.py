@@ -38,20 +38,10 @@ class AccountActionRequest:
 
 
 @dataclass(frozen=True)
-class PlanChangeRequest:
+class PlanChangeRequest(AccountActionRequest):
     """Move an existing account to another plan or billing cycle (`action` is change_plan): the panel gives it the
     resources of `product_code`. The previous plan is said too, for the panel's log and its own checks."""
 
-    idempotency_key: str
-    job_id: int
-    attempt: int
-    subscription_id: int
-    action: str
-    username: str
-    server: str
-    domain: str
-    panel_reference: str
-    reason: str
     product_code: str
     billing_cycle: str
     previous_product_code: str
@@ -108,3 +98,23 @@ class ProvisioningBackend(Protocol):
         """Give the account the resources of `request.product_code`; a success when it already has them.
         Raises ProvisioningError."""
         ...
+
+
+class ActionsThroughOneCall:
+    """For a backend that carries out every decision about an account the same way, one call naming the action:
+    ProvisioningBackend's four actions, each handed to the backend's `_act`."""
+
+    def _act(self, request: AccountActionRequest) -> None:
+        raise NotImplementedError
+
+    def suspend(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def unsuspend(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def terminate(self, request: AccountActionRequest) -> None:
+        self._act(request)
+
+    def change_plan(self, request: PlanChangeRequest) -> None:
+        self._act(request)

@@ -46,7 +46,7 @@ import requests
 
 from provisioning.backends.base import (
     AccountActionRequest,
-    PlanChangeRequest,
+    ActionsThroughOneCall,
     ProvisionedAccount,
     ProvisioningError,
     ProvisioningRequest,
@@ -59,7 +59,7 @@ def request_signature(*, secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-class HttpBackend:
+class HttpBackend(ActionsThroughOneCall):
     name = "http"
 
     def __init__(self, *, url: str, secret: str, timeout: float):
@@ -71,19 +71,7 @@ class HttpBackend:
         response = self._post(dataclasses.asdict(request), idempotency_key=request.idempotency_key)
         return _account_from(response, request=request)
 
-    def suspend(self, request: AccountActionRequest) -> None:
-        self._act(request)
-
-    def unsuspend(self, request: AccountActionRequest) -> None:
-        self._act(request)
-
-    def terminate(self, request: AccountActionRequest) -> None:
-        self._act(request)
-
-    def change_plan(self, request: PlanChangeRequest) -> None:
-        self._act(request)
-
-    def _act(self, request: AccountActionRequest | PlanChangeRequest) -> None:
+    def _act(self, request: AccountActionRequest) -> None:
         self._post(dataclasses.asdict(request), idempotency_key=request.idempotency_key)
 
     def _post(self, payload: dict, *, idempotency_key: str) -> requests.Response:

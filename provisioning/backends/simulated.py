@@ -26,7 +26,7 @@ import uuid
 
 from provisioning.backends.base import (
     AccountActionRequest,
-    PlanChangeRequest,
+    ActionsThroughOneCall,
     ProvisionedAccount,
     ProvisioningError,
     ProvisioningRequest,
@@ -37,7 +37,7 @@ _FAIL_N_TIMES = re.compile(r"^fail-(\d+)-times?$")
 _SLOW = re.compile(r"^slow-(\d+)s$")
 
 
-class SimulatedBackend:
+class SimulatedBackend(ActionsThroughOneCall):
     name = "simulated"
 
     def provision(self, request: ProvisioningRequest) -> ProvisionedAccount:
@@ -59,19 +59,7 @@ class SimulatedBackend:
             reference=f"sim-{key.hex[:12]}",
         )
 
-    def suspend(self, request: AccountActionRequest) -> None:
-        self._act(request)
-
-    def unsuspend(self, request: AccountActionRequest) -> None:
-        self._act(request)
-
-    def terminate(self, request: AccountActionRequest) -> None:
-        self._act(request)
-
-    def change_plan(self, request: PlanChangeRequest) -> None:
-        self._act(request)
-
-    def _act(self, request: AccountActionRequest | PlanChangeRequest) -> None:
+    def _act(self, request: AccountActionRequest) -> None:
         label = request.domain.split(".", 1)[0].lower()
         if label == f"{request.action}-fails":
             raise ProvisioningError(f"simulated {request.action} failure (attempt {request.attempt})", retryable=True)
