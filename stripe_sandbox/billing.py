@@ -166,6 +166,43 @@ def renew(store: Store, subscription: dict, at: int) -> None:
     customer = store.get("customer", subscription["customer"])
     previous: dict = {"items": copy.deepcopy(subscription["items"]), "latest_invoice": subscription["latest_invoice"]}
     old_start = period_start(subscription)
+    _start_next_periods(store, subscription)
+    coupon, discount = _renewal_coupon(store, subscription, at, previous)
+
+    invoice_id = new_id("in_", 24)
+    lines = _renewal_lines(store, subscription, invoice_id=invoice_id, coupon=coupon, discount=discount)
+    # Prorations a plan change left pending are billed with the renewal.
+    lines += take_pending_invoice_items(store, subscription, invoice_id)
+    invoice = store.add(
+        objects.invoice(
+            id=invoice_id,
+            created=at,
+            customer=customer,
+            currency=subscription["currency"],
+            lines=lines,
+            discounts=[discount["id"]] if discount else [],
+            subscription=subscription["id"],
+            subscription_metadata=dict(subscription["metadata"]) or None,
+            billing_reason="subscription_cycle",
+            period_start=old_start,
+            period_end=at,
+        )
+    )
+    store.attached.setdefault((subscription["id"], "invoices"), []).append(invoice_id)
+    subscription["latest_invoice"] = invoice_id
+    flow.emit("invoice.created", invoice)
+    flow.finalize_invoice(invoice, customer)
+
+    status = subscription["status"]
+    new_status = _collect_renewal(flow, subscription, invoice, customer)
+    if new_status != status:
+        previous["status"] = status
+        subscription["status"] = new_status
+    flow.emit("customer.subscription.updated", subscription, previous)
+
+
+def _start_next_periods(store: Store, subscription: dict) -> None:
+    """Each item's next period starts where its current one ends (on the stored item too, when it is a copy)."""
     for item in subscription["items"]["data"]:
         recurring = item["price"]["recurring"]
         start = item["current_period_end"]
@@ -176,9 +213,12 @@ def renew(store: Store, subscription: dict, at: int) -> None:
             stored.update(
                 current_period_start=item["current_period_start"], current_period_end=item["current_period_end"]
             )
-    coupon, discount = _renewal_coupon(store, subscription, at, previous)
 
-    invoice_id = new_id("in_", 24)
+
+def _renewal_lines(
+    store: Store, subscription: dict, *, invoice_id: str, coupon: dict | None, discount: dict | None
+) -> list[dict]:
+    """A line (stored) for each item's new period at its price, less the coupon's share."""
     items = subscription["items"]["data"]
     amounts = [item["price"]["unit_amount"] * item["quantity"] for item in items]
     discounted = amounts_off(coupon, amounts)
@@ -203,51 +243,29 @@ def renew(store: Store, subscription: dict, at: int) -> None:
             metadata=dict(subscription["metadata"]),
         )
         lines.append(store.add(line))
-    # Prorations a plan change left pending are billed with the renewal.
-    lines += take_pending_invoice_items(store, subscription, invoice_id)
-    invoice = store.add(
-        objects.invoice(
-            id=invoice_id,
-            created=at,
-            customer=customer,
-            currency=subscription["currency"],
-            lines=lines,
-            discounts=[discount["id"]] if discount else [],
-            subscription=subscription["id"],
-            subscription_metadata=dict(subscription["metadata"]) or None,
-            billing_reason="subscription_cycle",
-            period_start=old_start,
-            period_end=at,
-        )
-    )
-    store.attached.setdefault((subscription["id"], "invoices"), []).append(invoice_id)
-    subscription["latest_invoice"] = invoice_id
-    flow.emit("invoice.created", invoice)
-    flow.finalize_invoice(invoice, customer)
+    return lines
 
+
+def _collect_renewal(flow: _Flow, subscription: dict, invoice: dict, customer: dict) -> str:
+    """Pay the finalized renewal invoice, or charge its payment method; the subscription's status after it."""
     status = subscription["status"]
     if invoice["amount_due"] == 0:
         flow.pay_invoice(invoice, None)
-        new_status = "active" if status == "trialing" else status
-    elif status == "unpaid":
+        return "active" if status == "trialing" else status
+    if status == "unpaid":
         # Invoices go on being made for an unpaid subscription, but no payment is attempted.
         invoice.update(auto_advance=False)
-        new_status = status
-    else:
-        intent = flow.create_payment_intent(
-            amount=invoice["amount_due"],
-            currency=invoice["currency"],
-            customer=customer,
-            description="Subscription update",
-            save_payment_method=False,
-        )
-        flow.open_invoice_payment(invoice, intent)
-        paid = attempt_payment(flow, invoice, default_payment_method(store, subscription, customer))
-        new_status = "active" if paid else "past_due"
-    if new_status != status:
-        previous["status"] = status
-        subscription["status"] = new_status
-    flow.emit("customer.subscription.updated", subscription, previous)
+        return status
+    intent = flow.create_payment_intent(
+        amount=invoice["amount_due"],
+        currency=invoice["currency"],
+        customer=customer,
+        description="Subscription update",
+        save_payment_method=False,
+    )
+    flow.open_invoice_payment(invoice, intent)
+    paid = attempt_payment(flow, invoice, default_payment_method(flow.store, subscription, customer))
+    return "active" if paid else "past_due"
 
 
 def invoice_item_line(invoice_item: dict, spec: dict, *, line_id: str, invoice_id: str | None) -> dict:
