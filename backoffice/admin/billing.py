@@ -27,6 +27,16 @@ REFUND_STATUSES = [
     ("failed", "Failed"),
     ("canceled", "Canceled"),
 ]
+# Why Stripe says the money went back (its refund reasons), as the lists say it.
+REFUND_REASONS = {
+    "duplicate": "Duplicate",
+    "fraudulent": "Fraudulent",
+    "requested_by_customer": "Requested by customer",
+    "expired_uncaptured_charge": "Uncaptured charge expired",
+}
+
+_BILLING_REASON_LABELS = dict(INVOICE_BILLING_REASONS)
+_REFUND_STATUS_LABELS = dict(REFUND_STATUSES)
 
 
 def _subscription_link(subscription) -> str:
@@ -54,6 +64,8 @@ def _search(queryset, term: str, *, stripe: dict[str, str], number: str | None =
 class ReadOnlyAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
+    # "Show counts" would run a COUNT per filter choice over millions of rows, as on the other long lists.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     list_select_related = ("subscription__customer",)
 
@@ -73,16 +85,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(SubscriptionInvoice)
 class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
+    # The date next to the number: the last columns are the first out of view in a narrow window.
     list_display = (
-        "__str__",
+        "invoice_label",
         "subscription_link",
-        "billing_reason",
+        "created",
+        "billing_reason_label",
         "amount_due_money",
         "status",
+        "paid_at",
         "attempt_count",
         "first_failed_at",
-        "paid_at",
-        "stripe_created",
     )
     list_filter = ("status", fixed_choices_filter("billing_reason", "billing reason", INVOICE_BILLING_REASONS))
     search_fields = ("number",)
@@ -128,6 +141,19 @@ class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
             },
         ), False
 
+    @admin.display(description="Invoice")
+    def invoice_label(self, invoice: SubscriptionInvoice) -> str:
+        return str(invoice)
+
+    @admin.display(description="Created", ordering="stripe_created")
+    def created(self, invoice: SubscriptionInvoice):
+        return invoice.stripe_created
+
+    @admin.display(description="Billing reason", ordering="billing_reason")
+    def billing_reason_label(self, invoice: SubscriptionInvoice) -> str:
+        """As the filter names it ("Renewal"), not Stripe's code ("subscription_cycle")."""
+        return _BILLING_REASON_LABELS.get(invoice.billing_reason, invoice.billing_reason or "-")
+
     @admin.display(description="Stripe invoice")
     def stripe_invoice(self, invoice: SubscriptionInvoice) -> str:
         return stripe_link(invoice.stripe_invoice_id)
@@ -150,11 +176,11 @@ class RefundRecordAdmin(ReadOnlyAdmin):
     list_display = (
         "stripe_refund_id",
         "subscription_link",
+        "created",
         "amount_money",
-        "status",
-        "reason",
+        "status_label",
+        "reason_label",
         "charge_fully_refunded",
-        "stripe_created",
     )
     list_filter = (fixed_choices_filter("status", "status", REFUND_STATUSES), "charge_fully_refunded")
     search_fields = ("stripe_refund_id",)
@@ -190,6 +216,19 @@ class RefundRecordAdmin(ReadOnlyAdmin):
                 "sub_": "subscription__stripe_subscription_id",
             },
         ), False
+
+    @admin.display(description="Created", ordering="stripe_created")
+    def created(self, refund: RefundRecord):
+        return refund.stripe_created
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, refund: RefundRecord) -> str:
+        """As the filter names it ("Succeeded"), not Stripe's code."""
+        return _REFUND_STATUS_LABELS.get(refund.status, refund.status)
+
+    @admin.display(description="Reason", ordering="reason")
+    def reason_label(self, refund: RefundRecord) -> str:
+        return REFUND_REASONS.get(refund.reason, refund.reason or "-")
 
     @admin.display(description="Amount", ordering="amount")
     def amount_money(self, refund: RefundRecord) -> str:
