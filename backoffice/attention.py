@@ -25,6 +25,7 @@ from provisioning.models import (
     ProvisioningJob,
     ProvisioningJobStatus,
 )
+from provisioning.selectors import provisioning_job_waiting_too_long_by_status, provisioning_job_waiting_too_long_q
 
 SETUP_FAILED = "setup_failed"
 SETUP_OVERDUE = "setup_overdue"
@@ -64,11 +65,9 @@ def _provision_jobs() -> QuerySet[ProvisioningJob]:
 
 
 def setup_overdue_q(*, now: datetime) -> Q:
-    """Provision jobs waiting too long for an attempt, or held by a worker that stopped answering (the dashboard's
-    rule, backoffice.selectors.job_waiting_too_long_q)."""
-    from backoffice.selectors import JOB_WAITING_TOO_LONG, job_waiting_too_long_q
-
-    return job_waiting_too_long_q(now=now, stale_before=now - JOB_WAITING_TOO_LONG)
+    """Provision jobs waiting too long for an attempt, or held by a worker that stopped answering (staff's rule, as
+    the dashboard counts it: provisioning.selectors.provisioning_job_waiting_too_long_q)."""
+    return provisioning_job_waiting_too_long_q(now=now)
 
 
 def _jobs_of_kind(kind: str, *, now: datetime) -> QuerySet[ProvisioningJob]:
@@ -206,15 +205,7 @@ def _newest(kind: str, *fields: str, now: datetime) -> list[tuple]:
     else:
         # setup_overdue_q split by status: one plain condition per status lets PostgreSQL read each status's index
         # range newest first and stop (the OR of the whole rule is misestimated and sorted whole).
-        from backoffice.selectors import JOB_WAITING_TOO_LONG
-
-        stale = now - JOB_WAITING_TOO_LONG
-        waiting = Q(next_attempt_at__lt=stale) | Q(next_attempt_at__isnull=True, created_at__lt=stale)
-        sources = [
-            _provision_jobs().filter(waiting, status=ProvisioningJobStatus.PENDING),
-            _provision_jobs().filter(waiting, status=ProvisioningJobStatus.RETRYING),
-            _provision_jobs().filter(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now),
-        ]
+        sources = [_provision_jobs().filter(part) for part in provisioning_job_waiting_too_long_by_status(now=now)]
     rows = []
     for source in sources:
         rows += source.order_by("-created_at").values_list("created_at", *fields)[:FILTER_IDS_MAX]

@@ -37,7 +37,7 @@ from provisioning.models import (
     ProvisioningJob,
     ProvisioningJobStatus,
 )
-from provisioning.selectors import provisioning_job_attempts_text
+from provisioning.selectors import provisioning_job_attempts_text, provisioning_job_waiting_too_long_q
 
 # --- Money and Stripe links -------------------------------------------------------------------------------------------
 
@@ -578,9 +578,6 @@ def failed_setups_heading_for_refund(*, limit: int = 20) -> tuple[list[FailedSet
 
 # --- The dashboard ----------------------------------------------------------------------------------------------------
 
-# A job waiting longer than this for its first or next attempt is stuck: the sweeper should have sent it long ago.
-JOB_WAITING_TOO_LONG = timedelta(minutes=30)
-
 
 @dataclass
 class DashboardFigures:
@@ -625,10 +622,9 @@ def dashboard_figures(*, now: datetime, days: int = 30) -> DashboardFigures:
         .annotate(amount=Sum(F("amount") - F("amount_discount")), orders=Count("*"))
         .order_by("-amount")
     )
-    stale = now - JOB_WAITING_TOO_LONG
     jobs = ProvisioningJob.objects.aggregate(
         failed=Count("pk", filter=Q(status=ProvisioningJobStatus.FAILED)),
-        waiting=Count("pk", filter=job_waiting_too_long_q(now=now, stale_before=stale)),
+        waiting=Count("pk", filter=provisioning_job_waiting_too_long_q(now=now)),
     )
     return DashboardFigures(
         days=day_list,
@@ -665,13 +661,3 @@ def dashboard_revenue_named(*, revenue: list[dict]) -> None:
     names = dict(Product.objects.filter(code__in={row["product_code"] for row in revenue}).values_list("code", "name"))
     for row in revenue:
         row["product_name"] = names.get(row["product_code"], row["product_code"])
-
-
-def job_waiting_too_long_q(*, now: datetime, stale_before: datetime) -> Q:
-    """Jobs a person should look at although they have not failed: waiting for an attempt since before
-    `stale_before`, or held by a worker whose lease ran out."""
-    waiting = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)) & (
-        Q(next_attempt_at__lt=stale_before) | Q(next_attempt_at__isnull=True, created_at__lt=stale_before)
-    )
-    abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)
-    return waiting | abandoned
