@@ -9,12 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from backoffice.attention import COUNT_MAX, KINDS, attention_counts
-from backoffice.selectors import (
-    FAILED_SETUPS_COUNT_CAP,
-    dashboard_figures_cached,
-    failed_setups_heading_for_refund,
-    money_format,
-)
+from backoffice.selectors import FAILED_SETUPS_COUNT_CAP, dashboard_figures_cached, failed_setups_heading_for_refund
+from core.money import money_format
 
 register = template.Library()
 
