@@ -7,6 +7,7 @@ from stripe_sandbox import billing, plan_changes
 from stripe_sandbox.call import ApiCall
 from stripe_sandbox.fulfillment import _Flow
 from stripe_sandbox.resources.listing import created_filter, page
+from stripe_sandbox.store import Store
 from stripe_sandbox.wire import Params, StripeError, missing_param
 
 FEEDBACK = ("customer_service", "low_quality", "missing_features", "other", "switched_service", "too_complex",
@@ -101,50 +102,101 @@ def update(call: ApiCall, id: str) -> dict:
     flow = _Flow(store, billing.now_for(store, subscription), call.event_request)
     plan = None
     if requested:
-        changes = plan_changes.resolve(store, subscription, requested, now=flow.now)
-        plan = plan_changes.plan_change(
+        plan = _plan_change(
             store,
             subscription,
-            changes,
-            at=flow.now if proration_date is None else proration_date,
-            behavior=proration_behavior or "create_prorations",
-            param="proration_date",
+            requested,
+            now=flow.now,
+            proration_behavior=proration_behavior,
+            proration_date=proration_date,
+            payment_behavior=payment_behavior,
         )
-        if payment_behavior == "error_if_incomplete":
-            plan_changes.check_payment(store, subscription, plan)
-        plan.attempt_payment = payment_behavior != "default_incomplete"
     previous: dict = {}
-
-    def change(field: str, value, holder: dict | None = None, name: str | None = None) -> None:
-        holder = subscription if holder is None else holder
-        if holder[field] != value:
-            if name is None:
-                previous[field] = copy.deepcopy(holder[field])
-            else:
-                previous.setdefault(name, {})[field] = holder[field]
-            holder[field] = value
-
     if default_payment_method is not None:
         method = billing.payment_method_for_customer(
             store, default_payment_method, customer, now=flow.now, param="default_payment_method", flow=flow
         )
-        change("default_payment_method", method["id"])
+        _change(previous, subscription, "default_payment_method", method["id"])
     if description is not None:
-        change("description", description)
+        _change(previous, subscription, "description", description)
+    _update_cancellation(subscription, previous, cancel_at_period_end, comment=comment, feedback=feedback, now=flow.now)
+    _update_metadata(subscription, metadata, previous)
+    if plan is not None:
+        plan_changes.apply_change(flow, subscription, plan, previous)
+    if "cancellation_details" in previous:
+        # Stripe shows the whole hash as it was.
+        previous["cancellation_details"] = {**subscription["cancellation_details"], **previous["cancellation_details"]}
+    if previous:
+        flow.emit("customer.subscription.updated", subscription, previous)
+    return subscription
+
+
+def _plan_change(
+    store: Store,
+    subscription: dict,
+    requested: list[plan_changes.RequestedItem],
+    *,
+    now: int,
+    proration_behavior: str | None,
+    proration_date: int | None,
+    payment_behavior: str | None,
+) -> plan_changes.ChangePlan:
+    """The change of prices the request asks for, checked (nothing is changed yet)."""
+    changes = plan_changes.resolve(store, subscription, requested, now=now)
+    plan = plan_changes.plan_change(
+        store,
+        subscription,
+        changes,
+        at=now if proration_date is None else proration_date,
+        behavior=proration_behavior or "create_prorations",
+        param="proration_date",
+    )
+    if payment_behavior == "error_if_incomplete":
+        plan_changes.check_payment(store, subscription, plan)
+    plan.attempt_payment = payment_behavior != "default_incomplete"
+    return plan
+
+
+def _change(previous: dict, holder: dict, field: str, value, *, within: str | None = None) -> None:
+    """Set `holder[field]` to `value`, noting in `previous` what it was (under `within` for a field of a hash such as
+    cancellation_details)."""
+    if holder[field] != value:
+        if within is None:
+            previous[field] = copy.deepcopy(holder[field])
+        else:
+            previous.setdefault(within, {})[field] = holder[field]
+        holder[field] = value
+
+
+def _update_cancellation(
+    subscription: dict,
+    previous: dict,
+    cancel_at_period_end: bool | None,
+    *,
+    comment: str | None,
+    feedback: str | None,
+    now: int,
+) -> None:
+    """Cancel at the period end (or no longer), and note the customer's comment and feedback."""
+    details = subscription["cancellation_details"]
     if cancel_at_period_end is True:
-        change("cancel_at_period_end", True)
-        change("cancel_at", billing.period_end(subscription))
-        change("canceled_at", subscription["canceled_at"] or flow.now)
-        change("reason", "cancellation_requested", subscription["cancellation_details"], "cancellation_details")
+        _change(previous, subscription, "cancel_at_period_end", True)
+        _change(previous, subscription, "cancel_at", billing.period_end(subscription))
+        _change(previous, subscription, "canceled_at", subscription["canceled_at"] or now)
+        _change(previous, details, "reason", "cancellation_requested", within="cancellation_details")
     elif cancel_at_period_end is False:
-        change("cancel_at_period_end", False)
-        change("cancel_at", None)
-        change("canceled_at", None)
-        change("reason", None, subscription["cancellation_details"], "cancellation_details")
+        _change(previous, subscription, "cancel_at_period_end", False)
+        _change(previous, subscription, "cancel_at", None)
+        _change(previous, subscription, "canceled_at", None)
+        _change(previous, details, "reason", None, within="cancellation_details")
     if comment is not None:
-        change("comment", comment, subscription["cancellation_details"], "cancellation_details")
+        _change(previous, details, "comment", comment, within="cancellation_details")
     if feedback is not None:
-        change("feedback", feedback, subscription["cancellation_details"], "cancellation_details")
+        _change(previous, details, "feedback", feedback, within="cancellation_details")
+
+
+def _update_metadata(subscription: dict, metadata: dict[str, str], previous: dict) -> None:
+    """Set the given keys (an empty value removes its key); `previous` shows the old value of each key that changed."""
     old_metadata = dict(subscription["metadata"])
     for key, value in metadata.items():
         if value == "":
@@ -158,14 +210,6 @@ def update(call: ApiCall, id: str) -> dict:
     )
     if changed:
         previous["metadata"] = {key: old_metadata.get(key) for key in changed}
-    if plan is not None:
-        plan_changes.apply_change(flow, subscription, plan, previous)
-    if "cancellation_details" in previous:
-        # Stripe shows the whole hash as it was.
-        previous["cancellation_details"] = {**subscription["cancellation_details"], **previous["cancellation_details"]}
-    if previous:
-        flow.emit("customer.subscription.updated", subscription, previous)
-    return subscription
 
 
 def cancel(call: ApiCall, id: str) -> dict:
