@@ -114,6 +114,20 @@ class AuditedChangeMessageMixin:
         return "\n".join(lines) if lines else "No fields changed."
 
 
+class ReadOnlyAdminMixin:
+    """A model staff read and never write here: its rows come from the checkout, Stripe's events or the workers, and
+    what staff may change goes through an action (a billing action, a setup tool, a note's pin)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class EstimatedCountPaginator(Paginator):
     """Counts rows only up to a cap, and not at all for the unfiltered table on PostgreSQL (the planner's estimate
     from pg_class.reltuples): a list page costs the same with a thousand rows or a hundred million."""

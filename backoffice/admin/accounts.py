@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
-from backoffice.admin_tools import EstimatedCountPaginator, fixed_choices_filter, stripe_link
+from backoffice.admin_tools import EstimatedCountPaginator, ReadOnlyAdminMixin, fixed_choices_filter, stripe_link
 from backoffice.attention import CustomerAttentionFilter
 from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
@@ -270,7 +270,8 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
+class SubscriptionAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Written by fulfilment and Stripe's events; what staff may change goes through a billing action.
     """The subscription page: Stripe's state as mirrored, the next renewal, the hosting account and its history,
     invoices, refunds, billing decisions and jobs, and the billing actions (each on a confirmation page asking for a
     reason). Nothing of Stripe's is edited by hand: every field is read-only."""
@@ -310,16 +311,6 @@ class SubscriptionAdmin(CsvExportMixin, admin.ModelAdmin):
         "updated_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Written by fulfilment and Stripe's events; what staff may change goes through a billing action.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_search_results(self, request, queryset, search_term):
         return queryset_search(queryset=queryset, kind=SERVICES, term=search_term), False

@@ -7,7 +7,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.html import format_html
 
-from backoffice.admin_tools import EstimatedCountPaginator, fixed_choices_filter, stripe_link
+from backoffice.admin_tools import EstimatedCountPaginator, ReadOnlyAdminMixin, fixed_choices_filter, stripe_link
 from billing.models import BillingAction, RefundRecord, SubscriptionInvoice
 from core.money import money_format
 
@@ -61,7 +61,9 @@ def _search(queryset, term: str, *, stripe: dict[str, str], number: str | None =
     return queryset.filter(_email_lower__startswith=term.lower())
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class BillingRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Invoices, refunds and billing actions: written by Stripe's events and by the billing actions only."""
+
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     # "Show counts" would run a COUNT per filter choice over millions of rows, as on the other long lists.
@@ -69,22 +71,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     list_per_page = 50
     list_select_related = ("subscription__customer",)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     @admin.display(description="Subscription")
     def subscription_link(self, obj) -> str:
         return _subscription_link(obj.subscription)
 
 
 @admin.register(SubscriptionInvoice)
-class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
+class SubscriptionInvoiceAdmin(BillingRecordAdmin):
     # The date next to the number: the last columns are the first out of view in a narrow window.
     list_display = (
         "invoice_label",
@@ -172,7 +165,7 @@ class SubscriptionInvoiceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RefundRecord)
-class RefundRecordAdmin(ReadOnlyAdmin):
+class RefundRecordAdmin(BillingRecordAdmin):
     list_display = (
         "stripe_refund_id",
         "subscription_link",
@@ -240,7 +233,7 @@ class RefundRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BillingAction)
-class BillingActionAdmin(ReadOnlyAdmin):
+class BillingActionAdmin(BillingRecordAdmin):
     list_display = ("created_at", "kind", "subscription_link", "amount_display", "status", "actor", "reason")
     list_filter = ("kind", "status")
     list_select_related = ("subscription__customer", "actor")

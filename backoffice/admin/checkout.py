@@ -13,7 +13,13 @@ from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 
-from backoffice.admin_tools import EstimatedCountPaginator, date_range_queryset, fixed_choices_filter, stripe_link
+from backoffice.admin_tools import (
+    EstimatedCountPaginator,
+    ReadOnlyAdminMixin,
+    date_range_queryset,
+    fixed_choices_filter,
+    stripe_link,
+)
 from backoffice.attention import (
     CheckoutSessionAttentionFilter,
     checkout_session_status_label,
@@ -56,7 +62,7 @@ class ProductFilter(admin.SimpleListFilter):
 
 
 @admin.register(CheckoutSession)
-class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
+class CheckoutSessionAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     # Status second, so that it is in view at any width; a paid order whose setup failed says so (status_label).
     list_display = ("created_at", "status_label", "buyer", "domain", "product_name", "list_amount")
     list_select_related = ("price__product",)
@@ -138,16 +144,7 @@ class CheckoutSessionAdmin(CsvExportMixin, admin.ModelAdmin):
         "request_fingerprint",
     )
 
-    # --- Read-only for everyone: sessions are written by the checkout and by Stripe's events only ---------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # --- Read-only for everyone (ReadOnlyAdminMixin): sessions are written by the checkout and Stripe's events only ---
 
     def has_expire_permission(self, request):
         return request.user.has_perm(SUPPORT_PERMISSIONS["expire"])

@@ -6,12 +6,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from backoffice.admin_tools import EstimatedCountPaginator
+from backoffice.admin_tools import EstimatedCountPaginator, ReadOnlyAdminMixin
 from backoffice.models import StaffNote
 
 
 @admin.register(StaffNote)
-class StaffNoteAdmin(admin.ModelAdmin):
+class StaffNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # backoffice.change_staffnote is the right to pin and unpin, on the customer page; nobody edits a note's text.
     list_display = ("created_at", "customer_link", "author_name", "pinned", "text")
     list_filter = ("pinned",)
     list_select_related = ("customer",)
@@ -19,16 +20,6 @@ class StaffNoteAdmin(admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     fields = readonly_fields = ("customer_link", "author_name", "pinned", "body", "created_at", "updated_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # backoffice.change_staffnote is the right to pin and unpin, on the customer page; nobody edits a note's text.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Customer", ordering="customer__email")
     def customer_link(self, note: StaffNote) -> str:
