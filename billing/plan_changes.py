@@ -148,13 +148,17 @@ def plan_change_preview(*, subscription: Subscription, price: Price) -> PlanChan
     the change will use. Raises ApplicationError when the move is not allowed or Stripe cannot answer."""
     _plan_change_check(subscription, price)
     charged_now = plan_change_charged_now(subscription=subscription, price=price)
-    stripe_subscription = _stripe_get(f"/v1/subscriptions/{subscription.stripe_subscription_id}")
+    stripe_subscription = _stripe(
+        lambda: stripe_client().v1.subscriptions.retrieve(subscription.stripe_subscription_id)
+    )
     details: dict = {
         "items": [{"id": _item_id(stripe_subscription), "price_data": _price_data(price)}],
         "proration_behavior": CHARGE_NOW if charged_now else CREDIT_LATER,
     }
-    invoice = _stripe_post(
-        "/v1/invoices/create_preview", subscription=subscription.stripe_subscription_id, subscription_details=details
+    invoice = _stripe(
+        lambda: stripe_client().v1.invoices.create_preview(
+            {"subscription": subscription.stripe_subscription_id, "subscription_details": details}
+        )
     )
     lines = tuple(_line(line) for line in ((invoice.get("lines") or {}).get("data") or []))
     prorations = [line for line in lines if line.proration]
@@ -418,7 +422,9 @@ def _subscription_plan_apply(subscription: Subscription, action: BillingAction) 
 
 def _stripe_plan_change(action: BillingAction) -> dict:
     subscription, price = action.subscription, action.price
-    stripe_subscription = _stripe_get(f"/v1/subscriptions/{subscription.stripe_subscription_id}")
+    stripe_subscription = _stripe(
+        lambda: stripe_client().v1.subscriptions.retrieve(subscription.stripe_subscription_id)
+    )
     params: dict = {
         "items": [{"id": _item_id(stripe_subscription), "price_data": _price_data(price)}],
         "proration_behavior": action.details["proration_behavior"],
@@ -433,15 +439,19 @@ def _stripe_plan_change(action: BillingAction) -> dict:
         params["payment_behavior"] = "error_if_incomplete"
     if action.details.get("proration_date"):
         params["proration_date"] = action.details["proration_date"]
-    return _stripe_post(
-        f"/v1/subscriptions/{subscription.stripe_subscription_id}", idempotency_key=action.idempotency_key, **params
+    return _stripe(
+        lambda: stripe_client().v1.subscriptions.update(
+            subscription.stripe_subscription_id, params, {"idempotency_key": action.idempotency_key}
+        )
     )
 
 
 def _stripe_subscription_if_changed(action: BillingAction) -> dict | None:
     """Stripe's subscription if its item already has the price this action asked for (the update went through
     although we did not hear so), else None."""
-    stripe_subscription = _stripe_get(f"/v1/subscriptions/{action.subscription.stripe_subscription_id}")
+    stripe_subscription = _stripe(
+        lambda: stripe_client().v1.subscriptions.retrieve(action.subscription.stripe_subscription_id)
+    )
     items = (stripe_subscription.get("items") or {}).get("data") or []
     wanted = _price_data(action.price)
     for item in items:
@@ -496,12 +506,11 @@ def stripe_product_ensure(product: Product) -> str:
     if cache.get(mark):
         return product_id
     try:
-        _stripe_post(
-            "/v1/products",
-            idempotency_key=f"product-create-{product_id}",
-            id=product_id,
-            name=product.name,
-            metadata={"product_code": product.code},
+        _stripe(
+            lambda: stripe_client().v1.products.create(
+                {"id": product_id, "name": product.name, "metadata": {"product_code": product.code}},
+                {"idempotency_key": f"product-create-{product_id}"},
+            )
         )
     except ApplicationError as error:
         if error.code != "resource_already_exists":
@@ -510,21 +519,12 @@ def stripe_product_ensure(product: Product) -> str:
     return product_id
 
 
-def _stripe_get(path: str) -> dict:
-    return _stripe(lambda: stripe_client().raw_request("get", path).data)
-
-
-def _stripe_post(path: str, *, idempotency_key: str | None = None, **params) -> dict:
-    if idempotency_key:
-        params["idempotency_key"] = idempotency_key
-    return _stripe(lambda: stripe_client().raw_request("post", path, **params).data)
-
-
 def _stripe(request) -> dict:
-    """One Stripe request; its refusals become an ApplicationError worded for the customer (who asked for the
-    change). What Stripe said goes to the log and the action's details, not to the customer."""
+    """One Stripe request through the SDK's typed method, its answer as plain dicts (`to_dict()`: what the code above
+    reads). Its refusals become an ApplicationError worded for the customer (who asked for the change). What Stripe
+    said goes to the log and the action's details, not to the customer."""
     try:
-        return request()
+        return request().to_dict()
     except stripe.CardError as error:
         raise ApplicationError(
             f"Your card was declined{f' ({error.user_message})' if error.user_message else ''}: nothing was changed "

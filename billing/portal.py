@@ -42,7 +42,7 @@ def billing_portal_url(
     if flow:
         params["flow_data"] = {"type": flow}
     try:
-        session = stripe_client().raw_request("post", "/v1/billing_portal/sessions", **params).data
+        session = stripe_client().v1.billing_portal.sessions.create(params)
     except (stripe.APIConnectionError, stripe.RateLimitError) as error:
         logger.warning("Billing portal for %s: Stripe unreachable or busy: %s", stripe_customer_id, error)
         raise ApplicationError(
@@ -63,5 +63,5 @@ def billing_portal_url(
             code="billing_portal_unavailable",
             status_code=502,
         ) from error
-    logger.info("Billing portal session %s for %s", session.get("id"), stripe_customer_id)
-    return session["url"]
+    logger.info("Billing portal session %s for %s", session.id, stripe_customer_id)
+    return session.url
