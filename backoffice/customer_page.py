@@ -171,126 +171,150 @@ def _totals(rows) -> list[str]:
 
 def customer_page(*, customer: Customer) -> CustomerPage:
     """Everything support reads about one customer, newest first in each section. Fourteen queries whatever the
-    number of orders, services or e-mails (asserted in tests/backoffice/test_customer_page.py), three of them the
-    "needs attention" banner's (backoffice.attention)."""
-    people = [
-        Person(membership=m, user=m.user, role=m.get_role_display(), password_set=m.user.has_usable_password())
-        for m in customer.memberships.select_related("user").order_by("created_at", "pk")
-    ]
-
-    # Every subscription's session (not only the newest few): the orders and e-mails sections look for these.
+    number of orders, services or e-mails (asserted in tests/backoffice/test_customer_page.py): one per section and
+    per total, one for the sessions of all the customer's subscriptions, and three for the "needs attention" banner
+    (backoffice.attention)."""
+    # Every subscription's session, not only the newest few services': the orders and e-mails sections look for them.
     session_ids = list(Subscription.objects.filter(customer=customer).values_list("checkout_session_id", flat=True))
-    subscriptions, more_subscriptions = _bounded(
-        Subscription.objects.filter(customer=customer)
-        .select_related("product", "hosting_account")
-        .order_by("-created_at", "-pk"),
-        "services",
+    orders = customer_orders(customer=customer, session_ids=session_ids)
+    return CustomerPage(
+        customer=customer,
+        people=_people(customer),
+        services=_services_section(customer),
+        orders=_orders_section(customer, orders=orders),
+        invoices=_invoices_section(customer),
+        refunds=_refunds_section(customer),
+        billing_actions=_billing_actions_section(customer),
+        emails=_emails_section(customer, orders=orders),
+        notes=_notes_section(customer),
+        paid=_paid_totals(customer),
+        refunded=_refunded_totals(customer),
+        stripe_url=stripe_dashboard_url(customer.stripe_customer_id),
+        attention=customer_attention(customer=customer),
     )
 
-    orders_qs = customer_orders(customer=customer, session_ids=session_ids)
-    sessions, more_sessions = _bounded(orders_qs.select_related("price__product").order_by("-created_at"), "orders")
 
-    invoices, more_invoices = _bounded(
-        SubscriptionInvoice.objects.filter(subscription__customer=customer)
-        .select_related("subscription__product")
-        .order_by("-stripe_created", "-pk"),
-        "invoices",
-    )
-    refunds, more_refunds = _bounded(
-        RefundRecord.objects.filter(subscription__customer=customer)
-        .select_related("subscription__product")
-        .order_by("-stripe_created", "-pk"),
-        "refunds",
-    )
-    actions, more_actions = _bounded(
-        BillingAction.objects.filter(subscription__customer=customer)
-        .select_related("subscription__product", "actor")
-        .order_by("-created_at", "-pk"),
-        "billing_actions",
-    )
-    emails, more_emails = _bounded(
-        EmailNotification.objects.filter(checkout_session__in=orders_qs.values("pk"))
-        .defer("context", "last_error")
-        .order_by("-created_at", "-pk"),
-        "emails",
-    )
-    notes, more_notes = _bounded(
-        StaffNote.objects.filter(customer=customer).order_by("-pinned", "-created_at", "-pk"), "notes"
-    )
-    paid = (
+def _paid_totals(customer: Customer) -> list[str]:
+    rows = (
         SubscriptionInvoice.objects.filter(subscription__customer=customer, status=InvoiceStatus.PAID)
         .order_by()
         .values("currency")
         .annotate(total=Sum("amount_paid"))
         .order_by("currency")
     )
-    refunded = (
+    return _totals(rows)
+
+
+def _refunded_totals(customer: Customer) -> list[str]:
+    """Refunds that went through or may still (pending)."""
+    rows = (
         RefundRecord.objects.filter(subscription__customer=customer, status__in=("succeeded", "pending"))
         .order_by()
         .values("currency")
         .annotate(total=Sum("amount"))
         .order_by("currency")
     )
+    return _totals(rows)
 
-    by_email = customer.email
-    return CustomerPage(
-        customer=customer,
-        people=people,
-        services=Section(
-            [_service(s) for s in subscriptions],
-            more_subscriptions,
-            _changelist("accounts_subscription", customer__id__exact=customer.pk),
-        ),
-        orders=Section(
-            [
-                Order(
-                    session=s,
-                    plan=(
-                        f"{s.price.product.name} ({s.billing_cycle})"
-                        if s.price_id
-                        else f"{s.product_code} ({s.billing_cycle})"
-                    ),
-                    amount=money_format(s.amount, s.currency),
-                    domain=(s.domain_info or {}).get("value") or "",
-                )
-                for s in sessions
-            ],
-            more_sessions,
-            _changelist("checkout_checkoutsession", q=by_email),
-        ),
-        invoices=Section(
-            [
-                Money(
-                    row=i,
-                    amount=money_format(i.amount_due, i.currency),
-                    extra={"paid": money_format(i.amount_paid, i.currency) if i.amount_paid else ""},
-                )
-                for i in invoices
-            ],
-            more_invoices,
-            _changelist("billing_subscriptioninvoice", q=by_email),
-        ),
-        refunds=Section(
-            [Money(row=r, amount=money_format(r.amount, r.currency)) for r in refunds],
-            more_refunds,
-            _changelist("billing_refundrecord", q=by_email),
-        ),
-        billing_actions=Section(
-            [
-                Money(row=a, amount=money_format(a.amount, a.subscription.currency) if a.amount is not None else "")
-                for a in actions
-            ],
-            more_actions,
-            _changelist("billing_billingaction", q=by_email),
-        ),
-        # EmailNotification has no index on `to`: the exact-match filter reads only this customer's address.
-        emails=Section(emails, more_emails, _changelist("provisioning_emailnotification", to=by_email)),
-        notes=Section(notes, more_notes, _changelist("backoffice_staffnote", customer__id__exact=customer.pk)),
-        paid=_totals(paid),
-        refunded=_totals(refunded),
-        stripe_url=stripe_dashboard_url(customer.stripe_customer_id),
-        attention=customer_attention(customer=customer),
+
+def _people(customer: Customer) -> list[Person]:
+    return [
+        Person(membership=m, user=m.user, role=m.get_role_display(), password_set=m.user.has_usable_password())
+        for m in customer.memberships.select_related("user").order_by("created_at", "pk")
+    ]
+
+
+def _services_section(customer: Customer) -> Section:
+    subscriptions, more = _bounded(
+        Subscription.objects.filter(customer=customer)
+        .select_related("product", "hosting_account")
+        .order_by("-created_at", "-pk"),
+        "services",
     )
+    return Section(
+        [_service(s) for s in subscriptions],
+        more,
+        _changelist("accounts_subscription", customer__id__exact=customer.pk),
+    )
+
+
+def _orders_section(customer: Customer, *, orders: QuerySet) -> Section:
+    sessions, more = _bounded(orders.select_related("price__product").order_by("-created_at"), "orders")
+    rows = [
+        Order(
+            session=s,
+            plan=f"{s.price.product.name} ({s.billing_cycle})"
+            if s.price_id
+            else f"{s.product_code} ({s.billing_cycle})",
+            amount=money_format(s.amount, s.currency),
+            domain=(s.domain_info or {}).get("value") or "",
+        )
+        for s in sessions
+    ]
+    return Section(rows, more, _changelist("checkout_checkoutsession", q=customer.email))
+
+
+def _invoices_section(customer: Customer) -> Section:
+    invoices, more = _bounded(
+        SubscriptionInvoice.objects.filter(subscription__customer=customer)
+        .select_related("subscription__product")
+        .order_by("-stripe_created", "-pk"),
+        "invoices",
+    )
+    rows = [
+        Money(
+            row=i,
+            amount=money_format(i.amount_due, i.currency),
+            extra={"paid": money_format(i.amount_paid, i.currency) if i.amount_paid else ""},
+        )
+        for i in invoices
+    ]
+    return Section(rows, more, _changelist("billing_subscriptioninvoice", q=customer.email))
+
+
+def _refunds_section(customer: Customer) -> Section:
+    refunds, more = _bounded(
+        RefundRecord.objects.filter(subscription__customer=customer)
+        .select_related("subscription__product")
+        .order_by("-stripe_created", "-pk"),
+        "refunds",
+    )
+    rows = [Money(row=r, amount=money_format(r.amount, r.currency)) for r in refunds]
+    return Section(rows, more, _changelist("billing_refundrecord", q=customer.email))
+
+
+def _billing_actions_section(customer: Customer) -> Section:
+    actions, more = _bounded(
+        BillingAction.objects.filter(subscription__customer=customer)
+        .select_related("subscription__product", "actor")
+        .order_by("-created_at", "-pk"),
+        "billing_actions",
+    )
+    # A decision's amount is in its subscription's currency.
+    rows = [
+        Money(row=a, amount=money_format(a.amount, a.subscription.currency) if a.amount is not None else "")
+        for a in actions
+    ]
+    return Section(rows, more, _changelist("billing_billingaction", q=customer.email))
+
+
+def _emails_section(customer: Customer, *, orders: QuerySet) -> Section:
+    """The e-mails about the customer's orders (a subquery of them)."""
+    emails, more = _bounded(
+        EmailNotification.objects.filter(checkout_session__in=orders.values("pk"))
+        .defer("context", "last_error")
+        .order_by("-created_at", "-pk"),
+        "emails",
+    )
+    # EmailNotification has no index on `to`: the exact-match filter reads only this customer's address.
+    return Section(emails, more, _changelist("provisioning_emailnotification", to=customer.email))
+
+
+def _notes_section(customer: Customer) -> Section:
+    notes, more = _bounded(
+        StaffNote.objects.filter(customer=customer).order_by("-pinned", "-created_at", "-pk"), "notes"
+    )
+    return Section(notes, more, _changelist("backoffice_staffnote", customer__id__exact=customer.pk))
 
 
 # --- Orders and subscriptions point back at their customer ------------------------------------------------------------
