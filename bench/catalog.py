@@ -11,18 +11,14 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+from bench.load import summary, threaded
+from bench.stack import PY, database_recreate, gunicorn_start, json_output, production_env, stop, wait_for
+
 PORT = int(os.environ.get("BENCH_CATALOG_PORT", "19150"))
 API = f"http://127.0.0.1:{PORT}"
 DATABASE_URL = os.environ.get("BENCH_CATALOG_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/catalog_bench")
@@ -31,18 +27,7 @@ REQUESTS = int(os.environ.get("BENCH_CATALOG_REQUESTS", "4000"))
 ROUNDS = 3
 CONCURRENCY = 8
 
-ENV = {
-    **os.environ,
-    "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "DJANGO_SECRET_KEY": "bench-only-not-a-secret-signs-nothing-kept-0123456789abcdefgh",
-    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    "DJANGO_SECURE_SSL_REDIRECT": "false",
-    "DJANGO_NUM_PROXIES": "0",
-    "DATABASE_URL": DATABASE_URL,
-    "REDIS_URL": REDIS_URL,
-    "STRIPE_SECRET_KEY": "sk_test_benchmark000000000000000000000",
-    "LOG_LEVEL": "WARNING",
-}
+ENV = production_env(database_url=DATABASE_URL, redis_url=REDIS_URL)
 
 
 # --- The load: its own process, threads with keep-alive connections; a client may keep and send its ETag -------------
@@ -92,57 +77,17 @@ def load(path: str, requests: int, concurrency: int, send_etag: bool, edit_at: i
                 if etag:
                     etags_seen.add(etag)
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "seconds": wall,
-        "rps": len(latencies) / wall,
-        "p50_ms": latencies[len(latencies) // 2] * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "etags": len(etags_seen),
-    }
+    seconds = threaded(client, concurrency)
+    return {**summary(latencies, statuses, seconds), "etags": len(etags_seen)}
 
 
 def measured(path: str, requests: int, send_etag: bool = False, edit_at: int | None = None) -> dict:
     args = [PY, "-m", "bench.catalog", "--load", path, "--requests", str(requests), "--concurrency", str(CONCURRENCY)]
     args += (["--send-etag"] if send_etag else []) + (["--edit-at", str(edit_at)] if edit_at is not None else [])
-    return json.loads(subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    return json_output(args)
 
 
 # --- The service ------------------------------------------------------------------------------------------------------
-
-
-def prepare_database() -> None:
-    import psycopg
-    import redis
-
-    name = urlsplit(DATABASE_URL).path.lstrip("/")
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    for command in (["migrate", "--noinput"], ["catalog_load"]):
-        subprocess.run([PY, "manage.py", *command], cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL)
-
-
-def wait_for(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {seconds} s")
 
 
 def price_edit() -> None:
@@ -158,26 +103,8 @@ def price_edit() -> None:
 
 def main() -> None:
     print("catalog: fresh database, migrations, catalog ...", flush=True)
-    prepare_database()
-    gunicorn = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--workers",
-            "4",
-            "--bind",
-            f"127.0.0.1:{PORT}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    database_recreate(database_url=DATABASE_URL, redis_url=REDIS_URL, env=ENV)
+    gunicorn = gunicorn_start(port=PORT, env=ENV)
     try:
         wait_for(f"{API}/api/health/")
         for path in ("/api/health/", "/api/catalog/"):  # warm every worker: imports, connections, the built answer
@@ -192,8 +119,7 @@ def main() -> None:
         # Clients that send back their ETag; a price is edited halfway through, so each must fetch the new one once.
         conditional = measured("/api/catalog/", REQUESTS, send_etag=True, edit_at=REQUESTS // 2)
     finally:
-        os.killpg(gunicorn.pid, signal.SIGTERM)
-        gunicorn.wait(timeout=30)
+        stop([gunicorn])
 
     def rps(runs: list[dict]) -> float:
         return sum(r["requests"] for r in runs) / sum(r["seconds"] for r in runs)

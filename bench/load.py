@@ -2,16 +2,17 @@
 
 `python -m bench.load --url URL [--method POST --body-template JSON] --requests N --concurrency C`
 In a body template, `{n}` becomes the request's sequence number, so every request can be distinct.
+Its figures (summary, percentile) and its threads (threaded) are also those of bench.catalog's own load.
 """
 
 import argparse
 import http.client
 import json
 import socket
-import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -61,20 +62,37 @@ def run(
                 latencies.append(elapsed)
                 statuses[status] = statuses.get(status, 0) + 1
 
+    seconds = threaded(worker, concurrency)
+    return summary(latencies, statuses, seconds)
+
+
+def threaded(worker: Callable[[], None], concurrency: int) -> float:
+    """Run worker in concurrency threads at once; the wall-clock seconds until the last one ends."""
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - started
-    latencies.sort()
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which that fraction of values lie: the sorted list's element at int(len * fraction), the last
+    one at most. p50 and p99 alike, so the two are read the same way (for an even count, p50 is the upper of the two
+    middle values rather than their mean)."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * fraction))]
+
+
+def summary(latencies: list[float], statuses: dict[int, int], seconds: float) -> dict:
+    """A load's figures from each request's latency (seconds) and the count of each HTTP status (0: no answer)."""
     return {
         "requests": len(latencies),
-        "seconds": wall,
-        "rps": len(latencies) / wall,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "seconds": seconds,
+        "rps": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
 

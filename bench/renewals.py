@@ -10,28 +10,26 @@ BENCH_API_PORT, BENCH_SANDBOX_PORT), plus BENCH_RENEWALS (1000) and BENCH_RENEWA
 
 import json
 import os
-import signal
 import time
 import traceback
 import urllib.request
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from bench.load import percentile
 from bench.run import (
     API,
+    API_PORT,
     DATABASE_URL,
     ENV,
-    PY,
-    ROOT,
     SANDBOX,
     SANDBOX_PORT,
     load,
     prepare_database,
     register_webhook,
     sandbox_call,
-    start,
-    wait_for,
 )
+from bench.stack import PY, ROOT, celery_worker_start, gunicorn_start, start, stop, wait_for, wait_until
 
 RENEWALS = int(os.environ.get("BENCH_RENEWALS", "1000"))
 FAILING = int(os.environ.get("BENCH_RENEWALS_FAILING", "100"))
@@ -75,21 +73,6 @@ def sandbox_control(method: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
-def wait_until(what: str, condition, timeout: float = TIMEOUT, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * fraction))]
-
-
 def subscribe_all() -> tuple[list[str], list[str]]:
     """RENEWALS paid monthly checkouts, provisioned; the first FAILING of them then move to a declining card.
     (paying, failing) Stripe subscription ids."""
@@ -107,6 +90,7 @@ def subscribe_all() -> tuple[list[str], list[str]]:
             "provisioning_emailnotification WHERE status IN ('pending', 'sending'))",
             RENEWALS,
         )[0][0],
+        TIMEOUT,
     )
     rows = sql("SELECT stripe_subscription_id, stripe_customer_id FROM accounts_subscription ORDER BY id")
 
@@ -139,7 +123,7 @@ def renewal_storm(paying: int, failing: int) -> dict:
     started = time.perf_counter()
     jump = sandbox_control("POST", "clock/advance", {"seconds": end + 3600 - sandbox_control("GET", "clock")["now"]})
     jumped = time.perf_counter() - started
-    wait_until("every renewal decided", lambda: decided() == target)
+    wait_until("every renewal decided", lambda: decided() == target, TIMEOUT)
     elapsed = time.perf_counter() - started
     sandbox_control("POST", "deliveries/wait", {"timeout": 60})
     deliveries = sandbox_control("GET", "deliveries")["data"][delivered_before:]
@@ -236,42 +220,17 @@ def main():
             str(SANDBOX_PORT),
             "--webhook-concurrency",
             str(WEBHOOK_CONCURRENCY),
+            env=ENV,
         )
     ]
-    gunicorn = start(
-        PY,
-        "-m",
-        "gunicorn",
-        "config.wsgi:application",
-        "--workers",
-        "4",
-        "--bind",
-        f"127.0.0.1:{API.rsplit(':', 1)[1]}",
-        "--log-level",
-        "warning",
-    )
+    gunicorn = gunicorn_start(port=API_PORT, env=ENV)
     processes.append(gunicorn)
     try:
         wait_for(f"{SANDBOX}/_sandbox/health")
         wait_for(f"{API}/api/health/")
         register_webhook()
         # One worker process (concurrency 2 = the cores), as for the first payments' figures.
-        processes.append(
-            start(
-                PY,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-c",
-                "2",
-                "-l",
-                "warning",
-                "--without-gossip",
-                "--without-mingle",
-            )
-        )
+        processes.append(celery_worker_start(env=ENV))
         load(f"{API}/api/health/", 400, 8)  # warm every gunicorn worker
         paying, failing = subscribe_all()
         health = load(f"{API}/api/health/", 4000, 8)  # the baseline, in this run, the worker idle
@@ -338,13 +297,7 @@ def main():
                 f"max {max(kind_ours):3}   dj-stripe mean {sum(kind_theirs) / len(kind_theirs):5.1f}"
             )
     finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in processes:
-            process.wait(timeout=30)
+        stop(processes)
 
 
 if __name__ == "__main__":

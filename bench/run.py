@@ -8,18 +8,17 @@ created afresh) and BENCH_REDIS_URL (default redis://127.0.0.1:6379/13, flushed)
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+from bench import stack
+from bench.load import percentile
+from bench.stack import PY, ROOT
+
 API_PORT = int(os.environ.get("BENCH_API_PORT", "8011"))
 SANDBOX_PORT = int(os.environ.get("BENCH_SANDBOX_PORT", "12191"))
 API = f"http://127.0.0.1:{API_PORT}"
@@ -27,24 +26,6 @@ SANDBOX = f"http://127.0.0.1:{SANDBOX_PORT}"
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/checkout_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 MEMORY_REQUESTS = int(os.environ.get("BENCH_MEMORY_REQUESTS", "20000"))
-
-ENV = {
-    **os.environ,
-    "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "DJANGO_SECRET_KEY": "bench-only-not-a-secret-signs-nothing-kept-0123456789abcdefgh",
-    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    "DJANGO_SECURE_SSL_REDIRECT": "false",
-    "DJANGO_NUM_PROXIES": "0",
-    "DATABASE_URL": DATABASE_URL,
-    "REDIS_URL": REDIS_URL,
-    "STRIPE_SECRET_KEY": "sk_test_benchmark000000000000000000000",
-    "STRIPE_API_BASE": SANDBOX,
-    "THROTTLE_CHECKOUT_CREATE": "1000000/min",
-    "THROTTLE_CHECKOUT_READ": "1000000/min",
-    "LOG_LEVEL": "WARNING",
-    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-    "STRIPE_WEBHOOK_BASE_URL": API,
-}
 WEBHOOK_CHECKOUTS = int(os.environ.get("BENCH_WEBHOOK_CHECKOUTS", "500"))
 # The webhook part provisions as production does: PROVISIONING_BACKEND=http against a local control panel (the chaos
 # run's, tests/chaos/servers.py) that takes this long to answer each call, as a real panel's account creation does.
@@ -52,53 +33,27 @@ PANEL_DELAY_SECONDS = float(os.environ.get("BENCH_PANEL_DELAY_MS", "200")) / 100
 PANEL_PORT = int(os.environ.get("BENCH_PANEL_PORT", "12192"))
 PANEL_SECRET = "bench-panel-secret-not-a-secret"
 RESULT_PATH = Path(os.environ.get("BENCH_RESULT_FILE", str(ROOT / "artifacts" / "bench.json")))
-ENV.update(
-    {
-        "PROVISIONING_BACKEND": "http",
-        "PROVISIONING_HTTP_URL": f"http://127.0.0.1:{PANEL_PORT}",
-        "PROVISIONING_HTTP_SECRET": PANEL_SECRET,
-    }
-)
 
-
-def sh(*args, **kwargs):
-    return subprocess.run(args, check=True, cwd=ROOT, env=ENV, **kwargs)
+ENV = {
+    **stack.production_env(database_url=DATABASE_URL, redis_url=REDIS_URL),
+    "STRIPE_API_BASE": SANDBOX,
+    "THROTTLE_CHECKOUT_CREATE": "1000000/min",
+    "THROTTLE_CHECKOUT_READ": "1000000/min",
+    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "STRIPE_WEBHOOK_BASE_URL": API,
+    "PROVISIONING_BACKEND": "http",
+    "PROVISIONING_HTTP_URL": f"http://127.0.0.1:{PANEL_PORT}",
+    "PROVISIONING_HTTP_SECRET": PANEL_SECRET,
+}
 
 
 def prepare_database():
-    target = urlsplit(DATABASE_URL)
-    name = target.path.lstrip("/")
-    admin = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    sh(PY, "manage.py", "migrate", "--noinput", stdout=subprocess.DEVNULL)
-    sh(PY, "manage.py", "catalog_load", stdout=subprocess.DEVNULL)
+    stack.database_recreate(database_url=DATABASE_URL, redis_url=REDIS_URL, env=ENV)
 
 
 def register_webhook():
-    sh(PY, "manage.py", "stripe_webhook_register", stdout=subprocess.DEVNULL)
-
-
-def wait_for(url: str, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {seconds} s")
-
-
-def start(*args) -> subprocess.Popen:
-    return subprocess.Popen(
-        args, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    subprocess.run(
+        [PY, "manage.py", "stripe_webhook_register"], check=True, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL
     )
 
 
@@ -129,8 +84,7 @@ def load(
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as paths_file:
             paths_file.write("\n".join(paths))
         args += ["--paths-file", paths_file.name]
-    result = json.loads(subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
-    return result
+    return stack.json_output(args)
 
 
 def worker_rss_kib(master_pid: int) -> dict[int, int]:
@@ -157,23 +111,12 @@ CREATE_BODY = json.dumps(
 def main():
     print("preparing: fresh database, migrations, catalog ...", flush=True)
     prepare_database()
-    processes = [start(PY, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT))]
-    gunicorn = start(
-        PY,
-        "-m",
-        "gunicorn",
-        "config.wsgi:application",
-        "--workers",
-        "4",
-        "--bind",
-        f"127.0.0.1:{API_PORT}",
-        "--log-level",
-        "warning",
-    )
+    processes = [stack.start(PY, "-m", "stripe_sandbox", "--host", "127.0.0.1", "--port", str(SANDBOX_PORT), env=ENV)]
+    gunicorn = stack.gunicorn_start(port=API_PORT, env=ENV)
     processes.append(gunicorn)
     try:
-        wait_for(f"{SANDBOX}/_sandbox/health")
-        wait_for(f"{API}/api/health/")
+        stack.wait_for(f"{SANDBOX}/_sandbox/health")
+        stack.wait_for(f"{API}/api/health/")
         # Warm every worker (imports, connections) before measuring.
         load(f"{API}/api/health/", 400, 8)
         load(f"{API}/api/checkout/create-session", 100, 8, "POST", CREATE_BODY.replace("{n}", "warm{n}"))
@@ -262,10 +205,7 @@ def main():
         )
         print(f"\nfigures also in {RESULT_PATH}")
     finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=20)
+        stack.stop(processes)
 
 
 def sandbox_call(method: str, path: str, data: dict | None = None) -> dict:
@@ -290,9 +230,7 @@ def webhook_phase():
     panel = ControlPanel(secret=PANEL_SECRET, faults=PanelFaults(delay=PANEL_DELAY_SECONDS))
     panel.start(PANEL_PORT)
     register_webhook()
-    worker = start(
-        PY, "-m", "celery", "-A", "config", "worker", "-c", "2", "-l", "warning", "--without-gossip", "--without-mingle"
-    )
+    worker = stack.celery_worker_start(env=ENV)
     body = CREATE_BODY.replace("bench{n}", "paid{n}")
     load(f"{API}/api/checkout/create-session", WEBHOOK_CHECKOUTS, 8, "POST", body)
     with psycopg.connect(DATABASE_URL) as connection:
@@ -322,7 +260,8 @@ def webhook_phase():
     deliveries = json.loads(
         urllib.request.urlopen(f"{SANDBOX}/_sandbox/deliveries?type=checkout.session.completed", timeout=30).read()
     )["data"]
-    durations = sorted(d["duration_ms"] for d in deliveries)
+    durations = [d["duration_ms"] for d in deliveries]
+    delivery_p50, delivery_p99 = percentile(durations, 0.5), percentile(durations, 0.99)
     failed = sum(1 for d in deliveries if not d["succeeded"])
     print(f"\nwebhooks: {WEBHOOK_CHECKOUTS} paid checkouts completed in the sandbox in {completed:.1f} s")
     print(
@@ -332,11 +271,9 @@ def webhook_phase():
     )
     print(
         f"  checkout.session.completed deliveries: {len(deliveries)} ({failed} not 2xx); "
-        f"response p50 {durations[len(durations) // 2]:.0f} ms, "
-        f"p99 {durations[min(len(durations) - 1, int(len(durations) * 0.99))]:.0f} ms"
+        f"response p50 {delivery_p50:.0f} ms, p99 {delivery_p99:.0f} ms"
     )
-    os.killpg(worker.pid, signal.SIGTERM)  # idle from here on; the HTTP figures are taken without it
-    worker.wait(timeout=30)
+    stack.stop([worker])  # idle from here on; the HTTP figures are taken without it
     panel.stop()
     return {
         "checkouts": WEBHOOK_CHECKOUTS,
@@ -349,8 +286,8 @@ def webhook_phase():
         "emails_sent": emails,
         "deliveries": len(deliveries),
         "deliveries_failed": failed,
-        "delivery_p50_ms": durations[len(durations) // 2],
-        "delivery_p99_ms": durations[min(len(durations) - 1, int(len(durations) * 0.99))],
+        "delivery_p50_ms": delivery_p50,
+        "delivery_p99_ms": delivery_p99,
     }
 
 
