@@ -260,55 +260,69 @@ def plan_change(
     for change in changes:
         if not (change.changed or reset) or trialing:
             continue
-        item = change.item
-        old_price, item_start, item_end = item["price"], item["current_period_start"], item["current_period_end"]
-        length, left = item_end - item_start, item_end - at
         if behavior != "none":
-            credit = -_prorate(old_price["unit_amount"] * item["quantity"], left, length)
-            if credit:
-                prorations.append(
-                    LineSpec(
-                        item=item,
-                        price=old_price,
-                        quantity=item["quantity"],
-                        amount=credit,
-                        description=f"Unused time on {_product_name(store, old_price)} after {_date(at)}",
-                        start=at,
-                        end=item_end,
-                        proration=True,
-                        credited_items=_credited_items(store, subscription, item),
-                    )
-                )
-        recurring = change.price["recurring"]
+            credit = _unused_time(store, subscription, change.item, at=at)
+            if credit is not None:
+                prorations.append(credit)
         if reset:
-            new_periods.append(
-                LineSpec(
-                    item=item,
-                    price=change.price,
-                    quantity=change.quantity,
-                    amount=change.price["unit_amount"] * change.quantity,
-                    description=period_description(store, change.price, change.quantity),
-                    start=at,
-                    end=add_interval(at, recurring["interval"], recurring["interval_count"]),
-                    proration=False,
-                )
-            )
+            new_periods.append(_new_period(store, change, at=at))
         elif behavior != "none":
-            charge = _prorate(change.price["unit_amount"] * change.quantity, left, length)
-            if charge:
-                prorations.append(
-                    LineSpec(
-                        item=item,
-                        price=change.price,
-                        quantity=change.quantity,
-                        amount=charge,
-                        description=f"Remaining time on {_product_name(store, change.price)} after {_date(at)}",
-                        start=at,
-                        end=item_end,
-                        proration=True,
-                    )
-                )
+            charge = _remaining_time(store, change, at=at)
+            if charge is not None:
+                prorations.append(charge)
     return ChangePlan(changes, at, behavior, reset, prorations, new_periods)
+
+
+def _unused_time(store: Store, subscription: dict, item: dict, *, at: int) -> LineSpec | None:
+    """The credit for the old price's time left in the item's period after `at` (None when it rounds to 0)."""
+    old_price, item_start, item_end = item["price"], item["current_period_start"], item["current_period_end"]
+    credit = -_prorate(old_price["unit_amount"] * item["quantity"], item_end - at, item_end - item_start)
+    if not credit:
+        return None
+    return LineSpec(
+        item=item,
+        price=old_price,
+        quantity=item["quantity"],
+        amount=credit,
+        description=f"Unused time on {_product_name(store, old_price)} after {_date(at)}",
+        start=at,
+        end=item_end,
+        proration=True,
+        credited_items=_credited_items(store, subscription, item),
+    )
+
+
+def _remaining_time(store: Store, change: ItemChange, *, at: int) -> LineSpec | None:
+    """The charge for the new price's time left in the item's period after `at` (None when it rounds to 0)."""
+    item_start, item_end = change.item["current_period_start"], change.item["current_period_end"]
+    charge = _prorate(change.price["unit_amount"] * change.quantity, item_end - at, item_end - item_start)
+    if not charge:
+        return None
+    return LineSpec(
+        item=change.item,
+        price=change.price,
+        quantity=change.quantity,
+        amount=charge,
+        description=f"Remaining time on {_product_name(store, change.price)} after {_date(at)}",
+        start=at,
+        end=item_end,
+        proration=True,
+    )
+
+
+def _new_period(store: Store, change: ItemChange, *, at: int) -> LineSpec:
+    """The item's whole first period at its new price, from `at` (the billing cycle restarts)."""
+    recurring = change.price["recurring"]
+    return LineSpec(
+        item=change.item,
+        price=change.price,
+        quantity=change.quantity,
+        amount=change.price["unit_amount"] * change.quantity,
+        description=period_description(store, change.price, change.quantity),
+        start=at,
+        end=add_interval(at, recurring["interval"], recurring["interval_count"]),
+        proration=False,
+    )
 
 
 def _line(
@@ -516,47 +530,26 @@ def preview(store: Store, subscription: dict, plan: ChangePlan | None) -> dict:
     """The invoice a change would make now (when it invoices at once), else the next renewal's invoice with the
     change and its prorations in it; an invoice with no id, as Stripe answers a preview."""
     customer = store.get("customer", subscription["customer"])
-    pending = _pending_items(store, subscription)
-    lines: list[dict] = []
-    for item in pending:
-        spec = store.attached[item["id"], "line"]
-        lines.append(billing.invoice_item_line(item, spec, line_id=new_id("il_tmp_", 24), invoice_id=None))
+    lines = [
+        billing.invoice_item_line(
+            item, store.attached[item["id"], "line"], line_id=new_id("il_tmp_", 24), invoice_id=None
+        )
+        for item in _pending_items(store, subscription)
+    ]
     if plan is not None and plan.invoice_now:
-        specs = plan.prorations
-        full = plan.new_periods
-        at, billing_reason = plan.at, "subscription_update"
-        period = (plan.at, plan.at)
+        specs, full = plan.prorations, plan.new_periods
+        at, billing_reason, period = plan.at, "subscription_update", (plan.at, plan.at)
     else:
         if subscription["cancel_at_period_end"] or subscription["status"] in billing.ENDED:
             raise StripeError(
                 f"No upcoming invoices for customer: {customer['id']}", status=404, code="invoice_upcoming_none"
             )
         specs = plan.prorations if plan is not None else []
-        at = billing.period_end(subscription)
-        changes = {change.item["id"]: change for change in plan.changes} if plan is not None else {}
-        full = []
-        for item in subscription["items"]["data"]:
-            change = changes.get(item["id"])
-            price = change.price if change else item["price"]
-            quantity = change.quantity if change else item["quantity"]
-            recurring = price["recurring"]
-            full.append(
-                LineSpec(
-                    item=item,
-                    price=price,
-                    quantity=quantity,
-                    amount=price["unit_amount"] * quantity,
-                    description=period_description(store, price, quantity),
-                    start=item["current_period_end"],
-                    end=add_interval(item["current_period_end"], recurring["interval"], recurring["interval_count"]),
-                    proration=False,
-                )
-            )
-        billing_reason = "upcoming"
+        full = _next_periods(store, subscription, plan)
+        at, billing_reason = billing.period_end(subscription), "upcoming"
         period = (billing.period_start(subscription), at)
     for spec in specs:
-        line_id = new_id("il_tmp_", 24)
-        lines.append(_line(spec, id=line_id, invoice=None, subscription=subscription, invoice_item=None))
+        lines.append(_line(spec, id=new_id("il_tmp_", 24), invoice=None, subscription=subscription, invoice_item=None))
     offs, discounts = _discounted(store, subscription, full, at)
     for spec, discount_amounts in zip(full, offs, strict=True):
         lines.append(
@@ -582,6 +575,35 @@ def preview(store: Store, subscription: dict, plan: ChangePlan | None) -> dict:
         period_start=period[0],
         period_end=period[1],
     )
+    return _as_preview(invoice, customer, at=at)
+
+
+def _next_periods(store: Store, subscription: dict, plan: ChangePlan | None) -> list[LineSpec]:
+    """Each item's next period, at the price and quantity `plan` gives it (else its own)."""
+    changes = {change.item["id"]: change for change in plan.changes} if plan is not None else {}
+    periods = []
+    for item in subscription["items"]["data"]:
+        change = changes.get(item["id"])
+        price = change.price if change else item["price"]
+        quantity = change.quantity if change else item["quantity"]
+        recurring = price["recurring"]
+        periods.append(
+            LineSpec(
+                item=item,
+                price=price,
+                quantity=quantity,
+                amount=price["unit_amount"] * quantity,
+                description=period_description(store, price, quantity),
+                start=item["current_period_end"],
+                end=add_interval(item["current_period_end"], recurring["interval"], recurring["interval_count"]),
+                proration=False,
+            )
+        )
+    return periods
+
+
+def _as_preview(invoice: dict, customer: dict, *, at: int) -> dict:
+    """A draft invoice as a preview shows it: no id, and the customer's balance applied as finalizing would."""
     del invoice["id"]
     invoice["lines"]["url"] = "/v1/invoices/upcoming/lines"
     balance = customer["balance"]
