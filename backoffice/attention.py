@@ -18,6 +18,7 @@ from django.utils.formats import date_format
 
 from accounts.models import Customer
 from checkout.models import CheckoutSession, CheckoutSessionStatus
+from checkout.selectors import checkout_sessions_of_customer
 from provisioning.models import (
     HostingAccount,
     HostingAccountStatus,
@@ -161,8 +162,6 @@ def session_attention(*, session: CheckoutSession, now: datetime | None = None) 
 
 def customer_attention(*, customer: Customer, now: datetime | None = None) -> list[AttentionItem]:
     """The banner of one customer: each of its orders and services that needs a person, in three bounded queries."""
-    from backoffice.customer_page import customer_orders
-
     now = now or timezone.now()
     items = []
     for job in (
@@ -175,7 +174,7 @@ def customer_attention(*, customer: Customer, now: datetime | None = None) -> li
         domain = job.subscription.domain
         items.append(_job_item(job, now=now, about=f" for {domain}" if domain else ""))
     for session in (
-        customer_orders(customer=customer, session_ids=[])
+        checkout_sessions_of_customer(customer=customer, session_ids=[])
         .filter(status=CheckoutSessionStatus.NEEDS_REVIEW)
         .order_by("-created_at")[:BANNER_ITEMS_MAX]
     ):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.formats import date_format
@@ -21,6 +21,7 @@ from backoffice.models import StaffNote
 from backoffice.selectors import stripe_dashboard_url
 from billing.models import BillingAction, InvoiceStatus, RefundRecord, SubscriptionInvoice
 from checkout.models import CheckoutSession
+from checkout.selectors import checkout_sessions_of_customer
 from core.money import money_format
 from provisioning.models import EmailNotification, HostingAccount, HostingAccountStatus
 
@@ -111,18 +112,6 @@ def _changelist(model_name: str, **params) -> str:
     return f"{reverse(f'admin:{model_name}_changelist')}?{urlencode(params)}"
 
 
-def customer_orders(*, customer: Customer, session_ids: list) -> QuerySet:
-    """The customer's checkout sessions, newest first: those that made its subscriptions, those at Stripe under its
-    Stripe customer, and those placed with its e-mail address (abandoned or failed ones included). Each branch is
-    indexed (primary key, stripe_customer_id, lower(email)), so PostgreSQL ORs three index scans."""
-    match = Q(email_lower=customer.email.lower())
-    if customer.stripe_customer_id:
-        match |= Q(stripe_customer_id=customer.stripe_customer_id)
-    if session_ids:
-        match |= Q(pk__in=session_ids)
-    return CheckoutSession.objects.alias(email_lower=Lower("email")).filter(match)
-
-
 def _service(subscription: Subscription) -> Service:
     account = getattr(subscription, "hosting_account", None)
     ended = subscription.is_ended
@@ -176,7 +165,7 @@ def customer_page(*, customer: Customer) -> CustomerPage:
     (backoffice.attention)."""
     # Every subscription's session, not only the newest few services': the orders and e-mails sections look for them.
     session_ids = list(Subscription.objects.filter(customer=customer).values_list("checkout_session_id", flat=True))
-    orders = customer_orders(customer=customer, session_ids=session_ids)
+    orders = checkout_sessions_of_customer(customer=customer, session_ids=session_ids)
     return CustomerPage(
         customer=customer,
         people=_people(customer),

@@ -2,10 +2,12 @@
 
 from datetime import UTC, datetime, timedelta
 
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import Subscription, SubscriptionStatus
+from accounts.models import Customer, Subscription, SubscriptionStatus
 from checkout.models import CheckoutSession, CheckoutSessionStatus
 from provisioning.models import HostingAccount, ProvisioningAction, ProvisioningJob, ProvisioningJobStatus
 
@@ -128,3 +130,15 @@ def checkout_session_latest_for_fingerprint(*, fingerprint: str) -> CheckoutSess
 
 def checkout_session_latest_for_idempotency_key(*, key: str) -> CheckoutSession | None:
     return CheckoutSession.objects.filter(idempotency_key=key).order_by("-created_at").first()
+
+
+def checkout_sessions_of_customer(*, customer: Customer, session_ids: list) -> QuerySet:
+    """The customer's checkout sessions, newest first: those that made its subscriptions, those at Stripe under its
+    Stripe customer, and those placed with its e-mail address (abandoned or failed ones included). Each branch is
+    indexed (primary key, stripe_customer_id, lower(email)), so PostgreSQL ORs three index scans."""
+    match = Q(email_lower=customer.email.lower())
+    if customer.stripe_customer_id:
+        match |= Q(stripe_customer_id=customer.stripe_customer_id)
+    if session_ids:
+        match |= Q(pk__in=session_ids)
+    return CheckoutSession.objects.alias(email_lower=Lower("email")).filter(match)
