@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from accounts.selectors import customer_stripe_id_for_email
 from accounts.services import customer_get_or_create_for_user, subscription_create, user_get_or_create
-from catalog.models import BillingCycle, Coupon
+from catalog.models import BillingCycle, Coupon, Price
 from catalog.selectors import coupon_discount_amount, coupon_get_redeemable, price_get_active
 from checkout.models import CheckoutSession, CheckoutSessionStatus
 from checkout.selectors import (
@@ -83,46 +84,20 @@ def checkout_session_create(
     if latest and latest.status == CheckoutSessionStatus.PENDING and latest.expires_at - now >= REUSE_MIN_REMAINING:
         return latest
 
-    price = price_get_active(product_code=plan_code, billing_cycle=billing_cycle, currency=settings.CHECKOUT_CURRENCY)
-    if price is None:
-        raise ApplicationError(
-            f"No active price for plan {plan_code} ({billing_cycle})", code="plan_unavailable", field="planId"
-        )
-    trial_days = None
-    if trial:
-        if not price.trial_days:
-            raise ApplicationError(
-                f"Plan {plan_code} ({billing_cycle}) has no free trial", code="trial_unavailable", field="trialActive"
-            )
-        trial_days = price.trial_days
-    coupon = None
-    amount_discount = 0
-    if coupon_code:
-        coupon = coupon_get_redeemable(
-            code=coupon_code, product_id=price.product_id, billing_cycle=billing_cycle, currency=price.currency, at=now
-        )
-        amount_discount = coupon_discount_amount(coupon=coupon, amount=price.unit_amount)
-
+    terms = _checkout_terms(
+        plan_code=plan_code, billing_cycle=billing_cycle, trial=trial, coupon_code=coupon_code, now=now
+    )
     window = int(now.timestamp()) // IDEMPOTENCY_WINDOW_SECONDS
     checkout_id = uuid.uuid5(_ID_NAMESPACE, f"{fingerprint}:{latest.pk if latest else '-'}:{window}")
     expires_at = _expiry_for_window(window)
-    metadata = {
-        "checkout_session_id": str(checkout_id),
-        "product_code": price.product.code,
-        "billing_cycle": billing_cycle,
-        "price_id": str(price.pk),
-    }
-    if coupon:
-        metadata["coupon_code"] = coupon.code
-    if domain:
-        metadata["domain"] = domain["value"]
+    metadata = _checkout_metadata(checkout_id=checkout_id, terms=terms, billing_cycle=billing_cycle, domain=domain)
 
     stripe_session = _stripe_session_create(
         checkout_id=checkout_id,
-        price=price,
+        price=terms.price,
         email=email,
-        coupon=coupon,
-        trial_days=trial_days,
+        coupon=terms.coupon,
+        trial_days=terms.trial_days,
         expires_at=expires_at,
         metadata=metadata,
         stripe_customer_id=customer_stripe_id_for_email(email=email),
@@ -132,17 +107,17 @@ def checkout_session_create(
         stripe_session_id=stripe_session["id"],
         email=email,
         customer_name=customer_name,
-        product_code=price.product.code,
+        product_code=terms.price.product.code,
         billing_cycle=billing_cycle,
-        amount=price.unit_amount,
-        currency=price.currency,
-        coupon_code=coupon.code if coupon else None,
+        amount=terms.price.unit_amount,
+        currency=terms.price.currency,
+        coupon_code=terms.coupon.code if terms.coupon else None,
         domain_info=domain,
         status=CheckoutSessionStatus.PENDING,
         metadata=metadata,
-        price=price,
-        amount_discount=amount_discount,
-        trial_days=trial_days,
+        price=terms.price,
+        amount_discount=terms.amount_discount,
+        trial_days=terms.trial_days,
         stripe_url=stripe_session["url"],
         expires_at=expires_at,
         request_fingerprint=fingerprint,
@@ -153,6 +128,59 @@ def checkout_session_create(
     CheckoutSession.objects.bulk_create([session], ignore_conflicts=True)
     checkout_funnel_count("created")
     return session
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What the customer is sold, from our catalog: the price, its free trial if asked for, the coupon and what it
+    takes off."""
+
+    price: Price
+    trial_days: int | None
+    coupon: Coupon | None
+    amount_discount: int
+
+
+def _checkout_terms(
+    *, plan_code: str, billing_cycle: BillingCycle, trial: bool, coupon_code: str | None, now: datetime
+) -> _Terms:
+    """The price, trial and coupon for the request, or the error that names what is not on sale."""
+    price = price_get_active(product_code=plan_code, billing_cycle=billing_cycle, currency=settings.CHECKOUT_CURRENCY)
+    if price is None:
+        raise ApplicationError(
+            f"No active price for plan {plan_code} ({billing_cycle})", code="plan_unavailable", field="planId"
+        )
+    if trial and not price.trial_days:
+        raise ApplicationError(
+            f"Plan {plan_code} ({billing_cycle}) has no free trial", code="trial_unavailable", field="trialActive"
+        )
+    coupon = None
+    if coupon_code:
+        coupon = coupon_get_redeemable(
+            code=coupon_code, product_id=price.product_id, billing_cycle=billing_cycle, currency=price.currency, at=now
+        )
+    return _Terms(
+        price=price,
+        trial_days=price.trial_days if trial else None,
+        coupon=coupon,
+        amount_discount=coupon_discount_amount(coupon=coupon, amount=price.unit_amount) if coupon else 0,
+    )
+
+
+def _checkout_metadata(*, checkout_id: uuid.UUID, terms: _Terms, billing_cycle: str, domain: dict | None) -> dict:
+    """What Stripe keeps on the session and its subscription, and hands back in the webhook: enough to fulfil the
+    order from Stripe's word alone."""
+    metadata = {
+        "checkout_session_id": str(checkout_id),
+        "product_code": terms.price.product.code,
+        "billing_cycle": billing_cycle,
+        "price_id": str(terms.price.pk),
+    }
+    if terms.coupon:
+        metadata["coupon_code"] = terms.coupon.code
+    if domain:
+        metadata["domain"] = domain["value"]
+    return metadata
 
 
 def _latest_for_request(*, fingerprint: str, client_idempotency_key: str | None, now: datetime):
