@@ -5,6 +5,7 @@ page carries the billing overview and staff's billing actions (backoffice.subscr
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db.models import DateTimeField
 from django.db.models.functions import Lower
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -13,7 +14,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from accounts.models import Customer, CustomerMembership, Subscription, User
-from backoffice.admin_tools import EstimatedCountPaginator, ReadOnlyAdminMixin, fixed_choices_filter, stripe_link
+from backoffice.admin_tools import (
+    EstimatedCountPaginator,
+    LabelledSplitDateTime,
+    ReadOnlyAdminMixin,
+    fixed_choices_filter,
+    stripe_link,
+)
 from backoffice.attention import CustomerAttentionFilter
 from backoffice.customer_page import customer_page, customer_pinned_notes
 from backoffice.export import CUSTOMERS_EXPORT, SUBSCRIPTIONS_EXPORT, CsvExportMixin
@@ -89,6 +96,7 @@ class UserAdmin(DjangoUserAdmin):
     paginator = EstimatedCountPaginator  # a million customers' users are never counted whole
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    formfield_overrides = {DateTimeField: {"widget": LabelledSplitDateTime}}
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("full_name", "customers_links", "orders_link")}),

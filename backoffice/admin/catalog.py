@@ -9,13 +9,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.templatetags.admin_urls import add_preserved_filters
 from django.core.exceptions import ValidationError
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, DateTimeField, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from backoffice.admin_tools import AuditedChangeMessageMixin, MoneyField
+from backoffice.admin_tools import AuditedChangeMessageMixin, LabelledSplitDateTime, MoneyField
 from catalog.models import CYCLE_TERMS, BillingCycle, Coupon, PlanMove, Price, Product
 from catalog.services import PRICE_SOLD_TERMS, price_change_is_large, price_is_used, price_save
 from core.money import money_format
@@ -397,6 +397,10 @@ class CouponForm(forms.ModelForm):
 
     class Meta:
         model = Coupon
+        # Ticks rather than the admin's two-list selector: a catalog holds tens of plans, the ticks read on a phone,
+        # and the selector's help icon carries an aria-label that its role does not allow (axe-core).
+        widgets = {"products": forms.CheckboxSelectMultiple}
+        help_texts = {"products": "None ticked: valid for every plan."}
         fields = "__all__"  # noqa: DJ007 (every field of a coupon is staff's to set; the form adds its own checks)
 
     def clean(self):
@@ -415,7 +419,7 @@ class CouponAdmin(AuditedChangeMessageMixin, admin.ModelAdmin):
     list_display = ("code", "discount", "duration_text", "validity", "redemptions", "applies_to", "active")
     list_filter = ("active", "duration")
     search_fields = ("code", "name")
-    filter_horizontal = ("products",)
+    formfield_overrides = {DateTimeField: {"widget": LabelledSplitDateTime}}
     # Counted by the checkout when a coupon is redeemed.
     readonly_fields = ("times_redeemed",)
 
