@@ -4,6 +4,7 @@ tests/conftest.py), and the screenshots-plus-axe-core check of each page."""
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,22 @@ def chromium_launch(playwright):
     return playwright.chromium.launch(
         executable_path=CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium"), args=LAUNCH_ARGS
     )
+
+
+@contextmanager
+def chromium_running():
+    """Playwright and a Chromium for the length of the block (the `chromium` fixture's body)."""
+    from django.db import connections
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = chromium_launch(playwright)
+        yield browser
+        browser.close()
+        # While Playwright's loop runs, Django keys its connections by that context (asgiref's Local), so the test's
+        # own ORM calls opened a connection of their own: closed here, or it outlives the test, idle, and the test
+        # database cannot be dropped at the end of the run ("being accessed by other users").
+        connections.close_all()
 
 
 BROWSER_TEST_MARKS = [

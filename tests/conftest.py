@@ -187,15 +187,10 @@ def chromium(live_server, monkeypatch):
     """A headless Chromium (Debian's, see tests/browser.py) for one test, with pytest-django's live server running.
     Browser test modules skip themselves with tests.browser.BROWSER_TEST_MARKS where Playwright or Chromium is
     missing, so this fixture is only reached where both exist."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser import ARTIFACTS, chromium_launch
+    from tests.browser import chromium_running
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes meanwhile are plain
     # synchronous calls, which Django would otherwise refuse.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = chromium_launch(playwright)
+    with chromium_running() as browser:
         yield browser
-        browser.close()
