@@ -30,6 +30,8 @@ def amounts_off(coupon: dict | None, subtotals: list[int]) -> list[int]:
     if coupon["percent_off"] is not None:
         # Half-up rounding in integer cents, per line item.
         return [(subtotal * round(coupon["percent_off"] * 100) + 5000) // 10000 for subtotal in subtotals]
+    if not subtotals:  # an invoice of prorations alone: no line of a new period to share the amount among
+        return []
     total = sum(subtotals)
     amount = min(coupon["amount_off"], total)
     shares = [amount * subtotal // total if total else 0 for subtotal in subtotals]

@@ -32,8 +32,9 @@ def raw(stripe_object) -> dict:
 
 
 @pytest.fixture
-def on_clock(stripe_client, session_params):
-    """A $10.00 monthly subscription paid by card on 2026-04-01 on a test clock; returns a namespace of ids."""
+def on_clock(request, stripe_client, session_params):
+    """A $10.00 monthly subscription paid by card on 2026-04-01 on a test clock; returns a namespace of ids. Given a
+    coupon's parameters (indirect parametrisation), the checkout applies that coupon."""
 
     class Subscribed:
         client = stripe_client
@@ -64,6 +65,9 @@ def on_clock(stripe_client, session_params):
     params = session_params(customer=customer.id, customer_email=None)
     params["line_items"][0]["price_data"]["unit_amount"] = 1000
     params["line_items"][0]["price_data"]["product_data"] = {"name": "Starter"}
+    coupon = getattr(request, "param", None)
+    if coupon is not None:
+        params["discounts"] = [{"coupon": stripe_client.v1.coupons.create(params=coupon).id}]
     session = stripe_client.v1.checkout.sessions.create(params=params)
     completed = helper(stripe_client, f"checkout/sessions/{session.id}/complete")
     state.subscription_id = completed.subscription
@@ -287,6 +291,22 @@ def test_upgrade_invoiced_now_charges_the_difference_at_once(on_clock):
     items = on_clock.client.v1.invoice_items.list(params={"invoice": invoice.id}).data
     assert sorted(entry.amount for entry in items) == [-500, 1500]
     assert all(entry.proration for entry in items)
+
+
+@pytest.mark.parametrize("on_clock", [{"amount_off": 200, "currency": "usd", "duration": "forever"}], indirect=True)
+def test_upgrade_invoiced_now_under_an_amount_off_coupon_charges_the_prorations(on_clock):
+    # An amount off is shared among the lines of a new period; a change that keeps the cycle has none, only
+    # prorations. The sandbox once divided the amount among no lines: a 500, with the items already changed.
+    on_clock.advance(15 * DAY)
+
+    updated = on_clock.client.v1.subscriptions.update(
+        on_clock.subscription_id, params={"items": on_clock.items(3000), "proration_behavior": "always_invoice"}
+    )
+
+    assert updated["items"].data[0].price.unit_amount == 3000
+    invoice = on_clock.client.v1.invoices.retrieve(updated.latest_invoice)
+    assert [amount for _, amount in line_amounts(invoice)] == [-500, 1500]
+    assert (invoice.status, invoice.amount_paid) == ("paid", 1000)
 
 
 def test_upgrade_with_create_prorations_bills_them_on_the_next_renewal(on_clock):
