@@ -404,7 +404,6 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
         now=now,
         trial_end=trial_end,
     )
-    due_now = invoice["amount_due"]
     subscription = store.add(
         objects.subscription(
             id=subscription_id,
@@ -412,7 +411,7 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
             customer=customer["id"],
             currency=session["currency"],
             items=list(subscription_items.values()),
-            status=_first_status(due_now=due_now, trial_end=trial_end),
+            status=_first_status(due_now=invoice["amount_due"], trial_end=trial_end),
             latest_invoice=invoice["id"],
             discounts=[discount["id"]] if discount else [],
             metadata=metadata,
@@ -426,6 +425,8 @@ def _subscribe(flow: _Flow, session: dict, customer: dict, payment_method: dict)
     flow.emit("customer.subscription.created", subscription)
     flow.emit("invoice.created", invoice)
     flow.finalize_invoice(invoice, customer)
+    # What the card pays: finalising applied the customer's balance (a credit left by a downgrade, say) to the invoice.
+    due_now = invoice["amount_due"]
     _pay_first_invoice(flow, session, subscription, invoice, customer, payment_method, due_now=due_now)
     return due_now
 

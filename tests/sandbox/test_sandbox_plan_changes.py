@@ -395,6 +395,30 @@ def test_downgrade_invoiced_now_leaves_a_credit_that_the_next_renewal_uses(on_cl
     assert on_clock.client.v1.customers.retrieve(on_clock.customer).balance == 0
 
 
+def test_a_credit_left_by_a_downgrade_pays_part_of_a_new_checkout_once(on_clock, session_params):
+    # The sandbox once took the amount to charge before the credit was applied: the card paid the full $10.00 and
+    # the credit was used up as well.
+    on_clock.client.v1.subscriptions.update(
+        on_clock.subscription_id, params={"items": on_clock.items(400), "proration_behavior": "always_invoice"}
+    )
+    on_clock.client.v1.subscriptions.cancel(on_clock.subscription_id)
+    assert on_clock.client.v1.customers.retrieve(on_clock.customer).balance == -600  # the whole month, $10 -> $4
+
+    params = session_params(customer=on_clock.customer, customer_email=None)
+    params["line_items"][0]["price_data"]["unit_amount"] = 1000
+    session = on_clock.client.v1.checkout.sessions.create(params=params)
+    completed = helper(on_clock.client, f"checkout/sessions/{session.id}/complete")
+
+    invoice = on_clock.client.v1.invoices.retrieve(completed.invoice)
+    assert (invoice.total, invoice.starting_balance, invoice.amount_due) == (1000, -600, 400)
+    assert (invoice.status, invoice.amount_paid) == ("paid", 400)
+    payment = on_clock.client.v1.invoice_payments.list(params={"invoice": invoice.id}).data[0]
+    intent = on_clock.client.v1.payment_intents.retrieve(payment.payment.payment_intent)
+    assert (intent.amount, intent.status) == (400, "succeeded")
+    assert on_clock.client.v1.customers.retrieve(on_clock.customer).balance == 0
+    assert on_clock.client.v1.subscriptions.retrieve(completed.subscription).status == "active"
+
+
 def test_change_to_an_existing_price_and_quantity(on_clock):
     price = on_clock.client.v1.prices.create(
         params={"currency": "usd", "unit_amount": 2000, "recurring": {"interval": "month"}, "product": on_clock.product}
