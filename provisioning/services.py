@@ -462,13 +462,10 @@ def _job_claim(*, job_id: int, backend_name: str) -> ProvisioningAttempt | None:
     earlier job when it finishes (provisioning_job_next_enqueue).
     """
     now = timezone.now()
-    due = Q(status__in=(ProvisioningJobStatus.PENDING, ProvisioningJobStatus.RETRYING)) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    abandoned = Q(status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now)
+    due = Q(status__in=selectors.JOB_WAITING) & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
     with transaction.atomic():
         claimed = ProvisioningJob.objects.filter(
-            due | abandoned,
+            due | selectors.provisioning_job_lease_expired_q(now=now),
             ~Exists(selectors.provisioning_jobs_ahead()),
             pk=job_id,
             attempts__lt=F("max_attempts"),
@@ -963,7 +960,7 @@ def provisioning_outbox_sweep() -> dict[str, int]:
 def _job_fail_abandoned(*, job_id: int, now: datetime) -> bool:
     with transaction.atomic():
         failed = ProvisioningJob.objects.filter(
-            pk=job_id, status=ProvisioningJobStatus.RUNNING, lease_expires_at__lt=now, attempts__gte=F("max_attempts")
+            selectors.provisioning_job_lease_expired_q(now=now), pk=job_id, attempts__gte=F("max_attempts")
         ).update(
             status=ProvisioningJobStatus.FAILED,
             lease_expires_at=None,
