@@ -5,7 +5,8 @@ ours per renewal event (a sample processed in this process through dj-stripe's E
 to /api/health/ measured in the same run, as the targets are ratios (these machines differ threefold day to day).
 
 Same stack and variables as bench.run (BENCH_DATABASE_URL, dropped and created afresh; BENCH_REDIS_URL, flushed;
-BENCH_API_PORT, BENCH_SANDBOX_PORT), plus BENCH_RENEWALS (1000) and BENCH_RENEWALS_FAILING (100).
+BENCH_API_PORT, BENCH_SANDBOX_PORT; the subscriptions set up through the HTTP backend against bench.run's local control
+panel, BENCH_PANEL_PORT and BENCH_PANEL_DELAY_MS), plus BENCH_RENEWALS (1000) and BENCH_RENEWALS_FAILING (100).
 """
 
 import json
@@ -22,6 +23,9 @@ from bench.run import (
     API_PORT,
     DATABASE_URL,
     ENV,
+    PANEL_DELAY_SECONDS,
+    PANEL_PORT,
+    PANEL_SECRET,
     SANDBOX,
     SANDBOX_PORT,
     load,
@@ -225,6 +229,12 @@ def main():
     ]
     gunicorn = gunicorn_start(port=API_PORT, env=ENV)
     processes.append(gunicorn)
+    # The subscriptions are set up as production's are, through the HTTP backend (bench.run's ENV): against the same
+    # local control panel as the webhook part, or every setup would wait on a panel that is not there.
+    from tests.chaos.servers import ControlPanel, PanelFaults
+
+    panel = ControlPanel(secret=PANEL_SECRET, faults=PanelFaults(delay=PANEL_DELAY_SECONDS))
+    panel.start(PANEL_PORT)
     try:
         wait_for(f"{SANDBOX}/_sandbox/health")
         wait_for(f"{API}/api/health/")
@@ -298,6 +308,7 @@ def main():
             )
     finally:
         stop(processes)
+        panel.stop()
 
 
 if __name__ == "__main__":
