@@ -319,7 +319,10 @@ def checkout_session_mark_expired(*, stripe_session_id: str) -> CheckoutSession 
 
 
 REFRESH_INTERVAL_SECONDS = 5
-# Sessions this process re-read lately, so a polling page costs no Redis round trip either; bounded.
+# Sessions this process re-read lately. The shared mark (cache.add below) is what limits Stripe's calls across
+# processes; this keeps a limit while Redis is down, when the cache answers add() with True and every poll of every
+# pending success page would otherwise reach Stripe, and spares a Redis round trip per poll meanwhile. Bounded: cleared
+# past 10,000 sessions.
 _refreshed_here: dict[str, float] = {}
 
 

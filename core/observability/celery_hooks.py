@@ -47,7 +47,9 @@ def _task_end(task_id=None, **kwargs) -> None:
 
 def worker_heartbeat(**kwargs) -> None:
     """After each task: the time, in the shared cache, at most every few seconds per process. Beat has a sweeper run
-    every 30 to 60 s, so a silent minute means no worker is running tasks, or no beat is sending them."""
+    every 30 to 60 s, so a silent minute means no worker is running tasks, or no beat is sending them. The throttle
+    keeps a burst of tasks (a renewal storm, a backlog after an outage) from adding a Redis write to each, and while
+    Redis is down from adding a failed call and a log line to each; a heartbeat seconds old says all the alert needs."""
     global _last_heartbeat
     now = time.time()
     if now - _last_heartbeat >= HEARTBEAT_EVERY_SECONDS:
