@@ -771,6 +771,29 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
     A worker that outlived its lease cannot hand over: its claim was taken over, so its conditional write changes
     nothing. After EMAIL_MAX_ATTEMPTS claims the e-mail is failed and shown to staff.
     """
+    notification = _email_claim(email_id=email_id)
+    if notification is None:
+        return None
+    try:
+        message = email_message_build(notification=notification)
+    except Exception as error:
+        return _email_not_built(notification=notification, error=error)
+    mail_connection = get_connection()
+    try:
+        mail_connection.open()
+    except Exception as error:
+        return _email_again_or_failed(
+            notification=notification, error=error, what="the mail server could not be reached"
+        )
+    try:
+        return _email_hand_over(notification=notification, message=message, mail_connection=mail_connection)
+    finally:
+        mail_connection.close()
+
+
+def _email_claim(*, email_id: int) -> EmailNotification | None:
+    """Take the e-mail for one attempt (pending, or sending under a lease that ran out with attempts left), in one
+    conditional UPDATE; the e-mail as claimed, or None when it is not this delivery's."""
     now = timezone.now()
     claimable = Q(status=EmailStatus.PENDING) | Q(
         status=EmailStatus.SENDING, lease_expires_at__lt=now, attempts__lt=EMAIL_MAX_ATTEMPTS
@@ -797,13 +820,16 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
     )
     if not claimed:
         return None
-    notification = _on_a_new_connection_if_lost(
+    return _on_a_new_connection_if_lost(
         EmailNotification.objects.select_related("checkout_session").filter(pk=email_id).get,
         what=f"Reading e-mail {email_id}",
     )
-    try:
-        message = email_message_build(notification=notification)
-    except DATABASE_CONNECTION_ERRORS as error:
+
+
+def _email_not_built(*, notification: EmailNotification, error: Exception) -> EmailNotification:
+    """The message could not be built: back to pending if the database connection was lost meanwhile (nothing was
+    sent), failed for staff otherwise (a template or data error would fail again)."""
+    if isinstance(error, DATABASE_CONNECTION_ERRORS):
         logger.warning(
             "E-mail %s: the database connection failed while building it; back to pending: %s", notification.pk, error
         )
@@ -813,70 +839,60 @@ def email_notification_send(*, email_id: int) -> EmailNotification | None:
             status=EmailStatus.PENDING,
             error=f"database connection lost: {_error_text(error)}",
         )
-    except Exception as error:
-        logger.exception("E-mail %s (%s) could not be built", notification.pk, notification.purpose)
-        return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
+    logger.error("E-mail %s (%s) could not be built", notification.pk, notification.purpose, exc_info=error)
+    return _email_finish(notification=notification, status=EmailStatus.FAILED, error=_error_text(error))
 
-    mail_connection = get_connection()
-    try:
-        mail_connection.open()
-    except Exception as error:
-        again = notification.attempts < EMAIL_MAX_ATTEMPTS
+
+def _email_again_or_failed(
+    *, notification: EmailNotification, error: Exception, what: str, permanent: bool = False
+) -> EmailNotification:
+    """An attempt that did not go through: pending again for the sweeper while attempts are left and the mail server
+    did not refuse for good, else failed for staff."""
+    again = not permanent and notification.attempts < EMAIL_MAX_ATTEMPTS
+    logger.warning(
+        "E-mail %s (%s): %s (attempt %s)%s: %s",
+        notification.pk,
+        notification.purpose,
+        what,
+        notification.attempts,
+        "; the sweeper will try again" if again else "; giving up",
+        error,
+    )
+    return _email_finish(
+        notification=notification,
+        status=EmailStatus.PENDING if again else EmailStatus.FAILED,
+        error=_error_text(error),
+    )
+
+
+def _email_hand_over(*, notification: EmailNotification, message, mail_connection) -> EmailNotification | None:
+    """Record the hand-over while the claim still holds, then give the message to the mail server and record how
+    it answered. None when the claim was taken over (this attempt outlived its lease)."""
+    handed_over = _on_a_new_connection_if_lost(
+        partial(_email_claim_held(notification).update, handed_over_at=timezone.now(), updated_at=timezone.now()),
+        what=f"Recording e-mail {notification.pk}'s hand-over",
+    )
+    if not handed_over:
         logger.warning(
-            "E-mail %s: the mail server could not be reached (attempt %s)%s: %s",
+            "E-mail %s: attempt %s outlived its lease and another took over; not sent by this one",
             notification.pk,
             notification.attempts,
-            "; the sweeper will try again" if again else "; giving up",
-            error,
         )
-        return _email_finish(
-            notification=notification,
-            status=EmailStatus.PENDING if again else EmailStatus.FAILED,
-            error=_error_text(error),
-        )
+        return None
     try:
-        handed_over = _on_a_new_connection_if_lost(
-            partial(
-                _email_claim_held(notification).update,
-                handed_over_at=timezone.now(),
-                updated_at=timezone.now(),
-            ),
-            what=f"Recording e-mail {notification.pk}'s hand-over",
+        sent = mail_connection.send_messages([message])
+    except Exception as error:
+        return _email_again_or_failed(
+            notification=notification,
+            error=error,
+            what="failed while sending",
+            permanent=_smtp_refusal_is_permanent(error),
         )
-        if not handed_over:
-            logger.warning(
-                "E-mail %s: attempt %s outlived its lease and another took over; not sent by this one",
-                notification.pk,
-                notification.attempts,
-            )
-            return None
-        try:
-            sent = mail_connection.send_messages([message])
-        except Exception as error:
-            permanent = _smtp_refusal_is_permanent(error)
-            again = not permanent and notification.attempts < EMAIL_MAX_ATTEMPTS
-            logger.warning(
-                "E-mail %s (%s) failed while sending (attempt %s)%s: %s",
-                notification.pk,
-                notification.purpose,
-                notification.attempts,
-                "; the sweeper will try again" if again else "; giving up",
-                error,
-            )
-            return _email_finish(
-                notification=notification,
-                status=EmailStatus.PENDING if again else EmailStatus.FAILED,
-                error=_error_text(error),
-            )
-        # Recorded before QUIT: from the server's "250 queued" to this record is the only moment in which a worker
-        # killed would leave a copy delivered but not recorded (and so a second copy, under the same Message-ID).
-        if not sent:
-            return _email_finish(
-                notification=notification, status=EmailStatus.FAILED, error="the mail server refused it"
-            )
-        return _email_finish(notification=notification, status=EmailStatus.SENT)
-    finally:
-        mail_connection.close()
+    # Recorded before QUIT: from the server's "250 queued" to this record is the only moment in which a worker
+    # killed would leave a copy delivered but not recorded (and so a second copy, under the same Message-ID).
+    if not sent:
+        return _email_finish(notification=notification, status=EmailStatus.FAILED, error="the mail server refused it")
+    return _email_finish(notification=notification, status=EmailStatus.SENT)
 
 
 def _smtp_refusal_is_permanent(error: Exception) -> bool:
