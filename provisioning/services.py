@@ -149,17 +149,7 @@ def hosting_account_action_request(
                 )
             return existing
         account = HostingAccount.objects.filter(subscription=subscription).first()
-        # Locked so that no worker claims one of them while we decide (its claim waits, then finds it canceled).
-        jobs = list(
-            ProvisioningJob.objects.select_for_update()
-            .filter(subscription=subscription)
-            .filter(
-                Q(status__in=OPEN)
-                | Q(status=ProvisioningJobStatus.FAILED, action__in=DECISION_ACTIONS)
-                | Q(action=TERMINATE, status=ProvisioningJobStatus.SUCCEEDED)
-            )
-            .order_by("pk")
-        )
+        jobs = _jobs_a_decision_weighs(subscription=subscription)
         if _subscription_terminated(account=account, jobs=jobs):
             logger.info(
                 "Decision %s (%s of subscription %s): nothing to do after termination",
@@ -189,15 +179,7 @@ def hosting_account_action_request(
                 max_attempts=settings.PROVISIONING_MAX_ATTEMPTS,
             )
         if overridden:
-            now = timezone.now()
-            ProvisioningJob.objects.filter(pk__in=[old.pk for old in overridden]).update(
-                status=ProvisioningJobStatus.CANCELED,
-                superseded_by=job,
-                next_attempt_at=None,
-                finished_at=Coalesce("finished_at", Value(now)),
-                updated_at=now,
-                result={"canceled_by_decision": decision_key, "reason": reason},
-            )
+            _jobs_cancel(overridden, by=job, decision_key=decision_key, reason=reason)
             logger.info(
                 "Decision %s (%s of subscription %s) canceled jobs %s",
                 decision_key,
@@ -211,6 +193,35 @@ def hosting_account_action_request(
             # A canceled job may have been what the next one waited for.
             transaction.on_commit(partial(provisioning_job_next_enqueue, subscription_id=subscription.pk))
     return job
+
+
+def _jobs_a_decision_weighs(*, subscription: Subscription) -> list[ProvisioningJob]:
+    """The subscription's jobs a new decision may override or wait for (waiting or running, decisions that failed)
+    and its succeeded terminations, oldest first. Locked, so that no worker claims one of them while the decision is
+    taken (its claim waits, then finds it canceled)."""
+    return list(
+        ProvisioningJob.objects.select_for_update()
+        .filter(subscription=subscription)
+        .filter(
+            Q(status__in=OPEN)
+            | Q(status=ProvisioningJobStatus.FAILED, action__in=DECISION_ACTIONS)
+            | Q(action=TERMINATE, status=ProvisioningJobStatus.SUCCEEDED)
+        )
+        .order_by("pk")
+    )
+
+
+def _jobs_cancel(jobs: list[ProvisioningJob], *, by: ProvisioningJob | None, decision_key: str, reason: str) -> None:
+    """Cancel jobs a later decision overrode, naming it (`by`: None when the decision itself made no job)."""
+    now = timezone.now()
+    ProvisioningJob.objects.filter(pk__in=[job.pk for job in jobs]).update(
+        status=ProvisioningJobStatus.CANCELED,
+        superseded_by=by,
+        next_attempt_at=None,
+        finished_at=Coalesce("finished_at", Value(now)),
+        updated_at=now,
+        result={"canceled_by_decision": decision_key, "reason": reason},
+    )
 
 
 def provisioning_job_next_enqueue(*, subscription_id: int) -> bool:
