@@ -6,6 +6,8 @@ import pytest
 import requests
 import stripe
 
+from tests.sandbox.calls import all_events, helper
+
 DAY = 86400
 RENEWAL_PAID = [
     "invoice.created",
@@ -29,10 +31,6 @@ RENEWAL_FAILED = [
 RETRY_FAILED = ["charge.failed", "payment_intent.payment_failed", "invoice.payment_failed"]
 
 
-def helper(client: stripe.StripeClient, path: str, **params):
-    return client.deserialize(client.raw_request("post", f"/v1/test_helpers/{path}", **params), api_mode="V1")
-
-
 def subscribe(client, session_params, *, card="pm_card_visa", **overrides):
     session = client.v1.checkout.sessions.create(params=session_params(**overrides))
     return helper(client, f"checkout/sessions/{session.id}/complete", payment_method=card)
@@ -42,17 +40,6 @@ def advance(url: str, seconds: int) -> dict:
     response = requests.post(f"{url}/_sandbox/clock/advance", json={"seconds": seconds}, timeout=10)
     response.raise_for_status()
     return response.json()
-
-
-def all_events(client) -> list:
-    events, after = [], None
-    while True:
-        params = {"limit": 100, **({"starting_after": after} if after else {})}
-        page = client.v1.events.list(params=params)
-        events += page.data
-        if not page.has_more:
-            return list(reversed(events))
-        after = page.data[-1].id
 
 
 class EventLog:

@@ -7,6 +7,7 @@ import pytest
 import requests
 import stripe
 
+from tests.sandbox.calls import raw
 from tests.sandbox.stripe_types import undeclared_fields
 
 
@@ -70,11 +71,6 @@ def created(stripe_client, session_params):
         )
     )
     return {"customer": customer, "coupon": coupon, "session": session}
-
-
-def raw(stripe_object) -> dict:
-    """The JSON the sandbox sent, before stripe-python turned it into objects."""
-    return stripe_object.last_response.data
 
 
 def test_account_matches_fixture(stripe_client, stripe_fixtures):

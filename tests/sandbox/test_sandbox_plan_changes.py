@@ -7,28 +7,12 @@ Every test runs on a test clock frozen at 2026-04-01 00:00 UTC, so a monthly per
 import pytest
 import stripe
 
+from tests.sandbox.calls import all_events, helper, raw
+
 DAY = 86400
 APRIL_1 = 1_775_001_600  # 2026-04-01T00:00:00Z
 MAY_1 = APRIL_1 + 30 * DAY
 PERIOD = 30 * DAY
-
-
-def helper(client: stripe.StripeClient, path: str, **params):
-    return client.deserialize(client.raw_request("post", f"/v1/test_helpers/{path}", **params), api_mode="V1")
-
-
-def all_events(client) -> list:
-    events, after = [], None
-    while True:
-        page = client.v1.events.list(params={"limit": 100, **({"starting_after": after} if after else {})})
-        events += page.data
-        if not page.has_more:
-            return list(reversed(events))
-        after = page.data[-1].id
-
-
-def raw(stripe_object) -> dict:
-    return stripe_object.last_response.data
 
 
 @pytest.fixture

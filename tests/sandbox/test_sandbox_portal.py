@@ -7,21 +7,9 @@ import pytest
 import requests
 import stripe
 
+from tests.sandbox.calls import all_events, helper
+
 DAY = 86400
-
-
-def helper(client: stripe.StripeClient, path: str, **params):
-    return client.deserialize(client.raw_request("post", f"/v1/test_helpers/{path}", **params), api_mode="V1")
-
-
-def all_events(client) -> list:
-    events, after = [], None
-    while True:
-        page = client.v1.events.list(params={"limit": 100, **({"starting_after": after} if after else {})})
-        events += page.data
-        if not page.has_more:
-            return list(reversed(events))
-        after = page.data[-1].id
 
 
 @pytest.fixture
