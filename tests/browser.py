@@ -34,6 +34,19 @@ def chromium_launch(playwright):
     )
 
 
+# The password tests/backoffice/conftest.py gives every member of staff.
+STAFF_PASSWORD = "correct horse battery"
+
+
+def admin_log_in(page, live_server, email: str) -> None:
+    """Log in to the back office through its login form, as a person does."""
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+
+
 @contextmanager
 def chromium_running():
     """Playwright and a Chromium for the length of the block (the `chromium` fixture's body)."""

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import User
 from backoffice.roles import BILLING, CATALOG_MANAGERS, SUPPORT, staff_groups_sync
+from tests.browser import STAFF_PASSWORD
 
 
 @pytest.fixture
@@ -14,9 +15,7 @@ def staff_groups(db):
 
 
 def _staff(email: str, group: str | None, *, superuser: bool = False) -> User:
-    user = User.objects.create_user(
-        email=email, password="correct horse battery", is_staff=True, is_superuser=superuser
-    )
+    user = User.objects.create_user(email=email, password=STAFF_PASSWORD, is_staff=True, is_superuser=superuser)
     if group:
         user.groups.add(Group.objects.get(name=group))
     return user

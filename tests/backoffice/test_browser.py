@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS
+from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS, admin_log_in
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -20,14 +20,6 @@ def browser_page(chromium):
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(20_000)
     return page
-
-
-def log_in(page, live_server, email):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def test_a_catalog_manager_changes_a_price_and_the_next_checkout_uses_it(
@@ -41,7 +33,7 @@ def test_a_catalog_manager_changes_a_price_and_the_next_checkout_uses_it(
 
     call_command("catalog_load", verbosity=0)
     page = browser_page
-    log_in(page, live_server, catalog_manager.email)
+    admin_log_in(page, live_server, catalog_manager.email)
     page.click("text=Products")
     page.click("a:text-is('starter')")
     monthly = Price.objects.get(product__code="starter", billing_cycle="monthly", active=True)
@@ -121,7 +113,7 @@ def test_support_finds_an_order_reads_its_timeline_and_retries_provisioning(brow
     )
 
     page = browser_page
-    log_in(page, live_server, support_agent.email)
+    admin_log_in(page, live_server, support_agent.email)
     page.screenshot(path=str(ARTIFACTS / "backoffice-dashboard.png"), full_page=True)
     page.click("#content-main a:text-is('Checkout sessions')")
     page.fill("#searchbar", "paid.but.waiting@example.com")
@@ -156,7 +148,7 @@ def test_billing_staff_refund_part_of_an_invoice_from_the_subscription_page(
     invoice = subscription.invoices.get()
     page = browser_page
     page.set_viewport_size({"width": width, "height": 900})
-    log_in(page, live_server, billing_agent.email)
+    admin_log_in(page, live_server, billing_agent.email)
     page.goto(f"{live_server.url}/admin/accounts/subscription/{subscription.pk}/change/")
     page.wait_for_selector("#subscription-billing")
     assert "Active" in page.inner_text("#subscription-status")

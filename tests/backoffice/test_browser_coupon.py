@@ -5,7 +5,7 @@ the one plan it is for and saves. Screenshots go to artifacts/coupon-*.png; axe-
 import pytest
 
 from catalog.models import Coupon
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, admin_log_in
 from tests.catalog.factories import ProductFactory
 
 pytestmark = BROWSER_TEST_MARKS
@@ -20,11 +20,7 @@ def test_a_coupon_breaking_a_rule_is_refused_with_the_rule_then_saved_once_corre
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
     pages = CheckedPages(page, width, prefix="coupon")
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", catalog_manager.email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    admin_log_in(page, live_server, catalog_manager.email)
 
     page.goto(f"{live_server.url}/admin/catalog/coupon/add/")
     page.fill("#id_code", "SPRING")

@@ -5,19 +5,11 @@ no serious or critical violations."""
 
 from backoffice.models import StaffNote
 from tests.backoffice.test_customer_page import billing_records, jane  # noqa: F401 (jane: a fixture, used by name)
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, admin_log_in
 
 pytestmark = BROWSER_TEST_MARKS
 
 NOTE = "Disputed the May charge <b>by phone</b>.\nTalk to billing before any refund."
-
-
-def log_in(page, live_server, email):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def test_support_pins_a_note_from_an_order_and_sees_it_back_on_the_order(chromium, live_server, support_agent, jane):
@@ -28,7 +20,7 @@ def test_support_pins_a_note_from_an_order_and_sees_it_back_on_the_order(chromiu
     page = chromium.new_page(viewport={"width": 1440, "height": 1000})
     page.set_default_timeout(20_000)
     wide = CheckedPages(page, 1440, prefix="customer")
-    log_in(page, live_server, support_agent.email)
+    admin_log_in(page, live_server, support_agent.email)
 
     # The order: no pinned note yet; its Customer link leads to the customer page.
     page.goto(f"{live_server.url}/admin/checkout/checkoutsession/{shop.checkout_session_id}/change/")

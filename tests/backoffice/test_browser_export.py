@@ -10,17 +10,9 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, admin_log_in
 
 pytestmark = BROWSER_TEST_MARKS
-
-
-def log_in(page, live_server, email):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 @pytest.mark.parametrize("width", [1440, 390])
@@ -44,7 +36,7 @@ def test_support_exports_the_filtered_order_list(chromium, live_server, support_
     page = chromium.new_page(viewport={"width": width, "height": 900}, accept_downloads=True)
     page.set_default_timeout(20_000)
     pages = CheckedPages(page, width, prefix="export")
-    log_in(page, live_server, support_agent.email)
+    admin_log_in(page, live_server, support_agent.email)
 
     page.goto(f"{live_server.url}/admin/checkout/checkoutsession/")
     page.click("#changelist-filter a:text-is('Completed')")
@@ -111,7 +103,7 @@ def test_a_superuser_reads_the_audit_log_of_one_person(
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
     pages = CheckedPages(page, width, prefix="export")
-    log_in(page, live_server, superuser.email)
+    admin_log_in(page, live_server, superuser.email)
 
     page.click("#audit-log-link a")
     page.wait_for_selector("#audit-log")

@@ -9,25 +9,17 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, admin_log_in
 
 pytestmark = BROWSER_TEST_MARKS
 
 WIDTHS = [1440, 390]
 
 
-def log_in(page, live_server, email):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-
-
 def open_page(chromium, live_server, user, width):
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
-    log_in(page, live_server, user.email)
+    admin_log_in(page, live_server, user.email)
     return page, CheckedPages(page, width, prefix="h4")
 
 

@@ -6,17 +6,9 @@ Status column in view, a failed setup's banner on its order, the dashboard's cou
 from backoffice.attention import SETUP_FAILED
 from tests.backoffice.test_attention import troubles  # noqa: F401 (fixtures, used by name)
 from tests.backoffice.test_global_search import jane  # noqa: F401
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, admin_log_in
 
 pytestmark = BROWSER_TEST_MARKS
-
-
-def log_in(page, live_server, email):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def inside_viewport(page, selector: str) -> bool:
@@ -69,7 +61,7 @@ def test_support_searches_from_the_header_and_sees_what_needs_attention(
 ):
     page = chromium.new_page(viewport={"width": 1440, "height": 1000})
     page.set_default_timeout(20_000)
-    log_in(page, live_server, support_agent.email)
+    admin_log_in(page, live_server, support_agent.email)
 
     wide = CheckedPages(page, 1440, prefix="search")
     walk(page, live_server, wide, troubles[SETUP_FAILED])
@@ -88,7 +80,7 @@ def test_support_searches_from_the_header_and_sees_what_needs_attention(
 def test_one_exact_stripe_id_in_the_box_opens_the_order(chromium, live_server, support_agent, jane):
     page = chromium.new_page(viewport={"width": 1440, "height": 1000})
     page.set_default_timeout(20_000)
-    log_in(page, live_server, support_agent.email)
+    admin_log_in(page, live_server, support_agent.email)
 
     page.fill("#bo-search-q", "  cs_test_a1janeorder ")
     page.press("#bo-search-q", "Enter")

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.browser import BROWSER_TEST_MARKS, CheckedPages
+from tests.browser import BROWSER_TEST_MARKS, CheckedPages, admin_log_in
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -44,14 +44,6 @@ def failed_setup(email: str, domain: str):
     return job
 
 
-def log_in(page, live_server, email):
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
-
-
 @pytest.mark.parametrize("width", [1440, 390])
 def test_support_fixes_a_failed_setup_and_marks_another_as_set_up_by_hand(chromium, live_server, support_agent, width):
     from django.core import mail
@@ -63,7 +55,7 @@ def test_support_fixes_a_failed_setup_and_marks_another_as_set_up_by_hand(chromi
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
     pages = CheckedPages(page, width, prefix="setup")
-    log_in(page, live_server, support_agent.email)
+    admin_log_in(page, live_server, support_agent.email)
 
     # The order whose setup failed links to its job's tools.
     page.goto(f"{live_server.url}/admin/checkout/checkoutsession/{refused.subscription.checkout_session_id}/change/")

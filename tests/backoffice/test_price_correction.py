@@ -9,7 +9,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from catalog.models import Price
-from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS
+from tests.browser import ARTIFACTS, BROWSER_TEST_MARKS, admin_log_in
 from tests.catalog.factories import PriceFactory
 from tests.checkout.factories import CheckoutSessionFactory
 
@@ -198,11 +198,7 @@ def test_a_catalog_manager_corrects_a_typo_and_lands_on_the_price_on_sale(
     CheckoutSessionFactory(price=price)
     page = chromium.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", catalog_manager.email)
-    page.fill("#id_password", "correct horse battery")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
+    admin_log_in(page, live_server, catalog_manager.email)
     page.goto(f"{live_server.url}{reverse('admin:catalog_price_changelist')}")
     page.click("#result_list a:text-is('Starter')")
 
