@@ -37,3 +37,9 @@ def amounts_off(coupon: dict | None, subtotals: list[int]) -> list[int]:
     shares = [amount * subtotal // total if total else 0 for subtotal in subtotals]
     shares[-1] += amount - sum(shares)
     return shares
+
+
+def per_interval(recurring: dict) -> str:
+    """How an invoice line names a price's interval: "month", or "every 3 months"."""
+    count, interval = recurring["interval_count"], recurring["interval"]
+    return interval if count == 1 else f"every {count} {interval}s"

@@ -16,7 +16,7 @@ import copy
 import heapq
 
 from stripe_sandbox import objects
-from stripe_sandbox.amounts import amounts_off, money
+from stripe_sandbox.amounts import amounts_off, money, per_interval
 from stripe_sandbox.fulfillment import DAY, _Flow, add_interval, clock_time, create_payment_method
 from stripe_sandbox.objects.payments import TEST_CARDS
 from stripe_sandbox.store import Store, new_id
@@ -137,11 +137,6 @@ def payment_method_for_customer(
 # Renewals
 
 
-def _per(recurring: dict) -> str:
-    count, interval = recurring["interval_count"], recurring["interval"]
-    return interval if count == 1 else f"every {count} {interval}s"
-
-
 def _renewal_coupon(store: Store, subscription: dict, at: int, previous: dict):
     """The coupon that still discounts this renewal (forever; repeating until its end; once never), and its
     discount; a discount that no longer applies is taken off the subscription."""
@@ -227,7 +222,7 @@ def _renewal_lines(
         price = item["price"]
         product = store.find("product", price["product"])
         name = product["name"] if product else price["id"]
-        unit = f"{money(price['unit_amount'], price['currency'])} / {_per(price['recurring'])}"
+        unit = f"{money(price['unit_amount'], price['currency'])} / {per_interval(price['recurring'])}"
         line = objects.invoice_line_item(
             id=new_id("il_", 24),
             invoice=invoice_id,

@@ -21,7 +21,7 @@ import heapq
 from datetime import UTC, datetime
 
 from stripe_sandbox import objects
-from stripe_sandbox.amounts import amounts_off, money
+from stripe_sandbox.amounts import amounts_off, money, per_interval
 from stripe_sandbox.objects.payments import BANK_DEBIT, CARD, DECLINE_MESSAGE, DEFAULT_TEST_CARD, TEST_CARDS
 from stripe_sandbox.store import Store, new_id
 from stripe_sandbox.wire import StripeError, card_declined
@@ -538,13 +538,8 @@ def _first_line_text(item: dict, subscription_item: dict | None, *, now: int, tr
     if trial_end:
         return f"Trial period for {item['description']}", trial_end
     price = item["price"]
-    unit = f"{money(price['unit_amount'], price['currency'])} / {_per(price['recurring'])}"
+    unit = f"{money(price['unit_amount'], price['currency'])} / {per_interval(price['recurring'])}"
     return f"{item['quantity']} × {item['description']} (at {unit})", subscription_item["current_period_end"]
-
-
-def _per(recurring: dict) -> str:
-    count, interval = recurring["interval_count"], recurring["interval"]
-    return interval if count == 1 else f"every {count} {interval}s"
 
 
 def _first_status(*, due_now: int, trial_end: int | None) -> str:

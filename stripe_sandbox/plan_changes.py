@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from stripe_sandbox import billing, objects
-from stripe_sandbox.amounts import amounts_off, money
+from stripe_sandbox.amounts import amounts_off, money, per_interval
 from stripe_sandbox.fulfillment import _Flow, add_interval, declines
 from stripe_sandbox.resources.products import INTERVAL_MAX_COUNT
 from stripe_sandbox.store import Store, new_id
@@ -208,13 +208,8 @@ def _product_name(store: Store, price: dict) -> str:
     return product["name"] if product else price["id"]
 
 
-def _per(recurring: dict) -> str:
-    count, interval = recurring["interval_count"], recurring["interval"]
-    return interval if count == 1 else f"every {count} {interval}s"
-
-
 def period_description(store: Store, price: dict, quantity: int) -> str:
-    unit = f"{money(price['unit_amount'], price['currency'])} / {_per(price['recurring'])}"
+    unit = f"{money(price['unit_amount'], price['currency'])} / {per_interval(price['recurring'])}"
     return f"{quantity} × {_product_name(store, price)} (at {unit})"
 
 
