@@ -21,6 +21,7 @@ from config.celery import app as celery_app
 from provisioning.models import EmailNotification, HostingAccount, HostingAccountStatusChange, ProvisioningJob
 from provisioning.services import email_notification_create, hosting_account_action_request, provisioning_job_create
 from tests.checkout.factories import CheckoutSessionFactory
+from tests.e2e.conftest import wait_for
 from tests.provisioning.factories import subscription_for_domain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,16 +37,6 @@ pytestmark = [
     # Committed rows: the worker is another process.
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def wait_for(condition, *, timeout: float, what: str):
-    """Poll the database (or anything) until `condition()` is truthy; what a test does to wait for a worker."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def job_finished(job_id: int):
