@@ -352,41 +352,25 @@ def _decision_carry_out(*, job: ProvisioningJob, attempt: ProvisioningAttempt, b
         return "no hosting account"
     if account.status == HostingAccountStatus.TERMINATED:
         return "account terminated"
+    # What every request to the panel about this account says; a plan change adds the plans.
+    about = {
+        "idempotency_key": str(job.idempotency_key),
+        "job_id": job.pk,
+        "attempt": attempt.number,
+        "subscription_id": job.subscription_id,
+        "action": job.action,
+        "username": account.username,
+        "server": account.server,
+        "domain": account.domain,
+        "panel_reference": account.panel_reference,
+        "reason": job.reason,
+    }
     if job.action == CHANGE_PLAN:
-        backend.change_plan(
-            PlanChangeRequest(
-                idempotency_key=str(job.idempotency_key),
-                job_id=job.pk,
-                attempt=attempt.number,
-                subscription_id=job.subscription_id,
-                action=job.action,
-                username=account.username,
-                server=account.server,
-                domain=account.domain,
-                panel_reference=account.panel_reference,
-                reason=job.reason,
-                product_code=job.parameters.get("product_code", ""),
-                billing_cycle=job.parameters.get("billing_cycle", ""),
-                previous_product_code=job.parameters.get("previous_product_code", ""),
-                previous_billing_cycle=job.parameters.get("previous_billing_cycle", ""),
-            )
-        )
+        plans = ("product_code", "billing_cycle", "previous_product_code", "previous_billing_cycle")
+        backend.change_plan(PlanChangeRequest(**about, **{name: job.parameters.get(name, "") for name in plans}))
         return ""
     act = {SUSPEND: backend.suspend, UNSUSPEND: backend.unsuspend, TERMINATE: backend.terminate}[job.action]
-    act(
-        AccountActionRequest(
-            idempotency_key=str(job.idempotency_key),
-            job_id=job.pk,
-            attempt=attempt.number,
-            subscription_id=job.subscription_id,
-            action=job.action,
-            username=account.username,
-            server=account.server,
-            domain=account.domain,
-            panel_reference=account.panel_reference,
-            reason=job.reason,
-        )
-    )
+    act(AccountActionRequest(**about))
     return ""
 
 
