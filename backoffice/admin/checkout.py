@@ -7,6 +7,7 @@ the first and last dates.
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
@@ -120,29 +121,7 @@ class CheckoutSessionAdmin(CsvExportMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
             },
         ),
     )
-    readonly_fields = (
-        "email",
-        "customer_name",
-        "product_code",
-        "billing_cycle",
-        "amount_money",
-        "discount_money",
-        "coupon_code",
-        "trial_days",
-        "domain",
-        "price",
-        "stripe_session_link",
-        "stripe_customer_link",
-        "stripe_url",
-        "expires_at",
-        "status_label",
-        "created_at",
-        "updated_at",
-        "completed_at",
-        "id",
-        "metadata",
-        "request_fingerprint",
-    )
+    readonly_fields = flatten_fieldsets(fieldsets)  # every field the page shows: staff read orders, never edit them
 
     # --- Read-only for everyone (ReadOnlyAdminMixin): sessions are written by the checkout and Stripe's events only ---
 
