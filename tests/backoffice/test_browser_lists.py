@@ -333,3 +333,28 @@ def test_billing_narrows_invoices_by_billing_reason_and_refunds_by_status(chromi
         assert listed(page, "status_label") == {label}
     pages.look("refunds-pending")
     pages.assert_accessible()
+
+
+# --- Orders and customers: the lists support starts from --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_order_and_customer_lists_fit_a_desktop_and_put_their_filters_first_on_a_phone(
+    chromium, live_server, support_agent, width
+):
+    from tests.accounts.factories import CustomerFactory
+    from tests.checkout.factories import CheckoutSessionFactory
+
+    for n in range(3):
+        CheckoutSessionFactory(
+            email=f"shopper{n}@garden.example", domain_info={"mode": "new", "value": f"g{n}.example"}
+        )
+        CustomerFactory(name=f"Garden Shopper {n}", email=f"shopper{n}@garden.example")
+    page, pages = open_page(chromium, live_server, support_agent, width)
+
+    for name, url in (("orders", "checkout/checkoutsession"), ("customers", "accounts/customer")):
+        page.goto(f"{live_server.url}/admin/{url}/")
+        assert len(page.locator("#result_list tbody tr").all()) == 3, name
+        laid_out_for(page, width)
+        pages.look(name)
+    pages.assert_accessible()
