@@ -297,15 +297,7 @@ def _coupon_parse(
     count_before = len(problems.messages)
     problems.unknown_keys(where, raw, _COUPON_KEYS)
 
-    percent_off = raw.get("percent_off")
-    if percent_off is not None:
-        try:
-            if isinstance(percent_off, bool):
-                raise InvalidOperation
-            percent_off = Decimal(str(percent_off))
-        except InvalidOperation:
-            problems.add(where, f"percent_off must be a number; got {percent_off!r}")
-            percent_off = None
+    percent_off = _percent_parse(raw.get("percent_off"), where, problems)
     amount_off = raw.get("amount_off")
     if amount_off is not None and not _is_whole_number(amount_off):
         problems.add(where, f"amount_off must be a whole number of cents; got {amount_off!r}")
@@ -318,17 +310,11 @@ def _coupon_parse(
     if not isinstance(active, bool):
         problems.add(where, f"active must be true or false; got {active!r}")
 
-    restricted_to = raw.get("products", [])
-    if not isinstance(restricted_to, list):
-        problems.add(where, "products must be a list of product codes")
-        restricted_to = []
+    restricted_to = _list_of(raw, "products", "product codes", where, problems)
     for product_code in restricted_to:
         if product_code not in product_codes:
             problems.add(where, f"product {product_code!r} is not in this file's products")
-    billing_cycles = raw.get("billing_cycles", [])
-    if not isinstance(billing_cycles, list):
-        problems.add(where, "billing_cycles must be a list of billing cycles")
-        billing_cycles = []
+    billing_cycles = _list_of(raw, "billing_cycles", "billing cycles", where, problems)
     for cycle in billing_cycles:
         if cycle not in BillingCycle.values:
             problems.add(where, f"unknown billing cycle {cycle!r} (expected one of: {', '.join(BillingCycle.values)})")
@@ -378,6 +364,28 @@ def _coupon_parse(
         product_codes=tuple(restricted_to),
         billing_cycles=tuple(billing_cycles),
     )
+
+
+def _percent_parse(value, where: str, problems: _Problems) -> Decimal | None:
+    """A coupon's percent_off as a Decimal (a number, never a boolean), or None with the problem noted."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise InvalidOperation
+        return Decimal(str(value))
+    except InvalidOperation:
+        problems.add(where, f"percent_off must be a number; got {value!r}")
+        return None
+
+
+def _list_of(raw: dict, key: str, what: str, where: str, problems: _Problems) -> list:
+    """raw[key] when it is a list (empty when absent); an empty list, with the problem noted, when it is not."""
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        problems.add(where, f"{key} must be a list of {what}")
+        return []
+    return value
 
 
 def _datetime_parse(value, where: str, problems: _Problems) -> datetime | None:

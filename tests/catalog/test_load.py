@@ -380,6 +380,22 @@ def _with_starter(change) -> dict:
             "coupon 'VPS': product 'vps-pro' is not in this file's products",
         ),
         (
+            {**catalog_data(), "coupons": [{"code": "YES", "percent_off": True}]},
+            "coupon 'YES': percent_off must be a number; got True",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "TEN", "percent_off": "ten"}]},
+            "coupon 'TEN': percent_off must be a number; got 'ten'",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "ONE", "percent_off": 5, "products": "starter"}]},
+            "coupon 'ONE': products must be a list of product codes",
+        ),
+        (
+            {**catalog_data(), "coupons": [{"code": "ONE", "percent_off": 5, "billing_cycles": "yearly"}]},
+            "coupon 'ONE': billing_cycles must be a list of billing cycles",
+        ),
+        (
             {**catalog_data(), "coupons": [{"code": "X", "percent_off": 5, "valid_until": "2026-12-31"}]},
             "coupon 'X', valid_until: needs a time zone",
         ),
