@@ -317,36 +317,9 @@ def setup_mark_done_by_hand(
         )
     with transaction.atomic():
         subscription, job = _locked(job_id)
-        if job.action != ProvisioningAction.PROVISION:
-            return SetupToolOutcome(
-                False,
-                f"Job #{job.pk} is a {job.get_action_display().lower()} decision, not a "
-                "setup: record what was done in the panel on the account instead.",
-            )
-        if job.status not in FIXABLE:
-            return SetupToolOutcome(False, f"{_state_sentence(job)}: there is no failed setup to mark as done.")
-        if subscription.is_ended:
-            return SetupToolOutcome(
-                False,
-                f"The subscription has ended ({subscription.get_status_display().lower()})"
-                ": there is nothing to set up.",
-            )
-        existing = HostingAccount.objects.filter(subscription=subscription).first()
-        if existing is not None:
-            return SetupToolOutcome(False, f"The subscription already has an account, {existing}: nothing recorded.")
-        taken = (
-            HostingAccount.objects.filter(username=username, server=server)
-            .exclude(status=HostingAccountStatus.TERMINATED)
-            .select_related("subscription__customer")
-            .first()
-        )
-        if taken is not None:
-            raise ApplicationError(
-                f"{username} on {server} is already the account of "
-                f"{taken.subscription.customer} (subscription #{taken.subscription_id}).",
-                code="username_taken",
-                field="username",
-            )
+        if refused := _mark_done_refused(job=job, subscription=subscription):
+            return refused
+        _panel_username_free_or_raise(username=username, server=server)
         now = timezone.now()
         result = {
             "done_by_hand": True,
@@ -391,6 +364,45 @@ def setup_mark_done_by_hand(
             f"hosting account: (none) → {account}",
         ],
     )
+
+
+def _mark_done_refused(*, job: ProvisioningJob, subscription: Subscription) -> SetupToolOutcome | None:
+    """Why this job cannot be marked as set up by hand (not a setup, not failed or waiting, the subscription ended or
+    already has an account), or None when it can."""
+    if job.action != ProvisioningAction.PROVISION:
+        return SetupToolOutcome(
+            False,
+            f"Job #{job.pk} is a {job.get_action_display().lower()} decision, not a "
+            "setup: record what was done in the panel on the account instead.",
+        )
+    if job.status not in FIXABLE:
+        return SetupToolOutcome(False, f"{_state_sentence(job)}: there is no failed setup to mark as done.")
+    if subscription.is_ended:
+        return SetupToolOutcome(
+            False,
+            f"The subscription has ended ({subscription.get_status_display().lower()}): there is nothing to set up.",
+        )
+    existing = HostingAccount.objects.filter(subscription=subscription).first()
+    if existing is not None:
+        return SetupToolOutcome(False, f"The subscription already has an account, {existing}: nothing recorded.")
+    return None
+
+
+def _panel_username_free_or_raise(*, username: str, server: str) -> None:
+    """ApplicationError when another live account on the server has the username."""
+    taken = (
+        HostingAccount.objects.filter(username=username, server=server)
+        .exclude(status=HostingAccountStatus.TERMINATED)
+        .select_related("subscription__customer")
+        .first()
+    )
+    if taken is not None:
+        raise ApplicationError(
+            f"{username} on {server} is already the account of "
+            f"{taken.subscription.customer} (subscription #{taken.subscription_id}).",
+            code="username_taken",
+            field="username",
+        )
 
 
 # --- Run now ------------------------------------------------------------------------------------------------------------
