@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -26,6 +27,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 STRIPE_KEY = "sk_test_testsuite000000000000000000000"
+
+# Beat's periodic tasks (config/settings/base.py, CELERY_BEAT_SCHEDULE).
+SWEEPS = ("provisioning.outbox_sweep", "billing.sweep")
 
 needs_real_services = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres") or shutil.which("redis-server") is None,
@@ -56,6 +60,23 @@ def wait_for(condition, *, timeout: float, what: str, interval: float = 0.1):
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def tasks_finished(log: Path, task: str) -> int:
+    """Runs of `task` that a worker's log (INFO) says ended: Celery logs each as succeeded or raised."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return len(re.findall(rf"Task {re.escape(task)}\[[0-9a-f-]+\] (?:succeeded|raised)", text))
+
+
+def wait_for_task_runs(log: Path, tasks: tuple[str, ...], *, runs: int, timeout: float) -> None:
+    """Wait until the worker writing `log` has finished `runs` more runs of each task."""
+    start = {task: tasks_finished(log, task) for task in tasks}
+    wait_for(
+        lambda: all(tasks_finished(log, task) >= start[task] + runs for task in tasks),
+        timeout=timeout,
+        interval=0.2,
+        what=f"{runs} more runs of {', '.join(tasks)}",
+    )
 
 
 def _http_ok(url: str) -> bool:
@@ -154,6 +175,11 @@ class Stack:
         for path in sorted(self.mail_dir.glob("*.log")):
             messages += [m for m in path.read_text().split("-" * 79) if m.strip()]
         return messages
+
+    def wait_for_sweeps(self, runs: int = 2, *, tasks: tuple[str, ...] = SWEEPS, timeout: float = 60) -> None:
+        """Wait until each of beat's sweeps has run `runs` more times in the worker: what a test that says "a few
+        more sweeps change nothing" needs to have happened, where a fixed sleep may have seen none on a slow day."""
+        wait_for_task_runs(self.mail_dir.parent / "worker.log", tasks, runs=runs, timeout=timeout)
 
     def kill(self, name: str) -> None:
         process = self.processes.pop(name)

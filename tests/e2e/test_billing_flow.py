@@ -336,7 +336,7 @@ def test_a_renewal_never_paid_ends_canceled_and_the_account_terminated_fourteen_
 
     wait_for(lambda: account_status(subscription) == "terminated", timeout=30, interval=0.2, what="the termination")
     settle(e2e)
-    time.sleep(2)  # a few more sweeps: they change nothing
+    e2e.wait_for_sweeps()  # a few more sweeps: they change nothing
     assert jobs(subscription) == [("provision", "succeeded"), ("suspend", "succeeded"), ("terminate", "succeeded")]
     assert backend_calls(subscription) == {"provision": 1, "suspend": 1, "terminate": 1}
     assert status_history(subscription) == [("active", "suspended"), ("suspended", "terminated")]
@@ -368,7 +368,7 @@ def test_an_unpaid_renewal_seen_only_after_the_cancellation_still_suspends_until
         what="the cancellation",
     )
     settle(e2e)
-    time.sleep(2)  # a few sweeps
+    e2e.wait_for_sweeps()  # a few sweeps
     assert account_status(subscription) == "suspended"
 
 
@@ -446,7 +446,7 @@ def test_a_full_refund_of_the_latest_payment_cancels_and_terminates_at_once(e2e)
         what="the cancellation at Stripe",
     )
     settle(e2e)
-    time.sleep(2)  # a few more sweeps: they change nothing
+    e2e.wait_for_sweeps()  # a few more sweeps: they change nothing
     assert e2e.stripe.v1.subscriptions.retrieve(subscription.stripe_subscription_id).status == "canceled"
     assert jobs(subscription) == [("provision", "succeeded"), ("terminate", "succeeded")]
     assert backend_calls(subscription) == {"provision": 1, "terminate": 1}
@@ -510,7 +510,7 @@ def test_every_event_redelivered_changes_nothing(e2e):
         len(e2e.control("POST", "webhooks/redeliver", {"event": event})["endpoints"]) for event in delivered_events
     )
     settle(e2e)
-    time.sleep(2)  # a few more sweeps
+    e2e.wait_for_sweeps()  # a few more sweeps
 
     redeliveries = e2e.deliveries()[delivered:]
     assert sent_again == len(delivered_events) > 6 and len(redeliveries) == sent_again
@@ -547,7 +547,7 @@ def test_a_renewal_storys_events_in_reverse_order_never_suspend_a_paid_account(e
         assert response.status_code == 200, (event["type"], response.text)
     e2e.control("POST", "deliveries/resume", {})
     settle(e2e)
-    time.sleep(2)  # a few sweeps
+    e2e.wait_for_sweeps()  # a few sweeps
 
     subscription.refresh_from_db()
     assert subscription.status == "active"

@@ -81,7 +81,7 @@ def test_redis_stopped_while_the_worker_holds_retries_the_worker_survives_and_ea
         timeout=30,
         what="the service-ready e-mails",
     )
-    time.sleep(3)  # a few more sweeps: nothing may run twice
+    e2e.wait_for_sweeps(tasks=("provisioning.outbox_sweep",))  # a few more sweeps: nothing may run twice
     assert e2e.alive("worker")
     assert "Unrecoverable error" not in worker_log(e2e)
     for job in ProvisioningJob.objects.filter(pk__in=job_ids):

@@ -21,7 +21,7 @@ from config.celery import app as celery_app
 from provisioning.models import EmailNotification, HostingAccount, HostingAccountStatusChange, ProvisioningJob
 from provisioning.services import email_notification_create, hosting_account_action_request, provisioning_job_create
 from tests.checkout.factories import CheckoutSessionFactory
-from tests.e2e.conftest import wait_for
+from tests.e2e.conftest import wait_for, wait_for_task_runs
 from tests.provisioning.factories import subscription_for_domain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,7 +274,8 @@ def test_emails_sent_while_the_database_connections_are_cut_again_and_again_are_
     while time.monotonic() < deadline and EmailNotification.objects.exclude(status="sent").exists():
         time.sleep(0.5)
 
-    time.sleep(3)  # a few more sweeps: nothing may go twice
+    # A few more sweeps: nothing may go twice.
+    wait_for_task_runs(tmp_path / "mailer.log", ("provisioning.outbox_sweep",), runs=2, timeout=30)
     ids = Counter(
         int(line.split(":", 1)[1])
         for path in mail_dir.glob("*.log")
