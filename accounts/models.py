@@ -146,4 +146,6 @@ class Subscription(TimeStampedModel):
         return self.status in SUBSCRIPTION_ENDED_STATUSES
 
     def __str__(self) -> str:
-        return f"{self.product.code}/{self.billing_cycle} for {self.customer}"
+        # The plan by name, as customers and staff read it ("Shared Hosting Basic (monthly) for Jane Doe"); its code is
+        # on the subscription's page.
+        return f"{self.product.name} ({self.billing_cycle}) for {self.customer}"

@@ -326,7 +326,7 @@ def _billing_row(decision, *, user, subscription_type: ContentType) -> AuditRow:
         person_id=decision.actor_id,
         action=decision.get_kind_display(),
         object_type="Subscription",
-        object_repr=f"{subscription.product.name} ({subscription.billing_cycle}) for {subscription.customer}",
+        object_repr=str(subscription),
         object_url=url,
         details=" · ".join(part for part in details if part),
     )

@@ -152,9 +152,9 @@ class JobNeedsPersonFilter(admin.SimpleListFilter):
 
 @admin.display(description="Subscription")
 def subscription_plan(obj) -> str:
-    """The plan by name and whose it is, as the pages say it (a subscription's own text carries the plan's code)."""
-    subscription = obj.subscription
-    return f"{subscription.product.name} for {subscription.customer}"
+    """The job's or account's subscription as every page names it (the plan, its cycle, whose it is); its product and
+    customer come with the list's query (list_select_related)."""
+    return str(obj.subscription)
 
 
 class ProvisioningAttemptInline(admin.TabularInline):
