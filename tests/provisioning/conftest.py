@@ -44,6 +44,20 @@ _unreachable_broker_numbers = itertools.count()
 
 
 @pytest.fixture
+def run_job(django_capture_on_commit_callbacks):
+    """Run a job's task as the worker would, its after-commit sends included; the job as it ended."""
+    from provisioning.tasks import provisioning_job_run_task
+
+    def run(job):
+        with django_capture_on_commit_callbacks(execute=True):
+            provisioning_job_run_task.delay(job.pk)
+        job.refresh_from_db()
+        return job
+
+    return run
+
+
+@pytest.fixture
 def unreachable_broker():
     """The project's Celery configuration with the broker on a closed port and tasks really sent (not eager): the
     tasks the project sends resolve through this app while the test runs."""

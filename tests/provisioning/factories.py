@@ -1,8 +1,11 @@
 """Factories for provisioning: a job for a paid subscription, a hosting account, an e-mail of an order."""
 
+import uuid
+
 import factory
 from factory.django import DjangoModelFactory
 
+from provisioning.backends import ProvisioningRequest
 from provisioning.models import EmailNotification, EmailPurpose, HostingAccount, ProvisioningJob
 from tests.accounts.factories import SubscriptionFactory
 from tests.checkout.factories import CheckoutSessionFactory
@@ -53,3 +56,19 @@ def provisioned_subscription(domain: str = "example.com", **kwargs):
     ProvisioningJobFactory(subscription=subscription, status="succeeded", attempts=1)
     HostingAccountFactory(subscription=subscription)
     return subscription
+
+
+def provisioning_request(**overrides) -> ProvisioningRequest:
+    """A setup request as the worker hands it to a backend, with a fresh idempotency key unless one is given."""
+    fields = {
+        "idempotency_key": str(uuid.uuid4()),
+        "job_id": 1,
+        "attempt": 1,
+        "subscription_id": 1,
+        "product_code": "starter",
+        "billing_cycle": "monthly",
+        "domain": "example.com",
+        "customer_email": "ada@example.com",
+        "customer_name": "Ada",
+    }
+    return ProvisioningRequest(**{**fields, **overrides})

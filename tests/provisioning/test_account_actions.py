@@ -241,24 +241,13 @@ def test_a_termination_terminates_for_good_and_emails_the_customer(decide, recor
     )
 
 
-def test_a_decision_without_a_key_of_its_own_is_emailed_under_the_jobs_id(run_job_of_decision):
+def test_a_decision_without_a_key_of_its_own_is_emailed_under_the_jobs_id(run_job):
     subscription = provisioned_subscription()
     job = ProvisioningJobFactory(subscription=subscription, action=SUSPEND, reason="abuse")
 
-    run_job_of_decision(job)
+    run_job(job)
 
     assert EmailNotification.objects.get().key == f"job:{job.pk}"
-
-
-@pytest.fixture
-def run_job_of_decision(django_capture_on_commit_callbacks):
-    def run(job):
-        with django_capture_on_commit_callbacks(execute=True):
-            provisioning_job_run_task.delay(job.pk)
-        job.refresh_from_db()
-        return job
-
-    return run
 
 
 def test_a_decision_for_a_subscription_that_has_no_account_succeeds_without_asking_the_panel(decide, recording_backend):
@@ -272,12 +261,12 @@ def test_a_decision_for_a_subscription_that_has_no_account_succeeds_without_aski
     assert not EmailNotification.objects.exists() and not HostingAccountStatusChange.objects.exists()
 
 
-def test_a_decision_that_reaches_a_terminated_account_leaves_it_terminated(run_job_of_decision, recording_backend):
+def test_a_decision_that_reaches_a_terminated_account_leaves_it_terminated(run_job, recording_backend):
     subscription = provisioned_subscription()
     HostingAccount.objects.filter(subscription=subscription).update(status="terminated")
     job = ProvisioningJobFactory(subscription=subscription, action=UNSUSPEND, decision_key="unsuspend:in_9")
 
-    job = run_job_of_decision(job)
+    job = run_job(job)
 
     assert (job.status, job.result) == ("succeeded", {"skipped": "account terminated"})
     assert account_of(subscription).status == "terminated"

@@ -4,36 +4,24 @@ import uuid
 
 import pytest
 
-from provisioning.backends import AccountActionRequest, ProvisioningError, ProvisioningRequest, provisioning_backend_get
+from provisioning.backends import AccountActionRequest, ProvisioningError, provisioning_backend_get
 from provisioning.backends.http import HttpBackend
 from provisioning.backends.simulated import SimulatedBackend
 from provisioning.checks import provisioning_settings_check
-
-
-def a_request(**overrides) -> ProvisioningRequest:
-    fields = {
-        "idempotency_key": str(uuid.uuid4()),
-        "job_id": 1,
-        "attempt": 1,
-        "subscription_id": 1,
-        "product_code": "starter",
-        "billing_cycle": "monthly",
-        "domain": "example.com",
-        "customer_email": "ada@example.com",
-        "customer_name": "Ada",
-    }
-    return ProvisioningRequest(**{**fields, **overrides})
+from tests.provisioning.factories import provisioning_request
 
 
 def test_the_same_key_gives_the_same_account_and_another_key_another():
     backend = SimulatedBackend()
-    request = a_request()
+    request = provisioning_request()
 
     first = backend.provision(request)
 
     assert backend.provision(request) == first
-    assert SimulatedBackend().provision(a_request(attempt=2, idempotency_key=request.idempotency_key)) == first
-    assert backend.provision(a_request()).username != first.username
+    assert (
+        SimulatedBackend().provision(provisioning_request(attempt=2, idempotency_key=request.idempotency_key)) == first
+    )
+    assert backend.provision(provisioning_request()).username != first.username
 
 
 @pytest.mark.parametrize(
@@ -47,7 +35,7 @@ def test_the_same_key_gives_the_same_account_and_another_key_another():
     ],
 )
 def test_the_username_comes_from_the_domain_or_the_email(domain, email, stem):
-    account = SimulatedBackend().provision(a_request(domain=domain, customer_email=email))
+    account = SimulatedBackend().provision(provisioning_request(domain=domain, customer_email=email))
 
     assert account.username[:-4] == stem
     assert account.server.endswith(".sim.migrahosting.test")
@@ -59,16 +47,16 @@ def test_fail_n_times_fails_the_first_n_attempts_only():
 
     for attempt in (1, 2, 3):
         with pytest.raises(ProvisioningError, match=f"{attempt} of 3") as error:
-            backend.provision(a_request(domain="fail-3-times.example.com", attempt=attempt))
+            backend.provision(provisioning_request(domain="fail-3-times.example.com", attempt=attempt))
         assert error.value.retryable
 
-    assert backend.provision(a_request(domain="fail-3-times.example.com", attempt=4)).username
+    assert backend.provision(provisioning_request(domain="fail-3-times.example.com", attempt=4)).username
 
 
 @pytest.mark.parametrize(("domain", "retryable"), [("always-fail.example.com", True), ("reject.example.com", False)])
 def test_always_fail_and_reject(domain, retryable):
     with pytest.raises(ProvisioningError) as error:
-        SimulatedBackend().provision(a_request(domain=domain, attempt=99))
+        SimulatedBackend().provision(provisioning_request(domain=domain, attempt=99))
 
     assert error.value.retryable is retryable
 
@@ -141,4 +129,6 @@ def test_the_domain_orders_a_decision_that_fails_or_is_refused(action):
 
     assert failing.value.retryable and "attempt 3" in str(failing.value)
     assert not refused.value.retryable
-    assert backend.provision(a_request(domain=f"{action}-rejected.example.com")).username  # provisioning works
+    assert backend.provision(
+        provisioning_request(domain=f"{action}-rejected.example.com")
+    ).username  # provisioning works

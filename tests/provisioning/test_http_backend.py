@@ -4,39 +4,17 @@ signed, idempotent, and failures sorted into worth retrying or not."""
 import pytest
 from django.core import mail
 
-from provisioning.backends import AccountActionRequest, ProvisioningError, ProvisioningRequest
+from provisioning.backends import AccountActionRequest, ProvisioningError
 from provisioning.backends.http import HttpBackend
 from provisioning.models import HostingAccount, ProvisioningJob
-from provisioning.tasks import provisioning_job_run_task
-from tests.provisioning.factories import ProvisioningJobFactory, provisioned_subscription, subscription_for_domain
+from tests.provisioning.factories import (
+    ProvisioningJobFactory,
+    provisioned_subscription,
+    provisioning_request,
+    subscription_for_domain,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def a_request(**overrides) -> ProvisioningRequest:
-    fields = {
-        "idempotency_key": "7d9b1c52-8f04-4a0e-9a57-1b1e7b3c2d11",
-        "job_id": 1,
-        "attempt": 1,
-        "subscription_id": 1,
-        "product_code": "starter",
-        "billing_cycle": "monthly",
-        "domain": "example.com",
-        "customer_email": "ada@example.com",
-        "customer_name": "Ada",
-    }
-    return ProvisioningRequest(**{**fields, **overrides})
-
-
-@pytest.fixture
-def run_job(django_capture_on_commit_callbacks):
-    def run(job):
-        with django_capture_on_commit_callbacks(execute=True):
-            provisioning_job_run_task.delay(job.pk)
-        job.refresh_from_db()
-        return job
-
-    return run
 
 
 def test_the_panel_gets_a_signed_order_with_the_idempotency_key_and_the_account_is_recorded(control_panel, run_job):
@@ -74,7 +52,7 @@ def test_a_wrong_secret_is_caught_by_the_panel(control_panel):
     backend = HttpBackend(url=control_panel.url, secret="not-the-shared-secret", timeout=2)
 
     with pytest.raises(ProvisioningError) as error:
-        backend.provision(a_request())
+        backend.provision(provisioning_request())
 
     assert not control_panel.received[0].signature_valid
     assert "401" in str(error.value) and error.value.retryable is False
@@ -137,7 +115,7 @@ def test_a_panel_that_refuses_connections_is_worth_retrying():
     backend = HttpBackend(url="http://127.0.0.1:1/api/accounts", secret="s", timeout=2)
 
     with pytest.raises(ProvisioningError) as error:
-        backend.provision(a_request())
+        backend.provision(provisioning_request())
 
     assert error.value.retryable and "could not be reached" in str(error.value)
 
