@@ -234,8 +234,8 @@ def main():
     from tests.chaos.servers import ControlPanel, PanelFaults
 
     panel = ControlPanel(secret=PANEL_SECRET, faults=PanelFaults(delay=PANEL_DELAY_SECONDS))
-    panel.start(PANEL_PORT)
     try:
+        panel.start(PANEL_PORT)  # inside: a port taken still stops the processes started above
         wait_for(f"{SANDBOX}/_sandbox/health")
         wait_for(f"{API}/api/health/")
         register_webhook()
